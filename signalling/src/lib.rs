@@ -1,1 +1,37 @@
-//! placeholder
+//! Wavegate's signalling process as a library: configuration, media-plane supervision, the
+//! media session facade and the HTTP surface. `main.rs` only reads the configuration and
+//! wires these together; tests drive the same pieces in-process.
+
+pub mod config;
+pub mod http;
+pub mod media;
+pub mod supervisor;
+
+use config::Config;
+use media::{CallRegistry, MediaService};
+use supervisor::Supervisor;
+
+/// The running pieces of a server.
+pub struct Server {
+    /// The supervised media plane.
+    pub supervisor: Supervisor,
+    /// Media session control.
+    pub media: MediaService,
+    /// The supervision loop.
+    pub supervision: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Starts the media plane supervision (inside a tokio runtime).
+    pub fn start(config: &Config) -> Server {
+        let calls = CallRegistry::new();
+        let (supervisor, supervision) = Supervisor::start(config.media.clone(), config.log.format, calls.clone());
+        let media = MediaService::new(supervisor.clone(), calls);
+        Server { supervisor, media, supervision }
+    }
+
+    /// The HTTP router for this server.
+    pub fn router(&self) -> axum::Router {
+        http::router(http::AppState { supervisor: self.supervisor.clone(), media: self.media.clone() })
+    }
+}

@@ -1,0 +1,273 @@
+//! Configuration: embedded defaults, then an optional TOML file, then `WAVEGATE_*` environment
+//! variables (`WAVEGATE_HTTP__LISTEN=0.0.0.0:8080` sets `http.listen`).
+//!
+//! Everything is parsed into typed values here, once; the rest of the process never sees a
+//! configuration string. Every field has a default, so an empty file is a valid config.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file, the environment or a value was wrong.
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    /// A value parsed but is not usable.
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// HTTP / WebSocket listener.
+    pub http: HttpConfig,
+    /// The media plane child process.
+    pub media: MediaConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// HTTP listener settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080) }
+    }
+}
+
+/// An inclusive UDP port range, written `"20000-39999"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    /// First port.
+    pub first: u16,
+    /// Last port (inclusive).
+    pub last: u16,
+}
+
+impl FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, b) = s.split_once('-').ok_or_else(|| format!("port range {s:?} is not FIRST-LAST"))?;
+        let first: u16 = a.trim().parse().map_err(|_| format!("bad first port in {s:?}"))?;
+        let last: u16 = b.trim().parse().map_err(|_| format!("bad last port in {s:?}"))?;
+        if first < 1024 || last < first || last - first < 3 {
+            return Err(format!("port range {s:?} must be at least 4 ports, all >= 1024"));
+        }
+        Ok(Self { first, last })
+    }
+}
+
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
+impl Serialize for PortRange {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Media plane settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Path of `wavegate-mediaplane`; empty means "next to this executable".
+    pub binary: Option<PathBuf>,
+    /// Number of shards (one pinned core each); 0 means one per available core.
+    pub shards: u16,
+    /// UDP ports for RTP/RTCP, split evenly among the shards.
+    pub rtp_ports: PortRange,
+    /// Address the media sockets bind to.
+    pub bind_ip: IpAddr,
+    /// Address written into SDP (for 1:1 NAT hosts); defaults to `bind_ip`.
+    pub announce_ip: Option<IpAddr>,
+    /// CPUs to pin shards to, in shard order; empty means shard k on core k.
+    pub cpus: Vec<usize>,
+    /// Pin shards to CPUs at all.
+    pub pin: bool,
+    /// Seconds without media before a call fails with "Failed by RTP activity"; 0 disables.
+    pub media_timeout_secs: u32,
+    /// Deadline for one control request to the media plane.
+    pub request_timeout_ms: u64,
+    /// A shard whose heartbeat is older than this is considered hung; the media plane restarts.
+    pub heartbeat_timeout_ms: u64,
+    /// Time allowed for a new media plane to attach and start beating.
+    pub startup_timeout_ms: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            binary: None,
+            shards: 0,
+            rtp_ports: PortRange { first: 20000, last: 39999 },
+            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            announce_ip: None,
+            cpus: Vec::new(),
+            pin: true,
+            media_timeout_secs: 60,
+            request_timeout_ms: 2000,
+            heartbeat_timeout_ms: 1000,
+            startup_timeout_ms: 5000,
+        }
+    }
+}
+
+impl MediaConfig {
+    /// The shard count to run with.
+    pub fn effective_shards(&self) -> u16 {
+        if self.shards > 0 {
+            return self.shards;
+        }
+        std::thread::available_parallelism().map(|n| n.get().min(256) as u16).unwrap_or(1)
+    }
+
+    /// The media plane binary to start.
+    pub fn binary_path(&self) -> PathBuf {
+        if let Some(path) = &self.binary {
+            return path.clone();
+        }
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|dir| dir.join("wavegate-mediaplane")))
+            .unwrap_or_else(|| PathBuf::from("wavegate-mediaplane"))
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Output format.
+    pub format: LogFormat,
+    /// Filter in `tracing` syntax (`info`, `wavegate=debug,info`); `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Text, level: "info".into() }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then the `WAVEGATE_*` environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(file, Env::prefixed("WAVEGATE_").split("__"))
+    }
+
+    fn load_with_env(file: Option<&Path>, env: Env) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Invalid(format!("config file {} does not exist", path.display())));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        // Variables the spawner sets for the media plane child are not configuration.
+        let env = env.ignore(&["CONFIG", "CONTROL_FD", "DOORBELL_FDS"]);
+        let config: Config = figment.merge(env).extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let shards = u32::from(self.media.effective_shards());
+        let ports = u32::from(self.media.rtp_ports.last - self.media.rtp_ports.first) + 1;
+        if ports / shards < 4 {
+            return Err(ConfigError::Invalid(format!(
+                "media.rtp_ports {} gives fewer than 4 ports to each of {shards} shards",
+                self.media.rtp_ports
+            )));
+        }
+        if self.media.heartbeat_timeout_ms < 300 {
+            return Err(ConfigError::Invalid("media.heartbeat_timeout_ms must be at least 300".into()));
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML (for `--print-config`).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_roundtrip() {
+        let c = Config::load_with_env(None, Env::prefixed("WAVEGATE_TEST_NONE_")).unwrap();
+        assert_eq!(c, Config::default());
+        let back: Config = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn file_then_env_override() {
+        let dir = std::env::temp_dir().join(format!("wg-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "[http]\nlisten = \"127.0.0.1:9001\"\n[media]\nrtp_ports = \"30000-30099\"\nshards = 2\n").unwrap();
+        // SAFETY: the variable name is unique to this test.
+        unsafe { std::env::set_var("WGT1_MEDIA__SHARDS", "1") };
+        let c = Config::load_with_env(Some(&path), Env::prefixed("WGT1_").split("__")).unwrap();
+        assert_eq!(c.http.listen.port(), 9001);
+        assert_eq!(c.media.rtp_ports, PortRange { first: 30000, last: 30099 });
+        assert_eq!(c.media.shards, 1);
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let dir = std::env::temp_dir().join(format!("wg-config-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, "[media]\nrtp_ports = \"9-5\"\n").unwrap();
+        let err = Config::load_with_env(Some(&path), Env::prefixed("WGT2_")).unwrap_err().to_string();
+        assert!(err.contains("port"), "{err}");
+        std::fs::write(&path, "[media]\nno_such_key = 1\n").unwrap();
+        assert!(Config::load_with_env(Some(&path), Env::prefixed("WGT2_")).is_err());
+        assert!(Config::load_with_env(Some(&dir.join("missing.toml")), Env::prefixed("WGT2_")).is_err());
+    }
+
+    #[test]
+    fn port_range_parsing() {
+        assert!("20000-20003".parse::<PortRange>().is_ok());
+        assert!("20000-20002".parse::<PortRange>().is_err());
+        assert!("80-90".parse::<PortRange>().is_err());
+        assert!("x".parse::<PortRange>().is_err());
+    }
+}

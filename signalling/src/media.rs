@@ -1,0 +1,213 @@
+//! The signalling side's view of media sessions, and the facade that programs them.
+//!
+//! [`MediaService`] routes each request to the shard that owns the call
+//! ([`wavegate_shared::ShardId::for_call`]) on the current media-plane generation, and records
+//! the call in the [`CallRegistry`] with that generation. When a generation is lost, or a shard
+//! reports a media timeout, the registry ends the affected calls and broadcasts a [`CallEnded`]
+//! with its cause, which the call layer (SIP, WebSocket) turns into BYE / FAILED.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::broadcast;
+use wavegate_shared::client::ClientError;
+use wavegate_shared::protocol::{Answer, CallStats, Delete, Offer, OfferFlags, Query};
+use wavegate_shared::{CallId, LegTag, ShardId};
+
+use crate::supervisor::Supervisor;
+
+/// Why a call ended from the media side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndCause {
+    /// The media plane process died or hung.
+    MediaPlaneLost(String),
+    /// No RTP for the configured time.
+    MediaTimeout {
+        /// Seconds without media.
+        idle_secs: u32,
+    },
+    /// A leg's socket failed.
+    LegFailed(String),
+    /// Deleted on request.
+    Deleted,
+}
+
+impl std::fmt::Display for EndCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EndCause::MediaPlaneLost(why) => write!(f, "Media plane failure: {why}"),
+            EndCause::MediaTimeout { .. } => f.write_str("Failed by RTP activity"),
+            EndCause::LegFailed(why) => write!(f, "Media leg failed: {why}"),
+            EndCause::Deleted => f.write_str("Normal call clearing"),
+        }
+    }
+}
+
+/// A call ended by the media side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallEnded {
+    /// The call.
+    pub call: CallId,
+    /// Why.
+    pub cause: EndCause,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    generation: u64,
+}
+
+/// Calls with media on the media plane, by id; cheap to clone.
+#[derive(Clone)]
+pub struct CallRegistry {
+    calls: Arc<Mutex<HashMap<CallId, Entry>>>,
+    ended: broadcast::Sender<CallEnded>,
+}
+
+impl Default for CallRegistry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CallRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self { calls: Arc::default(), ended: broadcast::channel(1024).0 }
+    }
+
+    /// Follows calls ended by the media side.
+    pub fn subscribe(&self) -> broadcast::Receiver<CallEnded> {
+        self.ended.subscribe()
+    }
+
+    /// Number of calls held.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no calls are held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn insert(&self, call: CallId, generation: u64) {
+        self.lock().insert(call, Entry { generation });
+    }
+
+    /// Ends one call; returns the cause if the call was known.
+    pub fn end(&self, call: &CallId, cause: EndCause) -> Option<EndCause> {
+        self.lock().remove(call)?;
+        let _ = self.ended.send(CallEnded { call: call.clone(), cause: cause.clone() });
+        Some(cause)
+    }
+
+    /// Ends every call of a lost generation; returns how many.
+    pub fn end_generation(&self, generation: u64, why: &str) -> usize {
+        let lost: Vec<CallId> = {
+            let mut calls = self.lock();
+            let ids: Vec<CallId> =
+                calls.iter().filter(|(_, e)| e.generation == generation).map(|(id, _)| id.clone()).collect();
+            for id in &ids {
+                calls.remove(id);
+            }
+            ids
+        };
+        for call in &lost {
+            let _ = self.ended.send(CallEnded { call: call.clone(), cause: EndCause::MediaPlaneLost(why.into()) });
+        }
+        lost.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CallId, Entry>> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Why a media request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// No media plane is running (starting or restarting).
+    #[error("media plane unavailable")]
+    Unavailable,
+    /// The request failed on the way or was refused.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+/// Programs media sessions on the supervised media plane.
+#[derive(Clone)]
+pub struct MediaService {
+    supervisor: Supervisor,
+    calls: CallRegistry,
+}
+
+impl MediaService {
+    /// Wraps a supervisor and the registry it reports losses to.
+    pub fn new(supervisor: Supervisor, calls: CallRegistry) -> Self {
+        Self { supervisor, calls }
+    }
+
+    /// The registry of calls.
+    pub fn calls(&self) -> &CallRegistry {
+        &self.calls
+    }
+
+    fn route(&self, call: &CallId) -> Result<(wavegate_shared::client::ControlClient, u64, ShardId), MediaError> {
+        let (client, generation) = self.supervisor.client().ok_or(MediaError::Unavailable)?;
+        let shard = client.shard_for(call);
+        Ok((client, generation, shard))
+    }
+
+    /// Hands the offerer's SDP to the media plane; returns the SDP for the answerer.
+    pub async fn offer(&self, call: CallId, from_tag: LegTag, sdp: String, flags: OfferFlags) -> Result<String, MediaError> {
+        let (client, generation, shard) = self.route(&call)?;
+        let reply = client.request(shard, &Offer { call: call.clone(), from_tag, sdp, flags }).await?;
+        self.calls.insert(call, generation);
+        Ok(reply.sdp)
+    }
+
+    /// Hands the answerer's SDP to the media plane; returns the SDP for the offerer.
+    pub async fn answer(&self, call: CallId, from_tag: LegTag, to_tag: LegTag, sdp: String) -> Result<String, MediaError> {
+        let (client, _, shard) = self.route(&call)?;
+        Ok(client.request(shard, &Answer { call, from_tag, to_tag, sdp }).await?.sdp)
+    }
+
+    /// Reads a call's counters.
+    pub async fn query(&self, call: CallId) -> Result<CallStats, MediaError> {
+        let (client, _, shard) = self.route(&call)?;
+        Ok(client.request(shard, &Query { call }).await?)
+    }
+
+    /// Ends a call's media; returns its final counters.
+    pub async fn delete(&self, call: CallId) -> Result<CallStats, MediaError> {
+        let (client, _, shard) = self.route(&call)?;
+        let stats = client.request(shard, &Delete { call: call.clone() }).await;
+        self.calls.end(&call, EndCause::Deleted);
+        Ok(stats?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generation_loss_ends_only_its_calls() {
+        let reg = CallRegistry::new();
+        let mut rx = reg.subscribe();
+        reg.insert(CallId::new("a").unwrap(), 1);
+        reg.insert(CallId::new("b").unwrap(), 2);
+        assert_eq!(reg.end_generation(1, "killed"), 1);
+        let ev = rx.try_recv().unwrap();
+        assert_eq!(ev.call.as_str(), "a");
+        assert_eq!(ev.cause.to_string(), "Media plane failure: killed");
+        assert_eq!(reg.len(), 1);
+        assert!(reg.end(&CallId::new("a").unwrap(), EndCause::Deleted).is_none());
+        assert_eq!(
+            reg.end(&CallId::new("b").unwrap(), EndCause::MediaTimeout { idle_secs: 3 }).map(|c| c.to_string()),
+            Some("Failed by RTP activity".to_string())
+        );
+        assert!(reg.is_empty());
+    }
+}
