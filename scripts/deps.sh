@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Wavegate needs, only those missing, so repeated runs are quick.
+#   scripts/deps.sh build   packages needed to build (C toolchain pieces for bundled codecs)
+#   scripts/deps.sh test    build packages plus what the test suite starts or drives
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+mode="${1:-build}"
+build_pkgs=(build-essential cmake pkg-config)
+test_pkgs=(iproute2 procps python3)
+pkgs=("${build_pkgs[@]}")
+[ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all ${#pkgs[@]} packages present"
+  exit 0
+fi
+echo "deps: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

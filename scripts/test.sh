@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need, builds everything once, runs every test.
+# CI (.ci/run) calls exactly this. Set WAVEGATE_FULL=1 for the full-size load run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+step() { echo; echo "=== $* ($(( $(date +%s) - start ))s)"; }
+
+step "dependencies"
+scripts/deps.sh test
+command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+
+step "build (debug, all targets, once)"
+cargo build --locked --workspace --all-targets
+
+step "unit, property, integration and two-process tests"
+cargo nextest run --locked --workspace --no-fail-fast
+
+step "benches compile and run once in test mode"
+cargo test --locked -p wavegate-benches --benches -q
+
+step "idle CPU (whole server, 10 s)"
+scripts/idle-cpu.sh target/debug
+
+step "relay load smoke (50 streams, 5 s)"
+target/debug/wavegate-loadtest relay --streams 50 --seconds 5 --warmup-secs 1 \
+  --rtp-ports 44000-44999 --out target/loadtest-smoke --name relay-smoke
+if [ "${WAVEGATE_FULL:-0}" = 1 ]; then
+  step "full relay load (1000 streams, 20 s, release)"
+  cargo build --release --locked -p wavegate-mediaplane -p wavegate-loadtest
+  target/release/wavegate-loadtest relay --streams 1000 --seconds 20 --out docs/benchmarks --name relay-1000
+fi
+step "all tests passed"
