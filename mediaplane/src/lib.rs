@@ -1,1 +1,20 @@
-//! placeholder
+//! Wavegate's media plane: a sans-IO relay core and a thin glommio driver.
+//!
+//! - [`sdp`]: parse, rewrite and write SIP-side SDP.
+//! - [`rtp`]: zero-allocation RTP/RTCP views and the RFC 5761 demultiplexer.
+//! - [`ports`]: port ranges, shard slices and the pair allocator.
+//! - [`call`]: endpoints, rewriters, payload-type maps.
+//! - [`relay`]: a shard's calls and the per-packet function [`relay::Relay::on_packet`].
+//! - [`control`]: command frames in, reply frames out.
+//! - [`io`] (driver): glommio shards, sockets, control and timer tasks.
+//!
+//! Everything but `io` takes time as an argument and touches no sockets, so it is tested and
+//! benchmarked in-process.
+
+pub mod call;
+pub mod control;
+pub mod io;
+pub mod ports;
+pub mod relay;
+pub mod rtp;
+pub mod sdp;

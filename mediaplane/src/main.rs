@@ -1,1 +1,160 @@
-fn main(){}
+//! `wavegate-mediaplane`: reads its arguments and inherited control region, then runs one
+//! pinned glommio shard per region shard until the parent goes away.
+//!
+//! Exit codes: 0 never in normal operation (the parent kills us), 1 a shard failed (corrupt
+//! ring, executor error), 2 bad start-up (arguments, inherited fds, region version), 3 the
+//! parent died.
+
+use std::net::IpAddr;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use wavegate_mediaplane::io::{ShardSetup, spawn_shard};
+use wavegate_mediaplane::ports::PortRange;
+use wavegate_mediaplane::relay::RelayConfig;
+use wavegate_shared::ShardId;
+use wavegate_shared::region::Region;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Wavegate media plane: relays RTP between call legs; started by the signalling process,
+/// which passes the control region in WAVEGATE_CONTROL_FD and doorbells in
+/// WAVEGATE_DOORBELL_FDS.
+#[derive(Debug, Parser)]
+#[command(name = "wavegate-mediaplane", version, about)]
+struct Args {
+    /// RTP port range, split evenly among shards (even RTP port, RTCP = RTP + 1).
+    #[arg(long, default_value = "20000-39999")]
+    rtp_ports: PortRange,
+    /// Address RTP sockets bind to.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind_ip: IpAddr,
+    /// Address written into SDP (defaults to --bind-ip).
+    #[arg(long)]
+    announce_ip: Option<IpAddr>,
+    /// CPUs to pin shards to, comma-separated; shard k uses entry k modulo the list.
+    #[arg(long, value_delimiter = ',')]
+    cpus: Vec<usize>,
+    /// Do not pin shards to CPUs.
+    #[arg(long)]
+    no_pin: bool,
+    /// Seconds without media before a call reports MediaTimeout (0 disables).
+    #[arg(long, default_value_t = 60)]
+    media_timeout_secs: u32,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn raise_nofile() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(error = %e, "cannot raise RLIMIT_NOFILE");
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_tracing(args.log_format);
+    raise_nofile();
+    let parent_pid = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32);
+
+    let (region_fd, bells) = match wavegate_shared::spawn::inherited_fds() {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::error!(error = %e, "no control region inherited; this binary is started by wavegate-signalling");
+            return ExitCode::from(2);
+        }
+    };
+    let region = match Region::attach(region_fd) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot attach the control region");
+            return ExitCode::from(2);
+        }
+    };
+    let shards = region.geometry().shards;
+    if bells.len() != usize::from(shards) {
+        tracing::error!(shards, doorbells = bells.len(), "doorbell count does not match the shard count");
+        return ExitCode::from(2);
+    }
+    let channels = match region.take_guest_channels() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot take the shard ends of the control rings");
+            return ExitCode::from(2);
+        }
+    };
+    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut handles = Vec::new();
+    for ((k, channel), doorbell) in (0..shards).zip(channels).zip(bells) {
+        let shard = ShardId(k);
+        let ports = match args.rtp_ports.shard_slice(k, shards) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "bad --rtp-ports");
+                return ExitCode::from(2);
+            }
+        };
+        let cpu = if args.no_pin {
+            None
+        } else if args.cpus.is_empty() {
+            Some(usize::from(k) % online)
+        } else {
+            Some(args.cpus[usize::from(k) % args.cpus.len()])
+        };
+        let setup = ShardSetup {
+            relay: RelayConfig {
+                shard,
+                ports,
+                announce_ip: args.announce_ip.unwrap_or(args.bind_ip),
+                media_timeout_secs: args.media_timeout_secs,
+            },
+            bind_ip: args.bind_ip,
+            cpu,
+            parent_pid,
+            region: region.clone(),
+            channel,
+            doorbell,
+        };
+        match spawn_shard(setup) {
+            Ok(h) => handles.push((shard, h)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start shard");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    tracing::info!(shards, ports = %args.rtp_ports, "media plane started");
+    // Shards run until the process ends; any shard that returns is fatal for all of them.
+    for (shard, h) in handles {
+        match h.join() {
+            Ok(Ok(())) => tracing::error!(%shard, "shard stopped"),
+            Ok(Err(e)) => tracing::error!(%shard, error = %e, "shard failed"),
+            Err(e) => tracing::error!(%shard, error = %e, "shard executor failed"),
+        }
+        return ExitCode::from(1);
+    }
+    ExitCode::from(1)
+}

@@ -1,0 +1,214 @@
+//! RTP port ranges and a shard's port-pair allocator.
+//!
+//! The configured range is split evenly among shards; shard k owns slice k. A slice is a run
+//! of pairs (even RTP port, RTCP = RTP + 1). The allocator hands pairs out first-in first-out,
+//! so a freed pair goes to the back of the queue and late packets for an ended call rarely hit
+//! a new one. Invariant: a pair is either free (queued once) or in use, never both.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::str::FromStr;
+
+/// Why a range or slice is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    /// Not of the form `first-last` with numbers.
+    #[error("port range {0:?} is not of the form FIRST-LAST")]
+    Syntax(String),
+    /// First port after last, or zero.
+    #[error("port range {first}-{last} is empty or starts at 0")]
+    Empty {
+        /// First port.
+        first: u16,
+        /// Last port.
+        last: u16,
+    },
+    /// Fewer pairs than shards.
+    #[error("{pairs} port pairs cannot be split among {shards} shards")]
+    TooSmall {
+        /// Pairs in the range.
+        pairs: u32,
+        /// Shards asking.
+        shards: u16,
+    },
+}
+
+/// An inclusive range of UDP ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    /// First port.
+    pub first: u16,
+    /// Last port (inclusive).
+    pub last: u16,
+}
+
+impl FromStr for PortRange {
+    type Err = PortError;
+    fn from_str(s: &str) -> Result<Self, PortError> {
+        let (a, b) = s.split_once('-').ok_or_else(|| PortError::Syntax(s.into()))?;
+        let first: u16 = a.trim().parse().map_err(|_| PortError::Syntax(s.into()))?;
+        let last: u16 = b.trim().parse().map_err(|_| PortError::Syntax(s.into()))?;
+        if first == 0 || first > last {
+            return Err(PortError::Empty { first, last });
+        }
+        Ok(PortRange { first, last })
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
+impl PortRange {
+    /// Whole (even, odd) pairs in the range.
+    pub fn pairs(&self) -> u32 {
+        let first = u32::from(self.first.next_multiple_of(2));
+        let last = u32::from(self.last);
+        if last < first + 1 { 0 } else { (last - first + 1) / 2 }
+    }
+
+    /// Slice `shard` of `shards` equal slices (the remainder stays unused).
+    pub fn shard_slice(&self, shard: u16, shards: u16) -> Result<PortRange, PortError> {
+        let shards_n = u32::from(shards.max(1));
+        let per = self.pairs() / shards_n;
+        if per == 0 || shard >= shards.max(1) {
+            return Err(PortError::TooSmall { pairs: self.pairs(), shards });
+        }
+        let first = u32::from(self.first.next_multiple_of(2)) + 2 * per * u32::from(shard);
+        let last = first + 2 * per - 1;
+        // Both fit: they lie inside the original u16 range.
+        Ok(PortRange { first: first as u16, last: last as u16 })
+    }
+}
+
+/// Hands out port pairs of one shard's slice.
+#[derive(Debug, Clone)]
+pub struct PortAllocator {
+    first: u16,
+    free: VecDeque<u16>,
+    in_use: Vec<bool>,
+}
+
+impl PortAllocator {
+    /// An allocator over every whole pair of `range`.
+    pub fn new(range: PortRange) -> Self {
+        let first = range.first.next_multiple_of(2);
+        let pairs = range.pairs() as usize;
+        let free = (0..pairs).map(|i| first + 2 * i as u16).collect();
+        Self { first, free, in_use: vec![false; pairs] }
+    }
+
+    /// Index of the pair holding `port` (RTP or RTCP), if it is in this slice.
+    #[inline]
+    pub fn pair_index(&self, port: u16) -> Option<usize> {
+        let i = usize::from(port.checked_sub(self.first)? / 2);
+        (i < self.in_use.len()).then_some(i)
+    }
+
+    /// Number of pairs in the slice.
+    pub fn capacity(&self) -> usize {
+        self.in_use.len()
+    }
+
+    /// Pairs currently free.
+    pub fn available(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Takes the next free pair; returns its RTP port.
+    pub fn allocate(&mut self) -> Option<u16> {
+        let port = self.free.pop_front()?;
+        if let Some(i) = self.pair_index(port) {
+            self.in_use[i] = true;
+        }
+        Some(port)
+    }
+
+    /// Returns a pair; false if it was not in use (double free is ignored).
+    pub fn release(&mut self, rtp_port: u16) -> bool {
+        match self.pair_index(rtp_port) {
+            Some(i) if self.in_use[i] && rtp_port % 2 == 0 => {
+                self.in_use[i] = false;
+                self.free.push_back(rtp_port);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parse_and_split() {
+        let r: PortRange = "20000-39999".parse().unwrap();
+        assert_eq!(r.pairs(), 10_000);
+        assert_eq!(r.shard_slice(0, 2).unwrap(), PortRange { first: 20000, last: 29999 });
+        assert_eq!(r.shard_slice(1, 2).unwrap(), PortRange { first: 30000, last: 39999 });
+        let odd: PortRange = "20001-20010".parse().unwrap();
+        assert_eq!(odd.pairs(), 4); // 20002..=20009
+        assert_eq!(odd.shard_slice(0, 1).unwrap(), PortRange { first: 20002, last: 20009 });
+        assert!("x".parse::<PortRange>().is_err());
+        assert!("10-5".parse::<PortRange>().is_err());
+        assert!(matches!(odd.shard_slice(0, 5), Err(PortError::TooSmall { .. })));
+        assert!(odd.shard_slice(1, 1).is_err());
+    }
+
+    #[test]
+    fn allocate_release_fifo() {
+        let mut a = PortAllocator::new("1000-1005".parse().unwrap());
+        assert_eq!(a.capacity(), 3);
+        assert_eq!(a.allocate(), Some(1000));
+        assert_eq!(a.allocate(), Some(1002));
+        assert!(a.release(1000));
+        assert!(!a.release(1000), "double free ignored");
+        assert!(!a.release(1001), "RTCP port is not a pair");
+        assert_eq!(a.allocate(), Some(1004));
+        assert_eq!(a.allocate(), Some(1000));
+        assert_eq!(a.allocate(), None);
+        assert_eq!(a.pair_index(1003), Some(1));
+        assert_eq!(a.pair_index(999), None);
+        assert_eq!(a.pair_index(1006), None);
+    }
+
+    proptest! {
+        #[test]
+        fn slices_are_disjoint_and_even(first in 1u16..60000, len in 0u16..5000, shards in 1u16..8) {
+            let r = PortRange { first, last: first.saturating_add(len) };
+            let mut prev_last = 0u32;
+            for k in 0..shards {
+                if let Ok(s) = r.shard_slice(k, shards) {
+                    prop_assert_eq!(s.first % 2, 0);
+                    prop_assert_eq!(s.last % 2, 1);
+                    prop_assert!(s.first >= r.first && s.last <= r.last);
+                    prop_assert!(u32::from(s.first) > prev_last || k == 0);
+                    prev_last = u32::from(s.last);
+                }
+            }
+        }
+
+        #[test]
+        fn no_pair_handed_out_twice(ops in proptest::collection::vec(any::<bool>(), 0..200)) {
+            let mut a = PortAllocator::new("2000-2019".parse().unwrap());
+            let mut held: Vec<u16> = Vec::new();
+            for alloc in ops {
+                if alloc {
+                    if let Some(p) = a.allocate() {
+                        prop_assert!(!held.contains(&p));
+                        held.push(p);
+                    } else {
+                        prop_assert_eq!(held.len(), 10);
+                    }
+                } else if let Some(p) = held.pop() {
+                    prop_assert!(a.release(p));
+                }
+            }
+            prop_assert_eq!(a.available() + held.len(), 10);
+        }
+    }
+}
