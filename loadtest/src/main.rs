@@ -1,1 +1,188 @@
-fn main(){}
+//! `wavegate-loadtest`: drives a real media plane through its public interfaces (the control
+//! rings and UDP) and writes a benchmark report.
+//!
+//! `main` only parses arguments, builds the runtime and writes files; the scenario driver is
+//! in [`relay`], the arithmetic in [`report`] (unit-tested, no I/O), packets and SDP in [`wire`].
+//! Exit codes: 0 passed, 1 ran but missed a threshold, 2 could not run.
+
+mod relay;
+mod report;
+mod sysinfo;
+mod wire;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Load generator for Wavegate's media plane.
+///
+/// Starts `wavegate-mediaplane` itself (pinned to its own core), programs relay sessions
+/// through the shared-memory control channel exactly as the signalling process does, sends
+/// paced RTP through them from 127.0.0.1 and reports added latency, loss, and the media
+/// plane's CPU and memory per packet and per stream, as JSON and Markdown.
+#[derive(Debug, Parser)]
+#[command(name = "wavegate-loadtest", version)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Bidirectional plain-RTP relay sessions (PCMU, offer/answer, latching).
+    ///
+    /// Example (the acceptance run): wavegate-loadtest relay --streams 1000 --seconds 20
+    /// Example (CI smoke test):      wavegate-loadtest relay --streams 50 --seconds 5
+    Relay(RelayArgs),
+}
+
+#[derive(Debug, Args)]
+struct RelayArgs {
+    /// Number of relay sessions (each has an A and a B endpoint).
+    #[arg(long, default_value_t = 100)]
+    streams: u32,
+    /// RTP packets per second per stream per direction (50 = 20 ms ptime).
+    #[arg(long, default_value_t = 50)]
+    pps: u32,
+    /// Measured seconds, after the warm-up.
+    #[arg(long, default_value_t = 10)]
+    seconds: u32,
+    /// Seconds of traffic before measuring (latency, CPU) starts.
+    #[arg(long, default_value_t = 2)]
+    warmup_secs: u32,
+    /// Milliseconds to wait for late packets after the last send before counting losses.
+    #[arg(long, default_value_t = 1000)]
+    drain_ms: u64,
+    /// Media-plane shards (one per CPU given with --mp-cpus).
+    #[arg(long, default_value_t = 1)]
+    shards: u16,
+    /// The media-plane binary [default: wavegate-mediaplane next to this executable].
+    #[arg(long)]
+    mediaplane: Option<PathBuf>,
+    /// RTP port range handed to the media plane.
+    #[arg(long, default_value = "20000-39999")]
+    rtp_ports: String,
+    /// CPUs the media plane pins its shards to (its --cpus).
+    #[arg(long, default_value = "0")]
+    mp_cpus: String,
+    /// CPU for the load generator's own threads [default: 1 when there are 2+ CPUs].
+    #[arg(long)]
+    pin_cpu: Option<usize>,
+    /// Do not pin the load generator's threads.
+    #[arg(long)]
+    no_pin: bool,
+    /// RTP payload bytes per packet (at least 24: the probe).
+    #[arg(long, default_value_t = 160)]
+    payload: usize,
+    /// Receive buffer per socket, bytes.
+    #[arg(long, default_value_t = 8 << 20)]
+    rcvbuf: usize,
+    /// Deadline for each control request, ms.
+    #[arg(long, default_value_t = 2000)]
+    request_timeout_ms: u64,
+    /// Directory for the report files.
+    #[arg(long, default_value = "docs/benchmarks")]
+    out: PathBuf,
+    /// Report name: writes <out>/<name>.json and <out>/<name>.md [default: relay-<streams>].
+    #[arg(long)]
+    name: Option<String>,
+    /// Highest acceptable loss ratio over both directions (0.001 = 0.1 %).
+    #[arg(long, default_value_t = 0.0)]
+    max_loss: f64,
+    /// Highest acceptable p99 added latency in microseconds.
+    #[arg(long)]
+    max_p99_us: Option<f64>,
+}
+
+fn default_mediaplane() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("wavegate-mediaplane")))
+        .unwrap_or_else(|| PathBuf::from("wavegate-mediaplane"))
+}
+
+fn relay(args: RelayArgs) -> Result<bool, Box<dyn std::error::Error>> {
+    let name = args.name.clone().unwrap_or_else(|| format!("relay-{}", args.streams));
+    let pin_cpu = match (args.no_pin, args.pin_cpu) {
+        (true, _) => None,
+        (false, Some(cpu)) => Some(cpu),
+        (false, None) => (sysinfo::nproc() >= 2).then_some(1),
+    };
+    let plan = relay::RelayPlan {
+        streams: args.streams,
+        pps: args.pps.max(1),
+        seconds: args.seconds,
+        warmup_secs: args.warmup_secs,
+        drain_ms: args.drain_ms,
+        shards: args.shards.max(1),
+        program: args.mediaplane.clone().unwrap_or_else(default_mediaplane),
+        mediaplane_args: vec![
+            "--rtp-ports".into(),
+            args.rtp_ports.clone(),
+            "--bind-ip".into(),
+            "127.0.0.1".into(),
+            "--cpus".into(),
+            args.mp_cpus.clone(),
+        ],
+        payload: args.payload,
+        rcvbuf: args.rcvbuf,
+        request_timeout: Duration::from_millis(args.request_timeout_ms),
+        pin_cpu,
+        name: name.clone(),
+    };
+    // One thread drives control and timing; the packet threads are plain threads.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut report = runtime.block_on(relay::run(&plan))?;
+    report.judge(args.max_loss, args.max_p99_us);
+    std::fs::create_dir_all(&args.out)?;
+    let json = args.out.join(format!("{name}.json"));
+    let md = args.out.join(format!("{name}.md"));
+    std::fs::write(&json, serde_json::to_string_pretty(&report)? + "\n")?;
+    std::fs::write(&md, report.markdown())?;
+    let r = &report.resources;
+    let l = &report.latency;
+    eprintln!(
+        "{name}: {:.0} packets/s, {:.3} us CPU/packet, latency p50 {} us p99 {} us p99.9 {} us max {} us, \
+         loss {:.6}, RSS {:.1} KiB/stream -> {} and {}",
+        r.packets_per_sec,
+        r.cpu_us_per_packet,
+        l.p50_us,
+        l.p99_us,
+        l.p999_us,
+        l.max_us,
+        report.loss_ratio,
+        r.rss_per_stream_kib,
+        json.display(),
+        md.display()
+    );
+    for f in &report.failures {
+        eprintln!("FAILED: {f}");
+    }
+    Ok(report.failures.is_empty())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let outcome = match cli.scenario {
+        Scenario::Relay(args) => relay(args),
+    };
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("wavegate-loadtest: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

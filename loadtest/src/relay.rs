@@ -1,0 +1,415 @@
+//! The `relay` scenario's driver: start the media plane, program N bidirectional sessions
+//! through the control rings, push paced RTP through them, and measure.
+//!
+//! Threads: the control work runs on a current-thread tokio runtime (the main thread); one
+//! sender thread paces every flow on the even [`Schedule`]; one blocking receiver thread per
+//! side (A = offerers, B = answerers) owns that side's socket and its [`DirectionTracker`], so
+//! nothing on the packet path is shared except relaxed progress counters. All endpoints of a
+//! side share one socket: the media plane latches to the source it sees, and the probe in the
+//! payload says which stream and direction a packet belongs to.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use wavegate_shared::clock::monotonic_ns;
+use wavegate_shared::client::{ClientError, ControlClient};
+use wavegate_shared::protocol::{Answer, CallStats, Delete, Offer, OfferFlags, Ping};
+use wavegate_shared::region::Geometry;
+use wavegate_shared::spawn::{MediaPlaneCommand, SpawnError, spawn_media_plane};
+use wavegate_shared::{CallId, IdError, LegTag, ShardId};
+
+use crate::report::{DirectionTracker, LatencyFigures, Report, ReportError, Resources, RunConfig, Schedule, flow_index};
+use crate::sysinfo;
+use crate::wire::{self, Direction, Probe, SdpError};
+
+/// Everything the `relay` scenario needs to know.
+#[derive(Debug, Clone)]
+pub struct RelayPlan {
+    /// Sessions.
+    pub streams: u32,
+    /// Packets per second per stream and direction.
+    pub pps: u32,
+    /// Measured seconds.
+    pub seconds: u32,
+    /// Seconds sent before measuring.
+    pub warmup_secs: u32,
+    /// Milliseconds to wait for stragglers after the last send.
+    pub drain_ms: u64,
+    /// Media-plane shards.
+    pub shards: u16,
+    /// The media-plane binary.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub mediaplane_args: Vec<String>,
+    /// RTP payload bytes.
+    pub payload: usize,
+    /// Receive buffer asked for on each socket.
+    pub rcvbuf: usize,
+    /// Deadline of each control request.
+    pub request_timeout: Duration,
+    /// Whether to pin this process's threads to this CPU once the media plane runs.
+    pub pin_cpu: Option<usize>,
+    /// Report name.
+    pub name: String,
+}
+
+/// Why a run could not be carried out (as opposed to a run that measured a failure).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The media plane did not start.
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    /// A control request failed.
+    #[error("control request: {0}")]
+    Client(#[from] ClientError),
+    /// The media plane did not answer pings in time.
+    #[error("media plane shard {0} never answered a ping: {1}")]
+    NotReady(ShardId, ClientError),
+    /// A reply SDP was unusable.
+    #[error("stream {stream}: {source}")]
+    Sdp { stream: u32, source: SdpError },
+    /// A generated id was refused (a bug here).
+    #[error("id: {0}")]
+    Id(#[from] IdError),
+    /// Sockets, threads or files.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// Histogram setup.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    /// A worker thread panicked.
+    #[error("{0} thread panicked")]
+    Thread(&'static str),
+}
+
+fn udp_socket(rcvbuf: usize) -> Result<UdpSocket, RunError> {
+    let sock = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))?;
+    let size = libc::c_int::try_from(rcvbuf).unwrap_or(libc::c_int::MAX);
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, libc::SO_SNDBUF] {
+        // SAFETY: plain setsockopt with an int option on an fd we own.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        // SO_RCVBUFFORCE needs CAP_NET_ADMIN; without it SO_RCVBUF (capped by rmem_max) is tried.
+        if rc != 0 && opt != libc::SO_RCVBUFFORCE {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "cannot enlarge socket buffer");
+        }
+    }
+    sock.set_read_timeout(Some(Duration::from_millis(100)))?;
+    Ok(sock)
+}
+
+fn local_v4(sock: &UdpSocket) -> Result<SocketAddrV4, RunError> {
+    match sock.local_addr()? {
+        SocketAddr::V4(a) => Ok(a),
+        SocketAddr::V6(_) => Err(RunError::Io(std::io::Error::other("expected an IPv4 socket"))),
+    }
+}
+
+fn call_id(run: u32, stream: u32) -> Result<CallId, IdError> {
+    CallId::new(&format!("lt{run}-{stream}"))
+}
+
+/// Programs one session. Returns (where A sends, where B sends).
+async fn program(
+    client: ControlClient,
+    run: u32,
+    stream: u32,
+    a: SocketAddrV4,
+    b: SocketAddrV4,
+) -> Result<(SocketAddr, SocketAddr), RunError> {
+    let call = call_id(run, stream)?;
+    let shard = client.shard_for(&call);
+    let from_tag = LegTag::new(&format!("a{stream}"))?;
+    let offer = Offer {
+        call: call.clone(),
+        from_tag: from_tag.clone(),
+        sdp: wire::endpoint_sdp(u64::from(stream), *a.ip(), a.port()),
+        flags: OfferFlags { media_timeout_secs: Some(0) },
+    };
+    // The offer's reply goes to the answerer: it says where B sends.
+    let to_b = client.request(shard, &offer).await?;
+    let answer = Answer {
+        call,
+        from_tag,
+        to_tag: LegTag::new(&format!("b{stream}"))?,
+        sdp: wire::endpoint_sdp(u64::from(stream), *b.ip(), b.port()),
+    };
+    let to_a = client.request(shard, &answer).await?;
+    let addr = |sdp: &str| {
+        wire::audio_address(sdp).map(|(ip, port)| SocketAddr::from((ip, port))).map_err(|source| RunError::Sdp { stream, source })
+    };
+    Ok((addr(&to_a.sdp)?, addr(&to_b.sdp)?))
+}
+
+/// Sends every flow on the schedule until `total` packets are out. Returns send errors.
+fn send_loop(
+    schedule: Schedule,
+    total: u64,
+    t0: u64,
+    payload: usize,
+    sockets: [UdpSocket; 2],
+    targets: Vec<[SocketAddr; 2]>,
+    sent: Arc<AtomicU64>,
+) -> u64 {
+    let mut buf = Vec::with_capacity(wire::RTP_HEADER + payload.max(wire::PROBE_LEN));
+    let mut k = 0u64;
+    let mut errors = 0u64;
+    while k < total {
+        let due = schedule.due_before(monotonic_ns().saturating_sub(t0)).min(total);
+        while k < due {
+            let (flow, seq) = schedule.packet(k);
+            let stream = (flow / 2) as u32;
+            let direction = if flow % 2 == 0 { Direction::AToB } else { Direction::BToA };
+            let side = direction as usize;
+            let probe = Probe { stream, direction, seq, sent_ns: monotonic_ns() };
+            wire::encode_packet(&probe, payload, &mut buf);
+            if sockets[side].send_to(&buf, targets[stream as usize][side]).is_err() {
+                errors += 1;
+            }
+            k += 1;
+        }
+        sent.store(k, Ordering::Relaxed);
+        if k < total {
+            // ~200 us granularity: at 100k packets/s that is ~20 packets per wake-up.
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    errors
+}
+
+/// Receives one side's packets until `stop`; returns its tracker.
+fn receive_loop(
+    sock: UdpSocket,
+    mut tracker: DirectionTracker,
+    window: (u64, u64),
+    stop: Arc<AtomicBool>,
+    received: Arc<AtomicU64>,
+) -> DirectionTracker {
+    let mut buf = [0u8; 2048];
+    while !stop.load(Ordering::Relaxed) {
+        match sock.recv_from(&mut buf) {
+            Ok((n, _)) => {
+                let now = monotonic_ns();
+                tracker.observe(wire::decode_packet(&buf[..n]).as_ref(), now, window);
+                received.fetch_add(1, Ordering::Relaxed);
+            }
+            // Timeouts let us notice `stop`; ICMP errors from loopback are not our business here.
+            Err(_) => {}
+        }
+    }
+    tracker
+}
+
+fn join<T>(h: std::thread::JoinHandle<T>, what: &'static str) -> Result<T, RunError> {
+    h.join().map_err(|_| RunError::Thread(what))
+}
+
+async fn sleep_until_ns(t: u64) {
+    let now = monotonic_ns();
+    if t > now {
+        tokio::time::sleep(Duration::from_nanos(t - now)).await;
+    }
+}
+
+/// Runs the scenario and returns its report (thresholds not yet judged).
+pub async fn run(plan: &RelayPlan) -> Result<Report, RunError> {
+    let started_unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let mut mp = spawn_media_plane(&MediaPlaneCommand {
+        program: plan.program.clone(),
+        args: plan.mediaplane_args.iter().map(Into::into).collect(),
+        geometry: Geometry::with_shards(plan.shards),
+        request_timeout: plan.request_timeout,
+    })?;
+    let pid = mp.pid;
+    // The child inherited our full CPU mask and pins itself; from here on we keep off its core.
+    if let Some(cpu) = plan.pin_cpu {
+        if let Err(e) = sysinfo::pin_current_thread(cpu) {
+            tracing::warn!(error = %e, cpu, "cannot pin the load generator");
+        }
+    }
+    for s in 0..plan.shards {
+        let shard = ShardId(s);
+        let mut last = None;
+        for _ in 0..10 {
+            match mp.client.request(shard, &Ping).await {
+                Ok(_) => {
+                    last = None;
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+            if let Ok(Some(status)) = mp.child.try_wait() {
+                return Err(RunError::Io(std::io::Error::other(format!("media plane exited: {status}"))));
+            }
+        }
+        if let Some(e) = last {
+            return Err(RunError::NotReady(shard, e));
+        }
+    }
+    let rss_idle = sysinfo::rss_kib(pid)?;
+
+    let sock_a = udp_socket(plan.rcvbuf)?;
+    let sock_b = udp_socket(plan.rcvbuf)?;
+    let (addr_a, addr_b) = (local_v4(&sock_a)?, local_v4(&sock_b)?);
+    let run_id = std::process::id();
+
+    let setup_start = monotonic_ns();
+    let mut targets = vec![[SocketAddr::from(addr_a); 2]; plan.streams as usize];
+    let mut tasks = JoinSet::new();
+    let mut next = 0u32;
+    while next < plan.streams || !tasks.is_empty() {
+        while next < plan.streams && tasks.len() < 64 {
+            let (client, s) = (mp.client.clone(), next);
+            tasks.spawn(async move { (s, program(client, run_id, s, addr_a, addr_b).await) });
+            next += 1;
+        }
+        if let Some(done) = tasks.join_next().await {
+            let (s, result) = done.map_err(|_| RunError::Thread("session setup"))?;
+            let (to_a, to_b) = result?;
+            targets[s as usize] = [to_a, to_b];
+        }
+    }
+    let setup_ms = monotonic_ns().saturating_sub(setup_start) as f64 / 1e6;
+    tracing::info!(streams = plan.streams, setup_ms, "sessions programmed");
+
+    let flows = u64::from(plan.streams) * 2;
+    let schedule = Schedule { flows, pps: u64::from(plan.pps) };
+    let send_ns = u64::from(plan.warmup_secs + plan.seconds) * 1_000_000_000;
+    let total = schedule.due_before(send_ns);
+    let max_seq = u32::try_from(total / flows.max(1) + 1).unwrap_or(u32::MAX);
+    // Start a little ahead so every thread is up before the first packet is due.
+    let t0 = monotonic_ns() + 50_000_000;
+    let window = (t0 + u64::from(plan.warmup_secs) * 1_000_000_000, t0 + send_ns);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let received = Arc::new(AtomicU64::new(0));
+    let mut receivers = Vec::new();
+    // Socket A receives what B sent and vice versa.
+    for (sock, dir) in [(&sock_a, Direction::BToA), (&sock_b, Direction::AToB)] {
+        let tracker = DirectionTracker::new(dir, plan.streams, max_seq)?;
+        let (sock, stop, received) = (sock.try_clone()?, stop.clone(), received.clone());
+        receivers.push(std::thread::Builder::new().name(format!("rx-{dir:?}")).spawn(move || {
+            receive_loop(sock, tracker, window, stop, received)
+        })?);
+    }
+    let sender = {
+        let sockets = [sock_a.try_clone()?, sock_b.try_clone()?];
+        let (sent, payload) = (sent.clone(), plan.payload);
+        std::thread::Builder::new()
+            .name("tx".into())
+            .spawn(move || send_loop(schedule, total, t0, payload, sockets, targets, sent))?
+    };
+
+    // Progress once a second; CPU and RSS at the window's edges.
+    let mut cpu_start = None;
+    let mut cpu_end = None;
+    let mut tick = t0 + 1_000_000_000;
+    let mut edges = [window.0, window.1].into_iter().peekable();
+    while !sender.is_finished() || edges.peek().is_some() {
+        let next_edge = edges.peek().copied().unwrap_or(u64::MAX);
+        sleep_until_ns(tick.min(next_edge)).await;
+        let now = monotonic_ns();
+        if now >= next_edge {
+            edges.next();
+            let sample = (monotonic_ns(), sysinfo::cpu_ticks(pid)?);
+            if cpu_start.is_none() { cpu_start = Some(sample) } else { cpu_end = Some(sample) }
+            continue;
+        }
+        if now >= tick {
+            tick += 1_000_000_000;
+            let (s, r) = (sent.load(Ordering::Relaxed), received.load(Ordering::Relaxed));
+            eprintln!(
+                "[{:>5.1}s] sent {s:>10} received {r:>10} not yet received {:>8} ({:.4}%)",
+                now.saturating_sub(t0) as f64 / 1e9,
+                s.saturating_sub(r),
+                if s == 0 { 0.0 } else { s.saturating_sub(r) as f64 * 100.0 / s as f64 }
+            );
+        }
+    }
+    let rss_end = sysinfo::rss_kib(pid)?;
+    let send_errors = join(sender, "sender")?;
+    tokio::time::sleep(Duration::from_millis(plan.drain_ms)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut trackers = Vec::new();
+    for r in receivers {
+        trackers.push(join(r, "receiver")?);
+    }
+    let (b_to_a, a_to_b) = (&trackers[0], &trackers[1]);
+
+    // Tear down: delete every session (collecting the media plane's own counters), then stop it.
+    let mut totals = CallStats::default();
+    for s in 0..plan.streams {
+        let call = call_id(run_id, s)?;
+        match mp.client.request(mp.client.shard_for(&call), &Delete { call }).await {
+            Ok(st) => {
+                for leg in [&st.offerer, &st.answerer] {
+                    totals.offerer.rtp_packets_in += leg.rtp_packets_in;
+                    totals.offerer.rtp_packets_out += leg.rtp_packets_out;
+                    totals.offerer.dropped += leg.dropped;
+                }
+            }
+            Err(e) => tracing::warn!(stream = s, error = %e, "delete failed"),
+        }
+    }
+    mp.client.close();
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    match tokio::time::timeout(Duration::from_secs(5), mp.child.wait()).await {
+        Ok(Ok(status)) => tracing::info!(%status, "media plane stopped"),
+        _ => {
+            tracing::warn!("media plane ignored SIGTERM for 5 s; killing it");
+            let _ = mp.child.kill().await;
+        }
+    }
+
+    let mut latency = a_to_b.latency.clone();
+    latency.add(&b_to_a.latency).map_err(ReportError::from)?;
+    let sent_of = |dir: Direction| move |stream: u32| schedule.sent_of_flow(total, flow_index(stream, dir));
+    let relayed_in_window = a_to_b.in_window + b_to_a.in_window;
+    let (cpu0, cpu1) = (cpu_start.unwrap_or((window.0, 0)), cpu_end.unwrap_or((window.1, 0)));
+    Ok(Report {
+        name: plan.name.clone(),
+        started_unix,
+        machine: sysinfo::machine(),
+        config: RunConfig {
+            streams: plan.streams,
+            pps: plan.pps,
+            seconds: plan.seconds,
+            warmup_secs: plan.warmup_secs,
+            shards: plan.shards,
+            payload: plan.payload.max(wire::PROBE_LEN),
+            mediaplane_args: plan.mediaplane_args.clone(),
+        },
+        setup_ms,
+        resources: Resources::compute(
+            cpu1.0.saturating_sub(cpu0.0),
+            cpu1.1.saturating_sub(cpu0.1),
+            sysinfo::ticks_per_sec(),
+            relayed_in_window,
+            (rss_idle, rss_end),
+            plan.streams,
+        ),
+        latency: LatencyFigures::from_ns(&latency),
+        a_to_b: a_to_b.figures(sent_of(Direction::AToB)),
+        b_to_a: b_to_a.figures(sent_of(Direction::BToA)),
+        loss_ratio: 0.0,
+        send_errors,
+        mediaplane_rtp_in: totals.offerer.rtp_packets_in,
+        mediaplane_rtp_out: totals.offerer.rtp_packets_out,
+        mediaplane_dropped: totals.offerer.dropped,
+        failures: Vec::new(),
+    })
+}
