@@ -8,7 +8,7 @@
 //! call drops the tasks (glommio cancels a dropped task) and with them the sockets.
 //!
 //! The control task sleeps on the shard's doorbell (a datagram socket read through glommio's
-//! `UdpSocket`, which works on any datagram fd) after raising the ring's sleeping flag, so an
+//! `UnixStream`, which polls and recv(2)s any socket fd) after raising the ring's sleeping flag, so an
 //! idle media plane uses no CPU.
 
 use std::cell::RefCell;
@@ -17,7 +17,8 @@ use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::Duration;
 
-use glommio::net::UdpSocket;
+use futures_lite::AsyncReadExt;
+use glommio::net::{UdpSocket, UnixStream};
 use glommio::{LocalExecutorBuilder, Placement, Task};
 use wavegate_shared::ShardId;
 use wavegate_shared::clock::monotonic_ns;
@@ -219,8 +220,11 @@ async fn run_shard(setup: ShardSetup) -> Result<(), IoError> {
     let bell_err = |source| IoError::Doorbell { shard, source };
     let bell = Doorbell::from_fd(doorbell).map_err(bell_err)?;
     let dup = rustix::io::fcntl_dupfd_cloexec(&bell, 3).map_err(|e| bell_err(e.into()))?;
-    // SAFETY: `dup` is a fresh datagram fd we own; glommio only recv(2)s from it.
-    let bell_rx = unsafe { UdpSocket::from_raw_fd(dup.into_raw_fd()) };
+    // glommio's UdpSocket insists on an inet peer address and its UnixDatagram cannot adopt
+    // an fd; its UnixStream can, and reads by poll-for-readable + recv(2), which works the same
+    // on a datagram socket.
+    // SAFETY: `dup` is a fresh socket fd we own; glommio only polls and reads it.
+    let bell_rx = unsafe { UnixStream::from_raw_fd(dup.into_raw_fd()) };
 
     let pairs = config.ports.pairs() as usize;
     let first = config.ports.first;
@@ -308,7 +312,7 @@ async fn push_frame(shared: &Shared, frame: &[u8]) -> Result<(), RingError> {
 async fn control_loop(
     shared: &Rc<Shared>,
     mut commands: wavegate_shared::ring::Consumer,
-    bell_rx: UdpSocket,
+    mut bell_rx: UnixStream,
 ) -> Result<(), IoError> {
     let shard = shared.shard;
     let mut frame = Vec::with_capacity(4096);
@@ -348,8 +352,13 @@ async fn control_loop(
         if !commands.prepare_sleep() {
             continue;
         }
-        if let Err(source) = bell_rx.recv(&mut scratch).await {
-            return Err(IoError::Doorbell { shard, source: source.into() });
+        match bell_rx.read(&mut scratch).await {
+            Ok(0) => {
+                // Not a doorbell datagram (the peer end misbehaves): do not spin on it.
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+            Ok(_) => {}
+            Err(source) => return Err(IoError::Doorbell { shard, source }),
         }
         shared.bell.drain();
         commands.woke();
