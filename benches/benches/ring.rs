@@ -32,16 +32,36 @@ struct Pair {
 
 fn pair() -> Pair {
     let host_region = Region::create(Geometry::with_shards(1)).expect("create region");
-    let fd: OwnedFd = host_region.fd().try_clone_to_owned().expect("dup region fd");
+    let fd: OwnedFd = host_region
+        .fd()
+        .try_clone_to_owned()
+        .expect("dup region fd");
     let guest_region = Region::attach(fd).expect("attach region");
-    let host = host_region.take_host_channels().expect("host ends").remove(0);
-    let guest = guest_region.take_guest_channels().expect("guest ends").remove(0);
+    let host = host_region
+        .take_host_channels()
+        .expect("host ends")
+        .remove(0);
+    let guest = guest_region
+        .take_guest_channels()
+        .expect("guest ends")
+        .remove(0);
     let (host_bell, guest_bell) = Doorbell::pair().expect("doorbell pair");
-    Pair { host, guest, host_bell, guest_bell }
+    Pair {
+        host,
+        guest,
+        host_bell,
+        guest_bell,
+    }
 }
 
 /// Waits for a frame on `rx`: spinning, or asleep on `bell` until the producer rings.
-fn pop_blocking(rx: &mut Consumer, buf: &mut Vec<u8>, bell: &Doorbell, spin: bool, stop: &AtomicBool) -> bool {
+fn pop_blocking(
+    rx: &mut Consumer,
+    buf: &mut Vec<u8>,
+    bell: &Doorbell,
+    spin: bool,
+    stop: &AtomicBool,
+) -> bool {
     loop {
         if rx.try_pop(buf).expect("pop") {
             return true;
@@ -59,9 +79,18 @@ fn pop_blocking(rx: &mut Consumer, buf: &mut Vec<u8>, bell: &Doorbell, spin: boo
 }
 
 /// Starts the guest side: echoes every command frame back on the event ring.
-fn echo_thread(guest: GuestChannel, bell: Doorbell, spin: bool, stop: Arc<AtomicBool>) -> JoinHandle<()> {
+fn echo_thread(
+    guest: GuestChannel,
+    bell: Doorbell,
+    spin: bool,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<()> {
     std::thread::spawn(move || {
-        let GuestChannel { mut commands, mut events, .. } = guest;
+        let GuestChannel {
+            mut commands,
+            mut events,
+            ..
+        } = guest;
         let mut buf = Vec::with_capacity(4096);
         while pop_blocking(&mut commands, &mut buf, &bell, spin, &stop) {
             if events.try_push(&buf).expect("echo push") {
@@ -75,10 +104,19 @@ fn round_trip(c: &mut Criterion) {
     let mut group = c.benchmark_group("ring_round_trip");
     group.throughput(Throughput::Elements(1));
     for (name, spin) in [("spin", true), ("doorbell", false)] {
-        let Pair { host, guest, host_bell, guest_bell } = pair();
+        let Pair {
+            host,
+            guest,
+            host_bell,
+            guest_bell,
+        } = pair();
         let stop = Arc::new(AtomicBool::new(false));
         let echo = echo_thread(guest, guest_bell, spin, stop.clone());
-        let HostChannel { mut commands, mut events, .. } = host;
+        let HostChannel {
+            mut commands,
+            mut events,
+            ..
+        } = host;
         let frame = [0x5au8; 64];
         let mut buf = Vec::with_capacity(4096);
         let never = AtomicBool::new(false);

@@ -36,8 +36,16 @@ struct Cli {
 enum Scenario {
     /// Bidirectional plain-RTP relay sessions (PCMU, offer/answer, latching).
     ///
-    /// Example (the acceptance run): wavegate-loadtest relay --streams 1000 --seconds 20
-    /// Example (CI smoke test):      wavegate-loadtest relay --streams 50 --seconds 5
+    /// Each stream is one call: an Offer from endpoint A and an Answer from endpoint B; A and
+    /// B then send RTP to the media plane at --pps each, and every packet's probe (stream,
+    /// sequence, send time) is checked on arrival. Writes <out>/<name>.json and .md.
+    ///
+    /// Acceptance run (release build):
+    ///     wavegate-loadtest relay --streams 1000 --seconds 20
+    ///
+    /// CI smoke test:
+    ///     wavegate-loadtest relay --streams 50 --seconds 5 --out target/loadtest
+    #[command(verbatim_doc_comment)]
     Relay(RelayArgs),
 }
 
@@ -107,7 +115,10 @@ fn default_mediaplane() -> PathBuf {
 }
 
 fn relay(args: RelayArgs) -> Result<bool, Box<dyn std::error::Error>> {
-    let name = args.name.clone().unwrap_or_else(|| format!("relay-{}", args.streams));
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("relay-{}", args.streams));
     let pin_cpu = match (args.no_pin, args.pin_cpu) {
         (true, _) => None,
         (false, Some(cpu)) => Some(cpu),
@@ -136,7 +147,9 @@ fn relay(args: RelayArgs) -> Result<bool, Box<dyn std::error::Error>> {
         name: name.clone(),
     };
     // One thread drives control and timing; the packet threads are plain threads.
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let mut report = runtime.block_on(relay::run(&plan))?;
     report.judge(args.max_loss, args.max_p99_us);
     std::fs::create_dir_all(&args.out)?;
@@ -169,7 +182,8 @@ fn relay(args: RelayArgs) -> Result<bool, Box<dyn std::error::Error>> {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();

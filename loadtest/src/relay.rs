@@ -16,14 +16,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::task::JoinSet;
-use wavegate_shared::clock::monotonic_ns;
 use wavegate_shared::client::{ClientError, ControlClient};
+use wavegate_shared::clock::monotonic_ns;
 use wavegate_shared::protocol::{Answer, CallStats, Delete, Offer, OfferFlags, Ping};
 use wavegate_shared::region::Geometry;
 use wavegate_shared::spawn::{MediaPlaneCommand, SpawnError, spawn_media_plane};
 use wavegate_shared::{CallId, IdError, LegTag, ShardId};
 
-use crate::report::{DirectionTracker, LatencyFigures, Report, ReportError, Resources, RunConfig, Schedule, flow_index};
+use crate::report::{
+    DirectionTracker, LatencyFigures, Report, ReportError, Resources, RunConfig, Schedule,
+    flow_index,
+};
 use crate::sysinfo;
 use crate::wire::{self, Direction, Probe, SdpError};
 
@@ -82,6 +85,9 @@ pub enum RunError {
     /// Histogram setup.
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// The media plane exited while we needed it.
+    #[error("the media plane exited: {0}")]
+    Exited(std::process::ExitStatus),
     /// A worker thread panicked.
     #[error("{0} thread panicked")]
     Thread(&'static str),
@@ -113,7 +119,9 @@ fn udp_socket(rcvbuf: usize) -> Result<UdpSocket, RunError> {
 fn local_v4(sock: &UdpSocket) -> Result<SocketAddrV4, RunError> {
     match sock.local_addr()? {
         SocketAddr::V4(a) => Ok(a),
-        SocketAddr::V6(_) => Err(RunError::Io(std::io::Error::other("expected an IPv4 socket"))),
+        SocketAddr::V6(_) => Err(RunError::Io(std::io::Error::other(
+            "expected an IPv4 socket",
+        ))),
     }
 }
 
@@ -136,7 +144,9 @@ async fn program(
         call: call.clone(),
         from_tag: from_tag.clone(),
         sdp: wire::endpoint_sdp(u64::from(stream), *a.ip(), a.port()),
-        flags: OfferFlags { media_timeout_secs: Some(0) },
+        flags: OfferFlags {
+            media_timeout_secs: Some(0),
+        },
     };
     // The offer's reply goes to the answerer: it says where B sends.
     let to_b = client.request(shard, &offer).await?;
@@ -148,7 +158,9 @@ async fn program(
     };
     let to_a = client.request(shard, &answer).await?;
     let addr = |sdp: &str| {
-        wire::audio_address(sdp).map(|(ip, port)| SocketAddr::from((ip, port))).map_err(|source| RunError::Sdp { stream, source })
+        wire::audio_address(sdp)
+            .map(|(ip, port)| SocketAddr::from((ip, port)))
+            .map_err(|source| RunError::Sdp { stream, source })
     };
     Ok((addr(&to_a.sdp)?, addr(&to_b.sdp)?))
 }
@@ -167,15 +179,29 @@ fn send_loop(
     let mut k = 0u64;
     let mut errors = 0u64;
     while k < total {
-        let due = schedule.due_before(monotonic_ns().saturating_sub(t0)).min(total);
+        let due = schedule
+            .due_before(monotonic_ns().saturating_sub(t0))
+            .min(total);
         while k < due {
             let (flow, seq) = schedule.packet(k);
             let stream = (flow / 2) as u32;
-            let direction = if flow % 2 == 0 { Direction::AToB } else { Direction::BToA };
+            let direction = if flow % 2 == 0 {
+                Direction::AToB
+            } else {
+                Direction::BToA
+            };
             let side = direction as usize;
-            let probe = Probe { stream, direction, seq, sent_ns: monotonic_ns() };
+            let probe = Probe {
+                stream,
+                direction,
+                seq,
+                sent_ns: monotonic_ns(),
+            };
             wire::encode_packet(&probe, payload, &mut buf);
-            if sockets[side].send_to(&buf, targets[stream as usize][side]).is_err() {
+            if sockets[side]
+                .send_to(&buf, targets[stream as usize][side])
+                .is_err()
+            {
                 errors += 1;
             }
             k += 1;
@@ -199,17 +225,28 @@ fn receive_loop(
 ) -> DirectionTracker {
     let mut buf = [0u8; 2048];
     while !stop.load(Ordering::Relaxed) {
-        match sock.recv_from(&mut buf) {
-            Ok((n, _)) => {
-                let now = monotonic_ns();
-                tracker.observe(wire::decode_packet(&buf[..n]).as_ref(), now, window);
-                received.fetch_add(1, Ordering::Relaxed);
-            }
-            // Timeouts let us notice `stop`; ICMP errors from loopback are not our business here.
-            Err(_) => {}
+        // Errors are timeouts (they let us notice `stop`) or ICMP errors from loopback, which
+        // are not this counter's business: losses show in the accounting.
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            let now = monotonic_ns();
+            tracker.observe(wire::decode_packet(&buf[..n]).as_ref(), now, window);
+            received.fetch_add(1, Ordering::Relaxed);
         }
     }
     tracker
+}
+
+/// An error when the media plane has exited (its /proc entry is then a zombie's).
+fn gone(child: &mut tokio::process::Child) -> Result<(), RunError> {
+    match child.try_wait()? {
+        Some(status) => Err(RunError::Exited(status)),
+        None => Ok(()),
+    }
+}
+
+fn mp_rss(child: &mut tokio::process::Child, pid: u32) -> Result<u64, RunError> {
+    gone(child)?;
+    Ok(sysinfo::rss_kib(pid)?)
 }
 
 fn join<T>(h: std::thread::JoinHandle<T>, what: &'static str) -> Result<T, RunError> {
@@ -225,7 +262,10 @@ async fn sleep_until_ns(t: u64) {
 
 /// Runs the scenario and returns its report (thresholds not yet judged).
 pub async fn run(plan: &RelayPlan) -> Result<Report, RunError> {
-    let started_unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let started_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let mut mp = spawn_media_plane(&MediaPlaneCommand {
         program: plan.program.clone(),
         args: plan.mediaplane_args.iter().map(Into::into).collect(),
@@ -234,10 +274,10 @@ pub async fn run(plan: &RelayPlan) -> Result<Report, RunError> {
     })?;
     let pid = mp.pid;
     // The child inherited our full CPU mask and pins itself; from here on we keep off its core.
-    if let Some(cpu) = plan.pin_cpu {
-        if let Err(e) = sysinfo::pin_current_thread(cpu) {
-            tracing::warn!(error = %e, cpu, "cannot pin the load generator");
-        }
+    if let Some(cpu) = plan.pin_cpu
+        && let Err(e) = sysinfo::pin_current_thread(cpu)
+    {
+        tracing::warn!(error = %e, cpu, "cannot pin the load generator");
     }
     for s in 0..plan.shards {
         let shard = ShardId(s);
@@ -250,15 +290,13 @@ pub async fn run(plan: &RelayPlan) -> Result<Report, RunError> {
                 }
                 Err(e) => last = Some(e),
             }
-            if let Ok(Some(status)) = mp.child.try_wait() {
-                return Err(RunError::Io(std::io::Error::other(format!("media plane exited: {status}"))));
-            }
+            gone(&mut mp.child)?;
         }
         if let Some(e) = last {
             return Err(RunError::NotReady(shard, e));
         }
     }
-    let rss_idle = sysinfo::rss_kib(pid)?;
+    let rss_idle = mp_rss(&mut mp.child, pid)?;
 
     let sock_a = udp_socket(plan.rcvbuf)?;
     let sock_b = udp_socket(plan.rcvbuf)?;
@@ -285,13 +323,19 @@ pub async fn run(plan: &RelayPlan) -> Result<Report, RunError> {
     tracing::info!(streams = plan.streams, setup_ms, "sessions programmed");
 
     let flows = u64::from(plan.streams) * 2;
-    let schedule = Schedule { flows, pps: u64::from(plan.pps) };
+    let schedule = Schedule {
+        flows,
+        pps: u64::from(plan.pps),
+    };
     let send_ns = u64::from(plan.warmup_secs + plan.seconds) * 1_000_000_000;
     let total = schedule.due_before(send_ns);
     let max_seq = u32::try_from(total / flows.max(1) + 1).unwrap_or(u32::MAX);
     // Start a little ahead so every thread is up before the first packet is due.
     let t0 = monotonic_ns() + 50_000_000;
-    let window = (t0 + u64::from(plan.warmup_secs) * 1_000_000_000, t0 + send_ns);
+    let window = (
+        t0 + u64::from(plan.warmup_secs) * 1_000_000_000,
+        t0 + send_ns,
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
@@ -301,9 +345,11 @@ pub async fn run(plan: &RelayPlan) -> Result<Report, RunError> {
     for (sock, dir) in [(&sock_a, Direction::BToA), (&sock_b, Direction::AToB)] {
         let tracker = DirectionTracker::new(dir, plan.streams, max_seq)?;
         let (sock, stop, received) = (sock.try_clone()?, stop.clone(), received.clone());
-        receivers.push(std::thread::Builder::new().name(format!("rx-{dir:?}")).spawn(move || {
-            receive_loop(sock, tracker, window, stop, received)
-        })?);
+        receivers.push(
+            std::thread::Builder::new()
+                .name(format!("rx-{dir:?}"))
+                .spawn(move || receive_loop(sock, tracker, window, stop, received))?,
+        );
     }
     let sender = {
         let sockets = [sock_a.try_clone()?, sock_b.try_clone()?];
@@ -324,22 +370,34 @@ pub async fn run(plan: &RelayPlan) -> Result<Report, RunError> {
         let now = monotonic_ns();
         if now >= next_edge {
             edges.next();
+            gone(&mut mp.child)?;
             let sample = (monotonic_ns(), sysinfo::cpu_ticks(pid)?);
-            if cpu_start.is_none() { cpu_start = Some(sample) } else { cpu_end = Some(sample) }
+            if cpu_start.is_none() {
+                cpu_start = Some(sample)
+            } else {
+                cpu_end = Some(sample)
+            }
             continue;
         }
         if now >= tick {
             tick += 1_000_000_000;
-            let (s, r) = (sent.load(Ordering::Relaxed), received.load(Ordering::Relaxed));
+            let (s, r) = (
+                sent.load(Ordering::Relaxed),
+                received.load(Ordering::Relaxed),
+            );
             eprintln!(
                 "[{:>5.1}s] sent {s:>10} received {r:>10} not yet received {:>8} ({:.4}%)",
                 now.saturating_sub(t0) as f64 / 1e9,
                 s.saturating_sub(r),
-                if s == 0 { 0.0 } else { s.saturating_sub(r) as f64 * 100.0 / s as f64 }
+                if s == 0 {
+                    0.0
+                } else {
+                    s.saturating_sub(r) as f64 * 100.0 / s as f64
+                }
             );
         }
     }
-    let rss_end = sysinfo::rss_kib(pid)?;
+    let rss_end = mp_rss(&mut mp.child, pid)?;
     let send_errors = join(sender, "sender")?;
     tokio::time::sleep(Duration::from_millis(plan.drain_ms)).await;
     stop.store(true, Ordering::Relaxed);
@@ -353,7 +411,11 @@ pub async fn run(plan: &RelayPlan) -> Result<Report, RunError> {
     let mut totals = CallStats::default();
     for s in 0..plan.streams {
         let call = call_id(run_id, s)?;
-        match mp.client.request(mp.client.shard_for(&call), &Delete { call }).await {
+        match mp
+            .client
+            .request(mp.client.shard_for(&call), &Delete { call })
+            .await
+        {
             Ok(st) => {
                 for leg in [&st.offerer, &st.answerer] {
                     totals.offerer.rtp_packets_in += leg.rtp_packets_in;
@@ -377,9 +439,13 @@ pub async fn run(plan: &RelayPlan) -> Result<Report, RunError> {
 
     let mut latency = a_to_b.latency.clone();
     latency.add(&b_to_a.latency).map_err(ReportError::from)?;
-    let sent_of = |dir: Direction| move |stream: u32| schedule.sent_of_flow(total, flow_index(stream, dir));
+    let sent_of =
+        |dir: Direction| move |stream: u32| schedule.sent_of_flow(total, flow_index(stream, dir));
     let relayed_in_window = a_to_b.in_window + b_to_a.in_window;
-    let (cpu0, cpu1) = (cpu_start.unwrap_or((window.0, 0)), cpu_end.unwrap_or((window.1, 0)));
+    let (cpu0, cpu1) = (
+        cpu_start.unwrap_or((window.0, 0)),
+        cpu_end.unwrap_or((window.1, 0)),
+    );
     Ok(Report {
         name: plan.name.clone(),
         started_unix,

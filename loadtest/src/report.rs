@@ -155,7 +155,11 @@ impl DirectionTracker {
         }
         if (window.0..window.1).contains(&rx.probe.sent_ns) {
             self.in_window += 1;
-            let _ = self.latency.record(now_ns.saturating_sub(rx.probe.sent_ns).clamp(1, MAX_LATENCY_NS));
+            let _ = self.latency.record(
+                now_ns
+                    .saturating_sub(rx.probe.sent_ns)
+                    .clamp(1, MAX_LATENCY_NS),
+            );
         }
     }
 
@@ -183,7 +187,11 @@ impl DirectionTracker {
 }
 
 fn ratio(part: u64, whole: u64) -> f64 {
-    if whole == 0 { 0.0 } else { part as f64 / whole as f64 }
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
 }
 
 /// Loss accounting of one direction.
@@ -314,12 +322,28 @@ impl Resources {
         Self {
             window_secs,
             cpu_ms: cpu_us / 1e3,
-            cpu_percent_of_core: if window_ns == 0 { 0.0 } else { cpu_us / (window_ns as f64 / 1e3) * 100.0 },
-            cpu_us_per_packet: if relayed == 0 { 0.0 } else { cpu_us / relayed as f64 },
-            packets_per_sec: if window_ns == 0 { 0.0 } else { relayed as f64 / window_secs },
+            cpu_percent_of_core: if window_ns == 0 {
+                0.0
+            } else {
+                cpu_us / (window_ns as f64 / 1e3) * 100.0
+            },
+            cpu_us_per_packet: if relayed == 0 {
+                0.0
+            } else {
+                cpu_us / relayed as f64
+            },
+            packets_per_sec: if window_ns == 0 {
+                0.0
+            } else {
+                relayed as f64 / window_secs
+            },
             rss_idle_kib: rss.0,
             rss_end_kib: rss.1,
-            rss_per_stream_kib: if streams == 0 { 0.0 } else { rss.1.saturating_sub(rss.0) as f64 / f64::from(streams) },
+            rss_per_stream_kib: if streams == 0 {
+                0.0
+            } else {
+                rss.1.saturating_sub(rss.0) as f64 / f64::from(streams)
+            },
         }
     }
 }
@@ -362,19 +386,24 @@ pub struct Report {
 impl Report {
     /// Fills `loss_ratio` and `failures` from the figures and the thresholds.
     pub fn judge(&mut self, max_loss: f64, max_p99_us: Option<f64>) {
-        let (lost, sent) = (self.a_to_b.lost + self.b_to_a.lost, self.a_to_b.sent + self.b_to_a.sent);
+        let (lost, sent) = (
+            self.a_to_b.lost + self.b_to_a.lost,
+            self.a_to_b.sent + self.b_to_a.sent,
+        );
         self.loss_ratio = ratio(lost, sent);
         self.failures.clear();
         if sent == 0 {
             self.failures.push("nothing was sent".into());
         }
         if self.loss_ratio > max_loss {
-            self.failures.push(format!("loss {:.6} > allowed {max_loss}", self.loss_ratio));
+            self.failures
+                .push(format!("loss {:.6} > allowed {max_loss}", self.loss_ratio));
         }
-        if let Some(max) = max_p99_us {
-            if self.latency.samples == 0 || self.latency.p99_us > max {
-                self.failures.push(format!("p99 {} us > allowed {max} us", self.latency.p99_us));
-            }
+        if let Some(max) = max_p99_us
+            && (self.latency.samples == 0 || self.latency.p99_us > max)
+        {
+            self.failures
+                .push(format!("p99 {} us > allowed {max} us", self.latency.p99_us));
         }
         let dups = self.a_to_b.duplicated + self.b_to_a.duplicated;
         if dups > 0 {
@@ -382,7 +411,8 @@ impl Report {
         }
         let ssrc = self.a_to_b.ssrc_changes + self.b_to_a.ssrc_changes;
         if ssrc > 0 {
-            self.failures.push(format!("SSRC changed {ssrc} times mid-stream"));
+            self.failures
+                .push(format!("SSRC changed {ssrc} times mid-stream"));
         }
     }
 
@@ -391,11 +421,22 @@ impl Report {
         let c = &self.config;
         let r = &self.resources;
         let l = &self.latency;
-        let verdict = if self.failures.is_empty() { "PASSED".to_owned() } else { format!("FAILED: {}", self.failures.join("; ")) };
+        let verdict = if self.failures.is_empty() {
+            "PASSED".to_owned()
+        } else {
+            format!("FAILED: {}", self.failures.join("; "))
+        };
         let dir = |name: &str, d: &DirectionFigures| {
             format!(
                 "| {name} | {} | {} | {} | {:.6} | {} | {} | {} | {} |\n",
-                d.sent, d.received, d.lost, d.loss_ratio, d.duplicated, d.reordered, d.ssrc_changes, d.malformed
+                d.sent,
+                d.received,
+                d.lost,
+                d.loss_ratio,
+                d.duplicated,
+                d.reordered,
+                d.ssrc_changes,
+                d.malformed
             )
         };
         format!(
@@ -460,12 +501,24 @@ mod tests {
     use crate::wire::Probe;
 
     fn rx(stream: u32, direction: Direction, seq: u32, sent_ns: u64, ssrc: u32) -> Received {
-        Received { probe: Probe { stream, direction, seq, sent_ns }, payload_type: 0, ssrc }
+        Received {
+            probe: Probe {
+                stream,
+                direction,
+                seq,
+                sent_ns,
+            },
+            payload_type: 0,
+            ssrc,
+        }
     }
 
     #[test]
     fn schedule_is_even_and_interleaved() {
-        let s = Schedule { flows: 2000, pps: 50 }; // 100k packets/s: one every 10 us
+        let s = Schedule {
+            flows: 2000,
+            pps: 50,
+        }; // 100k packets/s: one every 10 us
         assert_eq!(s.due_ns(0), 0);
         assert_eq!(s.due_ns(1), 10_000);
         assert_eq!(s.due_ns(100_000), 1_000_000_000);
@@ -508,17 +561,33 @@ mod tests {
     #[test]
     fn latency_only_inside_window_and_percentiles() {
         let mut t = DirectionTracker::new(Direction::BToA, 1, 10_000).unwrap();
-        t.observe(Some(&rx(0, Direction::BToA, 0, 5, 1)), 1_000_000_000, (100, 1_000_000)); // before window
+        t.observe(
+            Some(&rx(0, Direction::BToA, 0, 5, 1)),
+            1_000_000_000,
+            (100, 1_000_000),
+        ); // before window
         for seq in 1..=1000u32 {
             // latencies 1..=1000 us
-            t.observe(Some(&rx(0, Direction::BToA, seq, 1000, 1)), 1000 + u64::from(seq) * 1000, (100, 1_000_000));
+            t.observe(
+                Some(&rx(0, Direction::BToA, seq, 1000, 1)),
+                1000 + u64::from(seq) * 1000,
+                (100, 1_000_000),
+            );
         }
         let l = LatencyFigures::from_ns(&t.latency);
         assert_eq!(l.samples, 1000);
         assert!((l.p50_us - 500.0).abs() <= 1.0, "{l:?}");
         assert!((l.p99_us - 990.0).abs() <= 1.0, "{l:?}");
         assert!((l.max_us - 1000.0).abs() <= 1.0, "{l:?}");
-        assert_eq!(LatencyFigures::from_ns(&DirectionTracker::new(Direction::AToB, 1, 1).unwrap().latency).samples, 0);
+        assert_eq!(
+            LatencyFigures::from_ns(
+                &DirectionTracker::new(Direction::AToB, 1, 1)
+                    .unwrap()
+                    .latency
+            )
+            .samples,
+            0
+        );
     }
 
     #[test]
@@ -534,9 +603,22 @@ mod tests {
     #[test]
     fn verdict_follows_thresholds() {
         let mut r = Report {
-            a_to_b: DirectionFigures { sent: 1000, received: 999, lost: 1, ..Default::default() },
-            b_to_a: DirectionFigures { sent: 1000, received: 1000, ..Default::default() },
-            latency: LatencyFigures { samples: 10, p99_us: 300.0, ..Default::default() },
+            a_to_b: DirectionFigures {
+                sent: 1000,
+                received: 999,
+                lost: 1,
+                ..Default::default()
+            },
+            b_to_a: DirectionFigures {
+                sent: 1000,
+                received: 1000,
+                ..Default::default()
+            },
+            latency: LatencyFigures {
+                samples: 10,
+                p99_us: 300.0,
+                ..Default::default()
+            },
             ..Default::default()
         };
         r.judge(0.0, None);
@@ -549,6 +631,10 @@ mod tests {
         assert!(r.markdown().contains("FAILED"));
         r.judge(0.001, None);
         assert!(r.markdown().contains("PASSED"));
-        assert!(serde_json::to_string(&r).unwrap().contains("\"loss_ratio\""));
+        assert!(
+            serde_json::to_string(&r)
+                .unwrap()
+                .contains("\"loss_ratio\"")
+        );
     }
 }

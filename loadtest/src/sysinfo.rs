@@ -20,7 +20,13 @@ pub fn cpu_ticks_from_stat(stat: &str) -> Option<u64> {
 
 /// `VmRSS` in KiB from the text of `/proc/<pid>/status`.
 pub fn rss_kib_from_status(status: &str) -> Option<u64> {
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")?.split_whitespace().next()?.parse().ok())
+    status.lines().find_map(|l| {
+        l.strip_prefix("VmRSS:")?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
 }
 
 /// CPU ticks of process `pid`.
@@ -42,9 +48,11 @@ pub fn ticks_per_sec() -> u64 {
     if t > 0 { t as u64 } else { 100 }
 }
 
-/// Online CPUs.
+/// Online CPUs of the machine (not of our affinity mask, which pinning narrows).
 pub fn nproc() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if n > 0 { n as usize } else { 1 }
 }
 
 /// The first `model name` in the text of /proc/cpuinfo.
@@ -56,7 +64,11 @@ pub fn cpu_model_from_cpuinfo(cpuinfo: &str) -> Option<String> {
 }
 
 fn c_chars(field: &[libc::c_char]) -> String {
-    let bytes: Vec<u8> = field.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    let bytes: Vec<u8> = field
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -75,7 +87,11 @@ pub fn machine() -> Machine {
             "unknown kernel".into()
         }
     };
-    Machine { nproc: nproc(), cpu_model, kernel }
+    Machine {
+        nproc: nproc(),
+        cpu_model,
+        kernel,
+    }
 }
 
 /// Pins the calling thread (and the threads it starts afterwards) to `cpu`.
@@ -105,10 +121,16 @@ mod tests {
 
     #[test]
     fn status_and_cpuinfo() {
-        assert_eq!(rss_kib_from_status("Name:\tx\nVmPeak:\t 10 kB\nVmRSS:\t   20480 kB\n"), Some(20480));
+        assert_eq!(
+            rss_kib_from_status("Name:\tx\nVmPeak:\t 10 kB\nVmRSS:\t   20480 kB\n"),
+            Some(20480)
+        );
         assert_eq!(rss_kib_from_status("Name:\tx\n"), None);
         let info = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) CPU @ 2.20GHz\n";
-        assert_eq!(cpu_model_from_cpuinfo(info).as_deref(), Some("Intel(R) Xeon(R) CPU @ 2.20GHz"));
+        assert_eq!(
+            cpu_model_from_cpuinfo(info).as_deref(),
+            Some("Intel(R) Xeon(R) CPU @ 2.20GHz")
+        );
     }
 
     #[test]

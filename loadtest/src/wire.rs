@@ -52,7 +52,9 @@ pub struct Received {
 
 /// SSRC the generator uses for a stream and direction.
 pub fn ssrc_for(stream: u32, direction: Direction) -> u32 {
-    0x5747_0000u32.wrapping_add(stream.wrapping_mul(2)).wrapping_add(direction as u32)
+    0x5747_0000u32
+        .wrapping_add(stream.wrapping_mul(2))
+        .wrapping_add(direction as u32)
 }
 
 /// Writes a test packet of `RTP_HEADER + payload_len` bytes into `out` (cleared first).
@@ -99,7 +101,12 @@ pub fn decode_packet(pkt: &[u8]) -> Option<Received> {
     let mut sent = [0u8; 8];
     sent.copy_from_slice(&p[16..24]);
     Some(Received {
-        probe: Probe { stream: u32_le(&p[4..8]), direction, seq: u32_le(&p[12..16]), sent_ns: u64::from_le_bytes(sent) },
+        probe: Probe {
+            stream: u32_le(&p[4..8]),
+            direction,
+            seq: u32_le(&p[12..16]),
+            sent_ns: u64::from_le_bytes(sent),
+        },
         payload_type: pkt[1] & 0x7f,
         ssrc: u32::from_be_bytes([pkt[8], pkt[9], pkt[10], pkt[11]]),
     })
@@ -150,13 +157,19 @@ pub fn audio_address(sdp: &str) -> Result<(Ipv4Addr, u16), SdpError> {
                 break; // only the first audio section matters
             }
             if let Some(rest) = rest.strip_prefix("audio ") {
-                let p = rest.split_whitespace().next().and_then(|p| p.parse::<u16>().ok()).filter(|&p| p != 0);
+                let p = rest
+                    .split_whitespace()
+                    .next()
+                    .and_then(|p| p.parse::<u16>().ok())
+                    .filter(|&p| p != 0);
                 port = Some(p.ok_or_else(|| SdpError::BadPort(line.to_owned()))?);
             }
         }
     }
     let port = port.ok_or(SdpError::NoAudio)?;
-    let ip = media_ip.or(session_ip).ok_or_else(|| SdpError::BadConnection("no c= line".into()))?;
+    let ip = media_ip
+        .or(session_ip)
+        .ok_or_else(|| SdpError::BadConnection("no c= line".into()))?;
     Ok((ip, port))
 }
 
@@ -167,7 +180,12 @@ mod tests {
 
     #[test]
     fn packet_roundtrip_and_size() {
-        let probe = Probe { stream: 7, direction: Direction::BToA, seq: 70_000, sent_ns: 123_456_789 };
+        let probe = Probe {
+            stream: 7,
+            direction: Direction::BToA,
+            seq: 70_000,
+            sent_ns: 123_456_789,
+        };
         let mut buf = Vec::new();
         encode_packet(&probe, 160, &mut buf);
         assert_eq!(buf.len(), 172);
@@ -181,11 +199,29 @@ mod tests {
 
     #[test]
     fn rewritten_header_with_csrc_and_extension_still_parses() {
-        let probe = Probe { stream: 1, direction: Direction::AToB, seq: 3, sent_ns: 9 };
+        let probe = Probe {
+            stream: 1,
+            direction: Direction::AToB,
+            seq: 3,
+            sent_ns: 9,
+        };
         let mut buf = Vec::new();
         encode_packet(&probe, 24, &mut buf);
         // One CSRC and a one-word header extension inserted after the fixed header.
-        let mut relayed = vec![0x80 | 0x10 | 1, 0x80, 0, 1, 0, 0, 0, 2, 0xde, 0xad, 0xbe, 0xef];
+        let mut relayed = vec![
+            0x80 | 0x10 | 1,
+            0x80,
+            0,
+            1,
+            0,
+            0,
+            0,
+            2,
+            0xde,
+            0xad,
+            0xbe,
+            0xef,
+        ];
         relayed.extend_from_slice(&[1, 2, 3, 4]);
         relayed.extend_from_slice(&[0xbe, 0xde, 0, 1, 9, 9, 9, 9]);
         relayed.extend_from_slice(&buf[RTP_HEADER..]);
@@ -199,7 +235,16 @@ mod tests {
         assert_eq!(decode_packet(&[]), None);
         assert_eq!(decode_packet(&[0x80; 20]), None);
         let mut buf = Vec::new();
-        encode_packet(&Probe { stream: 0, direction: Direction::AToB, seq: 0, sent_ns: 0 }, 24, &mut buf);
+        encode_packet(
+            &Probe {
+                stream: 0,
+                direction: Direction::AToB,
+                seq: 0,
+                sent_ns: 0,
+            },
+            24,
+            &mut buf,
+        );
         buf[0] = 0x40; // RTP version 1
         assert_eq!(decode_packet(&buf), None);
     }
@@ -212,9 +257,18 @@ mod tests {
         assert_eq!(audio_address(sdp), Ok((Ipv4Addr::LOCALHOST, 20002)));
         let ours = endpoint_sdp(1, Ipv4Addr::LOCALHOST, 4000);
         assert_eq!(audio_address(&ours), Ok((Ipv4Addr::LOCALHOST, 4000)));
-        assert_eq!(audio_address("v=0\r\nc=IN IP4 1.2.3.4\r\n"), Err(SdpError::NoAudio));
-        assert!(matches!(audio_address("c=IN IP4 1.2.3.4\nm=audio x RTP/AVP 0\n"), Err(SdpError::BadPort(_))));
-        assert!(matches!(audio_address("c=IN IP6 ::1\nm=audio 5 RTP/AVP 0\n"), Err(SdpError::BadConnection(_))));
+        assert_eq!(
+            audio_address("v=0\r\nc=IN IP4 1.2.3.4\r\n"),
+            Err(SdpError::NoAudio)
+        );
+        assert!(matches!(
+            audio_address("c=IN IP4 1.2.3.4\nm=audio x RTP/AVP 0\n"),
+            Err(SdpError::BadPort(_))
+        ));
+        assert!(matches!(
+            audio_address("c=IN IP6 ::1\nm=audio 5 RTP/AVP 0\n"),
+            Err(SdpError::BadConnection(_))
+        ));
     }
 
     proptest! {

@@ -34,7 +34,12 @@ const DEADLINE: Duration = Duration::from_secs(120);
 const MAX_FRAME: usize = 4096;
 
 fn geometry() -> Geometry {
-    Geometry { shards: 1, command_ring_bytes: 16 << 10, event_ring_bytes: 16 << 10, max_frame: MAX_FRAME as u32 }
+    Geometry {
+        shards: 1,
+        command_ring_bytes: 16 << 10,
+        event_ring_bytes: 16 << 10,
+        max_frame: MAX_FRAME as u32,
+    }
 }
 
 /// Length of frame `seq`: 8..=1031 bytes, pseudo-random, and the maximum now and then.
@@ -60,12 +65,22 @@ fn build_frame(seq: u64, pattern: &[u8], out: &mut Vec<u8>) {
 }
 
 fn check_frame(expected: u64, frame: &[u8], pattern: &[u8]) {
-    assert!(frame.len() >= 8, "frame {expected}: only {} bytes", frame.len());
+    assert!(
+        frame.len() >= 8,
+        "frame {expected}: only {} bytes",
+        frame.len()
+    );
     let seq = u64::from_le_bytes(frame[..8].try_into().unwrap());
-    assert_eq!(seq, expected, "frames out of sequence (lost, duplicated or reordered)");
+    assert_eq!(
+        seq, expected,
+        "frames out of sequence (lost, duplicated or reordered)"
+    );
     assert_eq!(frame.len(), frame_len(seq), "frame {seq}: wrong length");
     let off = (seq % 251) as usize;
-    assert!(frame[8..] == pattern[off..off + frame.len() - 8], "frame {seq}: torn or corrupted payload");
+    assert!(
+        frame[8..] == pattern[off..off + frame.len() - 8],
+        "frame {seq}: torn or corrupted payload"
+    );
 }
 
 /// Runs one side: sends `FRAMES` on `tx`, expects `FRAMES` on `rx`. Returns how often it slept
@@ -85,7 +100,10 @@ fn exchange(
     let (mut sleeps, mut fulls) = (0u64, 0u64);
     build_frame(0, &pattern, &mut out);
     while next_tx < FRAMES || next_rx < FRAMES {
-        assert!(started.elapsed() < DEADLINE, "no completion within {DEADLINE:?}: sent {next_tx}, received {next_rx}");
+        assert!(
+            started.elapsed() < DEADLINE,
+            "no completion within {DEADLINE:?}: sent {next_tx}, received {next_rx}"
+        );
         let mut progressed = false;
         let mut blocked = false;
         for _ in 0..64 {
@@ -133,7 +151,8 @@ fn exchange(
         }
         if rx.prepare_sleep() {
             sleeps += 1;
-            bell.wait(Duration::from_millis(if blocked { 2 } else { 50 })).expect("doorbell wait");
+            bell.wait(Duration::from_millis(if blocked { 2 } else { 50 }))
+                .expect("doorbell wait");
             rx.woke();
         }
     }
@@ -144,10 +163,16 @@ fn exchange(
 #[test]
 #[ignore = "peer process of million_frames_each_way_between_two_processes; not a test on its own"]
 fn child_echo_peer() {
-    let Ok(spec) = std::env::var(ENV_CHILD) else { return };
-    let fds: Vec<RawFd> = spec.split(',').map(|s| s.parse().expect("fd number")).collect();
+    let Ok(spec) = std::env::var(ENV_CHILD) else {
+        return;
+    };
+    let fds: Vec<RawFd> = spec
+        .split(',')
+        .map(|s| s.parse().expect("fd number"))
+        .collect();
     // SAFETY: the parent passed these two descriptors to us and nobody else owns them here.
-    let (region_fd, bell_fd) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (region_fd, bell_fd) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let region = Region::attach(region_fd).expect("attach");
     assert_eq!(region.geometry(), geometry());
     let bell = Doorbell::from_fd(bell_fd).expect("doorbell");
@@ -165,7 +190,14 @@ fn million_frames_each_way_between_two_processes() {
     let inherit = [region.fd().as_raw_fd(), child_bell.as_raw_fd()];
     let mut child = Command::new(std::env::current_exe().expect("current exe"));
     child
-        .args(["--exact", "child_echo_peer", "--ignored", "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            "child_echo_peer",
+            "--ignored",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env(ENV_CHILD, format!("{},{}", inherit[0], inherit[1]))
         .stdin(Stdio::null())
         // The peer's harness chatter stays out of our output; its panics go to stderr.
@@ -197,7 +229,13 @@ fn million_frames_each_way_between_two_processes() {
         Ok(_) => None,
         Err(e) => Some(format!("cannot wait for it: {e}")),
     };
-    let (sleeps, fulls) = exchange(ch.commands, ch.events, &parent_bell, started, &mut peer_failed);
+    let (sleeps, fulls) = exchange(
+        ch.commands,
+        ch.events,
+        &parent_bell,
+        started,
+        &mut peer_failed,
+    );
 
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait for peer") {
@@ -214,7 +252,10 @@ fn million_frames_each_way_between_two_processes() {
         "parent: {FRAMES} frames each way in {:?}; slept {sleeps} times, hit Full {fulls} times",
         started.elapsed()
     );
-    assert!(fulls > 0, "the ring never filled up: the Full path was not exercised");
+    assert!(
+        fulls > 0,
+        "the ring never filled up: the Full path was not exercised"
+    );
 }
 
 #[test]
@@ -224,7 +265,8 @@ fn peer_with_another_protocol_version_is_refused() {
     // host built from another protocol version would have written it.
     let dup = rustix::io::fcntl_dupfd_cloexec(host.fd(), 0).expect("dup");
     let file = File::from(rustix::io::fcntl_dupfd_cloexec(host.fd(), 0).expect("dup"));
-    file.write_at(&(PROTOCOL_VERSION + 1).to_le_bytes(), 8).expect("write version");
+    file.write_at(&(PROTOCOL_VERSION + 1).to_le_bytes(), 8)
+        .expect("write version");
     match Region::attach(dup) {
         Err(RegionError::VersionMismatch { found, expected }) => {
             assert_eq!(found, PROTOCOL_VERSION + 1);
@@ -234,7 +276,8 @@ fn peer_with_another_protocol_version_is_refused() {
         Ok(_) => panic!("attached to a region of another protocol version"),
     }
     // And with the right version the same file attaches.
-    file.write_at(&PROTOCOL_VERSION.to_le_bytes(), 8).expect("write version");
+    file.write_at(&PROTOCOL_VERSION.to_le_bytes(), 8)
+        .expect("write version");
     let again = rustix::io::fcntl_dupfd_cloexec(host.fd(), 0).expect("dup");
     assert!(Region::attach(again).is_ok());
 }
