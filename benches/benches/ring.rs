@@ -86,13 +86,14 @@ fn echo_thread(
     stop: Arc<AtomicBool>,
 ) -> JoinHandle<()> {
     std::thread::spawn(move || {
+        // Bind the whole channel: its `_keep` holds the mapping the endpoints point into (a
+        // closure capturing only `guest.commands` would leave it behind and unmap it).
+        let mut guest = guest;
         let GuestChannel {
-            mut commands,
-            mut events,
-            ..
-        } = guest;
+            commands, events, ..
+        } = &mut guest;
         let mut buf = Vec::with_capacity(4096);
-        while pop_blocking(&mut commands, &mut buf, &bell, spin, &stop) {
+        while pop_blocking(commands, &mut buf, &bell, spin, &stop) {
             if events.try_push(&buf).expect("echo push") {
                 bell.ring();
             }
@@ -145,7 +146,8 @@ fn one_way(c: &mut Criterion) {
         let consumer = {
             let (stop, received) = (stop.clone(), received.clone());
             std::thread::spawn(move || {
-                let mut commands = guest.commands;
+                let mut guest = guest; // whole channel, see echo_thread
+                let commands = &mut guest.commands;
                 let mut buf = Vec::with_capacity(4096);
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {

@@ -93,24 +93,38 @@ pub enum RunError {
     Thread(&'static str),
 }
 
+fn set_int_opt(sock: &UdpSocket, opt: libc::c_int, value: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: plain setsockopt with an int option on an fd we own.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            opt,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 fn udp_socket(rcvbuf: usize) -> Result<UdpSocket, RunError> {
     let sock = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))?;
     let size = libc::c_int::try_from(rcvbuf).unwrap_or(libc::c_int::MAX);
-    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, libc::SO_SNDBUF] {
-        // SAFETY: plain setsockopt with an int option on an fd we own.
-        let rc = unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&size as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        // SO_RCVBUFFORCE needs CAP_NET_ADMIN; without it SO_RCVBUF (capped by rmem_max) is tried.
-        if rc != 0 && opt != libc::SO_RCVBUFFORCE {
-            tracing::warn!(error = %std::io::Error::last_os_error(), "cannot enlarge socket buffer");
-        }
+    // SO_RCVBUFFORCE needs CAP_NET_ADMIN; without it SO_RCVBUF is capped by rmem_max.
+    // (Setting SO_RCVBUF after a successful force would shrink it again.)
+    if set_int_opt(&sock, libc::SO_RCVBUFFORCE, size).is_err()
+        && let Err(e) = set_int_opt(&sock, libc::SO_RCVBUF, size)
+    {
+        tracing::warn!(error = %e, "cannot enlarge the receive buffer");
+    }
+    if set_int_opt(&sock, libc::SO_SNDBUFFORCE, size).is_err()
+        && let Err(e) = set_int_opt(&sock, libc::SO_SNDBUF, size)
+    {
+        tracing::warn!(error = %e, "cannot enlarge the send buffer");
     }
     sock.set_read_timeout(Some(Duration::from_millis(100)))?;
     Ok(sock)
