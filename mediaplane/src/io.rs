@@ -201,10 +201,10 @@ async fn receive_loop(shared: Rc<Shared>, sock: Rc<UdpSocket>, port: u16) {
         let verdict = shared.relay.borrow_mut().on_packet(monotonic_ns(), port, src, &mut buf[..n]);
         if let Verdict::Forward(f) = verdict {
             let out = shared.sockets.borrow().get(f.out_port).cloned();
-            if let Some(out) = out {
-                if let Err(e) = out.send_to(&buf[..f.len], f.dst).await {
-                    tracing::trace!(port = f.out_port, dst = %f.dst, error = %e, "send failed");
-                }
+            if let Some(out) = out
+                && let Err(e) = out.send_to(&buf[..f.len], f.dst).await
+            {
+                tracing::trace!(port = f.out_port, dst = %f.dst, error = %e, "send failed");
             }
         }
     }

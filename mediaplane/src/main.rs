@@ -147,14 +147,14 @@ fn main() -> ExitCode {
         }
     }
     tracing::info!(shards, ports = %args.rtp_ports, "media plane started");
-    // Shards run until the process ends; any shard that returns is fatal for all of them.
+    // Shards run until the process ends (a failing shard exits the process itself), so
+    // reaching the end of any join is already abnormal.
     for (shard, h) in handles {
         match h.join() {
             Ok(Ok(())) => tracing::error!(%shard, "shard stopped"),
             Ok(Err(e)) => tracing::error!(%shard, error = %e, "shard failed"),
             Err(e) => tracing::error!(%shard, error = %e, "shard executor failed"),
         }
-        return ExitCode::from(1);
     }
     ExitCode::from(1)
 }

@@ -66,7 +66,7 @@ impl PortRange {
     pub fn pairs(&self) -> u32 {
         let first = u32::from(self.first.next_multiple_of(2));
         let last = u32::from(self.last);
-        if last < first + 1 { 0 } else { (last - first + 1) / 2 }
+        if last < first + 1 { 0 } else { (last - first).div_ceil(2) }
     }
 
     /// Slice `shard` of `shards` equal slices (the remainder stays unused).
@@ -129,7 +129,7 @@ impl PortAllocator {
     /// Returns a pair; false if it was not in use (double free is ignored).
     pub fn release(&mut self, rtp_port: u16) -> bool {
         match self.pair_index(rtp_port) {
-            Some(i) if self.in_use[i] && rtp_port % 2 == 0 => {
+            Some(i) if self.in_use[i] && rtp_port.is_multiple_of(2) => {
                 self.in_use[i] = false;
                 self.free.push_back(rtp_port);
                 true

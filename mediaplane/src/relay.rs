@@ -306,17 +306,26 @@ impl Relay {
         self.ensure_streams(sockets, slot, sdp.media.len())?;
         let ip = self.config.announce_ip;
         let call = self.call_mut(slot)?;
-        let answered = call.legs[1].sdp.is_some();
+        let answer = call.legs[1].sdp.take();
         for (i, m) in sdp.media.iter().enumerate() {
             let addr = sdp.media_address(i);
             call.legs[0].streams[i].learn_from_sdp(m, addr);
-            if !answered {
+            match answer.as_ref().and_then(|a| a.media.get(i)) {
+                // A re-offer after the answer: map against what the answerer said.
+                Some(am) => {
+                    call.legs[0].streams[i].rtcp_mux = m.rtcp_mux() && am.rtcp_mux();
+                    call.legs[0].streams[i].pt_map = PtMap::between(m, am);
+                    call.legs[1].streams[i].pt_map = PtMap::between(am, m);
+                }
                 // Until the answer, both sides use the offer's payload-type numbers.
-                call.legs[0].streams[i].pt_map = PtMap::identity(m);
-                call.legs[1].streams[i].pt_map = PtMap::identity(m);
-                call.legs[1].streams[i].rtcp_mux = m.rtcp_mux();
+                None => {
+                    call.legs[0].streams[i].pt_map = PtMap::identity(m);
+                    call.legs[1].streams[i].pt_map = PtMap::identity(m);
+                    call.legs[1].streams[i].rtcp_mux = m.rtcp_mux();
+                }
             }
         }
+        call.legs[1].sdp = answer;
         call.legs[0].stats.local_rtp = call.legs[0].streams.first().map(|e| SocketAddr::new(ip, e.local_port));
         call.legs[1].stats.local_rtp = call.legs[1].streams.first().map(|e| SocketAddr::new(ip, e.local_port));
         call.legs[0].sdp = Some(sdp.clone());

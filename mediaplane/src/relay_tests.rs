@@ -78,7 +78,7 @@ fn offer_answer_sdp_points_at_our_ports() {
     let a = r.leg_ports(&id("c1"), Side::Offerer).unwrap();
     assert_eq!((a.len(), b.len()), (1, 1));
     assert_ne!(a[0], b[0]);
-    assert!(a[0] % 2 == 0 && b[0] % 2 == 0);
+    assert!(a[0].is_multiple_of(2) && b[0].is_multiple_of(2));
     assert!(b_sdp.contains(&format!("m=audio {} RTP/AVP 0 8 96 101\r\n", b[0])), "{b_sdp}");
     assert!(b_sdp.contains("c=IN IP4 127.0.0.1\r\n") && !b_sdp.contains("10.0.0.1\r\nt="));
     assert!(b_sdp.contains("a=fmtp:101 0-16"));

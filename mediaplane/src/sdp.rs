@@ -356,9 +356,8 @@ impl Sdp {
     pub fn parse(text: &str) -> Result<Sdp, SdpError> {
         let mut session = Vec::new();
         let mut media: Vec<Media> = Vec::new();
-        let mut n = 0;
-        for raw in text.split('\n') {
-            n += 1;
+        for (i, raw) in text.split('\n').enumerate() {
+            let n = i + 1;
             let line = raw.strip_suffix('\r').unwrap_or(raw);
             if line.is_empty() {
                 continue;

@@ -271,3 +271,31 @@ fn missing_region_exits_with_code_2() {
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("--rtp-ports"));
 }
+
+/// CPU ticks (user + system) of a process, from /proc.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split(' ').collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// Diagnostic, not a pass/fail timing check: prints the idle media plane's CPU use.
+/// Run with `cargo test -p wavegate-mediaplane --test relay_process -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn idle_cpu_diagnostic() {
+    let mp = spawn_media_plane(&MediaPlaneCommand {
+        program: BIN.into(),
+        args: ["--rtp-ports", &port_range(3), "--no-pin"].iter().map(Into::into).collect(),
+        geometry: Geometry::with_shards(1),
+        request_timeout: Duration::from_secs(5),
+    })
+    .expect("spawn");
+    mp.client.request(ShardId(0), &Ping).await.expect("ping");
+    let t0 = cpu_ticks(mp.pid);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let used = cpu_ticks(mp.pid) - t0;
+    let hz = 100.0; // USER_HZ on Linux
+    println!("idle media plane: {used} ticks in 5 s = {:.2}% of one core", f64::from(used as u32) / hz / 5.0 * 100.0);
+}
