@@ -398,3 +398,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn reoffer_after_answer_remaps_payload_types_and_keeps_ports() {
+    let mut r = relay();
+    let (a, b) = setup(&mut r, OFFER, ANSWER);
+    // The offerer now numbers opus 98 instead of 96; the answer still says 111.
+    let reoffer = OFFER.replace("0 8 96 101", "0 8 98 101").replace("rtpmap:96", "rtpmap:98");
+    r.offer(MS, &id("c1"), &tag("ft"), &reoffer, &OfferFlags::default(), &mut NoSockets).unwrap();
+    assert_eq!(r.leg_ports(&id("c1"), Side::Offerer).unwrap(), vec![a]);
+    assert_eq!(r.leg_ports(&id("c1"), Side::Answerer).unwrap(), vec![b]);
+    let mut p = rtp(98, 1, 1, 1);
+    forward(r.on_packet(MS, a, a_peer(), &mut p));
+    assert_eq!(RtpPacket::parse(&mut p).unwrap().payload_type(), 111);
+    let mut p = rtp(111, 1, 1, 2);
+    forward(r.on_packet(MS, b, b_peer(), &mut p));
+    assert_eq!(RtpPacket::parse(&mut p).unwrap().payload_type(), 98);
+    assert_eq!(r.on_packet(MS, a, a_peer(), &mut rtp(96, 2, 2, 1)), Verdict::Drop(DropReason::UnknownPayloadType));
+}

@@ -299,3 +299,64 @@ async fn idle_cpu_diagnostic() {
     let hz = 100.0; // USER_HZ on Linux
     println!("idle media plane: {used} ticks in 5 s = {:.2}% of one core", f64::from(used as u32) / hz / 5.0 * 100.0);
 }
+
+/// Diagnostic, not a pass/fail timing check: one call, 100k packets/s A -> B for 2 s in
+/// 1 ms bursts of 100; prints what arrived and the media plane's CPU use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn throughput_diagnostic() {
+    // WAVEGATE_MEDIAPLANE_BIN lets this diagnostic run an optimised build.
+    let program = std::env::var_os("WAVEGATE_MEDIAPLANE_BIN").unwrap_or_else(|| BIN.into());
+    let mp = spawn_media_plane(&MediaPlaneCommand {
+        program: program.into(),
+        args: ["--rtp-ports", &port_range(4), "--no-pin"].iter().map(Into::into).collect(),
+        geometry: Geometry::with_shards(1),
+        request_timeout: Duration::from_secs(5),
+    })
+    .expect("spawn");
+    let client = mp.client.clone();
+    let shard = ShardId(0);
+    let peer_a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let peer_b = std::sync::Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let call = CallId::new("blast").unwrap();
+    let ft = LegTag::new("ft").unwrap();
+    let offer = Offer { call: call.clone(), from_tag: ft.clone(), sdp: offer_sdp(peer_a.local_addr().unwrap().port()), flags: OfferFlags::default() };
+    let _ = client.request(shard, &offer).await.expect("offer");
+    let answer = Answer { call: call.clone(), from_tag: ft, to_tag: LegTag::new("tt").unwrap(), sdp: answer_sdp(peer_b.local_addr().unwrap().port()) };
+    let a_side: SocketAddr = ([127, 0, 0, 1], media_port(&client.request(shard, &answer).await.expect("answer").sdp)).into();
+    let counter = {
+        let peer_b = peer_b.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 2048];
+            let mut n = 0u64;
+            while let Ok(Ok(_)) = timeout(Duration::from_millis(500), peer_b.recv_from(&mut buf)).await {
+                n += 1;
+            }
+            n
+        })
+    };
+    let t0 = cpu_ticks(mp.pid);
+    let start = tokio::time::Instant::now();
+    let mut sent = 0u64;
+    let mut pkt = packet(0, 0, 0x77);
+    for ms in 0..2000u64 {
+        for _ in 0..100 {
+            pkt[2..4].copy_from_slice(&(sent as u16).to_be_bytes());
+            peer_a.send_to(&pkt, a_side).await.unwrap();
+            sent += 1;
+        }
+        tokio::time::sleep_until(start + Duration::from_millis(ms + 1)).await;
+    }
+    let got = counter.await.unwrap();
+    let used = cpu_ticks(mp.pid) - t0;
+    let stats = client.request(shard, &Query { call }).await.unwrap();
+    println!(
+        "sent {sent} in {:?}, received {got} ({:.2}% loss); relay in={} out={} dropped={}; media plane CPU {:.0}% of one core",
+        start.elapsed(),
+        100.0 * (sent - got) as f64 / sent as f64,
+        stats.offerer.rtp_packets_in,
+        stats.answerer.rtp_packets_out,
+        stats.offerer.dropped,
+        used as f64 / start.elapsed().as_secs_f64()
+    );
+}
