@@ -280,19 +280,22 @@ fn cpu_ticks(pid: u32) -> u64 {
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
 }
 
-/// Diagnostic, not a pass/fail timing check: prints the idle media plane's CPU use.
+/// Diagnostic, not a pass/fail timing check: prints the idle media plane's CPU use (2 shards).
 /// Run with `cargo test -p wavegate-mediaplane --test relay_process -- --ignored --nocapture`.
 #[tokio::test]
 #[ignore]
 async fn idle_cpu_diagnostic() {
     let mp = spawn_media_plane(&MediaPlaneCommand {
         program: BIN.into(),
-        args: ["--rtp-ports", &port_range(3), "--no-pin"].iter().map(Into::into).collect(),
-        geometry: Geometry::with_shards(1),
+        // Two pinned shards: also shows that placement and io memory fit the memlock limit.
+        args: ["--rtp-ports", &port_range(3)].iter().map(Into::into).collect(),
+        geometry: Geometry::with_shards(2),
         request_timeout: Duration::from_secs(5),
     })
     .expect("spawn");
-    mp.client.request(ShardId(0), &Ping).await.expect("ping");
+    for k in 0..2 {
+        assert_eq!(mp.client.request(ShardId(k), &Ping).await.expect("ping").shard, ShardId(k));
+    }
     let t0 = cpu_ticks(mp.pid);
     tokio::time::sleep(Duration::from_secs(5)).await;
     let used = cpu_ticks(mp.pid) - t0;
