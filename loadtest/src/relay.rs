@@ -263,6 +263,9 @@ fn mp_rss(child: &mut tokio::process::Child, pid: u32) -> Result<u64, RunError> 
     Ok(sysinfo::rss_kib(pid)?)
 }
 
+/// Longest the whole delete phase may take.
+const DELETE_DEADLINE: Duration = Duration::from_secs(20);
+
 fn join<T>(h: std::thread::JoinHandle<T>, what: &'static str) -> Result<T, RunError> {
     h.join().map_err(|_| RunError::Thread(what))
 }
@@ -421,24 +424,47 @@ pub async fn run(plan: &RelayPlan) -> Result<Report, RunError> {
     }
     let (b_to_a, a_to_b) = (&trackers[0], &trackers[1]);
 
-    // Tear down: delete every session (collecting the media plane's own counters), then stop it.
+    // Tear down: delete every session (collecting the media plane's own counters), 64 at a
+    // time and within DELETE_DEADLINE overall, so a wedged media plane cannot hold us forever.
     let mut totals = CallStats::default();
-    for s in 0..plan.streams {
-        let call = call_id(run_id, s)?;
-        match mp
-            .client
-            .request(mp.client.shard_for(&call), &Delete { call })
-            .await
-        {
-            Ok(st) => {
-                for leg in [&st.offerer, &st.answerer] {
-                    totals.offerer.rtp_packets_in += leg.rtp_packets_in;
-                    totals.offerer.rtp_packets_out += leg.rtp_packets_out;
-                    totals.offerer.dropped += leg.dropped;
-                }
+    let mut delete_failures = 0u64;
+    let deletes = async {
+        let mut tasks = JoinSet::new();
+        let mut next = 0u32;
+        while next < plan.streams || !tasks.is_empty() {
+            while next < plan.streams && tasks.len() < 64 {
+                let (client, call) = (mp.client.clone(), call_id(run_id, next)?);
+                tasks.spawn(async move {
+                    client
+                        .request(client.shard_for(&call), &Delete { call })
+                        .await
+                });
+                next += 1;
             }
-            Err(e) => tracing::warn!(stream = s, error = %e, "delete failed"),
+            match tasks.join_next().await {
+                Some(Ok(Ok(st))) => {
+                    for leg in [&st.offerer, &st.answerer] {
+                        totals.offerer.rtp_packets_in += leg.rtp_packets_in;
+                        totals.offerer.rtp_packets_out += leg.rtp_packets_out;
+                        totals.offerer.dropped += leg.dropped;
+                    }
+                }
+                Some(Ok(Err(e))) => {
+                    delete_failures += 1;
+                    tracing::warn!(error = %e, "delete failed");
+                }
+                Some(Err(_)) => delete_failures += 1,
+                None => {}
+            }
         }
+        Ok::<(), RunError>(())
+    };
+    if tokio::time::timeout(DELETE_DEADLINE, deletes)
+        .await
+        .is_err()
+    {
+        tracing::warn!("gave up deleting sessions after {DELETE_DEADLINE:?}");
+        delete_failures = delete_failures.max(1);
     }
     mp.client.close();
     // SAFETY: kill(2) on our own child's pid.
@@ -487,6 +513,7 @@ pub async fn run(plan: &RelayPlan) -> Result<Report, RunError> {
         b_to_a: b_to_a.figures(sent_of(Direction::BToA)),
         loss_ratio: 0.0,
         send_errors,
+        delete_failures,
         mediaplane_rtp_in: totals.offerer.rtp_packets_in,
         mediaplane_rtp_out: totals.offerer.rtp_packets_out,
         mediaplane_dropped: totals.offerer.dropped,

@@ -373,6 +373,8 @@ pub struct Report {
     pub loss_ratio: f64,
     /// `send_to` calls that failed (those packets count as lost).
     pub send_errors: u64,
+    /// `Delete` requests that failed or timed out at the end of the run.
+    pub delete_failures: u64,
     /// Packets the media plane counted in and out (from the `Delete` replies).
     pub mediaplane_rtp_in: u64,
     /// See `mediaplane_rtp_in`.
@@ -408,6 +410,12 @@ impl Report {
         let dups = self.a_to_b.duplicated + self.b_to_a.duplicated;
         if dups > 0 {
             self.failures.push(format!("{dups} duplicated packets"));
+        }
+        if self.delete_failures > 0 {
+            self.failures.push(format!(
+                "{} sessions could not be deleted",
+                self.delete_failures
+            ));
         }
         let ssrc = self.a_to_b.ssrc_changes + self.b_to_a.ssrc_changes;
         if ssrc > 0 {
@@ -453,7 +461,8 @@ impl Report {
              | RSS idle / end | {rss0} KiB / {rss1} KiB |\n\
              | RSS per stream | {rss_stream:.1} KiB |\n\
              | session setup (offer + answer, all streams) | {setup:.1} ms |\n\
-             | media plane counted in / out / dropped | {mp_in} / {mp_out} / {mp_drop} |\n\n\
+             | media plane counted in / out / dropped | {mp_in} / {mp_out} / {mp_drop} |\n\
+             | load generator send errors / failed deletes | {send_err} / {del_fail} |\n\n\
              ## Added latency (send to receive through the relay)\n\n\
              | samples | p50 | p99 | p99.9 | max | mean |\n|---|---|---|---|---|---|\n\
              | {samples} | {p50} µs | {p99} µs | {p999} µs | {max} µs | {mean} µs |\n\n\
@@ -483,6 +492,8 @@ impl Report {
             mp_in = self.mediaplane_rtp_in,
             mp_out = self.mediaplane_rtp_out,
             mp_drop = self.mediaplane_dropped,
+            send_err = self.send_errors,
+            del_fail = self.delete_failures,
             samples = l.samples,
             p50 = l.p50_us,
             p99 = l.p99_us,
