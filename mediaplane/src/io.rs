@@ -80,7 +80,7 @@ pub struct ShardSetup {
     pub doorbell: OwnedFd,
 }
 
-const HEARTBEAT: Duration = Duration::from_millis(100);
+const HEARTBEAT: Duration = Duration::from_millis(250);
 const TIMEOUT_TICK: Duration = Duration::from_secs(1);
 const SOCKET_BUFFER: usize = 2 << 20;
 /// Largest datagram a receive task reads; RTP over UDP fits in an Ethernet MTU.

@@ -80,7 +80,7 @@ fn main() -> ExitCode {
     raise_nofile();
     let parent_pid = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32);
 
-    let (region_fd, bells) = match wavegate_shared::spawn::inherited_fds() {
+    let (region_fd, bells) = match wavegate_shared::inherit::inherited_fds() {
         Ok(x) => x,
         Err(e) => {
             tracing::error!(error = %e, "no control region inherited; this binary is started by wavegate-signalling");

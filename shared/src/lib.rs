@@ -11,6 +11,7 @@
 pub mod clock;
 pub mod doorbell;
 pub mod ids;
+pub mod inherit;
 pub mod protocol;
 pub mod region;
 pub mod ring;

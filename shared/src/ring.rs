@@ -339,7 +339,7 @@ mod tests {
 
         #[test]
         fn garbage_header_never_panics(head in any::<u64>(), tail in any::<u64>(), junk in proptest::collection::vec(any::<u8>(), 64)) {
-            let mut r = ring(64, 32);
+            let r = ring(64, 32);
             let hdr = unsafe { &*(r.base as *const RingHeader) };
             unsafe { std::ptr::copy_nonoverlapping(junk.as_ptr(), r.base.add(RING_HEADER_BYTES), 64) };
             hdr.head.0.store(head, Ordering::SeqCst);

@@ -15,10 +15,7 @@ use crate::client::{ClientError, ControlClient, EventReceiver};
 use crate::doorbell::Doorbell;
 use crate::region::{Geometry, Region, RegionError};
 
-/// Environment variable naming the inherited region fd.
-pub const ENV_CONTROL_FD: &str = "WAVEGATE_CONTROL_FD";
-/// Environment variable naming the inherited doorbell fds, comma-separated, shard order.
-pub const ENV_DOORBELL_FDS: &str = "WAVEGATE_DOORBELL_FDS";
+pub use crate::inherit::{ENV_CONTROL_FD, ENV_DOORBELL_FDS, inherited_fds};
 
 /// Why the media plane could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -105,21 +102,4 @@ pub fn spawn_media_plane(cmd: &MediaPlaneCommand) -> Result<MediaPlane, SpawnErr
     let pid = child.id().unwrap_or(0);
     let (client, events) = ControlClient::start(region, host_ends, cmd.request_timeout)?;
     Ok(MediaPlane { child, pid, client, events })
-}
-
-/// Parses the inherited fds in a media-plane child: the region and the doorbell ends.
-pub fn inherited_fds() -> Result<(OwnedFd, Vec<OwnedFd>), String> {
-    fn parse_fd(s: &str) -> Result<OwnedFd, String> {
-        let fd: RawFd = s.trim().parse().map_err(|_| format!("not a file descriptor: {s:?}"))?;
-        if fd < 3 || rustix::io::fcntl_getfd(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }).is_err() {
-            return Err(format!("file descriptor {fd} is not open"));
-        }
-        // SAFETY: the fd was checked to be open and is handed to us by the spawner alone.
-        Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
-    }
-    let region = std::env::var(ENV_CONTROL_FD).map_err(|_| format!("{ENV_CONTROL_FD} is not set"))?;
-    let bells = std::env::var(ENV_DOORBELL_FDS).map_err(|_| format!("{ENV_DOORBELL_FDS} is not set"))?;
-    let region = parse_fd(&region)?;
-    let bells = bells.split(',').filter(|s| !s.is_empty()).map(parse_fd).collect::<Result<Vec<_>, _>>()?;
-    Ok((region, bells))
 }

@@ -212,8 +212,8 @@ impl Config {
                 self.media.rtp_ports
             )));
         }
-        if self.media.heartbeat_timeout_ms < 300 {
-            return Err(ConfigError::Invalid("media.heartbeat_timeout_ms must be at least 300".into()));
+        if self.media.heartbeat_timeout_ms < 750 {
+            return Err(ConfigError::Invalid("media.heartbeat_timeout_ms must be at least 750 (shards beat every 250 ms)".into()));
         }
         Ok(())
     }

@@ -231,7 +231,7 @@ impl Supervisor {
         let ready = wait_ready(&client, startup);
         tokio::pin!(ready);
         let mut is_running = false;
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let cause = loop {
             tokio::select! {
