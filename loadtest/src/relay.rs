@@ -24,7 +24,7 @@ use wavegate_shared::spawn::{MediaPlaneCommand, SpawnError, spawn_media_plane};
 use wavegate_shared::{CallId, IdError, LegTag, ShardId};
 
 use crate::report::{
-    DirectionTracker, LatencyFigures, Report, ReportError, Resources, RunConfig, Schedule,
+    DirectionTracker, LatencyFigures, Machine, Report, ReportError, Resources, RunConfig, Schedule,
     flow_index,
 };
 use crate::sysinfo;
@@ -283,6 +283,7 @@ pub async fn run(plan: &RelayPlan) -> Result<Report, RunError> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    let loadavg_before = sysinfo::loadavg();
     let mut mp = spawn_media_plane(&MediaPlaneCommand {
         program: plan.program.clone(),
         args: plan.mediaplane_args.iter().map(Into::into).collect(),
@@ -415,6 +416,7 @@ pub async fn run(plan: &RelayPlan) -> Result<Report, RunError> {
         }
     }
     let rss_end = mp_rss(&mut mp.child, pid)?;
+    let loadavg_after = sysinfo::loadavg();
     let send_errors = join(sender, "sender")?;
     tokio::time::sleep(Duration::from_millis(plan.drain_ms)).await;
     stop.store(true, Ordering::Relaxed);
@@ -489,7 +491,11 @@ pub async fn run(plan: &RelayPlan) -> Result<Report, RunError> {
     Ok(Report {
         name: plan.name.clone(),
         started_unix,
-        machine: sysinfo::machine(),
+        machine: Machine {
+            loadavg_before,
+            loadavg_after,
+            ..sysinfo::machine()
+        },
         config: RunConfig {
             streams: plan.streams,
             pps: plan.pps,

@@ -265,6 +265,10 @@ pub struct Machine {
     pub cpu_model: String,
     /// `uname -sr`.
     pub kernel: String,
+    /// /proc/loadavg before the run (other work on the machine skews every figure).
+    pub loadavg_before: String,
+    /// /proc/loadavg after the measurement window.
+    pub loadavg_after: String,
 }
 
 /// What was asked for.
@@ -451,7 +455,8 @@ impl Report {
             "# Relay load test `{name}`\n\n\
              {streams} bidirectional PCMU relay sessions, {pps} packets/s per stream per direction, \
              {payload}-byte payload, {seconds} s measured after {warmup} s warm-up, {shards} media-plane shard(s).\n\n\
-             Machine: {nproc} CPUs, {cpu}, {kernel}. Media plane arguments: `{args}`.\n\n\
+             Machine: {nproc} CPUs, {cpu}, {kernel}; load average {load0} before, {load1} after. \
+             Media plane arguments: `{args}`.\n\n\
              **Verdict: {verdict}**\n\n\
              ## Media plane\n\n\
              | figure | value |\n|---|---|\n\
@@ -481,6 +486,8 @@ impl Report {
             nproc = self.machine.nproc,
             cpu = self.machine.cpu_model,
             kernel = self.machine.kernel,
+            load0 = self.machine.loadavg_before,
+            load1 = self.machine.loadavg_after,
             args = c.mediaplane_args.join(" "),
             pps_total = r.packets_per_sec,
             cpu_pkt = r.cpu_us_per_packet,

@@ -72,7 +72,14 @@ fn c_chars(field: &[libc::c_char]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// Number of CPUs, model and kernel.
+/// The three load averages from /proc/loadavg.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// Number of CPUs, model and kernel (load averages are filled in by the caller).
 pub fn machine() -> Machine {
     let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -91,6 +98,7 @@ pub fn machine() -> Machine {
         nproc: nproc(),
         cpu_model,
         kernel,
+        ..Machine::default()
     }
 }
 
