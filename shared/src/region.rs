@@ -312,8 +312,8 @@ impl Region {
                 let (cmd, evt) = self.ring_bases(s);
                 // SAFETY: bases lie in the live mapping (kept by `_keep`); this process holds
                 // the host role once; the guest role belongs to the other process.
-                let (commands, _) = unsafe { ring::endpoints(cmd, u64::from(g.command_ring_bytes), g.max_frame) };
-                let (_, events) = unsafe { ring::endpoints(evt, u64::from(g.event_ring_bytes), g.max_frame) };
+                let (commands, _) = unsafe { ring::endpoints(cmd, u64::from(g.command_ring_bytes), g.max_frame, self.keep_alive()) };
+                let (_, events) = unsafe { ring::endpoints(evt, u64::from(g.event_ring_bytes), g.max_frame, self.keep_alive()) };
                 HostChannel { shard: ShardId(s), commands, events, _keep: self.clone() }
             })
             .collect())
@@ -329,11 +329,15 @@ impl Region {
             .map(|s| {
                 let (cmd, evt) = self.ring_bases(s);
                 // SAFETY: as in `take_host_channels`, for the opposite role.
-                let (_, commands) = unsafe { ring::endpoints(cmd, u64::from(g.command_ring_bytes), g.max_frame) };
-                let (events, _) = unsafe { ring::endpoints(evt, u64::from(g.event_ring_bytes), g.max_frame) };
+                let (_, commands) = unsafe { ring::endpoints(cmd, u64::from(g.command_ring_bytes), g.max_frame, self.keep_alive()) };
+                let (events, _) = unsafe { ring::endpoints(evt, u64::from(g.event_ring_bytes), g.max_frame, self.keep_alive()) };
                 GuestChannel { shard: ShardId(s), commands, events, _keep: self.clone() }
             })
             .collect())
+    }
+
+    fn keep_alive(&self) -> ring::KeepAlive {
+        Some(self.inner.clone())
     }
 
     fn base(&self) -> *mut u8 {
@@ -382,6 +386,20 @@ mod tests {
         guest.shard(ShardId(1)).unwrap().beat(123, 4);
         assert_eq!(host.shard(ShardId(1)).unwrap().heartbeat_ns(), 123);
         assert!(host.shard(ShardId(2)).is_none());
+    }
+
+    #[test]
+    fn endpoints_keep_the_mapping_alive() {
+        let host = Region::create(Geometry::with_shards(1)).unwrap();
+        let guest = Region::attach(dup(&host)).unwrap();
+        // Move the endpoints out of their channels and drop every Region handle.
+        let mut tx = host.take_host_channels().unwrap().remove(0).commands;
+        let mut rx = guest.take_guest_channels().unwrap().remove(0).commands;
+        drop((host, guest));
+        tx.try_push(b"still mapped").unwrap();
+        let mut out = Vec::new();
+        assert!(rx.try_pop(&mut out).unwrap());
+        assert_eq!(out, b"still mapped");
     }
 
     #[test]

@@ -104,7 +104,16 @@ impl RawRing {
 /// # Safety
 /// The caller guarantees the memory contract above and that at most one [`Producer`] and one
 /// [`Consumer`] exist for the ring across all processes.
-pub(crate) unsafe fn endpoints(base: *mut u8, capacity: u64, max_frame: u32) -> (Producer, Consumer) {
+/// Something that keeps a ring's memory mapped; each endpoint holds a clone, so moving an
+/// endpoint out of its channel struct can never leave it pointing at unmapped memory.
+pub(crate) type KeepAlive = Option<std::sync::Arc<dyn Send + Sync>>;
+
+pub(crate) unsafe fn endpoints(
+    base: *mut u8,
+    capacity: u64,
+    max_frame: u32,
+    keep: KeepAlive,
+) -> (Producer, Consumer) {
     let raw = RawRing {
         header: base as *const RingHeader,
         // SAFETY: the data area follows the header inside the same mapping.
@@ -114,7 +123,7 @@ pub(crate) unsafe fn endpoints(base: *mut u8, capacity: u64, max_frame: u32) -> 
     };
     let head = raw.header().head.0.load(Ordering::Acquire);
     let tail = raw.header().tail.0.load(Ordering::Acquire);
-    (Producer { raw, head }, Consumer { raw, tail })
+    (Producer { raw, head, _keep: keep.clone() }, Consumer { raw, tail, _keep: keep })
 }
 
 /// Zeroes a ring's header. Only for a freshly created region.
@@ -130,6 +139,7 @@ pub(crate) unsafe fn init(base: *mut u8) {
 pub struct Producer {
     raw: RawRing,
     head: u64,
+    _keep: KeepAlive,
 }
 
 // SAFETY: a Producer is the only writer of its ring's head and data; moving it to another
@@ -178,6 +188,7 @@ impl Producer {
 pub struct Consumer {
     raw: RawRing,
     tail: u64,
+    _keep: KeepAlive,
 }
 
 // SAFETY: a Consumer is the only writer of its ring's tail; see Producer.
@@ -254,7 +265,7 @@ mod tests {
         let ptr = mem.as_mut_ptr() as *mut u8;
         let base = unsafe { ptr.add(ptr.align_offset(64)) };
         unsafe { init(base) };
-        let (producer, consumer) = unsafe { endpoints(base, capacity, max_frame) };
+        let (producer, consumer) = unsafe { endpoints(base, capacity, max_frame, None) };
         TestRing { _mem: mem, producer, consumer, base }
     }
 
@@ -344,7 +355,7 @@ mod tests {
             unsafe { std::ptr::copy_nonoverlapping(junk.as_ptr(), r.base.add(RING_HEADER_BYTES), 64) };
             hdr.head.0.store(head, Ordering::SeqCst);
             hdr.tail.0.store(tail, Ordering::SeqCst);
-            let (mut p, mut c) = unsafe { endpoints(r.base, 64, 32) };
+            let (mut p, mut c) = unsafe { endpoints(r.base, 64, 32, None) };
             let mut out = Vec::new();
             let _ = c.try_pop(&mut out);
             let _ = p.try_push(b"abc");
