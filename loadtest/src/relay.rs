@@ -229,6 +229,9 @@ fn send_loop(
     errors
 }
 
+/// Sleep between receive polls when a receiver's socket is empty.
+pub const RX_POLL: Duration = Duration::from_micros(50);
+
 /// Receives one side's packets until `stop`; returns its tracker.
 fn receive_loop(
     sock: UdpSocket,
@@ -238,13 +241,22 @@ fn receive_loop(
     received: Arc<AtomicU64>,
 ) -> DirectionTracker {
     let mut buf = [0u8; 2048];
+    // Poll instead of blocking: a receiver asleep in recv(2) makes every packet the media plane
+    // sends pay for a cross-core wake-up (an IPI, costly in a VM), which would be billed to the
+    // media plane's CPU although a remote peer never costs it that. Latency figures therefore
+    // include up to RX_POLL of polling delay.
+    let polling = sock.set_nonblocking(true).is_ok();
     while !stop.load(Ordering::Relaxed) {
-        // Errors are timeouts (they let us notice `stop`) or ICMP errors from loopback, which
-        // are not this counter's business: losses show in the accounting.
-        if let Ok((n, _)) = sock.recv_from(&mut buf) {
-            let now = monotonic_ns();
-            tracker.observe(wire::decode_packet(&buf[..n]).as_ref(), now, window);
-            received.fetch_add(1, Ordering::Relaxed);
+        match sock.recv_from(&mut buf) {
+            Ok((n, _)) => {
+                let now = monotonic_ns();
+                tracker.observe(wire::decode_packet(&buf[..n]).as_ref(), now, window);
+                received.fetch_add(1, Ordering::Relaxed);
+            }
+            // WouldBlock: nothing queued. Other errors are ICMP errors from loopback, which
+            // are not this counter's business: losses show in the accounting.
+            Err(_) if polling => std::thread::sleep(RX_POLL),
+            Err(_) => {}
         }
     }
     tracker

@@ -471,6 +471,9 @@ impl Report {
              ## Added latency (send to receive through the relay)\n\n\
              | samples | p50 | p99 | p99.9 | max | mean |\n|---|---|---|---|---|---|\n\
              | {samples} | {p50} µs | {p99} µs | {p999} µs | {max} µs | {mean} µs |\n\n\
+             Receivers poll their sockets every 50 µs instead of blocking (so the media plane is not \
+             billed for waking them), so figures include up to 50 µs of polling delay plus the \
+             load generator's own scheduling.\n\n\
              ## Delivery\n\n\
              | direction | sent | received | lost | loss | duplicated | reordered | SSRC changes | malformed |\n\
              |---|---|---|---|---|---|---|---|---|\n{ab}{ba}\n\

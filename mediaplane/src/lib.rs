@@ -1,4 +1,4 @@
-//! Wavegate's media plane: a sans-IO relay core and a thin glommio driver.
+//! Wavegate's media plane: a sans-IO relay core and a thin io_uring driver.
 //!
 //! - [`sdp`]: parse, rewrite and write SIP-side SDP.
 //! - [`rtp`]: zero-allocation RTP/RTCP views and the RFC 5761 demultiplexer.
@@ -6,7 +6,7 @@
 //! - [`call`]: endpoints, rewriters, payload-type maps.
 //! - [`relay`]: a shard's calls and the per-packet function [`relay::Relay::on_packet`].
 //! - [`control`]: command frames in, reply frames out.
-//! - [`io`] (driver): glommio shards, sockets, control and timer tasks.
+//! - [`io`] (driver): one pinned thread per shard running an io_uring loop: sockets, control, timers.
 //!
 //! Everything but `io` takes time as an argument and touches no sockets, so it is tested and
 //! benchmarked in-process.

@@ -1,5 +1,5 @@
 //! `wavegate-mediaplane`: reads its arguments and inherited control region, then runs one
-//! pinned glommio shard per region shard until the parent goes away.
+//! pinned io_uring shard thread per region shard until the parent goes away.
 //!
 //! Exit codes: 0 never in normal operation (the parent kills us), 1 a shard failed (corrupt
 //! ring, executor error), 2 bad start-up (arguments, inherited fds, region version), 3 the
@@ -153,7 +153,7 @@ fn main() -> ExitCode {
         match h.join() {
             Ok(Ok(())) => tracing::error!(%shard, "shard stopped"),
             Ok(Err(e)) => tracing::error!(%shard, error = %e, "shard failed"),
-            Err(e) => tracing::error!(%shard, error = %e, "shard executor failed"),
+            Err(_) => tracing::error!(%shard, "shard thread panicked"),
         }
     }
     ExitCode::from(1)
