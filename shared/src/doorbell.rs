@@ -1,7 +1,7 @@
 //! Doorbells: a connected pair of non-blocking Unix datagram sockets per shard.
 //!
 //! A ring producer that finds its consumer asleep sends one byte; the consumer's event loop
-//! (tokio `AsyncFd`, glommio, or [`Doorbell::wait`] for plain threads) wakes on it. A full
+//! (tokio `AsyncFd`, an io_uring poll, or [`Doorbell::wait`] for plain threads) wakes on it. A full
 //! socket buffer means a wake-up is already pending, so sends never block and never fail
 //! loudly. One pair serves both directions: each end reads what the other end rings.
 
