@@ -117,6 +117,18 @@ impl PortAllocator {
         self.free.len()
     }
 
+    /// Rotates the free queue so allocation starts `offset` pairs into the slice.
+    ///
+    /// A media plane restarted right after a busy generation must not begin with the very
+    /// ports the old one used first: the kernel releases a dead process's io_uring (and the
+    /// sockets its polls hold) asynchronously, so those ports can stay bound for a moment.
+    pub fn rotate(&mut self, offset: usize) {
+        if !self.free.is_empty() {
+            let n = offset % self.free.len();
+            self.free.rotate_left(n);
+        }
+    }
+
     /// Takes the next free pair; returns its RTP port.
     pub fn allocate(&mut self) -> Option<u16> {
         let port = self.free.pop_front()?;
@@ -161,6 +173,9 @@ mod tests {
 
     #[test]
     fn allocate_release_fifo() {
+        let mut rotated = PortAllocator::new("1000-1005".parse().unwrap());
+        rotated.rotate(4);
+        assert_eq!(rotated.allocate(), Some(1002), "4 mod 3 pairs = start at the second pair");
         let mut a = PortAllocator::new("1000-1005".parse().unwrap());
         assert_eq!(a.capacity(), 3);
         assert_eq!(a.allocate(), Some(1000));

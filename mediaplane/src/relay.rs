@@ -166,7 +166,8 @@ const OPEN_ATTEMPTS: usize = 16;
 impl Relay {
     /// An empty shard; `seed` drives the outgoing SSRCs.
     pub fn new(config: RelayConfig, seed: u64) -> Self {
-        let ports = PortAllocator::new(config.ports);
+        let mut ports = PortAllocator::new(config.ports);
+        ports.rotate((seed >> 17) as usize);
         let by_port = vec![None; ports.capacity()];
         Self { config, ports, by_port, slots: Vec::new(), free_slots: Vec::new(), by_id: HashMap::new(), rng: StdRng::seed_from_u64(seed) }
     }
