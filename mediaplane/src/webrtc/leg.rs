@@ -1,0 +1,330 @@
+//! One WebRTC leg: a browser's peer connection terminated by `str0m::Rtc` in ICE-lite + RTP mode.
+//!
+//! The leg answers the browser's offer with a single host candidate (the shard's WebRTC UDP
+//! address), lets str0m run ICE-lite, DTLS (fingerprint-checked) and SRTP, and exchanges plain RTP
+//! with its owner: incoming SRTP comes out as [`LegRtp`] (header fields + payload after
+//! decryption), outgoing RTP goes in through [`WebRtcLeg::write_rtp`] and leaves as SRTP
+//! [`LegOutput::Transmit`]s. It is sans-IO: time is the shard's `now_ns` (converted by
+//! [`Clock`]), datagrams are handed in and out as bytes.
+//!
+//! Invariants: str0m's `poll_output` must be drained (until [`LegOutput::Timeout`]) after every
+//! input — that is how str0m works and the driver must honour it; the outgoing sequence number of
+//! each m-line is extended to 64 bits here ([`SeqExtender`]), because SRTP's rollover counter is
+//! derived from it and feeding raw 16-bit numbers would break decryption at the first wrap.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use str0m::change::SdpOffer;
+use str0m::format::Codec;
+use str0m::media::{MediaKind, Mid};
+use str0m::net::{Protocol, Receive, Transmit};
+use str0m::rtp::RtpWrite;
+use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig, RtcError};
+use thiserror::Error;
+
+use super::Clock;
+
+/// Why a leg operation failed.
+#[derive(Debug, Error)]
+pub enum LegError {
+    /// The browser's SDP offer did not parse.
+    #[error("offer SDP does not parse: {0}")]
+    OfferSdp(String),
+    /// str0m refused the offer, an input or an output step.
+    #[error("WebRTC: {0}")]
+    Rtc(#[from] RtcError),
+    /// The shard's WebRTC address cannot be a host candidate.
+    #[error("bad local candidate address {0}")]
+    Candidate(SocketAddr),
+    /// The datagram is not STUN, DTLS, RTP or RTCP.
+    #[error("unrecognised datagram")]
+    Datagram,
+    /// `write_rtp` for an m-line that has no send stream (unknown mid or recvonly).
+    #[error("no send stream for mid {0}")]
+    NoSendStream(Mid),
+    /// `handle_offer` called twice: renegotiation is not supported yet.
+    #[error("leg already negotiated")]
+    AlreadyNegotiated,
+}
+
+/// Connection milestones the owner acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegEvent {
+    /// ICE has a working candidate pair (the browser nominated one).
+    IceConnected,
+    /// ICE lost the pair (consent expired); the owner may fail the leg after a grace period.
+    IceDisconnected,
+    /// DTLS is established and SRTP keys are in place: media can flow.
+    DtlsConnected,
+    /// An m-line was negotiated.
+    MediaAdded {
+        /// Its mid.
+        mid: Mid,
+        /// Audio or video.
+        kind: MediaKind,
+    },
+    /// The browser closed DTLS, or the leg was closed.
+    Closed,
+}
+
+/// An RTP packet received from the browser, after SRTP.
+#[derive(Debug, Clone)]
+pub struct LegRtp {
+    /// The m-line it belongs to (from the receive stream its SSRC was bound to).
+    pub mid: Option<Mid>,
+    /// Payload type.
+    pub pt: u8,
+    /// SSRC.
+    pub ssrc: u32,
+    /// 16-bit sequence number as on the wire.
+    pub seq: u16,
+    /// RTP timestamp as on the wire.
+    pub timestamp: u32,
+    /// Marker bit.
+    pub marker: bool,
+    /// Payload without the RTP header.
+    pub payload: Arc<[u8]>,
+}
+
+/// What [`WebRtcLeg::poll`] produced.
+#[derive(Debug)]
+pub enum LegOutput {
+    /// A datagram to send from `transmit.source` to `transmit.destination`.
+    Transmit(Transmit),
+    /// RTP from the browser.
+    Rtp(LegRtp),
+    /// A connection milestone.
+    Event(LegEvent),
+    /// Nothing more until this shard time (or the next input): call `handle_timeout` then.
+    Timeout(u64),
+}
+
+/// RTP to send to the browser.
+#[derive(Debug, Clone, Copy)]
+pub struct OutRtp<'a> {
+    /// Payload type, as negotiated in the answer.
+    pub pt: u8,
+    /// 16-bit sequence number (the leg extends it to 64 bits for SRTP).
+    pub seq: u16,
+    /// RTP timestamp.
+    pub timestamp: u32,
+    /// Marker bit.
+    pub marker: bool,
+    /// Payload without header.
+    pub payload: &'a [u8],
+}
+
+/// Extends 16-bit RTP sequence numbers to 64 bits (RFC 3711 §3.3.1 style: pick the candidate
+/// nearest to the last extended value).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SeqExtender {
+    last: Option<u64>,
+}
+
+impl SeqExtender {
+    /// The extended value of `seq`, remembering it when it moves forward.
+    pub fn extend(&mut self, seq: u16) -> u64 {
+        let Some(last) = self.last else {
+            self.last = Some(u64::from(seq));
+            return u64::from(seq);
+        };
+        let roc = last >> 16;
+        let candidates = [roc.checked_sub(1), Some(roc), roc.checked_add(1)];
+        let mut best = (roc << 16) | u64::from(seq);
+        for roc in candidates.into_iter().flatten() {
+            let c = (roc << 16) | u64::from(seq);
+            if c.abs_diff(last) < best.abs_diff(last) {
+                best = c;
+            }
+        }
+        if best > last {
+            self.last = Some(best);
+        }
+        best
+    }
+}
+
+/// A browser leg. Build it with [`WebRtcLeg::new`], register [`WebRtcLeg::local_ufrag`] with the
+/// shard's [`super::demux::Demux`], then answer the offer.
+pub struct WebRtcLeg {
+    rtc: Rtc,
+    clock: Clock,
+    local: SocketAddr,
+    ufrag: String,
+    negotiated: bool,
+    /// Outgoing sequence extension per m-line (a call has one or two, so a Vec beats a map).
+    tx_seq: Vec<(Mid, SeqExtender)>,
+}
+
+impl std::fmt::Debug for WebRtcLeg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebRtcLeg").field("local", &self.local).field("ufrag", &self.ufrag).finish_non_exhaustive()
+    }
+}
+
+impl WebRtcLeg {
+    /// A leg answering on `local` (the shard's WebRTC address, also its only host candidate).
+    ///
+    /// Audio codecs offered in the answer: Opus, G.722, PCMU, PCMA (the ones a SIP peer may share
+    /// without transcoding). str0m generates a fresh DTLS certificate per leg.
+    pub fn new(clock: Clock, now_ns: u64, local: SocketAddr) -> Result<Self, LegError> {
+        let creds = IceCreds::new();
+        let ufrag = creds.ufrag.clone();
+        let config = RtcConfig::new()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .set_local_ice_credentials(creds)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_g722(true, false)
+            .enable_pcmu(true, false)
+            .enable_pcma(true, false);
+        let mut rtc = config.build(clock.instant(now_ns));
+        let candidate = Candidate::host(local, "udp").map_err(|_| LegError::Candidate(local))?;
+        rtc.add_local_candidate(candidate).ok_or(LegError::Candidate(local))?;
+        Ok(Self { rtc, clock, local, ufrag, negotiated: false, tx_seq: Vec::new() })
+    }
+
+    /// The local ICE username fragment: the key STUN checks are routed by.
+    pub fn local_ufrag(&self) -> &str {
+        &self.ufrag
+    }
+
+    /// The shard address this leg answers on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Accepts the browser's offer and returns the answer SDP. Drain [`Self::poll`] afterwards
+    /// (it reports [`LegEvent::MediaAdded`] for each m-line).
+    pub fn handle_offer(&mut self, now_ns: u64, offer_sdp: &str) -> Result<String, LegError> {
+        if self.negotiated {
+            return Err(LegError::AlreadyNegotiated);
+        }
+        let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| LegError::OfferSdp(e.to_string()))?;
+        self.rtc.handle_input(Input::Timeout(self.clock.instant(now_ns)))?;
+        let answer = self.rtc.sdp_api().accept_offer(offer)?;
+        self.negotiated = true;
+        Ok(answer.to_sdp_string())
+    }
+
+    /// Feeds one datagram received on `dst` from `src` at shard time `now_ns`.
+    pub fn handle_input(&mut self, now_ns: u64, src: SocketAddr, dst: SocketAddr, datagram: &[u8]) -> Result<(), LegError> {
+        let contents = datagram.try_into().map_err(|_| LegError::Datagram)?;
+        let receive = Receive { proto: Protocol::Udp, source: src, destination: dst, contents };
+        self.rtc.handle_input(Input::Receive(self.clock.instant(now_ns), receive))?;
+        Ok(())
+    }
+
+    /// Advances the leg's timers to `now_ns` (always allowed, also before the polled deadline).
+    pub fn handle_timeout(&mut self, now_ns: u64) -> Result<(), LegError> {
+        self.rtc.handle_input(Input::Timeout(self.clock.instant(now_ns)))?;
+        Ok(())
+    }
+
+    /// The next output; call until it returns [`LegOutput::Timeout`].
+    pub fn poll(&mut self) -> Result<LegOutput, LegError> {
+        loop {
+            let event = match self.rtc.poll_output()? {
+                Output::Timeout(at) => return Ok(LegOutput::Timeout(self.clock.ns(at))),
+                Output::Transmit(t) => return Ok(LegOutput::Transmit(t)),
+                Output::Event(event) => event,
+            };
+            let out = match event {
+                Event::IceConnectionStateChange(IceConnectionState::Connected | IceConnectionState::Completed) => {
+                    LegEvent::IceConnected
+                }
+                Event::IceConnectionStateChange(IceConnectionState::Disconnected) => LegEvent::IceDisconnected,
+                Event::Connected => LegEvent::DtlsConnected,
+                Event::Closed => LegEvent::Closed,
+                Event::MediaAdded(m) => LegEvent::MediaAdded { mid: m.mid, kind: m.kind },
+                Event::RtpPacket(p) => {
+                    let ssrc = p.header.ssrc;
+                    let mid = self.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid());
+                    return Ok(LegOutput::Rtp(LegRtp {
+                        mid,
+                        pt: *p.header.payload_type,
+                        ssrc: *ssrc,
+                        seq: p.header.sequence_number,
+                        timestamp: p.header.timestamp,
+                        marker: p.header.marker,
+                        payload: p.payload,
+                    }));
+                }
+                // Stats, feedback, keyframe requests: not used by an audio relay yet.
+                _ => continue,
+            };
+            return Ok(LegOutput::Event(out));
+        }
+    }
+
+    /// The payload type the answer assigned to `codec`, if it was negotiated.
+    pub fn payload_type(&self, codec: Codec) -> Option<u8> {
+        self.rtc.codec_config().find(|p| p.spec().codec == codec).map(|p| *p.pt())
+    }
+
+    /// The SSRC the leg sends on for `mid` (announced in the answer).
+    pub fn send_ssrc(&mut self, mid: Mid) -> Option<u32> {
+        self.rtc.direct_api().stream_tx_by_mid(mid, None).map(|s| *s.ssrc())
+    }
+
+    /// Queues one RTP packet towards the browser on m-line `mid`; it leaves as SRTP through
+    /// [`Self::poll`] (drain it afterwards). The SSRC is the one from the answer.
+    pub fn write_rtp(&mut self, now_ns: u64, mid: Mid, rtp: OutRtp<'_>) -> Result<(), LegError> {
+        let seq = match self.tx_seq.iter_mut().find(|(m, _)| *m == mid) {
+            Some((_, ext)) => ext.extend(rtp.seq),
+            None => {
+                let mut ext = SeqExtender::default();
+                let seq = ext.extend(rtp.seq);
+                self.tx_seq.push((mid, ext));
+                seq
+            }
+        };
+        let wallclock = self.clock.instant(now_ns);
+        let mut direct = self.rtc.direct_api();
+        let stream = direct.stream_tx_by_mid(mid, None).ok_or(LegError::NoSendStream(mid))?;
+        let write = RtpWrite::new(rtp.pt.into(), seq.into(), rtp.timestamp, wallclock, rtp.payload).marker(rtp.marker);
+        stream.write_rtp(write);
+        Ok(())
+    }
+
+    /// Starts closing (RTCP BYE, DTLS close_notify); keep polling until [`Self::is_alive`] is false.
+    pub fn close(&mut self) -> Result<(), LegError> {
+        self.rtc.close()?;
+        Ok(())
+    }
+
+    /// False once the leg has closed and drained.
+    pub fn is_alive(&self) -> bool {
+        self.rtc.is_alive()
+    }
+
+    /// ICE and DTLS are both up.
+    pub fn is_connected(&self) -> bool {
+        self.rtc.is_connected()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seq_extension_follows_wraps_and_reordering() {
+        let mut ext = SeqExtender::default();
+        assert_eq!(ext.extend(65_534), 65_534);
+        assert_eq!(ext.extend(65_535), 65_535);
+        assert_eq!(ext.extend(0), 65_536);
+        assert_eq!(ext.extend(65_535), 65_535, "a late packet from before the wrap");
+        assert_eq!(ext.extend(1), 65_537);
+        assert_eq!(ext.extend(2), 65_538);
+    }
+
+    #[test]
+    fn seq_extension_does_not_go_below_zero() {
+        let mut ext = SeqExtender::default();
+        assert_eq!(ext.extend(3), 3);
+        assert_eq!(ext.extend(65_530), 65_530, "no rollover counter of -1");
+    }
+}

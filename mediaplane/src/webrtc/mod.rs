@@ -1,0 +1,57 @@
+//! WebRTC legs: the browser side of a call, terminated in the media plane with str0m.
+//!
+//! - [`stun`]: the STUN header + USERNAME, enough to route a connectivity check.
+//! - [`demux`]: one WebRTC UDP port per shard; datagrams go to legs by ufrag, then by 5-tuple.
+//! - [`leg`]: a sans-IO leg around `str0m::Rtc` in ICE-lite + RTP mode.
+//!
+//! Invariants: nothing here reads the clock or touches a socket. Time enters as the shard's
+//! monotonic nanoseconds (`now_ns`, the same clock the relay uses) and is turned into the
+//! `Instant`s str0m wants in exactly one place, [`Clock`]. Not wired into the relay or the io
+//! driver yet: see docs/webrtc.md.
+
+pub mod demux;
+pub mod leg;
+pub mod stun;
+
+use std::time::{Duration, Instant};
+
+/// Maps the shard's monotonic nanoseconds onto `Instant`s and back: `instant(ns) = base + ns`.
+///
+/// The base is any fixed `Instant` (the driver takes one when the shard starts, tests use a
+/// virtual one); only differences matter to str0m, so the two clocks need not be the same.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    base: Instant,
+}
+
+impl Clock {
+    /// A clock on which `now_ns == 0` is `base`.
+    pub fn new(base: Instant) -> Self {
+        Self { base }
+    }
+
+    /// The `Instant` for shard time `ns`.
+    pub fn instant(&self, ns: u64) -> Instant {
+        self.base + Duration::from_nanos(ns)
+    }
+
+    /// Shard time for an `Instant` (saturating at 0 before the base and at `u64::MAX` after
+    /// ~584 years, which str0m uses for "no timeout").
+    pub fn ns(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_round_trips_and_saturates() {
+        let base = Instant::now();
+        let clock = Clock::new(base + Duration::from_secs(10));
+        assert_eq!(clock.ns(clock.instant(123_456_789)), 123_456_789);
+        assert_eq!(clock.ns(base), 0);
+        assert_eq!(clock.ns(base + Duration::from_secs(1_000_000_000_000)), u64::MAX);
+    }
+}
