@@ -6,82 +6,8 @@
 //! a new one. Invariant: a pair is either free (queued once) or in use, never both.
 
 use std::collections::VecDeque;
-use std::fmt;
-use std::str::FromStr;
 
-/// Why a range or slice is unusable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PortError {
-    /// Not of the form `first-last` with numbers.
-    #[error("port range {0:?} is not of the form FIRST-LAST")]
-    Syntax(String),
-    /// First port after last, or zero.
-    #[error("port range {first}-{last} is empty or starts at 0")]
-    Empty {
-        /// First port.
-        first: u16,
-        /// Last port.
-        last: u16,
-    },
-    /// Fewer pairs than shards.
-    #[error("{pairs} port pairs cannot be split among {shards} shards")]
-    TooSmall {
-        /// Pairs in the range.
-        pairs: u32,
-        /// Shards asking.
-        shards: u16,
-    },
-}
-
-/// An inclusive range of UDP ports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PortRange {
-    /// First port.
-    pub first: u16,
-    /// Last port (inclusive).
-    pub last: u16,
-}
-
-impl FromStr for PortRange {
-    type Err = PortError;
-    fn from_str(s: &str) -> Result<Self, PortError> {
-        let (a, b) = s.split_once('-').ok_or_else(|| PortError::Syntax(s.into()))?;
-        let first: u16 = a.trim().parse().map_err(|_| PortError::Syntax(s.into()))?;
-        let last: u16 = b.trim().parse().map_err(|_| PortError::Syntax(s.into()))?;
-        if first == 0 || first > last {
-            return Err(PortError::Empty { first, last });
-        }
-        Ok(PortRange { first, last })
-    }
-}
-
-impl fmt::Display for PortRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.first, self.last)
-    }
-}
-
-impl PortRange {
-    /// Whole (even, odd) pairs in the range.
-    pub fn pairs(&self) -> u32 {
-        let first = u32::from(self.first.next_multiple_of(2));
-        let last = u32::from(self.last);
-        if last < first + 1 { 0 } else { (last - first).div_ceil(2) }
-    }
-
-    /// Slice `shard` of `shards` equal slices (the remainder stays unused).
-    pub fn shard_slice(&self, shard: u16, shards: u16) -> Result<PortRange, PortError> {
-        let shards_n = u32::from(shards.max(1));
-        let per = self.pairs() / shards_n;
-        if per == 0 || shard >= shards.max(1) {
-            return Err(PortError::TooSmall { pairs: self.pairs(), shards });
-        }
-        let first = u32::from(self.first.next_multiple_of(2)) + 2 * per * u32::from(shard);
-        let last = first + 2 * per - 1;
-        // Both fit: they lie inside the original u16 range.
-        Ok(PortRange { first: first as u16, last: last as u16 })
-    }
-}
+pub use wavegate_shared::ports::{PortError, PortRange};
 
 /// Hands out port pairs of one shard's slice.
 #[derive(Debug, Clone)]

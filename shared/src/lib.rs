@@ -12,6 +12,7 @@ pub mod clock;
 pub mod doorbell;
 pub mod ids;
 pub mod inherit;
+pub mod ports;
 pub mod protocol;
 pub mod region;
 pub mod ring;

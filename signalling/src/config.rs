@@ -6,11 +6,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use figment::Figment;
+pub use wavegate_shared::ports::PortRange;
 use figment::providers::{Env, Format, Serialized, Toml};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -46,46 +46,6 @@ pub struct HttpConfig {
 impl Default for HttpConfig {
     fn default() -> Self {
         Self { listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080) }
-    }
-}
-
-/// An inclusive UDP port range, written `"20000-39999"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PortRange {
-    /// First port.
-    pub first: u16,
-    /// Last port (inclusive).
-    pub last: u16,
-}
-
-impl FromStr for PortRange {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (a, b) = s.split_once('-').ok_or_else(|| format!("port range {s:?} is not FIRST-LAST"))?;
-        let first: u16 = a.trim().parse().map_err(|_| format!("bad first port in {s:?}"))?;
-        let last: u16 = b.trim().parse().map_err(|_| format!("bad last port in {s:?}"))?;
-        if first < 1024 || last < first || last - first < 3 {
-            return Err(format!("port range {s:?} must be at least 4 ports, all >= 1024"));
-        }
-        Ok(Self { first, last })
-    }
-}
-
-impl std::fmt::Display for PortRange {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}", self.first, self.last)
-    }
-}
-
-impl Serialize for PortRange {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for PortRange {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -204,6 +164,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        check_rtp_ports(self.media.rtp_ports).map_err(ConfigError::Invalid)?;
         let shards = u32::from(self.media.effective_shards());
         let ports = u32::from(self.media.rtp_ports.last - self.media.rtp_ports.first) + 1;
         if ports / shards < 4 {
@@ -222,6 +183,14 @@ impl Config {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
     }
+}
+
+/// Media ports must stay out of the privileged range and hold at least two pairs.
+fn check_rtp_ports(r: PortRange) -> Result<(), String> {
+    if r.first < 1024 || r.last - r.first < 3 {
+        return Err(format!("media.rtp_ports {r} must be at least 4 ports, all >= 1024"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -264,10 +233,11 @@ mod tests {
     }
 
     #[test]
-    fn port_range_parsing() {
-        assert!("20000-20003".parse::<PortRange>().is_ok());
-        assert!("20000-20002".parse::<PortRange>().is_err());
-        assert!("80-90".parse::<PortRange>().is_err());
+    fn port_range_checks() {
+        let range = |s: &str| s.parse::<PortRange>().unwrap();
+        assert!(check_rtp_ports(range("20000-20003")).is_ok());
+        assert!(check_rtp_ports(range("20000-20002")).is_err());
+        assert!(check_rtp_ports(range("80-90")).is_err());
         assert!("x".parse::<PortRange>().is_err());
     }
 }
