@@ -6,7 +6,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 mode="${1:-build}"
 build_pkgs=(build-essential cmake pkg-config)
-test_pkgs=(iproute2 procps python3)
+test_pkgs=(iproute2 procps python3 kamailio)
 pkgs=("${build_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
 

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod http;
 pub mod media;
+pub mod sip;
 pub mod supervisor;
 
 use config::Config;

@@ -1,0 +1,390 @@
+//! The SIP driver: one rsipstack endpoint (UDP on a local address, TCP dialled on demand) and,
+//! per account, a registration task that turns [`RegisterCore`] steps into REGISTER transactions
+//! and reports [`RegEvent`]s on a channel. All decisions live in the sans-IO core; this file only
+//! builds requests, waits for final responses (bounded by a timeout), reads the clock and sleeps
+//! until the core's deadline. Invariant: accounts reach this module only as parsed
+//! [`SipAccount`]s, so an illegal login can never put a packet on the wire.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rsipstack::EndpointBuilder;
+use rsipstack::sip::{self as rsip, Header, HeadersExt as _, Method, SipMessage};
+use rsipstack::transaction::endpoint::EndpointInnerRef;
+use rsipstack::transaction::key::{TransactionKey, TransactionRole};
+use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transaction::{make_call_id, random_text};
+use rsipstack::transport::udp::UdpConnection;
+use rsipstack::transport::{SipAddr, TransportLayer};
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::account::{AccountError, RawSipAccount, SipAccount, Transport};
+use super::digest::AuthHeader;
+use super::register::{FinalResponse, RegEvent, RegisterCore, RegisterRequest, Step};
+
+/// How long one REGISTER transaction may take (RFC 3261 Timer F is 64*T1 = 32 s).
+pub const DEFAULT_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(32);
+
+/// Why the SIP driver could not do what was asked.
+#[derive(Debug, Error)]
+pub enum ClientError {
+    /// The account failed validation; nothing was sent.
+    #[error("invalid SIP account: {0}")]
+    Account(#[from] AccountError),
+    /// rsipstack could not bind or start.
+    #[error("SIP endpoint: {0}")]
+    Endpoint(String),
+    /// The registration task is gone.
+    #[error("registration task ended")]
+    Gone,
+}
+
+/// Registration settings beyond the account.
+#[derive(Debug, Clone)]
+pub struct RegisterOptions {
+    /// Requested binding lifetime in seconds.
+    pub expires: u32,
+    /// Bound on each REGISTER transaction.
+    pub transaction_timeout: Duration,
+}
+
+impl Default for RegisterOptions {
+    fn default() -> Self {
+        RegisterOptions { expires: 3600, transaction_timeout: DEFAULT_TRANSACTION_TIMEOUT }
+    }
+}
+
+/// A running SIP endpoint.
+pub struct SipUserAgent {
+    inner: EndpointInnerRef,
+    cancel: CancellationToken,
+    local: SocketAddr,
+    serve: tokio::task::JoinHandle<()>,
+}
+
+impl SipUserAgent {
+    /// Binds UDP on `bind` (use port 0) and starts rsipstack's endpoint loop.
+    pub async fn start(bind: SocketAddr) -> Result<SipUserAgent, ClientError> {
+        let cancel = CancellationToken::new();
+        let transport_layer = TransportLayer::new(cancel.clone());
+        let udp = UdpConnection::create_connection(bind, None, Some(cancel.child_token()))
+            .await
+            .map_err(|e| ClientError::Endpoint(e.to_string()))?;
+        let local = udp
+            .get_addr()
+            .get_socketaddr()
+            .map_err(|e| ClientError::Endpoint(e.to_string()))?;
+        transport_layer.add_transport(udp.into());
+        let endpoint = EndpointBuilder::new()
+            .with_cancel_token(cancel.clone())
+            .with_transport_layer(transport_layer)
+            .with_user_agent("wavegate")
+            .build();
+        let inner = endpoint.inner.clone();
+        let serve = tokio::spawn(async move { endpoint.serve().await });
+        Ok(SipUserAgent { inner, cancel, local, serve })
+    }
+
+    /// The local UDP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Validates a raw account (refusing it before any packet is sent) and registers it.
+    pub fn register_raw(&self, raw: &RawSipAccount, options: RegisterOptions) -> Result<Registration, ClientError> {
+        let account = SipAccount::parse(raw)?;
+        Ok(self.register(account, options))
+    }
+
+    /// Starts registering `account`; events arrive on the returned handle.
+    pub fn register(&self, account: SipAccount, options: RegisterOptions) -> Registration {
+        let (events_tx, events) = mpsc::channel(16);
+        let (stop, stop_rx) = oneshot::channel();
+        let task = RegistrationTask::new(self.inner.clone(), self.local, account, options, events_tx);
+        let task = tokio::spawn(task.run(stop_rx));
+        Registration { events, stop: Some(stop), task }
+    }
+
+    /// Stops the endpoint (sockets close; registration tasks end at their next send).
+    pub fn shutdown(self) {
+        self.cancel.cancel();
+        self.serve.abort();
+    }
+}
+
+/// Handle of one account's registration. Dropping it un-REGISTERs in the background (the task
+/// sees its stop channel close).
+pub struct Registration {
+    events: mpsc::Receiver<RegEvent>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Registration {
+    /// The next event; `None` when the task has ended.
+    pub async fn next_event(&mut self) -> Option<RegEvent> {
+        self.events.recv().await
+    }
+
+    /// Un-REGISTERs and waits for the outcome (`Unregistered`, or `Failed`).
+    pub async fn unregister(mut self) -> Result<RegEvent, ClientError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let mut last = None;
+        while let Some(ev) = self.events.recv().await {
+            last = Some(ev);
+        }
+        last.ok_or(ClientError::Gone)
+    }
+}
+
+impl Registration {
+    /// Whether the registration task has ended (unregistered, or stopped on the endpoint's end).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+struct RegistrationTask {
+    inner: EndpointInnerRef,
+    local: SocketAddr,
+    account: SipAccount,
+    options: RegisterOptions,
+    events: mpsc::Sender<RegEvent>,
+    core: RegisterCore,
+    call_id: rsip::headers::CallId,
+    from_tag: String,
+    cseq: u32,
+    request_uri: rsip::Uri,
+}
+
+impl RegistrationTask {
+    fn new(
+        inner: EndpointInnerRef,
+        local: SocketAddr,
+        account: SipAccount,
+        options: RegisterOptions,
+        events: mpsc::Sender<RegEvent>,
+    ) -> RegistrationTask {
+        let registrar = account.registrar().to_string();
+        let core = RegisterCore::new(account.auth_name.as_str(), account.password.expose(), &registrar, options.expires);
+        let call_id = make_call_id(None, Default::default());
+        // Our SipUri renders RFC 3261 text, which rsipstack's parser accepts; the fallback is
+        // unreachable in practice but keeps this infallible.
+        let request_uri = rsip::Uri::try_from(registrar.as_str()).unwrap_or_default();
+        RegistrationTask {
+            inner,
+            local,
+            account,
+            options,
+            events,
+            core,
+            call_id,
+            from_tag: random_text(10),
+            cseq: 0,
+            request_uri,
+        }
+    }
+
+    async fn run(mut self, mut stop: oneshot::Receiver<()>) {
+        let mut step = self.core.register(&cnonce());
+        loop {
+            match step {
+                Step::Send(req) => {
+                    step = self.exchange(&req).await;
+                    continue;
+                }
+                Step::Report(ev) => {
+                    let _ = self.events.send(ev).await;
+                }
+                Step::Idle => {}
+            }
+            if self.core.is_done() {
+                return;
+            }
+            let deadline = self.core.deadline();
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(Instant::from_std(at)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = &mut stop => {
+                    step = self.core.unregister(&cnonce());
+                    // Later iterations must not select on a finished receiver.
+                    if let Step::Report(ev) = step {
+                        let _ = self.events.send(ev).await;
+                        return;
+                    }
+                    let Step::Send(req) = step else { return };
+                    let mut s = self.exchange(&req).await;
+                    // Finish the un-REGISTER exchange (challenges) without listening for stop again.
+                    loop {
+                        match s {
+                            Step::Send(r) => s = self.exchange(&r).await,
+                            Step::Report(ev) => {
+                                let _ = self.events.send(ev).await;
+                                return;
+                            }
+                            Step::Idle => return,
+                        }
+                    }
+                }
+                _ = sleep => {
+                    step = self.core.on_deadline(Instant::now().into_std(), &cnonce());
+                }
+            }
+        }
+    }
+
+    /// Sends one REGISTER and feeds its final response (or failure) to the core.
+    async fn exchange(&mut self, req: &RegisterRequest) -> Step {
+        self.cseq += 1;
+        let mut tx = match self.build(req).await {
+            Ok(tx) => tx,
+            Err(e) => return self.core.on_send_error(Instant::now().into_std(), e),
+        };
+        if let Err(e) = tx.send().await {
+            return self.core.on_send_error(Instant::now().into_std(), e.to_string());
+        }
+        let final_resp = tokio::time::timeout(self.options.transaction_timeout, async {
+            while let Some(msg) = tx.receive().await {
+                if let SipMessage::Response(resp) = msg
+                    && resp.status_code.code() >= 200
+                {
+                    return Some(resp);
+                }
+            }
+            None
+        })
+        .await;
+        let now = Instant::now().into_std();
+        match final_resp {
+            Ok(Some(resp)) => {
+                let reason = resp.wire_reason.clone().unwrap_or_else(|| resp.status_code.text().to_string());
+                let www: Vec<String> = header_values(&resp, |h| match h {
+                    Header::WwwAuthenticate(v) => Some(v.value().to_owned()),
+                    _ => None,
+                });
+                let proxy: Vec<String> = header_values(&resp, |h| match h {
+                    Header::ProxyAuthenticate(v) => Some(v.value().to_owned()),
+                    _ => None,
+                });
+                let min_expires = header_values(&resp, |h| match h {
+                    Header::MinExpires(v) => v.value().trim().parse::<u32>().ok(),
+                    _ => None,
+                })
+                .into_iter()
+                .next();
+                let info = FinalResponse {
+                    status: resp.status_code.code(),
+                    reason: &reason,
+                    www_authenticate: www.iter().map(String::as_str).collect(),
+                    proxy_authenticate: proxy.iter().map(String::as_str).collect(),
+                    granted: granted_expires(&resp, self.local),
+                    min_expires,
+                };
+                self.core.on_response(now, &info, &cnonce())
+            }
+            Ok(None) | Err(_) => self.core.on_timeout(now),
+        }
+    }
+
+    async fn build(&self, req: &RegisterRequest) -> Result<Transaction, String> {
+        let a = &self.account;
+        let proxy = a.outbound_proxy.as_ref().map(|(host, port)| format!("{host}:{}", port.unwrap_or(5060)));
+        let target = match &proxy {
+            Some(p) => {
+                let mut addr = SipAddr::try_from(&rsip::Uri::try_from(format!("sip:{p}").as_str()).map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string())?;
+                if a.transport == Transport::Tcp {
+                    addr.r#type = Some(rsip::Transport::Tcp);
+                }
+                Some(addr)
+            }
+            None => None,
+        };
+        let lookup_target = match &target {
+            Some(t) => t.clone(),
+            None => SipAddr::try_from(&self.request_uri).map_err(|e| e.to_string())?,
+        };
+        let (connection, _) = self.inner.transport_layer.lookup(&lookup_target, None).await.map_err(|e| e.to_string())?;
+        let via = self.inner.get_via(Some(connection.get_addr().clone()), None).map_err(|e| e.to_string())?;
+        let contact_host = connection.get_addr().addr.to_string();
+        let transport_param = if a.transport == Transport::Tcp { ";transport=tcp" } else { "" };
+        let aor = a.aor().to_string();
+        let mut headers: Vec<Header> = vec![
+            Header::Via(via.into()),
+            Header::CallId(self.call_id.clone()),
+            Header::From(rsip::headers::From::new(format!("{};tag={}", a.from_header(), self.from_tag))),
+            Header::To(rsip::headers::To::new(format!("<{aor}>"))),
+            Header::CSeq(rsip::typed::CSeq { seq: self.cseq, method: Method::Register }.into()),
+            Header::MaxForwards(70.into()),
+            Header::Contact(rsip::headers::Contact::new(format!("<sip:{}@{contact_host}{transport_param}>", a.login))),
+            Header::Expires(req.expires.into()),
+            Header::UserAgent(rsip::headers::UserAgent::new("wavegate")),
+        ];
+        match &req.authorization {
+            Some((AuthHeader::Authorization, v)) => headers.push(Header::Authorization(rsip::headers::Authorization::new(v.clone()))),
+            Some((AuthHeader::ProxyAuthorization, v)) => {
+                headers.push(Header::ProxyAuthorization(rsip::headers::ProxyAuthorization::new(v.clone())))
+            }
+            None => {}
+        }
+        for h in &a.extra_headers {
+            headers.push(Header::Other(h.name.clone(), h.value.clone()));
+        }
+        let request = rsip::Request {
+            method: Method::Register,
+            uri: self.request_uri.clone(),
+            headers: headers.into(),
+            body: vec![],
+            version: rsip::Version::V2,
+        };
+        let key = TransactionKey::from_request(&request, TransactionRole::Client).map_err(|e| e.to_string())?;
+        let mut tx = Transaction::new_client(key, request, self.inner.clone(), None);
+        if target.is_some() {
+            tx.destination = target;
+        }
+        Ok(tx)
+    }
+}
+
+fn cnonce() -> String {
+    random_text(16)
+}
+
+fn header_values<T>(resp: &rsip::Response, f: impl Fn(&Header) -> Option<T>) -> Vec<T> {
+    resp.headers.iter().filter_map(f).collect()
+}
+
+/// The lifetime granted to our binding: the `expires` parameter of the response Contact that
+/// points at us, else the `Expires` header (RFC 3261 §10.2.4).
+fn granted_expires(resp: &rsip::Response, local: SocketAddr) -> Option<u32> {
+    let ours = local.to_string();
+    for h in resp.headers.iter() {
+        if let Header::Contact(c) = h {
+            for binding in c.value().split(',') {
+                if binding.contains(&ours)
+                    && let Some(v) = param_value(binding, "expires")
+                {
+                    return Some(v);
+                }
+            }
+        }
+    }
+    resp.expires_header().and_then(|e| e.value().trim().parse().ok())
+}
+
+fn param_value(binding: &str, name: &str) -> Option<u32> {
+    let after_uri = binding.rsplit_once('>').map_or(binding, |(_, rest)| rest);
+    after_uri.split(';').find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        if k.trim().eq_ignore_ascii_case(name) { v.trim().parse().ok() } else { None }
+    })
+}
