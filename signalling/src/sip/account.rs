@@ -441,6 +441,49 @@ fn parse_host(field: Field, value: &str) -> Result<Host, AccountError> {
     Host::parse(value).map_err(|source| AccountError::Uri { field, value: value.to_owned(), source })
 }
 
+/// Fuzz and property entry point (`fuzz/fuzz_targets/sip_account.rs` and the proptests): any
+/// text, split by `\n` into the account fields (the rest are extra headers), is accepted or
+/// refused without panicking; an accepted account renders a From header without line breaks
+/// whose URI parses back to the address of record, and a visible name survives render/parse.
+/// The URI and digest-challenge parsers run on the whole text as well. Panics on a violation.
+pub fn exercise(text: &str) {
+    let fields: Vec<&str> = text.split('\n').collect();
+    let field = |i: usize| fields.get(i).copied().unwrap_or("").to_owned();
+    let raw = RawSipAccount {
+        login: field(0),
+        auth_name: field(1),
+        password: field(2),
+        domain: field(3),
+        outbound_proxy: field(4),
+        port: field(5),
+        transport: field(6),
+        register_required: text.ends_with('\n'),
+        visible_name: field(7),
+        extra_headers: fields.iter().skip(8).map(|s| (*s).to_owned()).collect(),
+    };
+    if let Ok(a) = SipAccount::parse(&raw) {
+        let from = a.from_header();
+        assert!(!from.contains(['\r', '\n']), "line break in From: {from:?}");
+        let uri = from.rsplit_once('<').map(|(_, u)| u.trim_end_matches('>')).unwrap_or("");
+        assert_eq!(SipUri::parse(uri).as_ref(), Ok(&a.aor()), "From URI of {raw:?}");
+        assert_eq!(SipUri::parse(&a.registrar().to_string()).as_ref(), Ok(&a.registrar()));
+        if let Some(name) = &a.visible_name {
+            assert_eq!(DisplayName::parse(&name.to_string()).as_ref(), Ok(name));
+        }
+        for h in &a.extra_headers {
+            assert_eq!(ExtraHeader::parse(&h.to_string()).as_ref(), Ok(h));
+        }
+    }
+    if let Ok(uri) = SipUri::parse(text) {
+        assert_eq!(SipUri::parse(&uri.to_string()).as_ref(), Ok(&uri), "URI round trip of {text:?}");
+    }
+    if let Ok(c) = super::digest::Challenge::parse(text) {
+        let mut s = super::digest::DigestSession::new(c, super::digest::AuthHeader::Authorization);
+        let h = s.authorize("REGISTER", "sip:example.com", "user", "pw", "cnonce");
+        assert!(!h.contains(['\r', '\n']), "line break in Authorization: {h:?}");
+    }
+}
+
 #[cfg(test)]
 #[path = "account_tests.rs"]
 mod tests;

@@ -234,4 +234,16 @@ proptest! {
             prop_assert_eq!(SipUri::parse(&uri.to_string()).unwrap(), uri);
         }
     }
+
+    /// The fuzz entry point on arbitrary and on nearly-valid field lists.
+    #[test]
+    fn exercise_arbitrary(text in ".{0,200}") {
+        exercise(&text);
+    }
+
+    #[test]
+    fn exercise_nearly_valid(login in user_strategy(), domain in hostname_strategy(), name in "[ -~]{0,20}",
+                             hdr in "[ -~]{0,20}", noise in ".{0,3}") {
+        exercise(&format!("{login}{noise}\n\npw\n{domain}\n\n5060\nudp\n{name}\n{hdr}"));
+    }
 }

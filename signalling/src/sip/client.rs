@@ -101,10 +101,12 @@ impl SipUserAgent {
 
     /// Starts registering `account`; events arrive on the returned handle.
     pub fn register(&self, account: SipAccount, options: RegisterOptions) -> Registration {
-        let (events_tx, events) = mpsc::channel(16);
+        // Unbounded so a session that reads events late never stalls refreshes; at most one
+        // event per REGISTER exchange, and exchanges are spaced by refresh/back-off intervals.
+        let (events_tx, events) = mpsc::unbounded_channel();
         let (stop, stop_rx) = oneshot::channel();
         let task = RegistrationTask::new(self.inner.clone(), self.local, account, options, events_tx);
-        let task = tokio::spawn(task.run(stop_rx));
+        let task = tokio::spawn(task.run(stop_rx, self.cancel.child_token()));
         Registration { events, stop: Some(stop), task }
     }
 
@@ -118,7 +120,7 @@ impl SipUserAgent {
 /// Handle of one account's registration. Dropping it un-REGISTERs in the background (the task
 /// sees its stop channel close).
 pub struct Registration {
-    events: mpsc::Receiver<RegEvent>,
+    events: mpsc::UnboundedReceiver<RegEvent>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -154,7 +156,7 @@ struct RegistrationTask {
     local: SocketAddr,
     account: SipAccount,
     options: RegisterOptions,
-    events: mpsc::Sender<RegEvent>,
+    events: mpsc::UnboundedSender<RegEvent>,
     core: RegisterCore,
     call_id: rsip::headers::CallId,
     from_tag: String,
@@ -168,7 +170,7 @@ impl RegistrationTask {
         local: SocketAddr,
         account: SipAccount,
         options: RegisterOptions,
-        events: mpsc::Sender<RegEvent>,
+        events: mpsc::UnboundedSender<RegEvent>,
     ) -> RegistrationTask {
         let registrar = account.registrar().to_string();
         let core = RegisterCore::new(account.auth_name.as_str(), account.password.expose(), &registrar, options.expires);
@@ -190,7 +192,7 @@ impl RegistrationTask {
         }
     }
 
-    async fn run(mut self, mut stop: oneshot::Receiver<()>) {
+    async fn run(mut self, mut stop: oneshot::Receiver<()>, cancel: CancellationToken) {
         let mut step = self.core.register(&cnonce());
         loop {
             match step {
@@ -199,7 +201,7 @@ impl RegistrationTask {
                     continue;
                 }
                 Step::Report(ev) => {
-                    let _ = self.events.send(ev).await;
+                    let _ = self.events.send(ev);
                 }
                 Step::Idle => {}
             }
@@ -218,7 +220,7 @@ impl RegistrationTask {
                     step = self.core.unregister(&cnonce());
                     // Later iterations must not select on a finished receiver.
                     if let Step::Report(ev) = step {
-                        let _ = self.events.send(ev).await;
+                        let _ = self.events.send(ev);
                         return;
                     }
                     let Step::Send(req) = step else { return };
@@ -228,13 +230,15 @@ impl RegistrationTask {
                         match s {
                             Step::Send(r) => s = self.exchange(&r).await,
                             Step::Report(ev) => {
-                                let _ = self.events.send(ev).await;
+                                let _ = self.events.send(ev);
                                 return;
                             }
                             Step::Idle => return,
                         }
                     }
                 }
+                // The endpoint is gone: nothing can be sent any more.
+                _ = cancel.cancelled() => return,
                 _ = sleep => {
                     step = self.core.on_deadline(Instant::now().into_std(), &cnonce());
                 }
