@@ -57,7 +57,8 @@ pub enum LegEvent {
     IceDisconnected,
     /// DTLS is established and SRTP keys are in place: media can flow.
     DtlsConnected,
-    /// An m-line was negotiated.
+    /// An m-line is ready for media (str0m reports it once SRTP is up; [`WebRtcLeg::media`]
+    /// lists the m-lines as soon as the answer is made).
     MediaAdded {
         /// Its mid.
         mid: Mid,
@@ -153,6 +154,9 @@ pub struct WebRtcLeg {
     local: SocketAddr,
     ufrag: String,
     negotiated: bool,
+    /// The m-lines the answer accepted (str0m reports `MediaAdded` only once SRTP is up, but the
+    /// owner must know its mids as soon as it has answered).
+    media: Vec<(Mid, MediaKind)>,
     /// Outgoing sequence extension per m-line (a call has one or two, so a Vec beats a map).
     tx_seq: Vec<(Mid, SeqExtender)>,
 }
@@ -183,7 +187,7 @@ impl WebRtcLeg {
         let mut rtc = config.build(clock.instant(now_ns));
         let candidate = Candidate::host(local, "udp").map_err(|_| LegError::Candidate(local))?;
         rtc.add_local_candidate(candidate).ok_or(LegError::Candidate(local))?;
-        Ok(Self { rtc, clock, local, ufrag, negotiated: false, tx_seq: Vec::new() })
+        Ok(Self { rtc, clock, local, ufrag, negotiated: false, media: Vec::new(), tx_seq: Vec::new() })
     }
 
     /// The local ICE username fragment: the key STUN checks are routed by.
@@ -196,21 +200,43 @@ impl WebRtcLeg {
         self.local
     }
 
-    /// Accepts the browser's offer and returns the answer SDP. Drain [`Self::poll`] afterwards
-    /// (it reports [`LegEvent::MediaAdded`] for each m-line).
+    /// Accepts the browser's offer and returns the answer SDP; the accepted m-lines are then in
+    /// [`Self::media`]. Drain [`Self::poll`] afterwards.
     pub fn handle_offer(&mut self, now_ns: u64, offer_sdp: &str) -> Result<String, LegError> {
         if self.negotiated {
             return Err(LegError::AlreadyNegotiated);
         }
         let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| LegError::OfferSdp(e.to_string()))?;
         self.rtc.handle_input(Input::Timeout(self.clock.instant(now_ns)))?;
-        let answer = self.rtc.sdp_api().accept_offer(offer)?;
+        let answer = self.rtc.sdp_api().accept_offer(offer)?.to_sdp_string();
         self.negotiated = true;
-        Ok(answer.to_sdp_string())
+        // str0m keeps its parsed SDP types private; the mids are read back from our own answer
+        // and each is confirmed against the Rtc, which also gives its kind (an `a=mid` without a
+        // media entry — data channel, rejected line — is skipped).
+        for line in answer.lines() {
+            if let Some(mid) = line.strip_prefix("a=mid:") {
+                let mid = Mid::from(mid.trim());
+                if let Some(media) = self.rtc.media(mid) {
+                    self.media.push((mid, media.kind()));
+                }
+            }
+        }
+        Ok(answer)
+    }
+
+    /// The m-lines the answer accepted, in SDP order (empty before [`Self::handle_offer`]).
+    pub fn media(&self) -> &[(Mid, MediaKind)] {
+        &self.media
     }
 
     /// Feeds one datagram received on `dst` from `src` at shard time `now_ns`.
-    pub fn handle_input(&mut self, now_ns: u64, src: SocketAddr, dst: SocketAddr, datagram: &[u8]) -> Result<(), LegError> {
+    pub fn handle_input(
+        &mut self,
+        now_ns: u64,
+        src: SocketAddr,
+        dst: SocketAddr,
+        datagram: &[u8],
+    ) -> Result<(), LegError> {
         let contents = datagram.try_into().map_err(|_| LegError::Datagram)?;
         let receive = Receive { proto: Protocol::Udp, source: src, destination: dst, contents };
         self.rtc.handle_input(Input::Receive(self.clock.instant(now_ns), receive))?;
