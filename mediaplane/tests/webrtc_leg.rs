@@ -53,13 +53,21 @@ struct Call {
     next_seq: u16,
 }
 
-/// A browser that has made its offer; the pending offer waits for our answer.
-fn browser(clock: Clock, addr: SocketAddr) -> (Browser, String, SdpPendingOffer) {
+/// A browser that has made its offer; the pending offer waits for our answer. With
+/// `candidate_in_offer` false the offer carries no candidate (as when a browser trickles them and
+/// the signalling does not forward them): the ICE-lite leg must learn the browser's address from
+/// its connectivity checks (peer-reflexive).
+fn browser(clock: Clock, addr: SocketAddr, candidate_in_offer: bool) -> (Browser, String, SdpPendingOffer) {
     let mut rtc = RtcConfig::new().set_rtp_mode(true).clear_codecs().enable_opus(true, false).build(clock.instant(0));
-    rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap()).unwrap();
+    if candidate_in_offer {
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap()).unwrap();
+    }
     let mut change = rtc.sdp_api();
     let mid = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
     let (offer, pending) = change.apply().unwrap();
+    if !candidate_in_offer {
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap()).unwrap();
+    }
     let offer_sdp = offer.to_sdp_string();
     let opus_pt = rtc.codec_config().find(|p| p.spec().codec == Codec::Opus).map(|p| *p.pt()).unwrap();
     (Browser { rtc, addr, mid, opus_pt, connected: false, rtp_in: Vec::new(), next_seq: 1_000 }, offer_sdp, pending)
@@ -104,6 +112,15 @@ fn drain_leg(c: &mut Call, now: u64, net: &mut VecDeque<Datagram>) {
 
 #[test]
 fn two_browsers_connect_and_exchange_rtp_through_one_port() {
+    two_calls(true);
+}
+
+#[test]
+fn browser_candidates_not_in_the_offer_are_learnt_from_checks() {
+    two_calls(false);
+}
+
+fn two_calls(candidate_in_offer: bool) {
     let clock = Clock::new(Instant::now());
     let shard: SocketAddr = "127.0.0.1:40000".parse().unwrap();
     let mut demux = Demux::new();
@@ -113,7 +130,8 @@ fn two_browsers_connect_and_exchange_rtp_through_one_port() {
 
     for i in 0..2u16 {
         let addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 50_001 + i));
-        let (mut b, offer, pending) = browser(clock, addr);
+        let (mut b, offer, pending) = browser(clock, addr, candidate_in_offer);
+        assert_eq!(offer.contains("typ host"), candidate_in_offer);
         let mut leg = WebRtcLeg::new(clock, 0, shard).unwrap();
         let id = LegId(u32::from(i) + 1);
         demux.insert(id, leg.local_ufrag()).unwrap();
