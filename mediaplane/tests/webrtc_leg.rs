@@ -16,7 +16,7 @@ use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use wavegate_mediaplane::webrtc::Clock;
 use wavegate_mediaplane::webrtc::demux::{Demux, LegId, Routed};
-use wavegate_mediaplane::webrtc::leg::{LegError, LegEvent, LegOutput, OutRtp, WebRtcLeg};
+use wavegate_mediaplane::webrtc::leg::{LegAddr, LegError, LegEvent, LegOutput, OutRtp, WebRtcLeg};
 
 const MS: u64 = 1_000_000;
 /// One-way network latency of the in-memory network.
@@ -97,12 +97,13 @@ fn drain_leg(c: &mut Call, now: u64, net: &mut VecDeque<Datagram>) {
     for _ in 0..10_000 {
         match c.leg.poll().unwrap() {
             LegOutput::Timeout(_) => return,
-            LegOutput::Transmit(t) => net.push_back(Datagram {
-                at: now + LATENCY,
-                src: t.source,
-                dst: t.destination,
-                bytes: t.contents.into(),
-            }),
+            LegOutput::Transmit(t) => {
+                // The driver sends from its bound socket; a 1:1 NAT then shows the public address.
+                let addr = c.leg.addr();
+                assert_eq!(t.source, addr.bind, "legs transmit from the bound address");
+                let bytes = t.contents.into();
+                net.push_back(Datagram { at: now + LATENCY, src: addr.announce, dst: t.destination, bytes })
+            }
             LegOutput::Rtp(r) => c.rtp_in.push((r.mid, r.pt, r.seq, r.payload.to_vec())),
             LegOutput::Event(e) => c.events.push(e),
         }
@@ -112,17 +113,24 @@ fn drain_leg(c: &mut Call, now: u64, net: &mut VecDeque<Datagram>) {
 
 #[test]
 fn two_browsers_connect_and_exchange_rtp_through_one_port() {
-    two_calls(true);
+    two_calls(true, None);
 }
 
 #[test]
 fn browser_candidates_not_in_the_offer_are_learnt_from_checks() {
-    two_calls(false);
+    two_calls(false, None);
 }
 
-fn two_calls(candidate_in_offer: bool) {
+#[test]
+fn behind_a_one_to_one_nat_the_announced_address_is_the_candidate() {
+    two_calls(true, Some("127.0.0.2:41000".parse().unwrap()));
+}
+
+/// `announce`: the shard sits behind a 1:1 NAT that maps this public address to its socket.
+fn two_calls(candidate_in_offer: bool, announce: Option<SocketAddr>) {
     let clock = Clock::new(Instant::now());
     let shard: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let leg_addr = LegAddr { bind: shard, announce: announce.unwrap_or(shard) };
     let mut demux = Demux::new();
     let mut net: VecDeque<Datagram> = VecDeque::new();
     let mut browsers = Vec::new();
@@ -132,12 +140,14 @@ fn two_calls(candidate_in_offer: bool) {
         let addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 50_001 + i));
         let (mut b, offer, pending) = browser(clock, addr, candidate_in_offer);
         assert_eq!(offer.contains("typ host"), candidate_in_offer);
-        let mut leg = WebRtcLeg::new(clock, 0, shard).unwrap();
+        let mut leg = WebRtcLeg::new(clock, 0, leg_addr).unwrap();
         let id = LegId(u32::from(i) + 1);
         demux.insert(id, leg.local_ufrag()).unwrap();
         let answer = leg.handle_offer(0, &offer).unwrap();
         assert!(answer.contains("a=ice-lite"), "answer is ICE-lite:\n{answer}");
-        assert!(answer.contains("127.0.0.1 40000 typ host"), "one host candidate on the shard port:\n{answer}");
+        let candidate = format!("{} {} typ host", leg_addr.announce.ip(), leg_addr.announce.port());
+        assert!(answer.contains(&candidate), "one host candidate, the announced address:\n{answer}");
+        assert_eq!(answer.matches("a=candidate").count(), 1, "only one candidate:\n{answer}");
         assert!(
             matches!(leg.handle_offer(0, &offer), Err(LegError::AlreadyNegotiated)),
             "renegotiation is refused for now"
@@ -162,7 +172,10 @@ fn two_calls(candidate_in_offer: bool) {
         now += MS;
         // Deliver what is due; the leg side goes through the demultiplexer like the driver will.
         while net.front().is_some_and(|d| d.at <= now) {
-            let Some(d) = net.pop_front() else { break };
+            let Some(mut d) = net.pop_front() else { break };
+            if d.dst == leg_addr.announce {
+                d.dst = leg_addr.bind; // the NAT (identity without one)
+            }
             if d.dst == shard {
                 let routed = demux.route(d.src, d.dst, &d.bytes).unwrap();
                 match routed {

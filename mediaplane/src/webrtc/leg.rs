@@ -91,7 +91,7 @@ pub struct LegRtp {
 /// What [`WebRtcLeg::poll`] produced.
 #[derive(Debug)]
 pub enum LegOutput {
-    /// A datagram to send from `transmit.source` to `transmit.destination`.
+    /// A datagram to send from `transmit.source` (the bound address) to `transmit.destination`.
     Transmit(Transmit),
     /// RTP from the browser.
     Rtp(LegRtp),
@@ -146,12 +146,31 @@ impl SeqExtender {
     }
 }
 
+/// Where a leg is reached: the socket address it is bound to, and the one announced to the
+/// browser as the host candidate. They differ on a 1:1 NAT host (a cloud VM with a private
+/// interface address and a public IP); the leg translates between them at its edges, so str0m
+/// only ever sees the announced address and the driver only the bound one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegAddr {
+    /// The shard's WebRTC socket address (datagrams arrive on it, leave from it).
+    pub bind: SocketAddr,
+    /// The address in the answer's `a=candidate` line.
+    pub announce: SocketAddr,
+}
+
+impl LegAddr {
+    /// Announce the bound address itself (no NAT).
+    pub fn direct(bind: SocketAddr) -> Self {
+        Self { bind, announce: bind }
+    }
+}
+
 /// A browser leg. Build it with [`WebRtcLeg::new`], register [`WebRtcLeg::local_ufrag`] with the
 /// shard's [`super::demux::Demux`], then answer the offer.
 pub struct WebRtcLeg {
     rtc: Rtc,
     clock: Clock,
-    local: SocketAddr,
+    addr: LegAddr,
     ufrag: String,
     negotiated: bool,
     /// The m-lines the answer accepted (str0m reports `MediaAdded` only once SRTP is up, but the
@@ -163,16 +182,17 @@ pub struct WebRtcLeg {
 
 impl std::fmt::Debug for WebRtcLeg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebRtcLeg").field("local", &self.local).field("ufrag", &self.ufrag).finish_non_exhaustive()
+        f.debug_struct("WebRtcLeg").field("addr", &self.addr).field("ufrag", &self.ufrag).finish_non_exhaustive()
     }
 }
 
 impl WebRtcLeg {
-    /// A leg answering on `local` (the shard's WebRTC address, also its only host candidate).
+    /// A leg answering on `addr` (the shard's WebRTC socket; `addr.announce` is its only host
+    /// candidate).
     ///
     /// Audio codecs offered in the answer: Opus, G.722, PCMU, PCMA (the ones a SIP peer may share
     /// without transcoding). str0m generates a fresh DTLS certificate per leg.
-    pub fn new(clock: Clock, now_ns: u64, local: SocketAddr) -> Result<Self, LegError> {
+    pub fn new(clock: Clock, now_ns: u64, addr: LegAddr) -> Result<Self, LegError> {
         let creds = IceCreds::new();
         let ufrag = creds.ufrag.clone();
         let config = RtcConfig::new()
@@ -185,9 +205,10 @@ impl WebRtcLeg {
             .enable_pcmu(true, false)
             .enable_pcma(true, false);
         let mut rtc = config.build(clock.instant(now_ns));
-        let candidate = Candidate::host(local, "udp").map_err(|_| LegError::Candidate(local))?;
-        rtc.add_local_candidate(candidate).ok_or(LegError::Candidate(local))?;
-        Ok(Self { rtc, clock, local, ufrag, negotiated: false, media: Vec::new(), tx_seq: Vec::new() })
+        let bad = LegError::Candidate(addr.announce);
+        let candidate = Candidate::host(addr.announce, "udp").map_err(|_| bad)?;
+        rtc.add_local_candidate(candidate).ok_or(LegError::Candidate(addr.announce))?;
+        Ok(Self { rtc, clock, addr, ufrag, negotiated: false, media: Vec::new(), tx_seq: Vec::new() })
     }
 
     /// The local ICE username fragment: the key STUN checks are routed by.
@@ -195,9 +216,9 @@ impl WebRtcLeg {
         &self.ufrag
     }
 
-    /// The shard address this leg answers on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local
+    /// The bound and announced addresses of this leg.
+    pub fn addr(&self) -> LegAddr {
+        self.addr
     }
 
     /// Accepts the browser's offer and returns the answer SDP; the accepted m-lines are then in
@@ -229,7 +250,7 @@ impl WebRtcLeg {
         &self.media
     }
 
-    /// Feeds one datagram received on `dst` from `src` at shard time `now_ns`.
+    /// Feeds one datagram received on `dst` (the bound address) from `src` at shard time `now_ns`.
     pub fn handle_input(
         &mut self,
         now_ns: u64,
@@ -238,7 +259,9 @@ impl WebRtcLeg {
         datagram: &[u8],
     ) -> Result<(), LegError> {
         let contents = datagram.try_into().map_err(|_| LegError::Datagram)?;
-        let receive = Receive { proto: Protocol::Udp, source: src, destination: dst, contents };
+        // str0m matches checks against its candidates, so it must see the announced address.
+        let destination = if dst == self.addr.bind { self.addr.announce } else { dst };
+        let receive = Receive { proto: Protocol::Udp, source: src, destination, contents };
         self.rtc.handle_input(Input::Receive(self.clock.instant(now_ns), receive))?;
         Ok(())
     }
@@ -254,7 +277,12 @@ impl WebRtcLeg {
         loop {
             let event = match self.rtc.poll_output()? {
                 Output::Timeout(at) => return Ok(LegOutput::Timeout(self.clock.ns(at))),
-                Output::Transmit(t) => return Ok(LegOutput::Transmit(t)),
+                Output::Transmit(mut t) => {
+                    if t.source == self.addr.announce {
+                        t.source = self.addr.bind;
+                    }
+                    return Ok(LegOutput::Transmit(t));
+                }
                 Output::Event(event) => event,
             };
             let out = match event {
