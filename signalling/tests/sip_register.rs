@@ -62,7 +62,7 @@ impl Kamailio {
         std::fs::write(&cfg_path, cfg).unwrap();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("kamailio.log")).unwrap();
         let mut cmd = Command::new(KAMAILIO);
-        cmd.arg("-f").arg(&cfg_path).args(["-DD", "-E", "-w"]).arg(&dir).arg("-P").arg(dir.join("kamailio.pid"));
+        cmd.arg("-f").arg(&cfg_path).args(["-DD", "-E", "-w"]).arg(dir).arg("-P").arg(dir.join("kamailio.pid"));
         for d in defines {
             cmd.args(["-A", d]);
         }

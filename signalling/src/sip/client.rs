@@ -40,6 +40,14 @@ pub enum ClientError {
     /// The registration task is gone.
     #[error("registration task ended")]
     Gone,
+    /// rsipstack's parser refused a URI we rendered (a bug on one side; nothing was sent).
+    #[error("SIP stack cannot parse URI {uri:?}: {why}")]
+    Uri {
+        /// The URI text.
+        uri: String,
+        /// rsipstack's complaint.
+        why: String,
+    },
 }
 
 /// Registration settings beyond the account.
@@ -96,18 +104,18 @@ impl SipUserAgent {
     /// Validates a raw account (refusing it before any packet is sent) and registers it.
     pub fn register_raw(&self, raw: &RawSipAccount, options: RegisterOptions) -> Result<Registration, ClientError> {
         let account = SipAccount::parse(raw)?;
-        Ok(self.register(account, options))
+        self.register(account, options)
     }
 
     /// Starts registering `account`; events arrive on the returned handle.
-    pub fn register(&self, account: SipAccount, options: RegisterOptions) -> Registration {
+    pub fn register(&self, account: SipAccount, options: RegisterOptions) -> Result<Registration, ClientError> {
         // Unbounded so a session that reads events late never stalls refreshes; at most one
         // event per REGISTER exchange, and exchanges are spaced by refresh/back-off intervals.
         let (events_tx, events) = mpsc::unbounded_channel();
         let (stop, stop_rx) = oneshot::channel();
-        let task = RegistrationTask::new(self.inner.clone(), self.local, account, options, events_tx);
+        let task = RegistrationTask::new(self.inner.clone(), self.local, account, options, events_tx)?;
         let task = tokio::spawn(task.run(stop_rx, self.cancel.child_token()));
-        Registration { events, stop: Some(stop), task }
+        Ok(Registration { events, stop: Some(stop), task })
     }
 
     /// Stops the endpoint (sockets close; registration tasks end at their next send).
@@ -171,14 +179,13 @@ impl RegistrationTask {
         account: SipAccount,
         options: RegisterOptions,
         events: mpsc::UnboundedSender<RegEvent>,
-    ) -> RegistrationTask {
+    ) -> Result<RegistrationTask, ClientError> {
         let registrar = account.registrar().to_string();
         let core = RegisterCore::new(account.auth_name.as_str(), account.password.expose(), &registrar, options.expires);
         let call_id = make_call_id(None, Default::default());
-        // Our SipUri renders RFC 3261 text, which rsipstack's parser accepts; the fallback is
-        // unreachable in practice but keeps this infallible.
-        let request_uri = rsip::Uri::try_from(registrar.as_str()).unwrap_or_default();
-        RegistrationTask {
+        let request_uri = rsip::Uri::try_from(registrar.as_str())
+            .map_err(|e| ClientError::Uri { uri: registrar.clone(), why: e.to_string() })?;
+        Ok(RegistrationTask {
             inner,
             local,
             account,
@@ -189,7 +196,7 @@ impl RegistrationTask {
             from_tag: random_text(10),
             cseq: 0,
             request_uri,
-        }
+        })
     }
 
     async fn run(mut self, mut stop: oneshot::Receiver<()>, cancel: CancellationToken) {
