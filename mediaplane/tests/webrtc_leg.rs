@@ -16,7 +16,9 @@ use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use wavegate_mediaplane::webrtc::Clock;
 use wavegate_mediaplane::webrtc::demux::{Demux, LegId, Routed};
-use wavegate_mediaplane::webrtc::leg::{LegAddr, LegError, LegEvent, LegOutput, OutRtp, WebRtcLeg};
+use wavegate_mediaplane::webrtc::leg::{
+    LegAddr, LegError, LegEvent, LegOutput, OutRtp, WebRtcLeg, generate_certificate,
+};
 
 const MS: u64 = 1_000_000;
 /// One-way network latency of the in-memory network.
@@ -130,6 +132,8 @@ fn behind_a_one_to_one_nat_the_announced_address_is_the_candidate() {
 fn two_calls(candidate_in_offer: bool, announce: Option<SocketAddr>) {
     let clock = Clock::new(Instant::now());
     let shard: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let cert = generate_certificate().unwrap();
+    let mut fingerprints = Vec::new();
     let leg_addr = LegAddr { bind: shard, announce: announce.unwrap_or(shard) };
     let mut demux = Demux::new();
     let mut net: VecDeque<Datagram> = VecDeque::new();
@@ -140,11 +144,12 @@ fn two_calls(candidate_in_offer: bool, announce: Option<SocketAddr>) {
         let addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 50_001 + i));
         let (mut b, offer, pending) = browser(clock, addr, candidate_in_offer);
         assert_eq!(offer.contains("typ host"), candidate_in_offer);
-        let mut leg = WebRtcLeg::new(clock, 0, leg_addr).unwrap();
+        let mut leg = WebRtcLeg::new(clock, 0, leg_addr, &cert).unwrap();
         let id = LegId(u32::from(i) + 1);
         demux.insert(id, leg.local_ufrag()).unwrap();
         let answer = leg.handle_offer(0, &offer).unwrap();
         assert!(answer.contains("a=ice-lite"), "answer is ICE-lite:\n{answer}");
+        fingerprints.extend(answer.lines().filter(|l| l.starts_with("a=fingerprint:")).map(str::to_owned));
         let candidate = format!("{} {} typ host", leg_addr.announce.ip(), leg_addr.announce.port());
         assert!(answer.contains(&candidate), "one host candidate, the announced address:\n{answer}");
         assert_eq!(answer.matches("a=candidate").count(), 1, "only one candidate:\n{answer}");
@@ -163,6 +168,8 @@ fn two_calls(candidate_in_offer: bool, announce: Option<SocketAddr>) {
         calls.push(call);
     }
 
+    assert_eq!(fingerprints.len(), 2, "one fingerprint per answer: {fingerprints:?}");
+    assert_eq!(fingerprints[0], fingerprints[1], "legs of a shard share its certificate");
     let mut by_ufrag = 0;
     let mut by_tuple = 0;
     let mut now = 0;

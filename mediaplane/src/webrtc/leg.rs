@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use str0m::change::SdpOffer;
+use str0m::config::DtlsCert;
 use str0m::format::Codec;
 use str0m::media::{MediaKind, Mid};
 use str0m::net::{Protocol, Receive, Transmit};
@@ -43,6 +44,9 @@ pub enum LegError {
     /// `write_rtp` for an m-line that has no send stream (unknown mid or recvonly).
     #[error("no send stream for mid {0}")]
     NoSendStream(Mid),
+    /// The crypto provider could not generate a DTLS certificate.
+    #[error("cannot generate a DTLS certificate")]
+    Certificate,
     /// `handle_offer` called twice: renegotiation is not supported yet.
     #[error("leg already negotiated")]
     AlreadyNegotiated,
@@ -114,6 +118,12 @@ pub struct OutRtp<'a> {
     pub marker: bool,
     /// Payload without header.
     pub payload: &'a [u8],
+}
+
+/// A DTLS certificate (self-signed, fresh key) for all legs of a shard; its fingerprint goes into
+/// every answer. Make one at shard start-up.
+pub fn generate_certificate() -> Result<DtlsCert, LegError> {
+    str0m::crypto::from_feature_flags().dtls_provider.generate_certificate().ok_or(LegError::Certificate)
 }
 
 /// Extends 16-bit RTP sequence numbers to 64 bits (RFC 3711 §3.3.1 style: pick the candidate
@@ -191,14 +201,17 @@ impl WebRtcLeg {
     /// candidate).
     ///
     /// Audio codecs offered in the answer: Opus, G.722, PCMU, PCMA (the ones a SIP peer may share
-    /// without transcoding). str0m generates a fresh DTLS certificate per leg.
-    pub fn new(clock: Clock, now_ns: u64, addr: LegAddr) -> Result<Self, LegError> {
+    /// without transcoding). `cert` is the shard's DTLS certificate from [`generate_certificate`]:
+    /// one per shard instead of a key generation per call, and it keeps str0m's own
+    /// generate-or-panic path out of call setup.
+    pub fn new(clock: Clock, now_ns: u64, addr: LegAddr, cert: &DtlsCert) -> Result<Self, LegError> {
         let creds = IceCreds::new();
         let ufrag = creds.ufrag.clone();
         let config = RtcConfig::new()
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .set_local_ice_credentials(creds)
+            .set_dtls_cert(cert.clone())
             .clear_codecs()
             .enable_opus(true, false)
             .enable_g722(true, false)
