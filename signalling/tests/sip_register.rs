@@ -167,7 +167,7 @@ fn short(expires: u32) -> RegisterOptions {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn register_md5_refresh_unregister_wrong_password_qop_list_tcp() {
+async fn register_md5_refresh_unregister_wrong_password_qop_list_tcp_proxy() {
     let k = Kamailio::start(&[]);
     let ua = user_agent().await;
 
@@ -218,6 +218,20 @@ async fn register_md5_refresh_unregister_wrong_password_qop_list_tcp() {
     assert!(matches!(ev, RegEvent::Registered { .. }), "tcp: {ev:?}\n{}", k.log());
     let table = k.location_table();
     assert!(table.contains("transport=tcp") || table.to_ascii_lowercase().contains("tcp"), "no TCP binding:\n{table}");
+    assert_eq!(tokio::time::timeout(EVENT_WAIT, reg.unregister()).await.unwrap().unwrap(), RegEvent::Unregistered);
+
+    // Outbound proxy: the domain does not resolve; packets go to the proxy, headers keep the domain.
+    let mut raw = k.account("bob", "bobpw");
+    raw.domain = "wavegate.invalid".into();
+    raw.port = String::new();
+    raw.outbound_proxy = format!("127.0.0.1:{}", k.port);
+    let mut reg = ua.register_raw(&raw, short(60)).unwrap();
+    let ev = next(&mut reg, &k).await;
+    assert!(matches!(ev, RegEvent::Registered { .. }), "outbound proxy: {ev:?}\n{}", k.log());
+    let table = k.location_table();
+    assert!(table.contains("AoR: bob"), "no binding for the proxied AOR:\n{table}");
+    let log = k.log();
+    assert!(log.contains("realm=\"wavegate.invalid\""), "REGISTER did not carry the domain:\n{log}");
     assert_eq!(tokio::time::timeout(EVENT_WAIT, reg.unregister()).await.unwrap().unwrap(), RegEvent::Unregistered);
     ua.shutdown();
 }

@@ -13,7 +13,7 @@ use rsipstack::sip::{self as rsip, Header, HeadersExt as _, Method, SipMessage};
 use rsipstack::transaction::endpoint::EndpointInnerRef;
 use rsipstack::transaction::key::{TransactionKey, TransactionRole};
 use rsipstack::transaction::transaction::Transaction;
-use rsipstack::transaction::{make_call_id, random_text};
+use rsipstack::transaction::random_text;
 use rsipstack::transport::udp::UdpConnection;
 use rsipstack::transport::{SipAddr, TransportLayer};
 use thiserror::Error;
@@ -182,7 +182,7 @@ impl RegistrationTask {
     ) -> Result<RegistrationTask, ClientError> {
         let registrar = account.registrar().to_string();
         let core = RegisterCore::new(account.auth_name.as_str(), account.password.expose(), &registrar, options.expires);
-        let call_id = make_call_id(None, Default::default());
+        let call_id = rsip::headers::CallId::new(format!("{}@wavegate", random_text(24)));
         let request_uri = rsip::Uri::try_from(registrar.as_str())
             .map_err(|e| ClientError::Uri { uri: registrar.clone(), why: e.to_string() })?;
         Ok(RegistrationTask {
