@@ -113,7 +113,7 @@ impl SipUserAgent {
         // event per REGISTER exchange, and exchanges are spaced by refresh/back-off intervals.
         let (events_tx, events) = mpsc::unbounded_channel();
         let (stop, stop_rx) = oneshot::channel();
-        let task = RegistrationTask::new(self.inner.clone(), self.local, account, options, events_tx)?;
+        let task = RegistrationTask::new(self.inner.clone(), account, options, events_tx)?;
         let task = tokio::spawn(task.run(stop_rx, self.cancel.child_token()));
         Ok(Registration { events, stop: Some(stop), task })
     }
@@ -161,7 +161,8 @@ impl Registration {
 
 struct RegistrationTask {
     inner: EndpointInnerRef,
-    local: SocketAddr,
+    /// `host:port` of the Contact in the last REGISTER (UDP socket or TCP connection).
+    contact_host: String,
     account: SipAccount,
     options: RegisterOptions,
     events: mpsc::UnboundedSender<RegEvent>,
@@ -175,7 +176,6 @@ struct RegistrationTask {
 impl RegistrationTask {
     fn new(
         inner: EndpointInnerRef,
-        local: SocketAddr,
         account: SipAccount,
         options: RegisterOptions,
         events: mpsc::UnboundedSender<RegEvent>,
@@ -187,7 +187,7 @@ impl RegistrationTask {
             .map_err(|e| ClientError::Uri { uri: registrar.clone(), why: e.to_string() })?;
         Ok(RegistrationTask {
             inner,
-            local,
+            contact_host: String::new(),
             account,
             options,
             events,
@@ -257,7 +257,10 @@ impl RegistrationTask {
     async fn exchange(&mut self, req: &RegisterRequest) -> Step {
         self.cseq += 1;
         let mut tx = match self.build(req).await {
-            Ok(tx) => tx,
+            Ok((tx, contact_host)) => {
+                self.contact_host = contact_host;
+                tx
+            }
             Err(e) => return self.core.on_send_error(Instant::now().into_std(), e),
         };
         if let Err(e) = tx.send().await {
@@ -297,7 +300,7 @@ impl RegistrationTask {
                     reason: &reason,
                     www_authenticate: www.iter().map(String::as_str).collect(),
                     proxy_authenticate: proxy.iter().map(String::as_str).collect(),
-                    granted: granted_expires(&resp, self.local),
+                    granted: granted_expires(&resp, &self.contact_host),
                     min_expires,
                 };
                 self.core.on_response(now, &info, &cnonce())
@@ -306,7 +309,8 @@ impl RegistrationTask {
         }
     }
 
-    async fn build(&self, req: &RegisterRequest) -> Result<Transaction, String> {
+    /// The REGISTER transaction for `req`, and the `host:port` our Contact names.
+    async fn build(&self, req: &RegisterRequest) -> Result<(Transaction, String), String> {
         let a = &self.account;
         let proxy = a.outbound_proxy.as_ref().map(|(host, port)| format!("{host}:{}", port.unwrap_or(5060)));
         let target = match &proxy {
@@ -362,7 +366,7 @@ impl RegistrationTask {
         if target.is_some() {
             tx.destination = target;
         }
-        Ok(tx)
+        Ok((tx, contact_host))
     }
 }
 
@@ -376,8 +380,8 @@ fn header_values<T>(resp: &rsip::Response, f: impl Fn(&Header) -> Option<T>) -> 
 
 /// The lifetime granted to our binding: the `expires` parameter of the response Contact that
 /// points at us, else the `Expires` header (RFC 3261 §10.2.4).
-fn granted_expires(resp: &rsip::Response, local: SocketAddr) -> Option<u32> {
-    let ours = local.to_string();
+fn granted_expires(resp: &rsip::Response, contact_host: &str) -> Option<u32> {
+    let ours = format!("@{contact_host}");
     for h in resp.headers.iter() {
         if let Header::Contact(c) = h {
             for binding in c.value().split(',') {

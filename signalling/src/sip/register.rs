@@ -147,6 +147,9 @@ pub struct RegisterCore {
     requested: u32,
     auth: Option<DigestSession>,
     phase: Phase,
+    /// Whether the registrar may hold a binding of ours (a 200 to a REGISTER, no 200 to an
+    /// un-REGISTER since): then ending the session must un-REGISTER even after a failed refresh.
+    bound: bool,
     /// Challenges answered in the current exchange.
     answers: u8,
     /// Whether the credentials just sent came from a challenge of this exchange.
@@ -165,6 +168,7 @@ impl RegisterCore {
             requested: expires.max(1),
             auth: None,
             phase: Phase::Idle,
+            bound: false,
             answers: 0,
             answered_fresh: false,
             backoff: FIRST_BACKOFF,
@@ -194,7 +198,11 @@ impl RegisterCore {
     /// Starts the un-REGISTER (expires 0), unless nothing is registered.
     pub fn unregister(&mut self, cnonce: &str) -> Step {
         match self.phase {
-            Phase::Registered { .. } | Phase::Registering { unregister: false } => self.begin(true, cnonce),
+            Phase::Done | Phase::Registering { unregister: true } => {
+                self.phase = Phase::Done;
+                Step::Report(RegEvent::Unregistered)
+            }
+            _ if self.bound => self.begin(true, cnonce),
             _ => {
                 self.phase = Phase::Done;
                 Step::Report(RegEvent::Unregistered)
@@ -239,6 +247,7 @@ impl RegisterCore {
         let Phase::Registering { unregister } = self.phase else { return Step::Idle };
         match resp.status {
             200..=299 if unregister => {
+                self.bound = false;
                 self.phase = Phase::Done;
                 Step::Report(RegEvent::Unregistered)
             }
@@ -251,6 +260,7 @@ impl RegisterCore {
                 // Refresh with a margin: a minute for long bindings, half the time for short ones.
                 let refresh_in = expires.saturating_sub(Duration::from_secs(60).min(expires / 2));
                 self.phase = Phase::Registered { refresh_at: now + refresh_in };
+                self.bound = true;
                 self.backoff = FIRST_BACKOFF;
                 Step::Report(RegEvent::Registered { expires, refresh_in })
             }

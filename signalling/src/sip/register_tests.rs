@@ -154,3 +154,27 @@ fn unusable_challenge_is_reported() {
     let step = core.on_response(t0, &FinalResponse { status: 401, ..FinalResponse::default() }, "c");
     assert!(matches!(step, Step::Report(RegEvent::Failed { error: RegisterError::Challenge(DigestError::NoChallenge), .. })));
 }
+
+#[test]
+fn unregister_after_failed_refresh_still_removes_the_binding() {
+    let t0 = Instant::now();
+    let mut core = RegisterCore::new("alice", "pw", "sip:x", 60);
+    sent(core.register("c"));
+    core.on_response(t0, &ok(60), "c");
+    let at = core.deadline().unwrap();
+    sent(core.on_deadline(at, "c"));
+    assert!(matches!(core.on_timeout(at), Step::Report(RegEvent::Failed { retry_in: Some(_), .. })));
+    // The registrar may still hold the binding: the session's end must un-REGISTER it.
+    assert_eq!(sent(core.unregister("c")).expires, 0);
+    assert_eq!(core.on_response(at, &ok(0), "c"), Step::Report(RegEvent::Unregistered));
+}
+
+#[test]
+fn unregister_after_wrong_password_sends_nothing() {
+    let t0 = Instant::now();
+    let mut core = RegisterCore::new("alice", "bad", "sip:x", 60);
+    sent(core.register("c"));
+    sent(core.on_response(t0, &challenge(401, CHALLENGE), "c"));
+    core.on_response(t0, &challenge(401, CHALLENGE), "c");
+    assert_eq!(core.unregister("c"), Step::Report(RegEvent::Unregistered));
+}
