@@ -8,10 +8,11 @@
 
 use wavegate_shared::RequestId;
 use wavegate_shared::protocol::{
-    self, Answer, Command, ControlError, Delete, ErrorCode, FrameError, Offer, Ping, Pong, Query, SdpReply,
+    self, Answer, AnyCommand, Command, ControlError, Delete, ErrorCode, FrameError, Offer, Ping, Pong, Query, SdpReply, WebRtcOffer,
 };
 
 use crate::relay::{PortSockets, Relay};
+use crate::webrtc::bridge::{Bridge, BridgeIo, BridgeSockets};
 
 /// Why no reply frame could be produced (encoding only; requests themselves never fail here).
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +22,7 @@ pub enum ControlFrameError {
     Encode(#[from] FrameError),
 }
 
-/// Handles one command frame; the reply frame is left in `out`.
+/// Handles one command frame for a shard without WebRTC; the reply frame is left in `out`.
 pub fn handle_frame(
     relay: &mut Relay,
     now_ns: u64,
@@ -29,7 +30,37 @@ pub fn handle_frame(
     sockets: &mut dyn PortSockets,
     out: &mut Vec<u8>,
 ) -> Result<(), ControlFrameError> {
-    let (id, command) = match protocol::decode_command(frame) {
+    handle_frame_with(relay, None, now_ns, frame, &mut PortsOnly(sockets), out)
+}
+
+/// [`PortSockets`] without a WebRTC socket: nothing is ever sent through it.
+struct PortsOnly<'a>(&'a mut dyn PortSockets);
+
+impl PortSockets for PortsOnly<'_> {
+    fn open(&mut self, rtp_port: u16) -> std::io::Result<()> {
+        self.0.open(rtp_port)
+    }
+    fn close(&mut self, rtp_port: u16) {
+        self.0.close(rtp_port);
+    }
+}
+
+impl BridgeIo for PortsOnly<'_> {
+    fn send_webrtc(&mut self, _: std::net::SocketAddr, _: &[u8]) {}
+    fn send_rtp(&mut self, _: u16, _: std::net::SocketAddr, _: &[u8]) {}
+}
+
+/// Handles one command frame; WebRTC calls go to `bridge` (when the shard has a WebRTC socket,
+/// else `WebRtcOffer` is refused). The reply frame is left in `out`.
+pub fn handle_frame_with(
+    relay: &mut Relay,
+    mut bridge: Option<&mut Bridge>,
+    now_ns: u64,
+    frame: &[u8],
+    sockets: &mut dyn BridgeSockets,
+    out: &mut Vec<u8>,
+) -> Result<(), ControlFrameError> {
+    let (id, command) = match protocol::decode_any_command(frame) {
         Ok(x) => x,
         Err((header, e)) => {
             let (kind, id) = header.map_or((0, RequestId(0)), |h| (h.kind, h.id));
@@ -40,27 +71,53 @@ pub fn handle_frame(
         }
     };
     match command {
-        Command::Ping(Ping) => {
-            let pong = Pong { shard: relay.config().shard, calls: relay.call_count() as u32 };
+        AnyCommand::Command(Command::Ping(Ping)) => {
+            let calls = relay.call_count() + bridge.as_ref().map_or(0, |b| b.call_count());
+            let pong = Pong { shard: relay.config().shard, calls: calls as u32 };
             protocol::encode_reply::<Ping>(id, &Ok(pong), out)?;
         }
-        Command::Offer(o) => {
-            let r = relay.offer(now_ns, &o.call, &o.from_tag, &o.sdp, &o.flags, sockets).map(|sdp| SdpReply { sdp });
+        AnyCommand::Command(Command::Offer(o)) if bridge.as_ref().is_some_and(|b| b.has_call(&o.call)) => {
+            let message = format!("call {} is a WebRTC call; re-offers are not supported yet", o.call);
+            let r = Err(ControlError::new(ErrorCode::BadSdp, message));
             log_outcome("offer", &o.call, &r);
             protocol::encode_reply::<Offer>(id, &r, out)?;
         }
-        Command::Answer(a) => {
-            let r = relay.answer(now_ns, &a.call, &a.from_tag, &a.to_tag, &a.sdp, sockets).map(|sdp| SdpReply { sdp });
+        AnyCommand::Command(Command::Offer(o)) => {
+            let r = relay.offer(now_ns, &o.call, &o.from_tag, &o.sdp, &o.flags, &mut *sockets).map(|sdp| SdpReply { sdp });
+            log_outcome("offer", &o.call, &r);
+            protocol::encode_reply::<Offer>(id, &r, out)?;
+        }
+        AnyCommand::Command(Command::Answer(a)) => {
+            let r = match bridge.as_deref_mut().filter(|b| b.has_call(&a.call)) {
+                Some(b) => b.answer(&a.call, &a.to_tag, &a.sdp),
+                None => relay.answer(now_ns, &a.call, &a.from_tag, &a.to_tag, &a.sdp, &mut *sockets),
+            }
+            .map(|sdp| SdpReply { sdp });
             log_outcome("answer", &a.call, &r);
             protocol::encode_reply::<Answer>(id, &r, out)?;
         }
-        Command::Delete(d) => {
-            let r = relay.delete(now_ns, &d.call, sockets);
+        AnyCommand::Command(Command::Delete(d)) => {
+            let r = match bridge.as_deref_mut().filter(|b| b.has_call(&d.call)) {
+                Some(b) => b.delete(now_ns, &d.call, relay, sockets),
+                None => relay.delete(now_ns, &d.call, &mut *sockets),
+            };
             log_outcome("delete", &d.call, &r);
             protocol::encode_reply::<Delete>(id, &r, out)?;
         }
-        Command::Query(q) => {
-            protocol::encode_reply::<Query>(id, &relay.query(now_ns, &q.call), out)?;
+        AnyCommand::Command(Command::Query(q)) => {
+            let r = match bridge.as_deref().filter(|b| b.has_call(&q.call)) {
+                Some(b) => b.query(now_ns, &q.call),
+                None => relay.query(now_ns, &q.call),
+            };
+            protocol::encode_reply::<Query>(id, &r, out)?;
+        }
+        AnyCommand::WebRtcOffer(o) => {
+            let r = match bridge {
+                Some(b) => b.offer(now_ns, &o.call, &o.from_tag, &o.sdp, relay, sockets),
+                None => Err(ControlError::new(ErrorCode::Internal, "WebRTC is disabled (--webrtc-port-base 0)")),
+            };
+            log_outcome("webrtc offer", &o.call, &r);
+            protocol::encode_reply::<WebRtcOffer>(id, &r, out)?;
         }
     }
     Ok(())

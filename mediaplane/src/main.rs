@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use wavegate_mediaplane::io::{ShardSetup, spawn_shard};
+use wavegate_mediaplane::io::{ShardSetup, WebRtcSetup, spawn_shard};
 use wavegate_mediaplane::ports::PortRange;
 use wavegate_mediaplane::relay::RelayConfig;
 use wavegate_shared::ShardId;
@@ -48,6 +48,10 @@ struct Args {
     /// Seconds without media before a call reports MediaTimeout (0 disables).
     #[arg(long, default_value_t = 60)]
     media_timeout_secs: u32,
+    /// First WebRTC UDP port: shard k terminates browsers on port base + k (one socket per
+    /// shard, demultiplexed by ICE ufrag and 5-tuple). 0 disables WebRTC.
+    #[arg(long, default_value_t = 0)]
+    webrtc_port_base: u16,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -124,7 +128,20 @@ fn main() -> ExitCode {
         } else {
             Some(args.cpus[usize::from(k) % args.cpus.len()])
         };
+        let webrtc = if args.webrtc_port_base == 0 {
+            None
+        } else {
+            let Some(port) = args.webrtc_port_base.checked_add(k) else {
+                tracing::error!(base = args.webrtc_port_base, shards, "--webrtc-port-base + shard count exceeds 65535");
+                return ExitCode::from(2);
+            };
+            Some(WebRtcSetup {
+                bind: std::net::SocketAddr::new(args.bind_ip, port),
+                announce_ip: args.announce_ip.unwrap_or(args.bind_ip),
+            })
+        };
         let setup = ShardSetup {
+            webrtc,
             relay: RelayConfig {
                 shard,
                 ports,

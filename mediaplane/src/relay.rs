@@ -506,6 +506,37 @@ impl Relay {
         }
     }
 
+    /// Whether the relay holds `call_id`.
+    pub fn has_call(&self, call_id: &CallId) -> bool {
+        self.by_id.contains_key(call_id)
+    }
+
+    /// Takes and binds a port pair that no relay call owns (a WebRTC bridge's SIP side): its
+    /// packets reach [`Self::on_packet`] as [`DropReason::UnknownPort`] for the driver to pass on.
+    pub fn reserve_pair(&mut self, sockets: &mut dyn PortSockets) -> Result<u16, ControlError> {
+        for _ in 0..OPEN_ATTEMPTS {
+            let port = self.ports.allocate().ok_or_else(|| err(ErrorCode::NoPorts, "no free RTP port pairs on this shard"))?;
+            match sockets.open(port) {
+                Ok(()) => return Ok(port),
+                Err(e) => {
+                    tracing::warn!(port, error = %e, "cannot bind RTP port pair; trying another");
+                    self.ports.release(port);
+                }
+            }
+        }
+        Err(err(ErrorCode::NoPorts, "could not bind any RTP port pair"))
+    }
+
+    /// Frees a pair taken by [`Self::reserve_pair`].
+    pub fn release_pair(&mut self, rtp_port: u16, sockets: &mut dyn PortSockets) {
+        self.close_pair(sockets, rtp_port);
+    }
+
+    /// A fresh outgoing SSRC from the shard's generator.
+    pub fn random_ssrc(&mut self) -> u32 {
+        self.rng.random()
+    }
+
     /// The side and m-line index a local port belongs to (for diagnostics and tests).
     pub fn port_owner(&self, local_port: u16) -> Option<(CallId, Side, usize)> {
         let owner = self.ports.pair_index(local_port).and_then(|i| self.by_port.get(i).copied().flatten())?;

@@ -64,6 +64,8 @@ pub enum CommandKind {
     Delete = 4,
     /// [`Query`]
     Query = 5,
+    /// [`WebRtcOffer`]
+    WebRtcOffer = 6,
 }
 
 impl CommandKind {
@@ -75,6 +77,7 @@ impl CommandKind {
             3 => Self::Answer,
             4 => Self::Delete,
             5 => Self::Query,
+            6 => Self::WebRtcOffer,
             other => return Err(FrameError::UnknownKind(other)),
         })
     }
@@ -180,6 +183,37 @@ pub struct Query {
 impl Request for Query {
     const KIND: CommandKind = CommandKind::Query;
     type Reply = CallStats;
+}
+
+/// A browser's offer for a WebRTC <-> RTP call: the media plane terminates the browser's peer
+/// connection (ICE-lite, DTLS-SRTP) and makes a plain RTP/AVP offer for the SIP side from the
+/// codecs both can share without transcoding. The SIP side's SDP then completes the call with
+/// an [`Answer`] (its reply SDP is empty: the browser already has its answer). Media is relayed
+/// as is (passthrough), so the SIP side must pick a codec the browser negotiated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebRtcOffer {
+    /// The call.
+    pub call: CallId,
+    /// The browser's leg.
+    pub from_tag: LegTag,
+    /// The browser's SDP offer (ICE, DTLS fingerprint, SRTP).
+    pub sdp: String,
+    /// Options outside the SDP.
+    pub flags: OfferFlags,
+}
+
+/// Reply to [`WebRtcOffer`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebRtcOfferReply {
+    /// The answer for the browser (ICE-lite, one host candidate, the shard's fingerprint).
+    pub browser_answer: String,
+    /// A plain RTP/AVP offer pointing the SIP side at one of the media plane's RTP ports.
+    pub sip_offer: String,
+}
+
+impl Request for WebRtcOffer {
+    const KIND: CommandKind = CommandKind::WebRtcOffer;
+    type Reply = WebRtcOfferReply;
 }
 
 /// Counters of one leg, as seen by the media plane.
@@ -353,9 +387,34 @@ pub enum Command {
     Query(Query),
 }
 
-/// Decodes a command frame. On error the header (when readable) is returned too, so the
-/// media plane can send an error reply the caller can match to its request.
+/// Every request the media plane understands: [`Command`] plus the kinds added after it, which
+/// stay out of [`Command`] so that code matching it exhaustively in other crates (test doubles,
+/// the load generator's fake media plane) keeps compiling; [`decode_command`] reports them as
+/// unknown kinds. Fold them into [`Command`] once those crates handle them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnyCommand {
+    /// One of the original requests.
+    Command(Command),
+    /// [`WebRtcOffer`]
+    WebRtcOffer(WebRtcOffer),
+}
+
+/// Decodes a command frame of one of the original kinds ([`Command`]); a later kind is an
+/// `UnknownKind` error here (see [`decode_any_command`]). On error the header (when readable)
+/// is returned too, so the media plane can send an error reply the caller can match to its
+/// request.
 pub fn decode_command(frame: &[u8]) -> Result<(RequestId, Command), (Option<FrameHeader>, FrameError)> {
+    match decode_any_command(frame)? {
+        (id, AnyCommand::Command(cmd)) => Ok((id, cmd)),
+        (_, AnyCommand::WebRtcOffer(_)) => {
+            let header = split_frame(frame).map_err(|e| (None, e))?.0;
+            Err((Some(header), FrameError::UnknownKind(header.kind)))
+        }
+    }
+}
+
+/// Decodes a command frame of any kind; errors as for [`decode_command`].
+pub fn decode_any_command(frame: &[u8]) -> Result<(RequestId, AnyCommand), (Option<FrameHeader>, FrameError)> {
     let (header, body) = split_frame(frame).map_err(|e| (None, e))?;
     let kind = CommandKind::from_byte(header.kind).map_err(|e| (Some(header), e))?;
     let k = header.kind;
@@ -365,9 +424,13 @@ pub fn decode_command(frame: &[u8]) -> Result<(RequestId, Command), (Option<Fram
         CommandKind::Answer => decode_body(k, body).map(Command::Answer),
         CommandKind::Delete => decode_body(k, body).map(Command::Delete),
         CommandKind::Query => decode_body(k, body).map(Command::Query),
+        CommandKind::WebRtcOffer => {
+            let offer = decode_body(k, body).map_err(|e| (Some(header), e))?;
+            return Ok((header.id, AnyCommand::WebRtcOffer(offer)));
+        }
     }
     .map_err(|e| (Some(header), e))?;
-    Ok((header.id, cmd))
+    Ok((header.id, AnyCommand::Command(cmd)))
 }
 
 /// What arrives on an event ring.
@@ -429,6 +492,32 @@ mod tests {
         let (id, cmd) = decode_command(&buf).unwrap();
         assert_eq!(id, RequestId(42));
         assert_eq!(cmd, Command::Offer(offer()));
+    }
+
+    #[test]
+    fn webrtc_offer_roundtrip() {
+        let req = WebRtcOffer {
+            call: CallId::new("w1@host").unwrap(),
+            from_tag: LegTag::new("b").unwrap(),
+            sdp: "v=0\r\n".into(),
+            flags: OfferFlags::default(),
+        };
+        let mut buf = Vec::new();
+        encode_request(RequestId(9), &req, &mut buf).unwrap();
+        assert_eq!(buf[0], 6, "wire kind of WebRtcOffer");
+        assert_eq!(decode_any_command(&buf).unwrap(), (RequestId(9), AnyCommand::WebRtcOffer(req)));
+        assert!(
+            matches!(decode_command(&buf), Err((Some(_), FrameError::UnknownKind(6)))),
+            "the original decoder does not know it"
+        );
+        let reply: Result<WebRtcOfferReply, ControlError> =
+            Ok(WebRtcOfferReply { browser_answer: "a".into(), sip_offer: "o".into() });
+        let mut buf = Vec::new();
+        encode_reply::<WebRtcOffer>(RequestId(9), &reply, &mut buf).unwrap();
+        let Incoming::Reply { id, kind, body } = decode_incoming(&buf).unwrap() else { panic!("not a reply") };
+        assert_eq!(id, RequestId(9));
+        assert_eq!(decode_reply::<WebRtcOffer>(kind, body).unwrap(), reply);
+        assert!(decode_reply::<Offer>(kind, body).is_err(), "typed: an Offer reply reader refuses it");
     }
 
     #[test]

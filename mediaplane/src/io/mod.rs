@@ -5,7 +5,9 @@
 //! shard's UDP sockets, the doorbell socket, or the next timer deadline (heartbeat every
 //! 250 ms, media-timeout scan every second). Ready sockets are pumped with `recvmmsg` and the
 //! relay's verdicts sent with `sendto` ([`sockets`]); the doorbell drains the command ring
-//! through [`handle_frame`]. The shard owns all its state; nothing is shared with other shards.
+//! through [`handle_frame_with`]. The shard owns all its state; nothing is shared with other
+//! shards. With WebRTC enabled the shard also owns one WebRTC UDP socket and a [`Bridge`]; the
+//! bridge's earliest leg timeout joins the wait deadline.
 //!
 //! Why not glommio here: with thousands of sockets its datagram path (one io_uring `recvmsg`
 //! per packet plus a cancellation scan per re-arm) cost 17.8 µs of CPU per relayed packet at
@@ -15,8 +17,9 @@
 pub mod sockets;
 
 use std::collections::VecDeque;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use wavegate_shared::ShardId;
@@ -26,9 +29,12 @@ use wavegate_shared::protocol::{self, ControlError, ErrorCode, MediaEvent};
 use wavegate_shared::region::{GuestChannel, Region, ShardState};
 use wavegate_shared::ring::{Consumer, Producer, RingError};
 
-use crate::control::handle_frame;
+use crate::control::handle_frame_with;
 use crate::relay::{Relay, RelayConfig};
-use sockets::{SocketTable, TOKEN_REMOVE};
+use crate::webrtc::Clock;
+use crate::webrtc::bridge::Bridge;
+use crate::webrtc::leg::{LegAddr, generate_certificate};
+use sockets::{SocketTable, TOKEN_REMOVE, TOKEN_WEBRTC};
 
 /// Why a shard stopped.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +92,17 @@ pub struct ShardSetup {
     pub channel: GuestChannel,
     /// This shard's doorbell end.
     pub doorbell: OwnedFd,
+    /// The shard's WebRTC socket, or `None` for no WebRTC.
+    pub webrtc: Option<WebRtcSetup>,
+}
+
+/// Where a shard's WebRTC socket binds and what it announces.
+#[derive(Debug, Clone, Copy)]
+pub struct WebRtcSetup {
+    /// Bind address (port 0 picks a free one).
+    pub bind: SocketAddr,
+    /// The IP written into the browser answer's host candidate (the port is the bound one).
+    pub announce_ip: IpAddr,
 }
 
 const HEARTBEAT_NS: u64 = 250_000_000;
@@ -141,10 +158,37 @@ struct Shard {
     frame: Vec<u8>,
     reply: Vec<u8>,
     timeouts: Vec<MediaEvent>,
+    bridge: Option<Bridge>,
+}
+
+/// Binds the WebRTC socket and builds the bridge (certificate, clock).
+fn webrtc_bridge(id: ShardId, setup: WebRtcSetup, sockets: &mut SocketTable, announce_ip: IpAddr) -> Option<Bridge> {
+    let bound = match sockets.open_webrtc(setup.bind) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(shard = %id, addr = %setup.bind, error = %e, "cannot bind the WebRTC socket; WebRTC disabled");
+            return None;
+        }
+    };
+    let cert = match generate_certificate() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(shard = %id, error = %e, "WebRTC disabled");
+            return None;
+        }
+    };
+    // Instant is CLOCK_MONOTONIC on Linux, so `base + monotonic_ns()` is the real instant.
+    let Some(base) = Instant::now().checked_sub(Duration::from_nanos(monotonic_ns())) else {
+        tracing::error!(shard = %id, "cannot align the WebRTC clock; WebRTC disabled");
+        return None;
+    };
+    let addr = LegAddr { bind: bound, announce: SocketAddr::new(setup.announce_ip, bound.port()) };
+    tracing::info!(shard = %id, bind = %bound, announce = %addr.announce, "WebRTC socket open");
+    Some(Bridge::new(Clock::new(base), addr, cert, announce_ip))
 }
 
 fn run_shard(setup: ShardSetup) -> Result<(), IoError> {
-    let ShardSetup { relay: config, bind_ip, cpu: _, parent_pid, region, channel, doorbell } = setup;
+    let ShardSetup { relay: config, bind_ip, cpu: _, parent_pid, region, channel, doorbell, webrtc } = setup;
     let id = config.shard;
     let uring_err = |source| IoError::Uring { shard: id, source };
     let slot = region.shard(id).ok_or(IoError::NoSlot(id))?;
@@ -156,6 +200,7 @@ fn run_shard(setup: ShardSetup) -> Result<(), IoError> {
     let first = config.ports.first;
     let seed = monotonic_ns() ^ (u64::from(id.0) << 48) ^ u64::from(std::process::id());
     let GuestChannel { commands, events, .. } = channel;
+    let announce_ip = config.announce_ip;
     let mut shard = Shard {
         id,
         relay: Relay::new(config, seed),
@@ -167,7 +212,9 @@ fn run_shard(setup: ShardSetup) -> Result<(), IoError> {
         frame: Vec::with_capacity(4096),
         reply: Vec::with_capacity(4096),
         timeouts: Vec::new(),
+        bridge: None,
     };
+    shard.bridge = webrtc.and_then(|w| webrtc_bridge(id, w, &mut shard.sockets, announce_ip));
     let bell_poll = opcode::PollAdd::new(types::Fd(shard.bell.as_raw_fd()), libc::POLLIN as u32)
         .multi(true)
         .build()
@@ -191,6 +238,9 @@ fn run_shard(setup: ShardSetup) -> Result<(), IoError> {
 
         let now = monotonic_ns();
         let mut deadline = next_beat.min(next_scan);
+        if let Some(b) = &shard.bridge {
+            deadline = deadline.min(b.next_deadline());
+        }
         if !shard.outbox.is_empty() {
             deadline = deadline.min(now + FULL_RETRY_NS);
         }
@@ -220,9 +270,17 @@ fn run_shard(setup: ShardSetup) -> Result<(), IoError> {
                     }
                 }
                 TOKEN_REMOVE => {}
+                TOKEN_WEBRTC => {
+                    if let Some(b) = shard.bridge.as_mut() {
+                        shard.sockets.pump_webrtc(b, now);
+                    }
+                    if !cqueue::more(flags) {
+                        shard.sockets.rearm_webrtc();
+                    }
+                }
                 token => {
                     if let Some(index) = shard.sockets.live_index(token) {
-                        shard.sockets.pump(index, &mut shard.relay, now);
+                        shard.sockets.pump(index, &mut shard.relay, shard.bridge.as_mut(), now);
                         if !cqueue::more(flags) {
                             shard.sockets.rearm(index);
                         }
@@ -231,9 +289,13 @@ fn run_shard(setup: ShardSetup) -> Result<(), IoError> {
             }
         }
 
+        if let Some(b) = shard.bridge.as_mut() {
+            b.on_timeout(now, &mut shard.sockets);
+        }
         if now >= next_beat {
             next_beat = now + HEARTBEAT_NS;
-            slot.beat(now, shard.relay.call_count() as u32);
+            let calls = shard.relay.call_count() + shard.bridge.as_ref().map_or(0, Bridge::call_count);
+            slot.beat(now, calls as u32);
             if rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32) != parent_pid {
                 tracing::error!(shard = %id, "parent process is gone; exiting");
                 std::process::exit(3);
@@ -271,7 +333,14 @@ impl Shard {
                 Ok(false) => return Ok(()),
                 Err(e) => return Err(self.ring_err(e)),
             }
-            let handled = handle_frame(&mut self.relay, monotonic_ns(), &self.frame, &mut self.sockets, &mut self.reply);
+            let handled = handle_frame_with(
+                &mut self.relay,
+                self.bridge.as_mut(),
+                monotonic_ns(),
+                &self.frame,
+                &mut self.sockets,
+                &mut self.reply,
+            );
             if let Err(e) = handled {
                 tracing::error!(shard = %self.id, error = %e, "cannot encode a reply");
                 continue;

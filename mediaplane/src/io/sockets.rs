@@ -8,7 +8,12 @@
 //!
 //! [`SocketTable::pump`] is the packet path: `recvmmsg` up to [`BATCH`] datagrams from a ready
 //! socket into preallocated buffers, let the relay rewrite each in place, and `sendto` it from
-//! the chosen socket. Nothing in it allocates, locks or awaits.
+//! the chosen socket. Nothing in it allocates, locks or awaits. A datagram on a port the relay
+//! does not own goes to the WebRTC [`Bridge`] (the SIP side of a WebRTC call).
+//!
+//! The shard's single WebRTC socket (when enabled) lives here too, polled with
+//! [`TOKEN_WEBRTC`]; [`SocketTable::pump_webrtc`] hands its datagrams to the bridge. The bridge
+//! path allocates inside str0m (see docs/webrtc.md).
 
 use std::mem::{MaybeUninit, size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
@@ -16,7 +21,8 @@ use std::os::fd::AsRawFd;
 
 use io_uring::{opcode, squeue, types};
 
-use crate::relay::{PortSockets, Relay, Verdict};
+use crate::relay::{DropReason, PortSockets, Relay, Verdict};
+use crate::webrtc::bridge::{Bridge, BridgeIo};
 
 /// Datagrams read per `recvmmsg`.
 pub const BATCH: usize = 32;
@@ -25,6 +31,8 @@ const RECV_BUF: usize = 2048;
 const SOCKET_BUFFER: usize = 2 << 20;
 /// Token of poll-remove completions (ignored).
 pub const TOKEN_REMOVE: u64 = u64::MAX - 1;
+/// Token of the WebRTC socket's poll.
+pub const TOKEN_WEBRTC: u64 = u64::MAX - 2;
 
 struct Slot {
     socket: UdpSocket,
@@ -58,6 +66,39 @@ pub struct SocketTable {
     next_generation: u32,
     pending: Vec<squeue::Entry>,
     batch: Box<RecvBatch>,
+    webrtc: Option<UdpSocket>,
+}
+
+/// Sends for the bridge from the table's sockets (borrowed apart from the receive buffers).
+struct Sender<'a> {
+    first: u16,
+    slots: &'a [Option<Slot>],
+    webrtc: Option<i32>,
+}
+
+impl BridgeIo for Sender<'_> {
+    fn send_webrtc(&mut self, dst: SocketAddr, buf: &[u8]) {
+        if let Some(fd) = self.webrtc {
+            send_to(fd, buf, dst);
+        }
+    }
+
+    fn send_rtp(&mut self, from_port: u16, dst: SocketAddr, buf: &[u8]) {
+        let slot = from_port.checked_sub(self.first).and_then(|j| self.slots.get(usize::from(j)));
+        if let Some(Some(slot)) = slot {
+            send_to(slot.socket.as_raw_fd(), buf, dst);
+        }
+    }
+}
+
+impl BridgeIo for SocketTable {
+    fn send_webrtc(&mut self, dst: SocketAddr, buf: &[u8]) {
+        self.sender().send_webrtc(dst, buf);
+    }
+
+    fn send_rtp(&mut self, from_port: u16, dst: SocketAddr, buf: &[u8]) {
+        self.sender().send_rtp(from_port, dst, buf);
+    }
 }
 
 impl SocketTable {
@@ -72,7 +113,50 @@ impl SocketTable {
             next_generation: 1,
             pending: Vec::with_capacity(64),
             batch,
+            webrtc: None,
         }
+    }
+
+    fn sender(&self) -> Sender<'_> {
+        Sender { first: self.first, slots: &self.slots, webrtc: self.webrtc.as_ref().map(AsRawFd::as_raw_fd) }
+    }
+
+    /// Binds the shard's WebRTC socket on `addr` (port 0 picks one) and queues its poll;
+    /// returns the bound address.
+    pub fn open_webrtc(&mut self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        let socket = bind(addr.ip(), addr.port())?;
+        let local = socket.local_addr()?;
+        self.pending.push(poll_entry(&socket, TOKEN_WEBRTC));
+        self.webrtc = Some(socket);
+        Ok(local)
+    }
+
+    /// Re-arms the WebRTC socket's poll.
+    pub fn rearm_webrtc(&mut self) {
+        if let Some(socket) = &self.webrtc {
+            self.pending.push(poll_entry(socket, TOKEN_WEBRTC));
+        }
+    }
+
+    /// Reads every datagram waiting on the WebRTC socket and hands each to the bridge.
+    pub fn pump_webrtc(&mut self, bridge: &mut Bridge, now_ns: u64) -> usize {
+        let Some(fd) = self.webrtc.as_ref().map(AsRawFd::as_raw_fd) else { return 0 };
+        let mut received = 0;
+        let Self { first, slots, batch, .. } = self;
+        let mut sender = Sender { first: *first, slots, webrtc: Some(fd) };
+        loop {
+            let n = recv_batch(fd, batch);
+            received += n;
+            for i in 0..n {
+                let len = (batch.msgs[i].msg_len as usize).min(RECV_BUF);
+                let Some(src) = sockaddr_to_std(&batch.addrs[i]) else { continue };
+                bridge.on_webrtc_datagram(now_ns, src, &batch.bufs[i][..len], &mut sender);
+            }
+            if n < BATCH {
+                break;
+            }
+        }
+        received
     }
 
     /// Poll requests to submit (taken by the shard loop).
@@ -109,11 +193,12 @@ impl SocketTable {
 
     /// Reads every datagram waiting on slot `index` (in batches) and forwards what the relay
     /// says to forward.
-    pub fn pump(&mut self, index: usize, relay: &mut Relay, now_ns: u64) -> PumpStats {
+    pub fn pump(&mut self, index: usize, relay: &mut Relay, mut bridge: Option<&mut Bridge>, now_ns: u64) -> PumpStats {
         let mut stats = PumpStats::default();
         let Some(Some(slot)) = self.slots.get(index) else { return stats };
         let fd = slot.socket.as_raw_fd();
         let local_port = self.first + index as u16;
+        let webrtc_fd = self.webrtc.as_ref().map(AsRawFd::as_raw_fd);
         let Self { first, slots, batch, .. } = self;
         let out_fd = |port: u16| {
             let j = usize::from(port.checked_sub(*first)?);
@@ -129,11 +214,18 @@ impl SocketTable {
                 let len = batch.msgs[i].msg_len as usize;
                 let Some(src) = sockaddr_to_std(&batch.addrs[i]) else { continue };
                 let buf = &mut batch.bufs[i][..len.min(RECV_BUF)];
-                if let Verdict::Forward(f) = relay.on_packet(now_ns, local_port, src, buf) {
-                    match out_fd(f.out_port) {
+                match relay.on_packet(now_ns, local_port, src, buf) {
+                    Verdict::Forward(f) => match out_fd(f.out_port) {
                         Some(out) if send_to(out, &buf[..f.len], f.dst) => stats.forwarded += 1,
                         _ => stats.send_errors += 1,
+                    },
+                    Verdict::Drop(DropReason::UnknownPort) => {
+                        if let Some(b) = bridge.as_deref_mut() {
+                            let mut sender = Sender { first: *first, slots, webrtc: webrtc_fd };
+                            b.on_sip_packet(now_ns, local_port, src, buf, &mut sender);
+                        }
                     }
+                    Verdict::Drop(_) => {}
                 }
             }
             if n < BATCH {

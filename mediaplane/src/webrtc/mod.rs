@@ -9,6 +9,7 @@
 //! `Instant`s str0m wants in exactly one place, [`Clock`]. Not wired into the relay or the io
 //! driver yet: see docs/webrtc.md.
 
+pub mod bridge;
 pub mod demux;
 pub mod leg;
 pub mod stun;

@@ -1,0 +1,300 @@
+//! A WebRTC <-> RTP call through the real `wavegate-mediaplane` binary on loopback: a str0m
+//! `Rtc` plays the browser (full ICE, DTLS client) on a real UDP socket, a plain UDP socket plays
+//! the SIP side's RTP peer. `WebRtcOffer` answers the browser and offers RTP/AVP to the SIP side,
+//! `Answer` completes the call; ICE + DTLS connect and PCMU flows both ways, passthrough. Every
+//! wait is bounded (the media loop by a 15 s wall-clock budget).
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpAnswer;
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
+use str0m::{Candidate, Event, Input, Output, RtcConfig};
+use wavegate_mediaplane::rtp::{RtpPacket, write_rtp};
+use wavegate_mediaplane::sdp::Sdp;
+use wavegate_shared::client::ClientError;
+use wavegate_shared::protocol::{Answer, Delete, ErrorCode, OfferFlags, Ping, Query, WebRtcOffer};
+use wavegate_shared::region::Geometry;
+use wavegate_shared::spawn::{MediaPlaneCommand, spawn_media_plane};
+use wavegate_shared::{CallId, LegTag, ShardId};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wavegate-mediaplane");
+/// Packets each way that must arrive.
+const PACKETS: usize = 5;
+const BUDGET: Duration = Duration::from_secs(15);
+
+fn port_range() -> String {
+    let base = 42_000 + (std::process::id() % 500) * 20;
+    format!("{base}-{}", base + 19)
+}
+
+/// A UDP port free right now (the media plane binds it a moment later).
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn sip_answer(port: u16) -> String {
+    format!(
+        "v=0\r\no=sip 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_and_sip_peer_exchange_audio_through_the_media_plane() {
+    let webrtc_port = free_port();
+    let mp = spawn_media_plane(&MediaPlaneCommand {
+        program: BIN.into(),
+        args: [
+            "--rtp-ports",
+            &port_range(),
+            "--no-pin",
+            "--bind-ip",
+            "127.0.0.1",
+            "--webrtc-port-base",
+            &webrtc_port.to_string(),
+        ]
+        .iter()
+        .map(Into::into)
+        .collect(),
+        geometry: Geometry::with_shards(1),
+        request_timeout: Duration::from_secs(5),
+    })
+    .expect("spawn");
+    let client = mp.client.clone();
+    let shard = ShardId(0);
+    let mut up = false;
+    for _ in 0..50 {
+        if client.request(shard, &Ping).await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "media plane answers Ping");
+
+    // The browser: Opus and PCMU offered, one audio m-line, its host candidate in the offer.
+    let browser_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let browser_addr = browser_sock.local_addr().unwrap();
+    let start = Instant::now();
+    let mut rtc = RtcConfig::new()
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_pcmu(true, false)
+        .build(start);
+    rtc.add_local_candidate(Candidate::host(browser_addr, "udp").unwrap())
+        .unwrap();
+    let mut change = rtc.sdp_api();
+    let mid = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+    let (offer, pending) = change.apply().unwrap();
+
+    let call = CallId::new("webrtc-1@test").unwrap();
+    let request = WebRtcOffer {
+        call: call.clone(),
+        from_tag: LegTag::new("browser").unwrap(),
+        sdp: offer.to_sdp_string(),
+        flags: OfferFlags::default(),
+    };
+    let reply = client.request(shard, &request).await.expect("webrtc offer");
+    let answer = &reply.browser_answer;
+    assert!(answer.contains("a=ice-lite"), "ICE-lite answer:\n{answer}");
+    assert!(
+        answer.contains(&format!("127.0.0.1 {webrtc_port} typ host")),
+        "the shard's WebRTC port:\n{answer}"
+    );
+    rtc.sdp_api()
+        .accept_answer(pending, SdpAnswer::from_sdp_string(answer).unwrap())
+        .unwrap();
+    let pcmu_pt = rtc
+        .codec_config()
+        .find(|p| p.spec().codec == Codec::PCMU)
+        .map(|p| *p.pt())
+        .unwrap();
+    let opus_pt = rtc
+        .codec_config()
+        .find(|p| p.spec().codec == Codec::Opus)
+        .map(|p| *p.pt())
+        .unwrap();
+
+    // The SIP offer: plain RTP/AVP on one of our RTP ports, both codecs with the browser's numbers.
+    let sip_offer = Sdp::parse(&reply.sip_offer).expect("SIP offer parses");
+    let m = &sip_offer.media[0];
+    assert_eq!(m.desc.proto, "RTP/AVP");
+    let pts: Vec<u8> = m.payload_types().collect();
+    assert!(
+        pts.contains(&pcmu_pt) && pts.contains(&opus_pt),
+        "codecs {pts:?} in\n{}",
+        reply.sip_offer
+    );
+    assert!(
+        !reply.sip_offer.contains("ice-") && !reply.sip_offer.contains("fingerprint"),
+        "no WebRTC lines"
+    );
+    let sip_side: SocketAddr = (sip_offer.media_address(0).unwrap(), m.desc.port).into();
+
+    let sip_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sip_answer = Answer {
+        call: call.clone(),
+        from_tag: LegTag::new("browser").unwrap(),
+        to_tag: LegTag::new("sip").unwrap(),
+        sdp: sip_answer(sip_sock.local_addr().unwrap().port()),
+    };
+    let done = client.request(shard, &sip_answer).await.expect("answer");
+    assert!(done.sdp.is_empty(), "the browser already has its answer");
+    let again = client.request(shard, &request).await;
+    assert!(
+        matches!(again, Err(ClientError::Remote(ref e)) if e.code == ErrorCode::BadSdp),
+        "a second offer is refused: {again:?}"
+    );
+
+    // The media loop (blocking sockets with short read timeouts, wall clock).
+    let (browser_got, mut sip_got, connected) = tokio::task::block_in_place(|| {
+        browser_sock
+            .set_read_timeout(Some(Duration::from_millis(2)))
+            .unwrap();
+        sip_sock
+            .set_read_timeout(Some(Duration::from_millis(2)))
+            .unwrap();
+        let mut browser_got: Vec<(u8, Vec<u8>)> = Vec::new();
+        let mut sip_got: Vec<Vec<u8>> = Vec::new();
+        let mut connected = false;
+        let mut sent = 0usize;
+        let mut last_send = start;
+        let mut buf = [0u8; 2048];
+        while start.elapsed() < BUDGET {
+            // Drain the browser.
+            loop {
+                match rtc.poll_output().unwrap() {
+                    Output::Timeout(_) => break,
+                    Output::Transmit(t) => {
+                        browser_sock.send_to(&t.contents, t.destination).unwrap();
+                    }
+                    Output::Event(Event::Connected) => connected = true,
+                    Output::Event(Event::RtpPacket(p)) => {
+                        browser_got.push((*p.header.payload_type, p.payload.to_vec()))
+                    }
+                    Output::Event(_) => {}
+                }
+            }
+            if let Ok((n, src)) = browser_sock.recv_from(&mut buf) {
+                let receive = Receive {
+                    proto: Protocol::Udp,
+                    source: src,
+                    destination: browser_addr,
+                    contents: buf[..n].try_into().unwrap(),
+                };
+                rtc.handle_input(Input::Receive(Instant::now(), receive))
+                    .unwrap();
+            } else {
+                rtc.handle_input(Input::Timeout(Instant::now())).unwrap();
+            }
+            if let Ok((n, src)) = sip_sock.recv_from(&mut buf) {
+                assert_eq!(
+                    src, sip_side,
+                    "symmetric: the SIP peer hears from the port it was offered"
+                );
+                sip_got.push(buf[..n].to_vec());
+            }
+            if connected && sent < 50 && last_send.elapsed() >= Duration::from_millis(20) {
+                last_send = Instant::now();
+                sent += 1;
+                let n = sent as u8;
+                let seq = 7_000 + sent as u64;
+                let mut api = rtc.direct_api();
+                let tx = api.stream_tx_by_mid(mid, None).unwrap();
+                tx.write_rtp(RtpWrite::new(
+                    pcmu_pt.into(),
+                    seq.into(),
+                    160 * seq as u32,
+                    Instant::now(),
+                    vec![0xB0, n, 1, 2],
+                ));
+                let mut pkt = [0u8; 64];
+                let len = write_rtp(
+                    &mut pkt,
+                    0,
+                    300 + sent as u16,
+                    160 * sent as u32,
+                    0xfeed,
+                    &[0xC0, n, 9],
+                )
+                .unwrap();
+                sip_sock.send_to(&pkt[..len], sip_side).unwrap();
+            }
+            if browser_got.len() >= PACKETS && sip_got.len() >= PACKETS {
+                break;
+            }
+        }
+        (browser_got, sip_got, connected)
+    });
+
+    assert!(connected, "ICE + DTLS connected within {BUDGET:?}");
+    assert!(
+        browser_got.len() >= PACKETS,
+        "browser got {} RTP packets",
+        browser_got.len()
+    );
+    assert!(
+        sip_got.len() >= PACKETS,
+        "SIP peer got {} RTP packets",
+        sip_got.len()
+    );
+    // SIP -> browser: PCMU as the browser numbered it, payload untouched, in order.
+    for (i, (pt, payload)) in browser_got.iter().enumerate() {
+        assert_eq!(*pt, pcmu_pt);
+        assert_eq!(payload[0], 0xC0);
+        assert_eq!(payload[2], 9);
+        if i > 0 {
+            assert!(payload[1] > browser_got[i - 1].1[1], "in order");
+        }
+    }
+    // Browser -> SIP: plain RTP, PCMU 0, one SSRC, consecutive sequence numbers.
+    let mut ssrc = None;
+    let mut last_seq: Option<u16> = None;
+    for raw in &mut sip_got {
+        let p = RtpPacket::parse(raw).expect("plain RTP to the SIP side");
+        assert_eq!(p.payload_type(), 0);
+        assert_eq!(&p.payload()[..1], &[0xB0]);
+        assert_eq!(&p.payload()[2..], &[1, 2]);
+        assert_eq!(
+            *ssrc.get_or_insert(p.ssrc()),
+            p.ssrc(),
+            "one SSRC towards SIP"
+        );
+        if let Some(last) = last_seq {
+            assert_eq!(p.sequence(), last.wrapping_add(1), "consecutive");
+        }
+        last_seq = Some(p.sequence());
+    }
+
+    let stats = client
+        .request(shard, &Query { call: call.clone() })
+        .await
+        .expect("query");
+    assert!(stats.offerer.rtp_packets_in >= PACKETS as u64, "{stats:?}");
+    assert!(stats.answerer.rtp_packets_in >= PACKETS as u64, "{stats:?}");
+    assert_eq!(
+        stats.answerer.remote_rtp,
+        Some(sip_sock.local_addr().unwrap())
+    );
+    let pong = client.request(shard, &Ping).await.expect("ping");
+    assert_eq!(pong.calls, 1);
+    client
+        .request(shard, &Delete { call: call.clone() })
+        .await
+        .expect("delete");
+    let gone = client.request(shard, &Query { call }).await;
+    assert!(
+        matches!(gone, Err(ClientError::Remote(ref e)) if e.code == ErrorCode::UnknownCall),
+        "{gone:?}"
+    );
+    assert_eq!(client.request(shard, &Ping).await.expect("ping").calls, 0);
+}
