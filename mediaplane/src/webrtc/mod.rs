@@ -3,11 +3,12 @@
 //! - [`stun`]: the STUN header + USERNAME, enough to route a connectivity check.
 //! - [`demux`]: one WebRTC UDP port per shard; datagrams go to legs by ufrag, then by 5-tuple.
 //! - [`leg`]: a sans-IO leg around `str0m::Rtc` in ICE-lite + RTP mode.
+//! - [`bridge`]: a shard's WebRTC <-> RTP calls: leg + SIP-side RTP port, passthrough.
 //!
 //! Invariants: nothing here reads the clock or touches a socket. Time enters as the shard's
 //! monotonic nanoseconds (`now_ns`, the same clock the relay uses) and is turned into the
-//! `Instant`s str0m wants in exactly one place, [`Clock`]. Not wired into the relay or the io
-//! driver yet: see docs/webrtc.md.
+//! `Instant`s str0m wants in exactly one place, [`Clock`]. The io driver owns the sockets and
+//! feeds [`bridge::Bridge`]: see docs/webrtc.md.
 
 pub mod bridge;
 pub mod demux;
