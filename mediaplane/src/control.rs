@@ -113,7 +113,7 @@ pub fn handle_frame_with(
         }
         AnyCommand::WebRtcOffer(o) => {
             let r = match bridge {
-                Some(b) => b.offer(now_ns, &o.call, &o.from_tag, &o.sdp, relay, sockets),
+                Some(b) => b.offer(now_ns, &o.call, &o.from_tag, &o.sdp, &o.flags, relay, sockets),
                 None => Err(ControlError::new(ErrorCode::Internal, "WebRTC is disabled (--webrtc-port-base 0)")),
             };
             log_outcome("webrtc offer", &o.call, &r);

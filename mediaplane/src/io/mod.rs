@@ -353,6 +353,9 @@ impl Shard {
 
     fn scan_timeouts(&mut self, now: u64) -> Result<(), IoError> {
         self.relay.poll_timeouts(now, &mut self.timeouts);
+        if let Some(b) = self.bridge.as_mut() {
+            b.poll_timeouts(now, &mut self.timeouts);
+        }
         let found = std::mem::take(&mut self.timeouts);
         for event in &found {
             if let MediaEvent::MediaTimeout { call, idle_secs } = event {

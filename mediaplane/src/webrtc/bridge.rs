@@ -24,7 +24,9 @@ use str0m::config::DtlsCert;
 use str0m::format::Codec;
 use str0m::media::{MediaKind, Mid};
 use wavegate_shared::ids::{CallId, LegTag};
-use wavegate_shared::protocol::{CallStats, ControlError, ErrorCode, LegStats, WebRtcOfferReply};
+use wavegate_shared::protocol::{
+    CallStats, ControlError, ErrorCode, LegStats, MediaEvent, OfferFlags, WebRtcOfferReply,
+};
 
 use super::Clock;
 use super::demux::{Demux, LegId};
@@ -70,6 +72,12 @@ struct BridgeCall {
     rewriter: Rewriter,
     deadline: u64,
     created_ns: u64,
+    /// Last RTP received from either side (for `MediaTimeout`).
+    last_media_ns: u64,
+    /// Media inactivity limit; `None` disables it.
+    timeout_ns: Option<u64>,
+    /// `MediaTimeout` already reported for the current silence.
+    timed_out: bool,
     browser: LegStats,
     sip: LegStats,
 }
@@ -148,6 +156,7 @@ impl Bridge {
         call: &CallId,
         from_tag: &LegTag,
         browser_sdp: &str,
+        flags: &OfferFlags,
         relay: &mut Relay,
         sockets: &mut dyn BridgeSockets,
     ) -> Result<WebRtcOfferReply, ControlError> {
@@ -195,6 +204,9 @@ impl Bridge {
             return Err(err(ErrorCode::Internal, e.to_string()));
         }
         let identity = PtMap::identity(&sip_offer);
+        let timeout_secs = flags
+            .media_timeout_secs
+            .unwrap_or(relay.config().media_timeout_secs);
         let mut c = BridgeCall {
             id: call.clone(),
             from_tag: from_tag.clone(),
@@ -211,6 +223,9 @@ impl Bridge {
             rewriter: Rewriter::new(relay.random_ssrc()),
             deadline: u64::MAX,
             created_ns: now_ns,
+            last_media_ns: now_ns,
+            timeout_ns: (timeout_secs > 0).then_some(u64::from(timeout_secs) * 1_000_000_000),
+            timed_out: false,
             browser: LegStats::default(),
             sip: LegStats::default(),
         };
@@ -390,6 +405,8 @@ impl Bridge {
         }
         c.sip.rtp_packets_in += 1;
         c.sip.rtp_bytes_in += p.as_bytes().len() as u64;
+        c.last_media_ns = now_ns;
+        c.timed_out = false;
         let out = OutRtp {
             pt,
             seq: p.sequence(),
@@ -410,6 +427,22 @@ impl Bridge {
         drain(c, now_ns, &mut self.buf, io);
         self.earliest = self.earliest.min(c.deadline);
         true
+    }
+
+    /// Appends a `MediaTimeout` for every call with no RTP from either side past its timeout,
+    /// once per silence (the relay's rule).
+    pub fn poll_timeouts(&mut self, now_ns: u64, out: &mut Vec<MediaEvent>) {
+        for c in self.calls.iter_mut().flatten() {
+            let Some(limit) = c.timeout_ns else { continue };
+            let idle = now_ns.saturating_sub(c.last_media_ns);
+            if !c.timed_out && idle >= limit {
+                c.timed_out = true;
+                out.push(MediaEvent::MediaTimeout {
+                    call: c.id.clone(),
+                    idle_secs: (idle / 1_000_000_000) as u32,
+                });
+            }
+        }
     }
 
     /// Runs the timers of every leg due by `now_ns`.
@@ -452,6 +485,8 @@ fn drain(c: &mut BridgeCall, now_ns: u64, buf: &mut [u8; RTP_BUF], io: &mut dyn 
             LegOutput::Rtp(r) => {
                 c.browser.rtp_packets_in += 1;
                 c.browser.rtp_bytes_in += r.payload.len() as u64;
+                c.last_media_ns = now_ns;
+                c.timed_out = false;
                 let (Some(dst), Some((pt, clock))) = (c.sip_remote, c.to_sip.get(r.pt)) else {
                     c.browser.dropped += 1;
                     continue;
@@ -503,6 +538,169 @@ fn sip_offer_text(ip: IpAddr, port: u16, codecs: &[(u8, &str)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::relay::RelayConfig;
+    use std::time::Instant;
+    use str0m::media::Direction;
+    use str0m::{Candidate, RtcConfig};
+    use wavegate_shared::ShardId;
+
+    const S: u64 = 1_000_000_000;
+
+    /// Binds nothing; records what the bridge sends.
+    #[derive(Default)]
+    struct Wire {
+        webrtc: Vec<SocketAddr>,
+        rtp: Vec<(u16, SocketAddr, Vec<u8>)>,
+    }
+
+    impl PortSockets for Wire {
+        fn open(&mut self, _: u16) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn close(&mut self, _: u16) {}
+    }
+
+    impl BridgeIo for Wire {
+        fn send_webrtc(&mut self, dst: SocketAddr, _: &[u8]) {
+            self.webrtc.push(dst);
+        }
+        fn send_rtp(&mut self, from_port: u16, dst: SocketAddr, buf: &[u8]) {
+            self.rtp.push((from_port, dst, buf.to_vec()));
+        }
+    }
+
+    fn setup() -> (Bridge, Relay, String) {
+        let clock = Clock::new(Instant::now());
+        let shard: SocketAddr = "127.0.0.1:41000".parse().unwrap();
+        let cert = super::super::leg::generate_certificate().unwrap();
+        let bridge = Bridge::new(
+            clock,
+            LegAddr::direct(shard),
+            cert,
+            "127.0.0.1".parse().unwrap(),
+        );
+        let config = RelayConfig {
+            shard: ShardId(0),
+            ports: "30000-30019".parse().unwrap(),
+            announce_ip: "127.0.0.1".parse().unwrap(),
+            media_timeout_secs: 60,
+        };
+        let mut rtc = RtcConfig::new()
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_pcmu(true, false)
+            .build(clock.instant(0));
+        rtc.add_local_candidate(
+            Candidate::host("127.0.0.1:50000".parse().unwrap(), "udp").unwrap(),
+        )
+        .unwrap();
+        let mut change = rtc.sdp_api();
+        change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+        let (offer, _pending) = change.apply().unwrap();
+        (bridge, Relay::new(config, 3), offer.to_sdp_string())
+    }
+
+    fn sip_answer(pt: u8, map: &str) -> String {
+        format!(
+            "v=0\r\no=s 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP {pt}\r\na=rtpmap:{pt} {map}\r\n"
+        )
+    }
+
+    #[test]
+    fn call_life_cycle_media_timeout_latching_and_delete() {
+        let (mut bridge, mut relay, offer) = setup();
+        let mut wire = Wire::default();
+        let call = CallId::new("w@t").unwrap();
+        let (ft, tt) = (LegTag::new("b").unwrap(), LegTag::new("s").unwrap());
+        let flags = OfferFlags {
+            media_timeout_secs: Some(2),
+        };
+        let free = relay.free_pairs();
+        let reply = bridge
+            .offer(0, &call, &ft, &offer, &flags, &mut relay, &mut wire)
+            .unwrap();
+        assert!(reply.browser_answer.contains("a=ice-lite"));
+        assert_eq!(relay.free_pairs(), free - 1, "one pair for the SIP side");
+        assert!(
+            bridge
+                .offer(0, &call, &ft, &offer, &flags, &mut relay, &mut wire)
+                .is_err(),
+            "no re-offer"
+        );
+        let sip = Sdp::parse(&reply.sip_offer).unwrap();
+        let sip_port = sip.media[0].desc.port;
+        assert!(
+            sip.media[0].payload_types().any(|pt| pt == 0),
+            "PCMU offered: {}",
+            reply.sip_offer
+        );
+
+        let refused = bridge
+            .answer(&call, &tt, &sip_answer(18, "G729/8000"))
+            .unwrap_err();
+        assert_eq!(refused.code, ErrorCode::BadSdp, "no transcoding");
+        assert_eq!(
+            bridge
+                .answer(&call, &tt, &sip_answer(0, "PCMU/8000"))
+                .unwrap(),
+            ""
+        );
+        let stats = bridge.query(0, &call).unwrap();
+        assert_eq!(
+            stats.answerer.remote_rtp,
+            Some("127.0.0.1:6000".parse().unwrap())
+        );
+
+        // Silence: one MediaTimeout after 2 s, not repeated.
+        let mut events = Vec::new();
+        bridge.poll_timeouts(S, &mut events);
+        assert!(events.is_empty());
+        bridge.poll_timeouts(2 * S, &mut events);
+        assert_eq!(
+            events,
+            vec![MediaEvent::MediaTimeout {
+                call: call.clone(),
+                idle_secs: 2
+            }]
+        );
+        bridge.poll_timeouts(3 * S, &mut events);
+        assert_eq!(events.len(), 1, "once per silence");
+
+        // SIP RTP latches its sender and restarts the silence; a stranger is dropped.
+        let peer: SocketAddr = "127.0.0.1:6002".parse().unwrap();
+        let mut pkt = [0u8; 64];
+        let n = write_rtp(&mut pkt, 0, 1, 160, 9, &[1, 2, 3]).unwrap();
+        assert!(bridge.on_sip_packet(3 * S, sip_port, peer, &mut pkt[..n], &mut wire));
+        let n = write_rtp(&mut pkt, 0, 2, 320, 9, &[1, 2, 3]).unwrap();
+        assert!(bridge.on_sip_packet(
+            3 * S,
+            sip_port,
+            "127.0.0.1:7000".parse().unwrap(),
+            &mut pkt[..n],
+            &mut wire
+        ));
+        assert!(
+            !bridge.on_sip_packet(3 * S, sip_port + 2, peer, &mut pkt[..n], &mut wire),
+            "not a bridge port"
+        );
+        let stats = bridge.query(3 * S, &call).unwrap();
+        assert_eq!(
+            (stats.answerer.rtp_packets_in, stats.answerer.dropped),
+            (1, 1)
+        );
+        assert_eq!(stats.answerer.remote_rtp, Some(peer), "latched");
+        bridge.poll_timeouts(4 * S, &mut events);
+        assert_eq!(events.len(), 1);
+        bridge.poll_timeouts(5 * S, &mut events);
+        assert_eq!(events.len(), 2, "a new silence is reported again");
+
+        bridge.delete(5 * S, &call, &mut relay, &mut wire).unwrap();
+        assert!(!bridge.has_call(&call));
+        assert_eq!(relay.free_pairs(), free, "the pair is back");
+        assert!(bridge.query(5 * S, &call).is_err());
+        assert!(!bridge.on_sip_packet(5 * S, sip_port, peer, &mut pkt[..n], &mut wire));
+    }
 
     #[test]
     fn sip_offer_lists_the_browser_codecs_and_parses() {
