@@ -16,7 +16,7 @@ use str0m::{Candidate, Event, Input, Output, RtcConfig};
 use wavegate_mediaplane::rtp::{RtpPacket, write_rtp};
 use wavegate_mediaplane::sdp::Sdp;
 use wavegate_shared::client::ClientError;
-use wavegate_shared::protocol::{Answer, Delete, ErrorCode, OfferFlags, Ping, Query, WebRtcOffer};
+use wavegate_shared::protocol::{Answer, Delete, ErrorCode, MediaEvent, OfferFlags, Ping, Query, WebRtcOffer};
 use wavegate_shared::region::Geometry;
 use wavegate_shared::spawn::{MediaPlaneCommand, spawn_media_plane};
 use wavegate_shared::{CallId, LegTag, ShardId};
@@ -50,7 +50,7 @@ fn sip_answer(port: u16) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_and_sip_peer_exchange_audio_through_the_media_plane() {
     let webrtc_port = free_port();
-    let mp = spawn_media_plane(&MediaPlaneCommand {
+    let mut mp = spawn_media_plane(&MediaPlaneCommand {
         program: BIN.into(),
         args: [
             "--rtp-ports",
@@ -287,6 +287,26 @@ async fn browser_and_sip_peer_exchange_audio_through_the_media_plane() {
     );
     let pong = client.request(shard, &Ping).await.expect("ping");
     assert_eq!(pong.calls, 1);
+
+    // The browser hangs up (RTCP BYE, DTLS close_notify): the host hears LegFailed once.
+    rtc.close().unwrap();
+    for _ in 0..100 {
+        match rtc.poll_output() {
+            Ok(Output::Transmit(t)) => {
+                browser_sock.send_to(&t.contents, t.destination).unwrap();
+            }
+            Ok(Output::Event(_)) => {}
+            Ok(Output::Timeout(_)) | Err(_) => break,
+        }
+    }
+    let event = tokio::time::timeout(Duration::from_secs(5), mp.events.recv()).await;
+    match event {
+        Ok(Some((s, MediaEvent::LegFailed { call: c, tag, cause }))) => {
+            assert_eq!((s, &c, tag.as_ref().map(LegTag::as_str)), (shard, &call, Some("browser")));
+            assert!(cause.contains("closed"), "{cause}");
+        }
+        other => panic!("expected LegFailed for the browser leg, got {other:?}"),
+    }
     client
         .request(shard, &Delete { call: call.clone() })
         .await

@@ -78,6 +78,10 @@ struct BridgeCall {
     timeout_ns: Option<u64>,
     /// `MediaTimeout` already reported for the current silence.
     timed_out: bool,
+    /// Why the browser leg ended on its own (closed by the browser, failed); reported once as
+    /// `LegFailed`.
+    failed: Option<String>,
+    failure_reported: bool,
     browser: LegStats,
     sip: LegStats,
 }
@@ -226,6 +230,8 @@ impl Bridge {
             last_media_ns: now_ns,
             timeout_ns: (timeout_secs > 0).then_some(u64::from(timeout_secs) * 1_000_000_000),
             timed_out: false,
+            failed: None,
+            failure_reported: false,
             browser: LegStats::default(),
             sip: LegStats::default(),
         };
@@ -429,10 +435,20 @@ impl Bridge {
         true
     }
 
-    /// Appends a `MediaTimeout` for every call with no RTP from either side past its timeout,
-    /// once per silence (the relay's rule).
+    /// Appends a `LegFailed` once for a call whose browser leg ended on its own, and a
+    /// `MediaTimeout` for every call with no RTP from either side past its timeout, once per
+    /// silence (the relay's rule).
     pub fn poll_timeouts(&mut self, now_ns: u64, out: &mut Vec<MediaEvent>) {
         for c in self.calls.iter_mut().flatten() {
+            if let (Some(cause), false) = (&c.failed, c.failure_reported) {
+                c.failure_reported = true;
+                let tag = Some(c.from_tag.clone());
+                out.push(MediaEvent::LegFailed {
+                    call: c.id.clone(),
+                    tag,
+                    cause: cause.clone(),
+                });
+            }
             let Some(limit) = c.timeout_ns else { continue };
             let idle = now_ns.saturating_sub(c.last_media_ns);
             if !c.timed_out && idle >= limit {
@@ -472,6 +488,8 @@ fn drain(c: &mut BridgeCall, now_ns: u64, buf: &mut [u8; RTP_BUF], io: &mut dyn 
             Ok(o) => o,
             Err(e) => {
                 tracing::debug!(call = %c.id, error = %e, "webrtc leg failed");
+                c.failed
+                    .get_or_insert_with(|| format!("WebRTC leg failed: {e}"));
                 c.deadline = u64::MAX;
                 return;
             }
@@ -508,10 +526,12 @@ fn drain(c: &mut BridgeCall, now_ns: u64, buf: &mut [u8; RTP_BUF], io: &mut dyn 
                 c.sip.rtp_bytes_out += n as u64;
             }
             LegOutput::Event(e) => match e {
-                LegEvent::IceConnected
-                | LegEvent::DtlsConnected
-                | LegEvent::Closed
-                | LegEvent::IceDisconnected => {
+                LegEvent::Closed => {
+                    tracing::debug!(call = %c.id, "webrtc leg closed");
+                    c.failed
+                        .get_or_insert_with(|| "the browser closed the peer connection".to_owned());
+                }
+                LegEvent::IceConnected | LegEvent::DtlsConnected | LegEvent::IceDisconnected => {
                     tracing::debug!(call = %c.id, event = ?e, "webrtc leg");
                 }
                 LegEvent::MediaAdded { .. } => {}
