@@ -25,3 +25,23 @@ pub fn inherited_fds() -> Result<(OwnedFd, Vec<OwnedFd>), String> {
     let bells = bells.split(',').filter(|s| !s.is_empty()).map(parse_fd).collect::<Result<Vec<_>, _>>()?;
     Ok((region, bells))
 }
+
+/// Runs in a freshly forked child before exec (from a `pre_exec` hook): keeps `fds` open across
+/// exec and asks for SIGKILL when the parent dies, so a child never outlives its host.
+///
+/// # Safety
+/// Call only between fork and exec; it makes only async-signal-safe calls (fcntl, prctl).
+pub unsafe fn prepare_child(fds: &[RawFd]) -> std::io::Result<()> {
+    for &fd in fds {
+        // SAFETY: fcntl on a descriptor number; failure is reported, not undefined.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    // SAFETY: prctl with plain integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -81,21 +81,9 @@ pub fn spawn_media_plane(cmd: &MediaPlaneCommand) -> Result<MediaPlane, SpawnErr
         .env(ENV_DOORBELL_FDS, bells)
         .stdin(Stdio::null())
         .kill_on_drop(true);
-    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls
-    // (fcntl, prctl) on descriptors that are open in the child.
+    // SAFETY: the hook runs between fork and exec, which is what `prepare_child` requires.
     unsafe {
-        command.pre_exec(move || {
-            for &fd in &inherit {
-                let flags = libc::fcntl(fd, libc::F_GETFD);
-                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+        command.pre_exec(move || crate::inherit::prepare_child(&inherit));
     }
     let child = command.spawn().map_err(io_err)?;
     drop(child_ends);

@@ -202,21 +202,9 @@ fn million_frames_each_way_between_two_processes() {
         .stdin(Stdio::null())
         // The peer's harness chatter stays out of our output; its panics go to stderr.
         .stdout(Stdio::null());
-    // SAFETY: runs between fork and exec; only async-signal-safe fcntl/prctl calls.
+    // SAFETY: the hook runs between fork and exec; the peer must not outlive a failed parent.
     unsafe {
-        child.pre_exec(move || {
-            for fd in inherit {
-                let flags = libc::fcntl(fd, libc::F_GETFD);
-                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            // The peer must not outlive a failed parent.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+        child.pre_exec(move || wavegate_shared::inherit::prepare_child(&inherit));
     }
     let mut child = child.spawn().expect("spawn peer");
     drop(child_bell);

@@ -259,13 +259,10 @@ impl Bridge {
         to_tag: &LegTag,
         sip_sdp: &str,
     ) -> Result<String, ControlError> {
-        let slot = *self
-            .by_id
-            .get(call)
-            .ok_or_else(|| err(ErrorCode::UnknownCall, format!("no call {call}")))?;
+        let slot = self.slot_of(call)?;
         let c = self
             .calls
-            .get_mut(slot as usize)
+            .get_mut(slot)
             .and_then(Option::as_mut)
             .ok_or_else(|| err(ErrorCode::Internal, "empty slot"))?;
         let sdp = Sdp::parse(sip_sdp).map_err(|e| err(ErrorCode::BadSdp, e.to_string()))?;
@@ -296,15 +293,20 @@ impl Bridge {
         Ok(String::new())
     }
 
+    /// The slot of a known call.
+    fn slot_of(&self, call: &CallId) -> Result<usize, ControlError> {
+        self.by_id
+            .get(call)
+            .map(|slot| *slot as usize)
+            .ok_or_else(|| err(ErrorCode::UnknownCall, format!("no call {call}")))
+    }
+
     /// The call's counters: the browser is the offerer, the SIP side the answerer.
     pub fn query(&self, now_ns: u64, call: &CallId) -> Result<CallStats, ControlError> {
-        let slot = *self
-            .by_id
-            .get(call)
-            .ok_or_else(|| err(ErrorCode::UnknownCall, format!("no call {call}")))?;
+        let slot = self.slot_of(call)?;
         let c = self
             .calls
-            .get(slot as usize)
+            .get(slot)
             .and_then(Option::as_ref)
             .ok_or_else(|| err(ErrorCode::Internal, "empty slot"))?;
         let mut offerer = c.browser.clone();
