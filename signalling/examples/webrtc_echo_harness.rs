@@ -1,0 +1,482 @@
+//! The server side of the headless-Chromium test (`tests/browser/`): starts the real
+//! `wavegate-mediaplane` binary with WebRTC enabled, serves the raw RTCPeerConnection page over
+//! HTTP on 127.0.0.1, turns the page's `POST /offer` into a `WebRtcOffer`, and plays the SIP
+//! side itself: an RTP echo peer (one UDP socket) that answers the media plane's RTP/AVP offer
+//! with one codec (Opus or PCMU) and sends every RTP packet it receives back to its source.
+//!
+//! Invariants: it talks to the media plane only through the `shared` crate's host API
+//! (`spawn_media_plane`, `ControlClient`), binds loopback only, serves one call, and lives at most
+//! `--max-secs` (it exits non-zero when that deadline passes). The first line on stdout is
+//! `LISTEN <url>` once everything is up; `GET /stats` returns the echo peer's and the media
+//! plane's counters as JSON; `POST /shutdown` deletes the call, prints a summary and exits 0.
+//! Start-up failures (missing binary, media plane not answering) exit non-zero with a message.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use clap::{Parser, ValueEnum};
+use serde_json::json;
+use tokio::net::UdpSocket;
+use tokio::sync::Notify;
+use wavegate_shared::client::{ClientError, ControlClient};
+use wavegate_shared::protocol::{Answer, Delete, OfferFlags, Ping, Query, WebRtcOffer};
+use wavegate_shared::region::Geometry;
+use wavegate_shared::spawn::{MediaPlaneCommand, SpawnError, spawn_media_plane};
+use wavegate_shared::{CallId, LegTag};
+
+/// The codec the echo peer puts in its SIP answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SipCodec {
+    /// opus/48000/2 (passthrough of the browser's preferred codec).
+    Opus,
+    /// PCMU/8000 only.
+    Pcmu,
+}
+
+/// Server side of the headless-Chromium WebRTC echo test.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Path of the `wavegate-mediaplane` binary.
+    #[arg(long)]
+    mediaplane: PathBuf,
+    /// Directory holding `echo.html`.
+    #[arg(long)]
+    www: PathBuf,
+    /// Codec of the echo peer's SIP answer.
+    #[arg(long, value_enum, default_value_t = SipCodec::Opus)]
+    sip_codec: SipCodec,
+    /// Hard lifetime; the harness exits with code 3 when it passes.
+    #[arg(long, default_value_t = 50)]
+    max_secs: u64,
+}
+
+/// Why the harness stopped.
+#[derive(Debug, thiserror::Error)]
+enum HarnessError {
+    #[error("{0} not found (build it first: cargo build --workspace --all-targets)")]
+    Missing(String),
+    #[error("cannot start the media plane: {0}")]
+    Spawn(#[from] SpawnError),
+    #[error("media plane request failed: {0}")]
+    Client(#[from] ClientError),
+    #[error("media plane did not answer Ping within 5 s")]
+    NotUp,
+    #[error("no run of 20 free UDP ports for --rtp-ports on 127.0.0.1")]
+    NoPorts,
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What the echo peer saw.
+#[derive(Debug, Default)]
+struct EchoStats {
+    rtp_packets: u64,
+    rtp_bytes: u64,
+    rtcp_packets: u64,
+    echo_errors: u64,
+    payload_types: Vec<u8>,
+    ssrcs: Vec<u32>,
+    source: Option<SocketAddr>,
+}
+
+/// The one call this harness serves.
+#[derive(Debug, Clone)]
+struct CallInfo {
+    call: CallId,
+    sip_pt: u8,
+    sip_offer: String,
+    sip_answer: String,
+    browser_answer: String,
+}
+
+struct App {
+    client: ControlClient,
+    sip_codec: SipCodec,
+    page: PathBuf,
+    echo_port: u16,
+    echo: Arc<Mutex<EchoStats>>,
+    call: Mutex<Option<CallInfo>>,
+    events: Arc<Mutex<Vec<String>>>,
+    shutdown: Notify,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The first `base` in 40000..60000 (step 20) whose 20 UDP ports all bind on 127.0.0.1 now.
+fn free_port_run() -> Option<u16> {
+    (40_000u16..60_000).step_by(20).find(|&base| {
+        let held: Vec<_> = (base..base + 20)
+            .map_while(|p| StdUdpSocket::bind((Ipv4Addr::LOCALHOST, p)).ok())
+            .collect();
+        held.len() == 20
+    })
+}
+
+fn free_udp_port() -> Result<u16, HarnessError> {
+    Ok(StdUdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+/// `(port, [(pt, encoding)])` of the first audio m-line of an SDP.
+fn audio_codecs(sdp: &str) -> Option<(u16, Vec<(u8, String)>)> {
+    let mut port = None;
+    let mut codecs = Vec::new();
+    for line in sdp.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("m=audio ") {
+            if port.is_some() {
+                break;
+            }
+            let mut f = rest.split_whitespace();
+            port = f.next().and_then(|p| p.parse().ok());
+            codecs = f
+                .skip(1)
+                .filter_map(|pt| pt.parse().ok())
+                .map(|pt| (pt, String::new()))
+                .collect();
+        } else if port.is_some()
+            && let Some(rest) = line.strip_prefix("a=rtpmap:")
+            && let Some((pt, enc)) = rest.split_once(' ')
+            && let Ok(pt) = pt.parse::<u8>()
+            && let Some(c) = codecs.iter_mut().find(|c| c.0 == pt)
+        {
+            c.1 = enc.to_string();
+        }
+    }
+    Some((port?, codecs))
+}
+
+/// The echo peer's answer: one codec from the media plane's offer.
+fn echo_answer(offer: &str, codec: SipCodec, echo_port: u16) -> Option<(u8, String)> {
+    let (_, codecs) = audio_codecs(offer)?;
+    let (pt, enc) = codecs.into_iter().find(|(pt, enc)| {
+        let enc = enc.to_ascii_lowercase();
+        match codec {
+            SipCodec::Opus => enc.starts_with("opus/48000"),
+            SipCodec::Pcmu => enc.starts_with("pcmu/8000") || (enc.is_empty() && *pt == 0),
+        }
+    })?;
+    let enc = if enc.is_empty() {
+        "PCMU/8000".to_string()
+    } else {
+        enc
+    };
+    let fmtp = if codec == SipCodec::Opus {
+        format!("a=fmtp:{pt} minptime=10;useinbandfec=1\r\n")
+    } else {
+        String::new()
+    };
+    Some((
+        pt,
+        format!(
+            "v=0\r\no=echo 1 1 IN IP4 127.0.0.1\r\ns=echo\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {echo_port} RTP/AVP {pt}\r\na=rtpmap:{pt} {enc}\r\n{fmtp}a=sendrecv\r\n"
+        ),
+    ))
+}
+
+/// Sends every datagram back to its source; counts RTP (and RTCP, which it also echoes).
+async fn run_echo(sock: UdpSocket, stats: Arc<Mutex<EchoStats>>) {
+    let mut buf = [0u8; 2048];
+    loop {
+        let Ok((n, src)) = sock.recv_from(&mut buf).await else {
+            lock(&stats).echo_errors += 1;
+            continue;
+        };
+        let data = &buf[..n];
+        {
+            let mut s = lock(&stats);
+            s.source = Some(src);
+            // RTCP packet types 192..=223 occupy the whole second byte (RFC 5761).
+            if n >= 2 && (192..=223).contains(&data[1]) {
+                s.rtcp_packets += 1;
+            } else if n >= 12 && data[0] >> 6 == 2 {
+                s.rtp_packets += 1;
+                s.rtp_bytes += n as u64;
+                let pt = data[1] & 0x7f;
+                if !s.payload_types.contains(&pt) {
+                    s.payload_types.push(pt);
+                }
+                let ssrc = u32::from_be_bytes([data[8], data[9], data[10], data[11]]);
+                if !s.ssrcs.contains(&ssrc) {
+                    s.ssrcs.push(ssrc);
+                }
+            }
+        }
+        if sock.send_to(data, src).await.is_err() {
+            lock(&stats).echo_errors += 1;
+        }
+    }
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body.into(),
+    )
+        .into_response()
+}
+
+async fn serve_page(State(app): State<Arc<App>>) -> Response {
+    match tokio::fs::read(&app.page).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], bytes).into_response(),
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{}: {e}", app.page.display()),
+        ),
+    }
+}
+
+/// Browser offer in, browser answer out; the echo peer answers the SIP offer in between.
+async fn offer(State(app): State<Arc<App>>, body: String) -> Response {
+    if lock(&app.call).is_some() {
+        return text(StatusCode::CONFLICT, "this harness serves one call");
+    }
+    let (call, browser, sip) = match (
+        CallId::new("chromium-echo@wavegate.test"),
+        LegTag::new("browser"),
+        LegTag::new("echo"),
+    ) {
+        (Ok(c), Ok(b), Ok(s)) => (c, b, s),
+        _ => return text(StatusCode::INTERNAL_SERVER_ERROR, "ids rejected"),
+    };
+    let shard = app.client.shard_for(&call);
+    let req = WebRtcOffer {
+        call: call.clone(),
+        from_tag: browser.clone(),
+        sdp: body,
+        flags: OfferFlags::default(),
+    };
+    let reply = match app.client.request(shard, &req).await {
+        Ok(r) => r,
+        Err(e) => return text(StatusCode::BAD_GATEWAY, format!("WebRtcOffer: {e}")),
+    };
+    let Some((sip_pt, sip_answer)) = echo_answer(&reply.sip_offer, app.sip_codec, app.echo_port)
+    else {
+        return text(
+            StatusCode::BAD_GATEWAY,
+            format!(
+                "the SIP offer has no {:?}:\n{}",
+                app.sip_codec, reply.sip_offer
+            ),
+        );
+    };
+    let ans = Answer {
+        call: call.clone(),
+        from_tag: browser,
+        to_tag: sip,
+        sdp: sip_answer.clone(),
+    };
+    if let Err(e) = app.client.request(shard, &ans).await {
+        return text(StatusCode::BAD_GATEWAY, format!("Answer: {e}"));
+    }
+    eprintln!(
+        "harness: call {call} on {shard}; echo peer answers pt {sip_pt} ({:?})",
+        app.sip_codec
+    );
+    *lock(&app.call) = Some(CallInfo {
+        call,
+        sip_pt,
+        sip_offer: reply.sip_offer,
+        sip_answer,
+        browser_answer: reply.browser_answer.clone(),
+    });
+    (
+        [(header::CONTENT_TYPE, "application/sdp")],
+        reply.browser_answer,
+    )
+        .into_response()
+}
+
+async fn stats_json(app: &App, delete: bool) -> serde_json::Value {
+    let info = lock(&app.call).clone();
+    let call_stats = match &info {
+        Some(i) => {
+            let shard = app.client.shard_for(&i.call);
+            let r = if delete {
+                app.client
+                    .request(
+                        shard,
+                        &Delete {
+                            call: i.call.clone(),
+                        },
+                    )
+                    .await
+            } else {
+                app.client
+                    .request(
+                        shard,
+                        &Query {
+                            call: i.call.clone(),
+                        },
+                    )
+                    .await
+            };
+            match r {
+                Ok(s) => {
+                    serde_json::to_value(s).unwrap_or_else(|e| json!({ "error": e.to_string() }))
+                }
+                Err(e) => json!({ "error": e.to_string() }),
+            }
+        }
+        None => serde_json::Value::Null,
+    };
+    let echo = {
+        let s = lock(&app.echo);
+        json!({
+            "rtp_packets": s.rtp_packets, "rtp_bytes": s.rtp_bytes, "rtcp_packets": s.rtcp_packets,
+            "echo_errors": s.echo_errors, "payload_types": s.payload_types, "ssrcs": s.ssrcs,
+            "source": s.source.map(|a| a.to_string()),
+        })
+    };
+    json!({
+        "sip_codec": format!("{:?}", app.sip_codec).to_lowercase(),
+        "sip_pt": info.as_ref().map(|i| i.sip_pt),
+        "sip_offer": info.as_ref().map(|i| i.sip_offer.clone()),
+        "sip_answer": info.as_ref().map(|i| i.sip_answer.clone()),
+        "browser_answer": info.as_ref().map(|i| i.browser_answer.clone()),
+        "echo": echo,
+        "media_plane": call_stats,
+        "events": lock(&app.events).clone(),
+    })
+}
+
+async fn stats(State(app): State<Arc<App>>) -> Response {
+    axum::Json(stats_json(&app, false).await).into_response()
+}
+
+async fn shutdown(State(app): State<Arc<App>>) -> Response {
+    let body = stats_json(&app, true).await;
+    app.shutdown.notify_one();
+    axum::Json(body).into_response()
+}
+
+async fn run(args: Args) -> Result<(), HarnessError> {
+    if !args.mediaplane.is_file() {
+        return Err(HarnessError::Missing(args.mediaplane.display().to_string()));
+    }
+    let page = args.www.join("echo.html");
+    if !page.is_file() {
+        return Err(HarnessError::Missing(page.display().to_string()));
+    }
+    let webrtc_port = free_udp_port()?;
+    let rtp_base = free_port_run().ok_or(HarnessError::NoPorts)?;
+    let rtp_ports = format!("{rtp_base}-{}", rtp_base + 19);
+    let mp_args = [
+        "--rtp-ports",
+        &rtp_ports,
+        "--no-pin",
+        "--bind-ip",
+        "127.0.0.1",
+        "--webrtc-port-base",
+        &webrtc_port.to_string(),
+    ];
+    let mut mp = spawn_media_plane(&MediaPlaneCommand {
+        program: args.mediaplane.clone(),
+        args: mp_args.iter().map(Into::into).collect(),
+        geometry: Geometry::with_shards(1),
+        request_timeout: Duration::from_secs(5),
+    })?;
+    let client = mp.client.clone();
+    let mut up = false;
+    for _ in 0..50 {
+        if client
+            .request(wavegate_shared::ShardId(0), &Ping)
+            .await
+            .is_ok()
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !up {
+        return Err(HarnessError::NotUp);
+    }
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let mut rx = std::mem::replace(&mut mp.events, tokio::sync::mpsc::unbounded_channel().1);
+    tokio::spawn(async move {
+        while let Some((shard, ev)) = rx.recv().await {
+            eprintln!("harness: event from {shard}: {ev:?}");
+            lock(&sink).push(format!("{ev:?}"));
+        }
+    });
+
+    let echo_sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+    let echo_port = echo_sock.local_addr()?.port();
+    let echo = Arc::new(Mutex::new(EchoStats::default()));
+    tokio::spawn(run_echo(echo_sock, echo.clone()));
+
+    let app = Arc::new(App {
+        client: client.clone(),
+        sip_codec: args.sip_codec,
+        page,
+        echo_port,
+        echo,
+        call: Mutex::new(None),
+        events,
+        shutdown: Notify::new(),
+    });
+    let router = Router::new()
+        .route("/", get(serve_page))
+        .route("/echo.html", get(serve_page))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
+        .route("/offer", post(offer))
+        .route("/stats", get(stats))
+        .route("/shutdown", post(shutdown))
+        .with_state(app.clone());
+    let listener =
+        tokio::net::TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)).await?;
+    let url = format!("http://{}/", listener.local_addr()?);
+    eprintln!(
+        "harness: media plane pid {} (WebRTC 127.0.0.1:{webrtc_port}, RTP {rtp_ports}); echo peer 127.0.0.1:{echo_port}",
+        mp.pid
+    );
+    println!("LISTEN {url}");
+    let app_done = app.clone();
+    let serve = axum::serve(listener, router)
+        .with_graceful_shutdown(async move { app_done.shutdown.notified().await });
+    let outcome = tokio::time::timeout(Duration::from_secs(args.max_secs), serve).await;
+    client.close();
+    let _ = mp.child.kill().await;
+    match outcome {
+        Ok(r) => Ok(r?),
+        Err(_) => {
+            eprintln!(
+                "harness: FAILED: no POST /shutdown within {} s",
+                args.max_secs
+            );
+            std::process::exit(3)
+        }
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("harness: FAILED: tokio runtime: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = rt.block_on(run(args)) {
+        eprintln!("harness: FAILED: {e}");
+        std::process::exit(2);
+    }
+}

@@ -1,0 +1,140 @@
+// One variant of the headless-Chromium echo test (run.sh calls it inside a loopback-only network
+// namespace). Starts the Rust harness (media plane + HTTP page server + RTP echo peer), drives
+// Debian's /usr/bin/chromium with playwright-core (never a downloaded browser) to the raw page,
+// reads the page's getStats() figures and the harness's counters, asserts them and prints them.
+// Every wait is bounded; a watchdog ends the run with a non-zero exit; all children are killed.
+//
+// usage: node run.mjs --harness BIN --mediaplane BIN [--sip-codec opus|pcmu] [--prefer PCMU]
+//                     [--only PCMU] [--min-packets N] [--media-ms MS]
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const CHROMIUM = process.env.WAVEGATE_CHROMIUM || '/usr/bin/chromium';
+const WATCHDOG_MS = 45000;
+
+function arg(name, dflt) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : dflt;
+}
+const opts = {
+  harness: arg('harness'),
+  mediaplane: arg('mediaplane'),
+  sipCodec: arg('sip-codec', 'opus'),
+  prefer: arg('prefer', ''),
+  only: arg('only', ''),
+  minPackets: Number(arg('min-packets', '100')),
+  mediaMs: Number(arg('media-ms', '6000')),
+};
+const label = `chromium-echo[${opts.sipCodec}${opts.prefer ? ', prefer ' + opts.prefer : ''}${opts.only ? ', only ' + opts.only : ''}]`;
+
+let harness = null, context = null, profile = null;
+function cleanup() {
+  if (harness && harness.exitCode === null) harness.kill('SIGKILL');
+  if (profile) rmSync(profile, { recursive: true, force: true });
+}
+function fail(msg) {
+  console.error(`${label}: FAILED: ${msg}`);
+  cleanup();
+  process.exit(1);
+}
+const watchdog = setTimeout(() => fail(`watchdog: not finished within ${WATCHDOG_MS} ms`), WATCHDOG_MS);
+
+function bounded(promise, ms, what) {
+  let t;
+  return Promise.race([promise.finally(() => clearTimeout(t)),
+    new Promise((_, rej) => { t = setTimeout(() => rej(new Error(`${what}: no result within ${ms} ms`)), ms); })]);
+}
+
+async function main() {
+  for (const [what, path] of [['chromium', CHROMIUM], ['harness binary', opts.harness], ['media plane binary', opts.mediaplane]]) {
+    if (!path || !existsSync(path)) fail(`${what} not found: ${path}`);
+  }
+  let chromium;
+  try {
+    ({ chromium } = await import('playwright-core'));
+  } catch (e) {
+    fail(`playwright-core is not installed (run: npm ci in tests/browser): ${e.message}`);
+  }
+
+  const t0 = Date.now();
+  harness = spawn(opts.harness, ['--mediaplane', opts.mediaplane, '--www', join(here, 'www'), '--sip-codec', opts.sipCodec, '--max-secs', '40'],
+    { stdio: ['ignore', 'pipe', 'inherit'] });
+  harness.on('exit', (code, sig) => { if (code !== 0 && code !== null) console.error(`${label}: harness exited with ${code}`); });
+  const url = await bounded(new Promise((res, rej) => {
+    const lines = createInterface({ input: harness.stdout });
+    lines.on('line', l => { if (l.startsWith('LISTEN ')) res(l.slice(7).trim()); else console.log(`[harness] ${l}`); });
+    harness.on('exit', code => rej(new Error(`harness exited (${code}) before listening`)));
+    harness.on('error', rej);
+  }), 10000, 'harness start');
+
+  profile = mkdtempSync(join(tmpdir(), 'wavegate-chromium-'));
+  context = await bounded(chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: 15000,
+    args: [
+      '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
+      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+      '--allow-loopback-in-peer-connection',
+      // Quiet flags: nothing but 127.0.0.1, even inside the namespace.
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
+      '--no-default-browser-check', '--disable-default-apps', '--disable-extensions',
+      '--disable-features=WebRtcHideLocalIpsWithMdns,MediaRouter,OptimizationHints,Translate',
+      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+    ],
+  }), 20000, 'chromium launch');
+  const page = context.pages()[0] || await context.newPage();
+  page.on('console', m => { if (m.type() === 'error') console.log(`[page] ${m.text()}`); });
+  const q = new URLSearchParams({ media_ms: String(opts.mediaMs) });
+  if (opts.prefer) q.set('prefer', opts.prefer);
+  if (opts.only) q.set('only', opts.only);
+  await page.goto(`${url}echo.html?${q}`, { timeout: 10000 });
+  await page.waitForFunction(() => window.__result !== undefined, null, { timeout: 30000 });
+  const r = await page.evaluate(() => window.__result);
+  const browserVersion = context.browser() ? context.browser().version() : (await page.evaluate(() => navigator.userAgent));
+  await bounded(context.close(), 10000, 'chromium close');
+  context = null;
+
+  const res = await bounded(fetch(`${url}shutdown`, { method: 'POST' }), 10000, 'harness shutdown');
+  const h = await res.json();
+  const code = await bounded(new Promise(res => harness.exitCode !== null ? res(harness.exitCode) : harness.on('exit', c => res(c))), 10000, 'harness exit');
+
+  const s = r.stats || {};
+  const out = s.outbound || {}, inb = s.inbound || {}, pair = s.pair || {}, rin = s.remoteInbound || {}, rout = s.remoteOutbound || {};
+  const mp = h.media_plane || {};
+  const rtt = v => (typeof v === 'number' ? `${(v * 1000).toFixed(1)} ms` : 'n/a');
+  console.log(`${label}: ${browserVersion}`);
+  console.log(`  steps: ${(r.steps || []).join(' | ')}`);
+  console.log(`  offer: ${(r.offer || []).filter(l => /^(m=|a=rtpmap)/.test(l)).join(' ')}`);
+  console.log(`  answer: ${(r.answer || []).join(' ')}`);
+  console.log(`  ICE ${r.iceConnectionState}, connection ${r.connectionState}, DTLS ${s.transport && s.transport.dtlsState} (${s.transport && s.transport.srtpCipher}), pair ${pair.local} -> ${pair.remote}`);
+  console.log(`  browser sent ${out.packetsSent} packets (${out.codec}), received ${inb.packetsReceived} (${inb.codec}), lost ${inb.packetsLost}, jitter ${inb.jitter}`);
+  console.log(`  RTT: ICE ${rtt(pair.currentRoundTripTime)} (${pair.responsesReceived} responses), RTCP from receiver reports ${rtt(rin.roundTripTime)} (${rin.roundTripTimeMeasurements || 0} measurements), sender reports received ${rout.reportsSent || 0}`);
+  console.log(`  echo peer: ${h.echo.rtp_packets} RTP packets echoed (pt ${JSON.stringify(h.echo.payload_types)}, ssrcs ${h.echo.ssrcs.length}), answer pt ${h.sip_pt}`);
+  console.log(`  media plane (Delete): browser leg in ${mp.offerer && mp.offerer.rtp_packets_in} out ${mp.offerer && mp.offerer.rtp_packets_out} dropped ${mp.offerer && mp.offerer.dropped}; SIP leg in ${mp.answerer && mp.answerer.rtp_packets_in} out ${mp.answerer && mp.answerer.rtp_packets_out} dropped ${mp.answerer && mp.answerer.dropped}`);
+  console.log(`  events: ${JSON.stringify(h.events)}; total ${Date.now() - t0} ms`);
+
+  const problems = [];
+  if (!r.ok) problems.push(`page: ${r.error}`);
+  if (code !== 0) problems.push(`harness exit code ${code}`);
+  if (!s.transport || s.transport.dtlsState !== 'connected') problems.push(`DTLS state ${s.transport && s.transport.dtlsState}`);
+  if (!(out.packetsSent > opts.minPackets)) problems.push(`outbound-rtp packetsSent ${out.packetsSent} <= ${opts.minPackets}`);
+  if (!(inb.packetsReceived > opts.minPackets)) problems.push(`inbound-rtp packetsReceived ${inb.packetsReceived} <= ${opts.minPackets} (the echo did not come back through the media plane)`);
+  if (!(h.echo.rtp_packets > opts.minPackets)) problems.push(`echo peer saw ${h.echo.rtp_packets} RTP packets <= ${opts.minPackets}`);
+  if (h.echo.rtp_packets > 0 && !(h.echo.payload_types.length === 1 && h.echo.payload_types[0] === h.sip_pt)) problems.push(`echo peer saw payload types ${JSON.stringify(h.echo.payload_types)}, answered ${h.sip_pt}`);
+  const wantCodec = opts.sipCodec === 'pcmu' ? 'audio/pcmu' : 'audio/opus';
+  for (const [dir, c] of [['outbound', out.codec], ['inbound', inb.codec]]) {
+    if (!c || !c.toLowerCase().startsWith(wantCodec)) problems.push(`${dir} codec ${c}, expected ${wantCodec}`);
+  }
+  if (problems.length) fail(problems.join('; '));
+  console.log(`${label}: PASS`);
+  clearTimeout(watchdog);
+  cleanup();
+}
+
+main().catch(e => fail(e && e.stack || String(e)));
