@@ -16,6 +16,11 @@ cargo build --locked --workspace --all-targets
 step "unit, property, integration and two-process tests"
 cargo nextest run --locked --workspace --no-fail-fast
 
+step "headless Chromium <-> media plane <-> RTP echo peer (loopback-only network namespace)"
+(cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --cache "$PWD/../../target/npm-cache" \
+  --ignore-scripts --no-audit --no-fund)
+tests/browser/run.sh
+
 step "benches compile and run once in test mode"
 cargo test --locked -p wavegate-benches --benches -q
 
