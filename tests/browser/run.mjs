@@ -15,7 +15,7 @@ import { createInterface } from 'node:readline';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const CHROMIUM = process.env.WAVEGATE_CHROMIUM || '/usr/bin/chromium';
-const WATCHDOG_MS = 45000;
+const WATCHDOG_MS = 30000;
 
 function arg(name, dflt) {
   const i = process.argv.indexOf(`--${name}`);
@@ -37,8 +37,13 @@ function cleanup() {
   if (harness && harness.exitCode === null) harness.kill('SIGKILL');
   if (profile) rmSync(profile, { recursive: true, force: true });
 }
-function fail(msg) {
+let failing = false;
+async function fail(msg) {
   console.error(`${label}: FAILED: ${msg}`);
+  if (failing) return;
+  failing = true;
+  // Close the browser properly (bounded); playwright kills it on exit if this hangs.
+  if (context) await Promise.race([context.close().catch(() => {}), new Promise(res => setTimeout(res, 5000))]);
   cleanup();
   process.exit(1);
 }
@@ -52,17 +57,17 @@ function bounded(promise, ms, what) {
 
 async function main() {
   for (const [what, path] of [['chromium', CHROMIUM], ['harness binary', opts.harness], ['media plane binary', opts.mediaplane]]) {
-    if (!path || !existsSync(path)) fail(`${what} not found: ${path}`);
+    if (!path || !existsSync(path)) return fail(`${what} not found: ${path}`);
   }
   let chromium;
   try {
     ({ chromium } = await import('playwright-core'));
   } catch (e) {
-    fail(`playwright-core is not installed (run: npm ci in tests/browser): ${e.message}`);
+    return fail(`playwright-core is not installed (run: npm ci in tests/browser): ${e.message}`);
   }
 
   const t0 = Date.now();
-  harness = spawn(opts.harness, ['--mediaplane', opts.mediaplane, '--www', join(here, 'www'), '--sip-codec', opts.sipCodec, '--max-secs', '40'],
+  harness = spawn(opts.harness, ['--mediaplane', opts.mediaplane, '--www', join(here, 'www'), '--sip-codec', opts.sipCodec, '--max-secs', '35'],
     { stdio: ['ignore', 'pipe', 'inherit'] });
   harness.on('exit', (code, sig) => { if (code !== 0 && code !== null) console.error(`${label}: harness exited with ${code}`); });
   const url = await bounded(new Promise((res, rej) => {
@@ -94,7 +99,7 @@ async function main() {
   if (opts.prefer) q.set('prefer', opts.prefer);
   if (opts.only) q.set('only', opts.only);
   await page.goto(`${url}echo.html?${q}`, { timeout: 10000 });
-  await page.waitForFunction(() => window.__result !== undefined, null, { timeout: 30000 });
+  await page.waitForFunction(() => window.__result !== undefined, null, { timeout: opts.mediaMs + 16000 });
   const r = await page.evaluate(() => window.__result);
   const browserVersion = context.browser() ? context.browser().version() : (await page.evaluate(() => navigator.userAgent));
   await bounded(context.close(), 10000, 'chromium close');
@@ -131,7 +136,7 @@ async function main() {
   for (const [dir, c] of [['outbound', out.codec], ['inbound', inb.codec]]) {
     if (!c || !c.toLowerCase().startsWith(wantCodec)) problems.push(`${dir} codec ${c}, expected ${wantCodec}`);
   }
-  if (problems.length) fail(problems.join('; '));
+  if (problems.length) return fail(problems.join('; '));
   console.log(`${label}: PASS`);
   clearTimeout(watchdog);
   cleanup();

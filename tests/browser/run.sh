@@ -50,7 +50,7 @@ for v in "$@"; do
     pcmu-prefer) extra=(--sip-codec pcmu --prefer PCMU) ;;
     *) die "unknown variant $v (opus|pcmu|pcmu-prefer)" ;;
   esac
-  timeout -k 5 55 node "$here/run.mjs" --harness "$bin/examples/webrtc_echo_harness" \
+  timeout -k 5 35 node "$here/run.mjs" --harness "$bin/examples/webrtc_echo_harness" \
     --mediaplane "$bin/wavegate-mediaplane" "${extra[@]}" \
     || die "variant $v failed (exit $?)"
 done
