@@ -8,9 +8,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
-pub use wavegate_shared::ports::PortRange;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
+pub use wavegate_shared::ports::PortRange;
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +45,9 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080) }
+        Self {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
+        }
     }
 }
 
@@ -82,7 +84,10 @@ impl Default for MediaConfig {
         Self {
             binary: None,
             shards: 0,
-            rtp_ports: PortRange { first: 20000, last: 39999 },
+            rtp_ports: PortRange {
+                first: 20000,
+                last: 39999,
+            },
             bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             announce_ip: None,
             cpus: Vec::new(),
@@ -101,7 +106,9 @@ impl MediaConfig {
         if self.shards > 0 {
             return self.shards;
         }
-        std::thread::available_parallelism().map(|n| n.get().min(256) as u16).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get().min(256) as u16)
+            .unwrap_or(1)
     }
 
     /// The media plane binary to start.
@@ -138,7 +145,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: LogFormat::Text, level: "info".into() }
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
     }
 }
 
@@ -152,7 +162,10 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.exists() {
-                return Err(ConfigError::Invalid(format!("config file {} does not exist", path.display())));
+                return Err(ConfigError::Invalid(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
             }
             figment = figment.merge(Toml::file(path));
         }
@@ -174,7 +187,9 @@ impl Config {
             )));
         }
         if self.media.heartbeat_timeout_ms < 750 {
-            return Err(ConfigError::Invalid("media.heartbeat_timeout_ms must be at least 750 (shards beat every 250 ms)".into()));
+            return Err(ConfigError::Invalid(
+                "media.heartbeat_timeout_ms must be at least 750 (shards beat every 250 ms)".into(),
+            ));
         }
         Ok(())
     }
@@ -188,7 +203,9 @@ impl Config {
 /// Media ports must stay out of the privileged range and hold at least two pairs.
 fn check_rtp_ports(r: PortRange) -> Result<(), String> {
     if r.first < 1024 || r.last - r.first < 3 {
-        return Err(format!("media.rtp_ports {r} must be at least 4 ports, all >= 1024"));
+        return Err(format!(
+            "media.rtp_ports {r} must be at least 4 ports, all >= 1024"
+        ));
     }
     Ok(())
 }
@@ -215,7 +232,13 @@ mod tests {
         unsafe { std::env::set_var("WGT1_MEDIA__SHARDS", "1") };
         let c = Config::load_with_env(Some(&path), Env::prefixed("WGT1_").split("__")).unwrap();
         assert_eq!(c.http.listen.port(), 9001);
-        assert_eq!(c.media.rtp_ports, PortRange { first: 30000, last: 30099 });
+        assert_eq!(
+            c.media.rtp_ports,
+            PortRange {
+                first: 30000,
+                last: 30099
+            }
+        );
         assert_eq!(c.media.shards, 1);
     }
 
@@ -225,11 +248,15 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("bad.toml");
         std::fs::write(&path, "[media]\nrtp_ports = \"9-5\"\n").unwrap();
-        let err = Config::load_with_env(Some(&path), Env::prefixed("WGT2_")).unwrap_err().to_string();
+        let err = Config::load_with_env(Some(&path), Env::prefixed("WGT2_"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("port"), "{err}");
         std::fs::write(&path, "[media]\nno_such_key = 1\n").unwrap();
         assert!(Config::load_with_env(Some(&path), Env::prefixed("WGT2_")).is_err());
-        assert!(Config::load_with_env(Some(&dir.join("missing.toml")), Env::prefixed("WGT2_")).is_err());
+        assert!(
+            Config::load_with_env(Some(&dir.join("missing.toml")), Env::prefixed("WGT2_")).is_err()
+        );
     }
 
     #[test]

@@ -37,7 +37,12 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
         PlaneState::Restarting => (StatusCode::SERVICE_UNAVAILABLE, "degraded"),
         PlaneState::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "stopped"),
     };
-    let body = Health { status, version: env!("CARGO_PKG_VERSION"), calls: state.media.calls().len(), mediaplane };
+    let body = Health {
+        status,
+        version: env!("CARGO_PKG_VERSION"),
+        calls: state.media.calls().len(),
+        mediaplane,
+    };
     (code, [(header::CACHE_CONTROL, "no-store")], Json(body))
 }
 
@@ -47,5 +52,8 @@ async fn index() -> Html<&'static str> {
 
 /// The router with every route.
 pub fn router(state: AppState) -> Router {
-    Router::new().route("/", get(index)).route("/health", get(health)).with_state(state)
+    Router::new()
+        .route("/", get(index))
+        .route("/health", get(health))
+        .with_state(state)
 }

@@ -26,13 +26,21 @@ impl Server {
     /// Starts the media plane supervision (inside a tokio runtime).
     pub fn start(config: &Config) -> Server {
         let calls = CallRegistry::new();
-        let (supervisor, supervision) = Supervisor::start(config.media.clone(), config.log.format, calls.clone());
+        let (supervisor, supervision) =
+            Supervisor::start(config.media.clone(), config.log.format, calls.clone());
         let media = MediaService::new(supervisor.clone(), calls);
-        Server { supervisor, media, supervision }
+        Server {
+            supervisor,
+            media,
+            supervision,
+        }
     }
 
     /// The HTTP router for this server.
     pub fn router(&self) -> axum::Router {
-        http::router(http::AppState { supervisor: self.supervisor.clone(), media: self.media.clone() })
+        http::router(http::AppState {
+            supervisor: self.supervisor.clone(),
+            media: self.media.clone(),
+        })
     }
 }

@@ -73,7 +73,10 @@ impl Default for CallRegistry {
 impl CallRegistry {
     /// An empty registry.
     pub fn new() -> Self {
-        Self { calls: Arc::default(), ended: broadcast::channel(1024).0 }
+        Self {
+            calls: Arc::default(),
+            ended: broadcast::channel(1024).0,
+        }
     }
 
     /// Follows calls ended by the media side.
@@ -98,7 +101,10 @@ impl CallRegistry {
     /// Ends one call; returns the cause if the call was known.
     pub fn end(&self, call: &CallId, cause: EndCause) -> Option<EndCause> {
         self.lock().remove(call)?;
-        let _ = self.ended.send(CallEnded { call: call.clone(), cause: cause.clone() });
+        let _ = self.ended.send(CallEnded {
+            call: call.clone(),
+            cause: cause.clone(),
+        });
         Some(cause)
     }
 
@@ -106,15 +112,21 @@ impl CallRegistry {
     pub fn end_generation(&self, generation: u64, why: &str) -> usize {
         let lost: Vec<CallId> = {
             let mut calls = self.lock();
-            let ids: Vec<CallId> =
-                calls.iter().filter(|(_, e)| e.generation == generation).map(|(id, _)| id.clone()).collect();
+            let ids: Vec<CallId> = calls
+                .iter()
+                .filter(|(_, e)| e.generation == generation)
+                .map(|(id, _)| id.clone())
+                .collect();
             for id in &ids {
                 calls.remove(id);
             }
             ids
         };
         for call in &lost {
-            let _ = self.ended.send(CallEnded { call: call.clone(), cause: EndCause::MediaPlaneLost(why.into()) });
+            let _ = self.ended.send(CallEnded {
+                call: call.clone(),
+                cause: EndCause::MediaPlaneLost(why.into()),
+            });
         }
         lost.len()
     }
@@ -153,24 +165,60 @@ impl MediaService {
         &self.calls
     }
 
-    fn route(&self, call: &CallId) -> Result<(wavegate_shared::client::ControlClient, u64, ShardId), MediaError> {
+    fn route(
+        &self,
+        call: &CallId,
+    ) -> Result<(wavegate_shared::client::ControlClient, u64, ShardId), MediaError> {
         let (client, generation) = self.supervisor.client().ok_or(MediaError::Unavailable)?;
         let shard = client.shard_for(call);
         Ok((client, generation, shard))
     }
 
     /// Hands the offerer's SDP to the media plane; returns the SDP for the answerer.
-    pub async fn offer(&self, call: CallId, from_tag: LegTag, sdp: String, flags: OfferFlags) -> Result<String, MediaError> {
+    pub async fn offer(
+        &self,
+        call: CallId,
+        from_tag: LegTag,
+        sdp: String,
+        flags: OfferFlags,
+    ) -> Result<String, MediaError> {
         let (client, generation, shard) = self.route(&call)?;
-        let reply = client.request(shard, &Offer { call: call.clone(), from_tag, sdp, flags }).await?;
+        let reply = client
+            .request(
+                shard,
+                &Offer {
+                    call: call.clone(),
+                    from_tag,
+                    sdp,
+                    flags,
+                },
+            )
+            .await?;
         self.calls.insert(call, generation);
         Ok(reply.sdp)
     }
 
     /// Hands the answerer's SDP to the media plane; returns the SDP for the offerer.
-    pub async fn answer(&self, call: CallId, from_tag: LegTag, to_tag: LegTag, sdp: String) -> Result<String, MediaError> {
+    pub async fn answer(
+        &self,
+        call: CallId,
+        from_tag: LegTag,
+        to_tag: LegTag,
+        sdp: String,
+    ) -> Result<String, MediaError> {
         let (client, _, shard) = self.route(&call)?;
-        Ok(client.request(shard, &Answer { call, from_tag, to_tag, sdp }).await?.sdp)
+        Ok(client
+            .request(
+                shard,
+                &Answer {
+                    call,
+                    from_tag,
+                    to_tag,
+                    sdp,
+                },
+            )
+            .await?
+            .sdp)
     }
 
     /// Reads a call's counters.
@@ -203,9 +251,16 @@ mod tests {
         assert_eq!(ev.call.as_str(), "a");
         assert_eq!(ev.cause.to_string(), "Media plane failure: killed");
         assert_eq!(reg.len(), 1);
-        assert!(reg.end(&CallId::new("a").unwrap(), EndCause::Deleted).is_none());
+        assert!(
+            reg.end(&CallId::new("a").unwrap(), EndCause::Deleted)
+                .is_none()
+        );
         assert_eq!(
-            reg.end(&CallId::new("b").unwrap(), EndCause::MediaTimeout { idle_secs: 3 }).map(|c| c.to_string()),
+            reg.end(
+                &CallId::new("b").unwrap(),
+                EndCause::MediaTimeout { idle_secs: 3 }
+            )
+            .map(|c| c.to_string()),
             Some("Failed by RTP activity".to_string())
         );
         assert!(reg.is_empty());

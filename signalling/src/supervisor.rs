@@ -89,7 +89,11 @@ pub struct Supervisor {
 
 impl Supervisor {
     /// Starts supervising: the first generation is spawned by the returned task.
-    pub fn start(config: MediaConfig, log_format: LogFormat, calls: CallRegistry) -> (Supervisor, tokio::task::JoinHandle<()>) {
+    pub fn start(
+        config: MediaConfig,
+        log_format: LogFormat,
+        calls: CallRegistry,
+    ) -> (Supervisor, tokio::task::JoinHandle<()>) {
         let (state, _) = watch::channel(PlaneState::Starting);
         let sup = Supervisor {
             shared: Arc::new(Shared {
@@ -107,7 +111,10 @@ impl Supervisor {
     /// The control channel of the running generation, if any.
     pub fn client(&self) -> Option<(ControlClient, u64)> {
         let current = read(&self.shared.current);
-        current.as_ref().filter(|c| c.running_since.is_some()).map(|c| (c.client.clone(), c.generation))
+        current
+            .as_ref()
+            .filter(|c| c.running_since.is_some())
+            .map(|c| (c.client.clone(), c.generation))
     }
 
     /// Follows state changes.
@@ -146,7 +153,9 @@ impl Supervisor {
                     shard: s,
                     heartbeat_age_ms: c.client.heartbeat_age(id).map(|d| d.as_millis() as u64),
                     calls: slot.map(|s| s.calls()).unwrap_or(0),
-                    running: slot.map(|s| s.state() == ShardState::Running).unwrap_or(false),
+                    running: slot
+                        .map(|s| s.state() == ShardState::Running)
+                        .unwrap_or(false),
                 });
             }
         }
@@ -174,7 +183,12 @@ impl Supervisor {
         if !c.pin {
             args.push("--no-pin".into());
         } else if !c.cpus.is_empty() {
-            let cpus = c.cpus.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",");
+            let cpus = c
+                .cpus
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
             args.extend(["--cpus".into(), cpus]);
         }
         MediaPlaneCommand {
@@ -214,16 +228,39 @@ impl Supervisor {
             let Some(cause) = cause else { return };
             self.lost(generation, cause, &calls);
             // A generation that ran for a while earns an immediate restart.
-            backoff = if started.elapsed() > Duration::from_secs(10) { Duration::ZERO } else { next_backoff(backoff) };
+            backoff = if started.elapsed() > Duration::from_secs(10) {
+                Duration::ZERO
+            } else {
+                next_backoff(backoff)
+            };
         }
     }
 
     /// Runs one generation until it is lost (returns the cause) or shut down (returns None).
-    async fn watch_generation(&self, plane: MediaPlane, generation: u64, calls: &CallRegistry) -> Option<String> {
-        let MediaPlane { mut child, pid, client, mut events } = plane;
-        tracing::info!(pid, generation, shards = client.shard_count(), "media plane started");
-        *write(&self.shared.current) =
-            Some(Current { client: client.clone(), pid, generation, running_since: None });
+    async fn watch_generation(
+        &self,
+        plane: MediaPlane,
+        generation: u64,
+        calls: &CallRegistry,
+    ) -> Option<String> {
+        let MediaPlane {
+            mut child,
+            pid,
+            client,
+            mut events,
+        } = plane;
+        tracing::info!(
+            pid,
+            generation,
+            shards = client.shard_count(),
+            "media plane started"
+        );
+        *write(&self.shared.current) = Some(Current {
+            client: client.clone(),
+            pid,
+            generation,
+            running_since: None,
+        });
         self.shared.state.send_replace(PlaneState::Starting);
 
         let startup = Duration::from_millis(self.config.startup_timeout_ms);
@@ -284,14 +321,26 @@ impl Supervisor {
         Some(cause)
     }
 
-    fn on_event(&self, shard: ShardId, event: MediaEvent, generation: u64, calls: &CallRegistry, client: &ControlClient) {
+    fn on_event(
+        &self,
+        shard: ShardId,
+        event: MediaEvent,
+        generation: u64,
+        calls: &CallRegistry,
+        client: &ControlClient,
+    ) {
         match event {
             MediaEvent::MediaTimeout { call, idle_secs } => {
                 tracing::info!(%shard, %call, idle_secs, "media timeout");
-                if calls.end(&call, crate::media::EndCause::MediaTimeout { idle_secs }).is_some() {
+                if calls
+                    .end(&call, crate::media::EndCause::MediaTimeout { idle_secs })
+                    .is_some()
+                {
                     let client = client.clone();
                     tokio::spawn(async move {
-                        let _ = client.request(shard, &wavegate_shared::protocol::Delete { call }).await;
+                        let _ = client
+                            .request(shard, &wavegate_shared::protocol::Delete { call })
+                            .await;
                     });
                 }
             }

@@ -36,11 +36,19 @@ impl Kamailio {
             "{KAMAILIO} is missing: run `scripts/deps.sh test` (installs Debian's kamailio) before the tests"
         );
         let port = free_udp_tcp_port();
-        let dir = std::env::temp_dir().join(format!("wavegate-sip-kamailio-{}-{port}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "wavegate-sip-kamailio-{}-{port}",
+            std::process::id()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let defines: Vec<String> = defines.iter().map(|d| (*d).to_owned()).collect();
         let child = Self::spawn(port, &dir, &defines);
-        let k = Kamailio { child, port, dir, defines };
+        let k = Kamailio {
+            child,
+            port,
+            dir,
+            defines,
+        };
         k.wait_ready();
         k
     }
@@ -53,21 +61,34 @@ impl Kamailio {
     }
 
     fn spawn(port: u16, dir: &Path, defines: &[String]) -> Child {
-        let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/kamailio/registrar.cfg");
+        let template =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/kamailio/registrar.cfg");
         let cfg = std::fs::read_to_string(&template)
             .unwrap()
             .replace("@PORT@", &port.to_string())
             .replace("@WORKDIR@", dir.to_str().unwrap());
         let cfg_path = dir.join("kamailio.cfg");
         std::fs::write(&cfg_path, cfg).unwrap();
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("kamailio.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("kamailio.log"))
+            .unwrap();
         let mut cmd = Command::new(KAMAILIO);
-        cmd.arg("-f").arg(&cfg_path).args(["-DD", "-E", "-w"]).arg(dir).arg("-P").arg(dir.join("kamailio.pid"));
+        cmd.arg("-f")
+            .arg(&cfg_path)
+            .args(["-DD", "-E", "-w"])
+            .arg(dir)
+            .arg("-P")
+            .arg(dir.join("kamailio.pid"));
         for d in defines {
             cmd.args(["-A", d]);
         }
         use std::os::unix::process::CommandExt;
-        cmd.process_group(0).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+        cmd.process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
         cmd.spawn().unwrap()
     }
 
@@ -96,7 +117,11 @@ impl Kamailio {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("kamailio did not listen on {} within 8 s; log:\n{}", self.addr(), self.log());
+        panic!(
+            "kamailio did not listen on {} within 8 s; log:\n{}",
+            self.addr(),
+            self.log()
+        );
     }
 
     fn addr(&self) -> SocketAddr {
@@ -154,16 +179,24 @@ async fn next(reg: &mut wavegate_signalling::sip::client::Registration, k: &Kama
     match tokio::time::timeout(EVENT_WAIT, reg.next_event()).await {
         Ok(Some(ev)) => ev,
         Ok(None) => panic!("registration task ended; kamailio log:\n{}", k.log()),
-        Err(_) => panic!("no registration event within {EVENT_WAIT:?}; kamailio log:\n{}", k.log()),
+        Err(_) => panic!(
+            "no registration event within {EVENT_WAIT:?}; kamailio log:\n{}",
+            k.log()
+        ),
     }
 }
 
 async fn user_agent() -> SipUserAgent {
-    SipUserAgent::start("127.0.0.1:0".parse().unwrap()).await.unwrap()
+    SipUserAgent::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
 }
 
 fn short(expires: u32) -> RegisterOptions {
-    RegisterOptions { expires, transaction_timeout: Duration::from_secs(4) }
+    RegisterOptions {
+        expires,
+        transaction_timeout: Duration::from_secs(4),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,53 +205,114 @@ async fn register_md5_refresh_unregister_wrong_password_qop_list_tcp_proxy() {
     let ua = user_agent().await;
 
     // Right password: 200, the binding is in the table, refreshed before it expires.
-    let mut reg = ua.register_raw(&k.account("alice", "alicepw"), short(2)).unwrap();
+    let mut reg = ua
+        .register_raw(&k.account("alice", "alicepw"), short(2))
+        .unwrap();
     let ev = next(&mut reg, &k).await;
-    assert_eq!(ev, RegEvent::Registered { expires: Duration::from_secs(2), refresh_in: Duration::from_secs(1) }, "{}", k.log());
+    assert_eq!(
+        ev,
+        RegEvent::Registered {
+            expires: Duration::from_secs(2),
+            refresh_in: Duration::from_secs(1)
+        },
+        "{}",
+        k.log()
+    );
     let table = k.location_table();
     let contact = format!("sip:alice@{}", ua.local_addr());
-    assert!(table.contains(&contact), "{contact} not in the location table:\n{table}");
+    assert!(
+        table.contains(&contact),
+        "{contact} not in the location table:\n{table}"
+    );
     let ev = next(&mut reg, &k).await;
     assert!(matches!(ev, RegEvent::Registered { .. }), "refresh: {ev:?}");
     let log = k.log();
-    assert!(log.matches("register alice from").count() >= 2, "kamailio saw no refresh:\n{log}");
+    assert!(
+        log.matches("register alice from").count() >= 2,
+        "kamailio saw no refresh:\n{log}"
+    );
     // The refresh answered pre-emptively: same nonce, next nonce count, no new challenge.
-    assert!(log.contains("nc=00000002"), "refresh did not reuse the nonce:\n{log}");
+    assert!(
+        log.contains("nc=00000002"),
+        "refresh did not reuse the nonce:\n{log}"
+    );
 
     // Un-REGISTER: accepted and the binding is gone.
-    let ev = tokio::time::timeout(EVENT_WAIT, reg.unregister()).await.unwrap().unwrap();
+    let ev = tokio::time::timeout(EVENT_WAIT, reg.unregister())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(ev, RegEvent::Unregistered);
     let table = k.location_table();
-    assert!(!table.contains(&contact), "binding still present after un-REGISTER:\n{table}");
+    assert!(
+        !table.contains(&contact),
+        "binding still present after un-REGISTER:\n{table}"
+    );
 
     // Wrong password: fails at once (no retry), naming the cause.
-    let mut reg = ua.register_raw(&k.account("bob", "wrong"), short(60)).unwrap();
+    let mut reg = ua
+        .register_raw(&k.account("bob", "wrong"), short(60))
+        .unwrap();
     let ev = next(&mut reg, &k).await;
     match &ev {
-        RegEvent::Failed { error: e @ RegisterError::WrongCredentials { status: 401 }, retry_in: None } => {
+        RegEvent::Failed {
+            error: e @ RegisterError::WrongCredentials { status: 401 },
+            retry_in: None,
+        } => {
             assert!(e.to_string().contains("password"), "{e}");
         }
         other => panic!("wrong password gave {other:?}"),
     }
 
     // qop="auth,auth-int" from the registrar: answered with qop=auth and accepted.
-    let mut reg = ua.register_raw(&k.account("qoplist", "qoplistpw"), short(60)).unwrap();
+    let mut reg = ua
+        .register_raw(&k.account("qoplist", "qoplistpw"), short(60))
+        .unwrap();
     let ev = next(&mut reg, &k).await;
-    assert!(matches!(ev, RegEvent::Registered { .. }), "qop list: {ev:?}\n{}", k.log());
+    assert!(
+        matches!(ev, RegEvent::Registered { .. }),
+        "qop list: {ev:?}\n{}",
+        k.log()
+    );
     let log = k.log();
-    assert!(log.contains("qop=\"auth,auth-int\""), "kamailio did not send the qop list:\n{log}");
-    assert!(log.contains("username=\"qoplist\"") && log.contains("qop=auth, nc=00000001"), "no qop=auth answer:\n{log}");
-    assert_eq!(tokio::time::timeout(EVENT_WAIT, reg.unregister()).await.unwrap().unwrap(), RegEvent::Unregistered);
+    assert!(
+        log.contains("qop=\"auth,auth-int\""),
+        "kamailio did not send the qop list:\n{log}"
+    );
+    assert!(
+        log.contains("username=\"qoplist\"") && log.contains("qop=auth, nc=00000001"),
+        "no qop=auth answer:\n{log}"
+    );
+    assert_eq!(
+        tokio::time::timeout(EVENT_WAIT, reg.unregister())
+            .await
+            .unwrap()
+            .unwrap(),
+        RegEvent::Unregistered
+    );
 
     // TCP.
     let mut raw = k.account("alice", "alicepw");
     raw.transport = "tcp".into();
     let mut reg = ua.register_raw(&raw, short(60)).unwrap();
     let ev = next(&mut reg, &k).await;
-    assert!(matches!(ev, RegEvent::Registered { .. }), "tcp: {ev:?}\n{}", k.log());
+    assert!(
+        matches!(ev, RegEvent::Registered { .. }),
+        "tcp: {ev:?}\n{}",
+        k.log()
+    );
     let table = k.location_table();
-    assert!(table.contains("transport=tcp") || table.to_ascii_lowercase().contains("tcp"), "no TCP binding:\n{table}");
-    assert_eq!(tokio::time::timeout(EVENT_WAIT, reg.unregister()).await.unwrap().unwrap(), RegEvent::Unregistered);
+    assert!(
+        table.contains("transport=tcp") || table.to_ascii_lowercase().contains("tcp"),
+        "no TCP binding:\n{table}"
+    );
+    assert_eq!(
+        tokio::time::timeout(EVENT_WAIT, reg.unregister())
+            .await
+            .unwrap()
+            .unwrap(),
+        RegEvent::Unregistered
+    );
 
     // Outbound proxy: the domain does not resolve; packets go to the proxy, headers keep the domain.
     let mut raw = k.account("bob", "bobpw");
@@ -227,12 +321,28 @@ async fn register_md5_refresh_unregister_wrong_password_qop_list_tcp_proxy() {
     raw.outbound_proxy = format!("127.0.0.1:{}", k.port);
     let mut reg = ua.register_raw(&raw, short(60)).unwrap();
     let ev = next(&mut reg, &k).await;
-    assert!(matches!(ev, RegEvent::Registered { .. }), "outbound proxy: {ev:?}\n{}", k.log());
+    assert!(
+        matches!(ev, RegEvent::Registered { .. }),
+        "outbound proxy: {ev:?}\n{}",
+        k.log()
+    );
     let table = k.location_table();
-    assert!(table.contains("AoR: bob"), "no binding for the proxied AOR:\n{table}");
+    assert!(
+        table.contains("AoR: bob"),
+        "no binding for the proxied AOR:\n{table}"
+    );
     let log = k.log();
-    assert!(log.contains("realm=\"wavegate.invalid\""), "REGISTER did not carry the domain:\n{log}");
-    assert_eq!(tokio::time::timeout(EVENT_WAIT, reg.unregister()).await.unwrap().unwrap(), RegEvent::Unregistered);
+    assert!(
+        log.contains("realm=\"wavegate.invalid\""),
+        "REGISTER did not carry the domain:\n{log}"
+    );
+    assert_eq!(
+        tokio::time::timeout(EVENT_WAIT, reg.unregister())
+            .await
+            .unwrap()
+            .unwrap(),
+        RegEvent::Unregistered
+    );
     ua.shutdown();
 }
 
@@ -241,7 +351,9 @@ async fn register_sha256_and_interval_too_brief() {
     let k = Kamailio::start(&["SHA256", "MIN_EXPIRES_423"]);
     let ua = user_agent().await;
     // 2 s is below this registrar's 30 s minimum: 423 with Min-Expires, then 30 s is granted.
-    let mut reg = ua.register_raw(&k.account("bob", "bobpw"), short(2)).unwrap();
+    let mut reg = ua
+        .register_raw(&k.account("bob", "bobpw"), short(2))
+        .unwrap();
     let ev = next(&mut reg, &k).await;
     assert!(
         matches!(ev, RegEvent::Registered { expires, .. } if expires == Duration::from_secs(30)),
@@ -249,9 +361,21 @@ async fn register_sha256_and_interval_too_brief() {
         k.log()
     );
     let log = k.log();
-    assert!(log.contains("username=\"bob\"") && log.contains("algorithm=SHA-256"), "no SHA-256 answer seen:\n{log}");
-    assert!(log.contains("expires [2]") && log.contains("expires [30]"), "no 423 round seen:\n{log}");
-    assert_eq!(tokio::time::timeout(EVENT_WAIT, reg.unregister()).await.unwrap().unwrap(), RegEvent::Unregistered);
+    assert!(
+        log.contains("username=\"bob\"") && log.contains("algorithm=SHA-256"),
+        "no SHA-256 answer seen:\n{log}"
+    );
+    assert!(
+        log.contains("expires [2]") && log.contains("expires [30]"),
+        "no 423 round seen:\n{log}"
+    );
+    assert_eq!(
+        tokio::time::timeout(EVENT_WAIT, reg.unregister())
+            .await
+            .unwrap()
+            .unwrap(),
+        RegEvent::Unregistered
+    );
     ua.shutdown();
 }
 
@@ -260,7 +384,9 @@ async fn register_sha256_and_interval_too_brief() {
 async fn illegal_login_is_refused_before_any_packet() {
     // A stand-in registrar we can watch: any datagram would arrive here.
     let watch = UdpSocket::bind("127.0.0.1:0").unwrap();
-    watch.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    watch
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     let port = watch.local_addr().unwrap().port();
     let ua = user_agent().await;
     let raw = RawSipAccount {
@@ -273,14 +399,22 @@ async fn illegal_login_is_refused_before_any_packet() {
         ..RawSipAccount::default()
     };
     match ua.register_raw(&raw, short(60)) {
-        Err(ClientError::Account(e @ AccountError::HasDomain { field: Field::Login, .. })) => {
+        Err(ClientError::Account(
+            e @ AccountError::HasDomain {
+                field: Field::Login,
+                ..
+            },
+        )) => {
             assert!(e.to_string().starts_with("login:"), "{e}");
         }
         Err(other) => panic!("wrong error: {other}"),
         Ok(_) => panic!("illegal login accepted"),
     }
     let mut buf = [0u8; 2048];
-    assert!(watch.recv_from(&mut buf).is_err(), "a packet was sent for an illegal account");
+    assert!(
+        watch.recv_from(&mut buf).is_err(),
+        "a packet was sent for an illegal account"
+    );
     ua.shutdown();
 }
 
@@ -290,18 +424,27 @@ async fn illegal_login_is_refused_before_any_packet() {
 async fn reregisters_after_registrar_restart() {
     let mut k = Kamailio::start(&[]);
     let ua = user_agent().await;
-    let mut reg = ua.register_raw(&k.account("alice", "alicepw"), short(2)).unwrap();
+    let mut reg = ua
+        .register_raw(&k.account("alice", "alicepw"), short(2))
+        .unwrap();
     let ev = next(&mut reg, &k).await;
     assert!(matches!(ev, RegEvent::Registered { .. }), "{ev:?}");
     let contact = format!("sip:alice@{}", ua.local_addr());
     k.restart();
-    assert!(!k.location_table().contains(&contact), "fresh instance already has the binding");
+    assert!(
+        !k.location_table().contains(&contact),
+        "fresh instance already has the binding"
+    );
     // Refreshes run every second; one that falls into the restart gap fails and retries after
     // the back-off, so allow for that, bounded.
     let until = Instant::now() + Duration::from_secs(12);
     let mut seen = Vec::new();
     loop {
-        assert!(Instant::now() < until, "no re-registration within 12 s; events {seen:?}\n{}", k.log());
+        assert!(
+            Instant::now() < until,
+            "no re-registration within 12 s; events {seen:?}\n{}",
+            k.log()
+        );
         let ev = match tokio::time::timeout(Duration::from_secs(12), reg.next_event()).await {
             Ok(Some(ev)) => ev,
             other => panic!("registration stopped: {other:?}; events {seen:?}"),
@@ -311,6 +454,12 @@ async fn reregisters_after_registrar_restart() {
         }
         seen.push(ev);
     }
-    assert_eq!(tokio::time::timeout(EVENT_WAIT, reg.unregister()).await.unwrap().unwrap(), RegEvent::Unregistered);
+    assert_eq!(
+        tokio::time::timeout(EVENT_WAIT, reg.unregister())
+            .await
+            .unwrap()
+            .unwrap(),
+        RegEvent::Unregistered
+    );
     ua.shutdown();
 }

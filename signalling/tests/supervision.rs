@@ -19,8 +19,17 @@ use wavegate_signalling::supervisor::PlaneState;
 fn mediaplane_binary() -> PathBuf {
     // target/<profile>/deps/supervision-<hash> -> target/<profile>/wavegate-mediaplane
     let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("wavegate-mediaplane");
-    assert!(path.exists(), "{} is missing: build the workspace binaries first (cargo build --workspace --bins)", path.display());
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("wavegate-mediaplane");
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace binaries first (cargo build --workspace --bins)",
+        path.display()
+    );
     path
 }
 
@@ -29,7 +38,10 @@ fn config(first_port: u16) -> Config {
     c.media.binary = Some(mediaplane_binary());
     c.media.shards = 1;
     c.media.pin = false;
-    c.media.rtp_ports = PortRange { first: first_port, last: first_port + 99 };
+    c.media.rtp_ports = PortRange {
+        first: first_port,
+        last: first_port + 99,
+    };
     c.http.listen = "127.0.0.1:0".parse().unwrap();
     c
 }
@@ -62,7 +74,12 @@ async fn wait_state(server: &Server, want: PlaneState, within: Duration) -> Dura
     let mut rx = server.supervisor.watch_state();
     tokio::time::timeout(within, rx.wait_for(|s| *s == want))
         .await
-        .unwrap_or_else(|_| panic!("media plane not {want:?} within {within:?}: {:?}", server.supervisor.status()))
+        .unwrap_or_else(|_| {
+            panic!(
+                "media plane not {want:?} within {within:?}: {:?}",
+                server.supervisor.status()
+            )
+        })
         .unwrap();
     start.elapsed()
 }
@@ -76,25 +93,47 @@ async fn relay_works(server: &Server, name: &str) {
     let from = LegTag::new("from").unwrap();
     let to_b = server
         .media
-        .offer(call.clone(), from.clone(), sdp(a.local_addr().unwrap().port()), OfferFlags::default())
+        .offer(
+            call.clone(),
+            from.clone(),
+            sdp(a.local_addr().unwrap().port()),
+            OfferFlags::default(),
+        )
         .await
         .unwrap();
     let offered_port = media_port(&to_b);
-    assert!((42000..42300).contains(&offered_port), "B is pointed at {offered_port}, outside the media range");
-    let to_a = server.media.answer(call.clone(), from, LegTag::new("to").unwrap(), sdp(b.local_addr().unwrap().port())).await.unwrap();
+    assert!(
+        (42000..42300).contains(&offered_port),
+        "B is pointed at {offered_port}, outside the media range"
+    );
+    let to_a = server
+        .media
+        .answer(
+            call.clone(),
+            from,
+            LegTag::new("to").unwrap(),
+            sdp(b.local_addr().unwrap().port()),
+        )
+        .await
+        .unwrap();
     let side_a: SocketAddr = ([127, 0, 0, 1], media_port(&to_a)).into();
     let mut buf = [0u8; 1500];
     // A few tries: the very first packet may race the socket's receive task being armed.
     let mut got = None;
     for seq in 0..20u16 {
         a.send_to(&rtp(seq), side_a).unwrap();
-        b.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        b.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         if let Ok((n, _)) = b.recv_from(&mut buf) {
             got = Some(n);
             break;
         }
     }
-    assert_eq!(got, Some(172), "relayed packet did not arrive at B through {side_a}");
+    assert_eq!(
+        got,
+        Some(172),
+        "relayed packet did not arrive at B through {side_a}"
+    );
     let stats = server.media.query(call).await.unwrap();
     assert!(stats.offerer.rtp_packets_in >= 1, "{stats:?}");
 }
@@ -111,13 +150,23 @@ async fn kill_9_is_noticed_restarted_and_calls_end_with_cause() {
     assert_eq!(unsafe { libc::kill(old_pid as i32, libc::SIGKILL) }, 0);
     let killed_at = Instant::now();
     let noticed = wait_state(&server, PlaneState::Restarting, Duration::from_secs(1)).await;
-    let ev = tokio::time::timeout(Duration::from_secs(1), ended.recv()).await.unwrap().unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(1), ended.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(ev.call.as_str(), "before-kill");
-    assert!(ev.cause.to_string().starts_with("Media plane failure"), "{}", ev.cause);
+    assert!(
+        ev.cause.to_string().starts_with("Media plane failure"),
+        "{}",
+        ev.cause
+    );
 
     wait_state(&server, PlaneState::Running, Duration::from_secs(2)).await;
     let restarted = killed_at.elapsed();
-    assert!(restarted < Duration::from_secs(2), "restart took {restarted:?}");
+    assert!(
+        restarted < Duration::from_secs(2),
+        "restart took {restarted:?}"
+    );
     let status = server.supervisor.status();
     assert_ne!(status.pid, Some(old_pid));
     assert_eq!(status.restarts, 1);
@@ -126,7 +175,10 @@ async fn kill_9_is_noticed_restarted_and_calls_end_with_cause() {
     relay_works(&server, "after-kill").await;
 
     server.supervisor.shutdown();
-    tokio::time::timeout(Duration::from_secs(3), server.supervision).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(3), server.supervision)
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,7 +191,9 @@ async fn health_over_http() {
     wait_state(&server, PlaneState::Running, Duration::from_secs(10)).await;
 
     let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
-    conn.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    conn.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
     let mut response = String::new();
     conn.read_to_string(&mut response).await.unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
@@ -148,7 +202,12 @@ async fn health_over_http() {
     assert_eq!(json["status"], "ok");
     assert_eq!(json["mediaplane"]["state"], "running");
     assert_eq!(json["mediaplane"]["shards"].as_array().unwrap().len(), 1);
-    assert!(json["mediaplane"]["shards"][0]["heartbeat_age_ms"].as_u64().unwrap() < 1000);
+    assert!(
+        json["mediaplane"]["shards"][0]["heartbeat_age_ms"]
+            .as_u64()
+            .unwrap()
+            < 1000
+    );
 
     server.supervisor.shutdown();
     let _ = tokio::time::timeout(Duration::from_secs(3), server.supervision).await;

@@ -77,7 +77,9 @@ pub enum AccountError {
         value: String,
     },
     /// A login or authentication name with an `@`: a whole address where only the user part belongs.
-    #[error("{field}: {value:?} contains '@'; give only the user part (the domain is its own field)")]
+    #[error(
+        "{field}: {value:?} contains '@'; give only the user part (the domain is its own field)"
+    )]
     HasDomain {
         /// The field.
         field: Field,
@@ -194,12 +196,27 @@ impl DisplayName {
             // Unquoted: a token list (`Ralf C`) or any other printable text; both are rendered
             // as a quoted-string, so only a stray '"' is ambiguous and refused.
             if let Some(at) = s.find('"') {
-                return Err(AccountError::Char { field, value: s.to_owned(), ch: '"', at, rule: "display-name" });
+                return Err(AccountError::Char {
+                    field,
+                    value: s.to_owned(),
+                    ch: '"',
+                    at,
+                    rule: "display-name",
+                });
             }
             s.trim().to_owned()
         };
-        if let Some((at, ch)) = text.char_indices().find(|&(_, c)| (c.is_control() && c != '\t') || c == '\u{7f}') {
-            return Err(AccountError::Char { field, value: s.to_owned(), ch, at, rule: "display-name (no control characters)" });
+        if let Some((at, ch)) = text
+            .char_indices()
+            .find(|&(_, c)| (c.is_control() && c != '\t') || c == '\u{7f}')
+        {
+            return Err(AccountError::Char {
+                field,
+                value: s.to_owned(),
+                ch,
+                at,
+                rule: "display-name (no control characters)",
+            });
         }
         if text.trim().is_empty() {
             return Err(AccountError::Empty { field });
@@ -251,8 +268,26 @@ pub struct ExtraHeader {
 
 /// Headers the user agent writes itself; letting a session override them would break dialogs or auth.
 const RESERVED_HEADERS: &[&str] = &[
-    "via", "v", "from", "f", "to", "t", "call-id", "i", "cseq", "contact", "m", "content-length", "l",
-    "content-type", "c", "max-forwards", "authorization", "proxy-authorization", "route", "record-route",
+    "via",
+    "v",
+    "from",
+    "f",
+    "to",
+    "t",
+    "call-id",
+    "i",
+    "cseq",
+    "contact",
+    "m",
+    "content-length",
+    "l",
+    "content-type",
+    "c",
+    "max-forwards",
+    "authorization",
+    "proxy-authorization",
+    "route",
+    "record-route",
     "expires",
 ];
 
@@ -262,7 +297,13 @@ impl ExtraHeader {
         let field = Field::ExtraHeader;
         check_common(field, s)?;
         let Some(colon) = s.find(':') else {
-            return Err(AccountError::Char { field, value: s.to_owned(), ch: '\u{0}', at: s.len(), rule: "header = name \":\" value" });
+            return Err(AccountError::Char {
+                field,
+                value: s.to_owned(),
+                ch: '\u{0}',
+                at: s.len(),
+                rule: "header = name \":\" value",
+            });
         };
         let name = s[..colon].trim_end();
         let value = s[colon + 1..].trim();
@@ -270,15 +311,36 @@ impl ExtraHeader {
             return Err(AccountError::Empty { field });
         }
         if let Some(at) = name.bytes().position(|b| !is_token_char(b)) {
-            return Err(AccountError::Char { field, value: s.to_owned(), ch: char_at(name, at), at, rule: "header-name = token" });
+            return Err(AccountError::Char {
+                field,
+                value: s.to_owned(),
+                ch: char_at(name, at),
+                at,
+                rule: "header-name = token",
+            });
         }
-        if let Some((at, ch)) = value.char_indices().find(|&(_, c)| c.is_control() && c != '\t') {
-            return Err(AccountError::Char { field, value: s.to_owned(), ch, at: colon + 1 + at, rule: "header-value (no CR, LF or controls)" });
+        if let Some((at, ch)) = value
+            .char_indices()
+            .find(|&(_, c)| c.is_control() && c != '\t')
+        {
+            return Err(AccountError::Char {
+                field,
+                value: s.to_owned(),
+                ch,
+                at: colon + 1 + at,
+                rule: "header-value (no CR, LF or controls)",
+            });
         }
-        if RESERVED_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+        if RESERVED_HEADERS
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(name))
+        {
             return Err(AccountError::ReservedHeader(name.to_owned()));
         }
-        Ok(ExtraHeader { name: name.to_owned(), value: value.to_owned() })
+        Ok(ExtraHeader {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        })
     }
 }
 
@@ -334,18 +396,31 @@ impl SipAccount {
     /// Validates every field; the first bad one is reported by name.
     pub fn parse(raw: &RawSipAccount) -> Result<SipAccount, AccountError> {
         let login = parse_user(Field::Login, &raw.login)?;
-        let auth_name = if raw.auth_name.is_empty() { login.clone() } else { parse_user(Field::AuthName, &raw.auth_name)? };
+        let auth_name = if raw.auth_name.is_empty() {
+            login.clone()
+        } else {
+            parse_user(Field::AuthName, &raw.auth_name)?
+        };
         check_common(Field::Password, &raw.password)?;
         if let Some((at, ch)) = raw.password.char_indices().find(|&(_, c)| c.is_control()) {
             // A control character cannot be typed; it is a paste accident and would never match.
-            return Err(AccountError::Char { field: Field::Password, value: "***".into(), ch, at, rule: "password (printable text)" });
+            return Err(AccountError::Char {
+                field: Field::Password,
+                value: "***".into(),
+                ch,
+                at,
+                rule: "password (printable text)",
+            });
         }
         let domain = parse_host(Field::Domain, &raw.domain)?;
         let outbound_proxy = if raw.outbound_proxy.is_empty() {
             None
         } else {
             check_common(Field::OutboundProxy, &raw.outbound_proxy)?;
-            let proxy = raw.outbound_proxy.strip_prefix("sip:").unwrap_or(&raw.outbound_proxy);
+            let proxy = raw
+                .outbound_proxy
+                .strip_prefix("sip:")
+                .unwrap_or(&raw.outbound_proxy);
             Some(parse_host_port(proxy).map_err(|source| AccountError::Uri {
                 field: Field::OutboundProxy,
                 value: raw.outbound_proxy.clone(),
@@ -356,18 +431,30 @@ impl SipAccount {
             None
         } else {
             check_common(Field::Port, &raw.port)?;
-            Some(parse_port(&raw.port).map_err(|source| AccountError::Uri { field: Field::Port, value: raw.port.clone(), source })?)
+            Some(parse_port(&raw.port).map_err(|source| AccountError::Uri {
+                field: Field::Port,
+                value: raw.port.clone(),
+                source,
+            })?)
         };
         let transport = match raw.transport.to_ascii_lowercase().as_str() {
             "" | "udp" => Transport::Udp,
             "tcp" => Transport::Tcp,
             _ => return Err(AccountError::Transport(raw.transport.clone())),
         };
-        let visible_name = if raw.visible_name.trim().is_empty() { None } else { Some(DisplayName::parse(&raw.visible_name)?) };
+        let visible_name = if raw.visible_name.trim().is_empty() {
+            None
+        } else {
+            Some(DisplayName::parse(&raw.visible_name)?)
+        };
         if raw.extra_headers.len() > MAX_EXTRA_HEADERS {
             return Err(AccountError::TooManyHeaders);
         }
-        let extra_headers = raw.extra_headers.iter().map(|h| ExtraHeader::parse(h)).collect::<Result<Vec<_>, _>>()?;
+        let extra_headers = raw
+            .extra_headers
+            .iter()
+            .map(|h| ExtraHeader::parse(h))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(SipAccount {
             login,
             auth_name,
@@ -408,11 +495,17 @@ impl SipAccount {
 /// Checks shared by every field: length, and the `<...>` wrapping the seed's users pasted.
 fn check_common(field: Field, value: &str) -> Result<(), AccountError> {
     if value.len() > MAX_FIELD_LEN {
-        return Err(AccountError::TooLong { field, max: MAX_FIELD_LEN });
+        return Err(AccountError::TooLong {
+            field,
+            max: MAX_FIELD_LEN,
+        });
     }
     let t = value.trim();
     if t.starts_with('<') && t.ends_with('>') {
-        return Err(AccountError::AngleBrackets { field, value: value.to_owned() });
+        return Err(AccountError::AngleBrackets {
+            field,
+            value: value.to_owned(),
+        });
     }
     Ok(())
 }
@@ -424,12 +517,30 @@ fn parse_user(field: Field, value: &str) -> Result<UserPart, AccountError> {
     check_common(field, value)?;
     // Name the usual mistake (a whole address) before the generic character error.
     if value.contains('@') {
-        return Err(AccountError::HasDomain { field, value: value.to_owned() });
+        return Err(AccountError::HasDomain {
+            field,
+            value: value.to_owned(),
+        });
     }
     UserPart::parse(value).map_err(|e| match e {
-        UriError::Char { ch, at, grammar, .. } => AccountError::Char { field, value: value.to_owned(), ch, at, rule: grammar },
-        UriError::TooLong => AccountError::TooLong { field, max: super::uri::MAX_URI_LEN },
-        source => AccountError::Uri { field, value: value.to_owned(), source },
+        UriError::Char {
+            ch, at, grammar, ..
+        } => AccountError::Char {
+            field,
+            value: value.to_owned(),
+            ch,
+            at,
+            rule: grammar,
+        },
+        UriError::TooLong => AccountError::TooLong {
+            field,
+            max: super::uri::MAX_URI_LEN,
+        },
+        source => AccountError::Uri {
+            field,
+            value: value.to_owned(),
+            source,
+        },
     })
 }
 
@@ -438,7 +549,11 @@ fn parse_host(field: Field, value: &str) -> Result<Host, AccountError> {
         return Err(AccountError::Empty { field });
     }
     check_common(field, value)?;
-    Host::parse(value).map_err(|source| AccountError::Uri { field, value: value.to_owned(), source })
+    Host::parse(value).map_err(|source| AccountError::Uri {
+        field,
+        value: value.to_owned(),
+        source,
+    })
 }
 
 /// Fuzz and property entry point (`fuzz/fuzz_targets/sip_account.rs` and the proptests): any
@@ -464,9 +579,19 @@ pub fn exercise(text: &str) {
     if let Ok(a) = SipAccount::parse(&raw) {
         let from = a.from_header();
         assert!(!from.contains(['\r', '\n']), "line break in From: {from:?}");
-        let uri = from.rsplit_once('<').map(|(_, u)| u.trim_end_matches('>')).unwrap_or("");
-        assert_eq!(SipUri::parse(uri).as_ref(), Ok(&a.aor()), "From URI of {raw:?}");
-        assert_eq!(SipUri::parse(&a.registrar().to_string()).as_ref(), Ok(&a.registrar()));
+        let uri = from
+            .rsplit_once('<')
+            .map(|(_, u)| u.trim_end_matches('>'))
+            .unwrap_or("");
+        assert_eq!(
+            SipUri::parse(uri).as_ref(),
+            Ok(&a.aor()),
+            "From URI of {raw:?}"
+        );
+        assert_eq!(
+            SipUri::parse(&a.registrar().to_string()).as_ref(),
+            Ok(&a.registrar())
+        );
         if let Some(name) = &a.visible_name {
             assert_eq!(DisplayName::parse(&name.to_string()).as_ref(), Ok(name));
         }
@@ -475,12 +600,19 @@ pub fn exercise(text: &str) {
         }
     }
     if let Ok(uri) = SipUri::parse(text) {
-        assert_eq!(SipUri::parse(&uri.to_string()).as_ref(), Ok(&uri), "URI round trip of {text:?}");
+        assert_eq!(
+            SipUri::parse(&uri.to_string()).as_ref(),
+            Ok(&uri),
+            "URI round trip of {text:?}"
+        );
     }
     if let Ok(c) = super::digest::Challenge::parse(text) {
         let mut s = super::digest::DigestSession::new(c, super::digest::AuthHeader::Authorization);
         let h = s.authorize("REGISTER", "sip:example.com", "user", "pw", "cnonce");
-        assert!(!h.contains(['\r', '\n']), "line break in Authorization: {h:?}");
+        assert!(
+            !h.contains(['\r', '\n']),
+            "line break in Authorization: {h:?}"
+        );
     }
 }
 

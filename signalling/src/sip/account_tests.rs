@@ -22,34 +22,98 @@ fn seed_right_example_is_accepted_and_quoted() {
     assert_eq!(a.password.expose(), "demo");
     assert_eq!(a.from_header(), "\"Ralf C\" <sip:Ralf_C12441@host.com>");
     assert_eq!(a.aor().to_string(), "sip:Ralf_C12441@host.com");
-    assert!(!format!("{a:?}").contains("demo"), "password leaked into Debug");
+    assert!(
+        !format!("{a:?}").contains("demo"),
+        "password leaked into Debug"
+    );
 }
 
 /// The seed's known problem 1, wrong forms: each refused at once, naming the field.
 #[test]
 fn seed_wrong_examples_are_refused_naming_the_field() {
     let e = SipAccount::parse(&raw("Ralf C12441@host.com", "", "host.com")).unwrap_err();
-    assert!(matches!(e, AccountError::HasDomain { field: Field::Login, .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            AccountError::HasDomain {
+                field: Field::Login,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert!(e.to_string().starts_with("login:"), "{e}");
 
     let e = SipAccount::parse(&raw("Ralf C12441", "", "host.com")).unwrap_err();
-    assert!(matches!(e, AccountError::Char { field: Field::Login, ch: ' ', at: 4, .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            AccountError::Char {
+                field: Field::Login,
+                ch: ' ',
+                at: 4,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 
     let e = SipAccount::parse(&raw("Ralf_C12441", "Ralf C", "host.com")).unwrap_err();
-    assert!(matches!(e, AccountError::Char { field: Field::AuthName, ch: ' ', .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            AccountError::Char {
+                field: Field::AuthName,
+                ch: ' ',
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert!(e.to_string().starts_with("authentication name:"), "{e}");
 
     for (field, r) in [
         (Field::Login, raw("<Ralf_C12441>", "", "host.com")),
         (Field::AuthName, raw("Ralf_C12441", "<Ralf_C>", "host.com")),
         (Field::Domain, raw("Ralf_C12441", "", "<host.com>")),
-        (Field::Password, RawSipAccount { password: "<demo>".into(), ..raw("a", "", "host.com") }),
-        (Field::VisibleName, RawSipAccount { visible_name: "<Ralf C>".into(), ..raw("a", "", "host.com") }),
-        (Field::OutboundProxy, RawSipAccount { outbound_proxy: "<sip:127.0.0.1>".into(), ..raw("a", "", "host.com") }),
-        (Field::Port, RawSipAccount { port: "<5060>".into(), ..raw("a", "", "host.com") }),
+        (
+            Field::Password,
+            RawSipAccount {
+                password: "<demo>".into(),
+                ..raw("a", "", "host.com")
+            },
+        ),
+        (
+            Field::VisibleName,
+            RawSipAccount {
+                visible_name: "<Ralf C>".into(),
+                ..raw("a", "", "host.com")
+            },
+        ),
+        (
+            Field::OutboundProxy,
+            RawSipAccount {
+                outbound_proxy: "<sip:127.0.0.1>".into(),
+                ..raw("a", "", "host.com")
+            },
+        ),
+        (
+            Field::Port,
+            RawSipAccount {
+                port: "<5060>".into(),
+                ..raw("a", "", "host.com")
+            },
+        ),
     ] {
         let e = SipAccount::parse(&r).unwrap_err();
-        assert_eq!(e, AccountError::AngleBrackets { field, value: e_value(&e) }, "{e}");
+        assert_eq!(
+            e,
+            AccountError::AngleBrackets {
+                field,
+                value: e_value(&e)
+            },
+            "{e}"
+        );
         assert!(e.to_string().starts_with(&format!("{field}:")), "{e}");
     }
 }
@@ -64,11 +128,29 @@ fn e_value(e: &AccountError) -> String {
 #[test]
 fn rfc3261_user_parts() {
     // Users from RFC 3261 examples, including user-unreserved and escaped characters.
-    for user in ["alice", "+1-212-555-1212", "1212", "alice;day=tuesday", "project%20x", "a&b=c+d$e,f?g/h", "~*'()!._-"] {
-        let a = SipAccount::parse(&raw(user, "", "atlanta.com")).unwrap_or_else(|e| panic!("{user}: {e}"));
+    for user in [
+        "alice",
+        "+1-212-555-1212",
+        "1212",
+        "alice;day=tuesday",
+        "project%20x",
+        "a&b=c+d$e,f?g/h",
+        "~*'()!._-",
+    ] {
+        let a = SipAccount::parse(&raw(user, "", "atlanta.com"))
+            .unwrap_or_else(|e| panic!("{user}: {e}"));
         assert_eq!(a.login.as_str(), user);
     }
-    for bad in ["", "al ice", "al\"ice", "al<ice", "%2", "al:ice", "ali[ce]", "алиса"] {
+    for bad in [
+        "",
+        "al ice",
+        "al\"ice",
+        "al<ice",
+        "%2",
+        "al:ice",
+        "ali[ce]",
+        "алиса",
+    ] {
         let e = SipAccount::parse(&raw(bad, "", "atlanta.com")).unwrap_err();
         assert!(e.to_string().starts_with("login:"), "{bad}: {e}");
     }
@@ -81,20 +163,48 @@ fn domains_ports_transport_proxy() {
     r.transport = "TCP".into();
     r.outbound_proxy = "127.0.0.1:5080".into();
     let a = SipAccount::parse(&r).unwrap();
-    assert_eq!(a.registrar().to_string(), "sip:[2001:db8::1]:5070;transport=tcp");
-    assert_eq!(a.outbound_proxy, Some((Host::V4([127, 0, 0, 1].into()), Some(5080))));
+    assert_eq!(
+        a.registrar().to_string(),
+        "sip:[2001:db8::1]:5070;transport=tcp"
+    );
+    assert_eq!(
+        a.outbound_proxy,
+        Some((Host::V4([127, 0, 0, 1].into()), Some(5080)))
+    );
     for (field, r) in [
         (Field::Domain, raw("alice", "", "atlanta.com:5060")),
         (Field::Domain, raw("alice", "", "exa mple.com")),
         (Field::Domain, raw("alice", "", "")),
-        (Field::Port, RawSipAccount { port: "0".into(), ..raw("a", "", "a.com") }),
-        (Field::Port, RawSipAccount { port: "65536".into(), ..raw("a", "", "a.com") }),
-        (Field::OutboundProxy, RawSipAccount { outbound_proxy: "proxy:x".into(), ..raw("a", "", "a.com") }),
+        (
+            Field::Port,
+            RawSipAccount {
+                port: "0".into(),
+                ..raw("a", "", "a.com")
+            },
+        ),
+        (
+            Field::Port,
+            RawSipAccount {
+                port: "65536".into(),
+                ..raw("a", "", "a.com")
+            },
+        ),
+        (
+            Field::OutboundProxy,
+            RawSipAccount {
+                outbound_proxy: "proxy:x".into(),
+                ..raw("a", "", "a.com")
+            },
+        ),
     ] {
         let e = SipAccount::parse(&r).unwrap_err();
         assert!(e.to_string().starts_with(&format!("{field}:")), "{e}");
     }
-    let e = SipAccount::parse(&RawSipAccount { transport: "tls".into(), ..raw("a", "", "a.com") }).unwrap_err();
+    let e = SipAccount::parse(&RawSipAccount {
+        transport: "tls".into(),
+        ..raw("a", "", "a.com")
+    })
+    .unwrap_err();
     assert!(e.to_string().starts_with("transport:"), "{e}");
 }
 
@@ -111,7 +221,11 @@ fn display_names() {
         let d = DisplayName::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
         assert_eq!(d.as_str(), text);
         assert_eq!(d.to_string(), rendered);
-        assert_eq!(DisplayName::parse(&d.to_string()).unwrap(), d, "round trip of {input}");
+        assert_eq!(
+            DisplayName::parse(&d.to_string()).unwrap(),
+            d,
+            "round trip of {input}"
+        );
     }
     for bad in ["a\"b", "\"open", "line\r\nbreak", "<Ralf>"] {
         let e = DisplayName::parse(bad).unwrap_err();
@@ -123,13 +237,23 @@ fn display_names() {
 fn extra_headers() {
     let h = ExtraHeader::parse("X-Tenant: acme 42").unwrap();
     assert_eq!(h.to_string(), "X-Tenant: acme 42");
-    for bad in ["NoColon", ": v", "X Bad: v", "X-A: a\r\nVia: evil", "Contact: <sip:x@y>", "call-id: 1"] {
+    for bad in [
+        "NoColon",
+        ": v",
+        "X Bad: v",
+        "X-A: a\r\nVia: evil",
+        "Contact: <sip:x@y>",
+        "call-id: 1",
+    ] {
         let e = ExtraHeader::parse(bad).unwrap_err();
         assert!(e.to_string().starts_with("extra header:"), "{bad}: {e}");
     }
     let mut r = raw("a", "", "a.com");
     r.extra_headers = vec!["X-A: 1".into(); MAX_EXTRA_HEADERS + 1];
-    assert_eq!(SipAccount::parse(&r).unwrap_err(), AccountError::TooManyHeaders);
+    assert_eq!(
+        SipAccount::parse(&r).unwrap_err(),
+        AccountError::TooManyHeaders
+    );
 }
 
 #[test]
@@ -172,7 +296,11 @@ fn user_strategy() -> impl Strategy<Value = String> {
 }
 
 fn hostname_strategy() -> impl Strategy<Value = String> {
-    ("([a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?\\.){0,3}", "[a-z]([a-z0-9-]{0,8}[a-z0-9])?").prop_map(|(a, b)| a + &b)
+    (
+        "([a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?\\.){0,3}",
+        "[a-z]([a-z0-9-]{0,8}[a-z0-9])?",
+    )
+        .prop_map(|(a, b)| a + &b)
 }
 
 proptest! {

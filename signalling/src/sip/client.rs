@@ -12,8 +12,9 @@ use rsipstack::EndpointBuilder;
 use rsipstack::sip::{self as rsip, Header, HeadersExt as _, Method, SipMessage};
 use rsipstack::transaction::endpoint::EndpointInnerRef;
 use rsipstack::transaction::key::{TransactionKey, TransactionRole};
-use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transaction::random_text;
+use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transport::tcp_listener::TcpListenerConnection;
 use rsipstack::transport::udp::UdpConnection;
 use rsipstack::transport::{SipAddr, TransportLayer};
 use thiserror::Error;
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::account::{AccountError, RawSipAccount, SipAccount, Transport};
 use super::digest::AuthHeader;
+use super::dispatch::{self, InboundTx, Routes};
 use super::register::{FinalResponse, RegEvent, RegisterCore, RegisterRequest, Step};
 
 /// How long one REGISTER transaction may take (RFC 3261 Timer F is 64*T1 = 32 s).
@@ -61,67 +63,150 @@ pub struct RegisterOptions {
 
 impl Default for RegisterOptions {
     fn default() -> Self {
-        RegisterOptions { expires: 3600, transaction_timeout: DEFAULT_TRANSACTION_TIMEOUT }
+        RegisterOptions {
+            expires: 3600,
+            transaction_timeout: DEFAULT_TRANSACTION_TIMEOUT,
+        }
     }
 }
 
 /// A running SIP endpoint.
 pub struct SipUserAgent {
-    inner: EndpointInnerRef,
+    pub(crate) inner: EndpointInnerRef,
     cancel: CancellationToken,
     local: SocketAddr,
     serve: tokio::task::JoinHandle<()>,
+    dispatcher: tokio::task::JoinHandle<()>,
+    pub(crate) routes: Routes,
 }
 
 impl SipUserAgent {
-    /// Binds UDP on `bind` (use port 0) and starts rsipstack's endpoint loop.
+    /// Binds UDP on `bind` (use port 0) and TCP on the same port, starts rsipstack's endpoint
+    /// loop and the incoming-request dispatcher.
     pub async fn start(bind: SocketAddr) -> Result<SipUserAgent, ClientError> {
         let cancel = CancellationToken::new();
         let transport_layer = TransportLayer::new(cancel.clone());
-        let udp = UdpConnection::create_connection(bind, None, Some(cancel.child_token()))
+        // rsipstack binds its TCP listener later and only logs a failure, so find a port where
+        // both UDP and TCP are free first (port 0: a few attempts).
+        let mut attempt = 0;
+        let (udp, local) = loop {
+            attempt += 1;
+            let udp = UdpConnection::create_connection(bind, None, Some(cancel.child_token()))
+                .await
+                .map_err(|e| ClientError::Endpoint(e.to_string()))?;
+            let local = udp
+                .get_addr()
+                .get_socketaddr()
+                .map_err(|e| ClientError::Endpoint(e.to_string()))?;
+            match std::net::TcpListener::bind(local) {
+                Ok(probe) => {
+                    drop(probe);
+                    break (udp, local);
+                }
+                Err(e) if bind.port() != 0 || attempt >= 8 => {
+                    return Err(ClientError::Endpoint(format!(
+                        "TCP port {local} not free: {e}"
+                    )));
+                }
+                Err(_) => continue,
+            }
+        };
+        transport_layer.add_transport(udp.into());
+        let tcp = TcpListenerConnection::new(local, None)
             .await
             .map_err(|e| ClientError::Endpoint(e.to_string()))?;
-        let local = udp
-            .get_addr()
-            .get_socketaddr()
-            .map_err(|e| ClientError::Endpoint(e.to_string()))?;
-        transport_layer.add_transport(udp.into());
+        transport_layer.add_transport(tcp.into());
         let endpoint = EndpointBuilder::new()
             .with_cancel_token(cancel.clone())
             .with_transport_layer(transport_layer)
             .with_user_agent("wavegate")
             .build();
         let inner = endpoint.inner.clone();
+        let incoming = endpoint
+            .incoming_transactions()
+            .map_err(|e| ClientError::Endpoint(e.to_string()))?;
+        let routes = Routes::default();
+        let dispatcher = tokio::spawn(dispatch::run(incoming, routes.clone()));
         let serve = tokio::spawn(async move { endpoint.serve().await });
-        Ok(SipUserAgent { inner, cancel, local, serve })
+        // The listener is bound inside `serve`; wait (bounded) until it accepts, so a Contact
+        // advertised right after `start` is reachable over TCP too.
+        let mut listening = false;
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(local).await.is_ok() {
+                listening = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if !listening {
+            cancel.cancel();
+            return Err(ClientError::Endpoint(format!(
+                "TCP listener on {local} did not start"
+            )));
+        }
+        Ok(SipUserAgent {
+            inner,
+            cancel,
+            local,
+            serve,
+            dispatcher,
+            routes,
+        })
     }
 
-    /// The local UDP address.
+    /// Live dialogs known to the dispatcher (tests check nothing leaks).
+    pub fn dialog_count(&self) -> usize {
+        self.routes.dialog_count()
+    }
+
+    /// The local UDP address (TCP listens on the same port).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
     }
 
     /// Validates a raw account (refusing it before any packet is sent) and registers it.
-    pub fn register_raw(&self, raw: &RawSipAccount, options: RegisterOptions) -> Result<Registration, ClientError> {
+    pub fn register_raw(
+        &self,
+        raw: &RawSipAccount,
+        options: RegisterOptions,
+    ) -> Result<Registration, ClientError> {
         let account = SipAccount::parse(raw)?;
         self.register(account, options)
     }
 
     /// Starts registering `account`; events arrive on the returned handle.
-    pub fn register(&self, account: SipAccount, options: RegisterOptions) -> Result<Registration, ClientError> {
+    pub fn register(
+        &self,
+        account: SipAccount,
+        options: RegisterOptions,
+    ) -> Result<Registration, ClientError> {
         // Unbounded so a session that reads events late never stalls refreshes; at most one
         // event per REGISTER exchange, and exchanges are spaced by refresh/back-off intervals.
         let (events_tx, events) = mpsc::unbounded_channel();
         let (stop, stop_rx) = oneshot::channel();
+        let (incoming_tx, incoming) = mpsc::unbounded_channel();
+        let login = account.login.as_str().to_string();
+        self.routes.add_user(&login, incoming_tx);
         let task = RegistrationTask::new(self.inner.clone(), account, options, events_tx)?;
-        let task = tokio::spawn(task.run(stop_rx, self.cancel.child_token()));
-        Ok(Registration { events, stop: Some(stop), task })
+        let routes = self.routes.clone();
+        let cancel = self.cancel.child_token();
+        let task = tokio::spawn(async move {
+            task.run(stop_rx, cancel).await;
+            routes.remove_user(&login);
+        });
+        Ok(Registration {
+            events,
+            stop: Some(stop),
+            task,
+            incoming,
+        })
     }
 
     /// Stops the endpoint (sockets close; registration tasks end at their next send).
     pub fn shutdown(self) {
         self.cancel.cancel();
         self.serve.abort();
+        self.dispatcher.abort();
     }
 }
 
@@ -131,6 +216,8 @@ pub struct Registration {
     events: mpsc::UnboundedReceiver<RegEvent>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
+    /// New INVITE/MESSAGE requests for this account's login.
+    incoming: mpsc::UnboundedReceiver<InboundTx>,
 }
 
 impl Registration {
@@ -153,6 +240,11 @@ impl Registration {
 }
 
 impl Registration {
+    /// The next new INVITE or MESSAGE addressed to this account (`None`: the endpoint ended).
+    pub async fn next_incoming(&mut self) -> Option<InboundTx> {
+        self.incoming.recv().await
+    }
+
     /// Whether the registration task has ended (unregistered, or stopped on the endpoint's end).
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
@@ -181,10 +273,18 @@ impl RegistrationTask {
         events: mpsc::UnboundedSender<RegEvent>,
     ) -> Result<RegistrationTask, ClientError> {
         let registrar = account.registrar().to_string();
-        let core = RegisterCore::new(account.auth_name.as_str(), account.password.expose(), &registrar, options.expires);
+        let core = RegisterCore::new(
+            account.auth_name.as_str(),
+            account.password.expose(),
+            &registrar,
+            options.expires,
+        );
         let call_id = rsip::headers::CallId::new(format!("{}@wavegate", random_text(24)));
-        let request_uri = rsip::Uri::try_from(registrar.as_str())
-            .map_err(|e| ClientError::Uri { uri: registrar.clone(), why: e.to_string() })?;
+        let request_uri =
+            rsip::Uri::try_from(registrar.as_str()).map_err(|e| ClientError::Uri {
+                uri: registrar.clone(),
+                why: e.to_string(),
+            })?;
         Ok(RegistrationTask {
             inner,
             contact_host: String::new(),
@@ -264,7 +364,9 @@ impl RegistrationTask {
             Err(e) => return self.core.on_send_error(Instant::now().into_std(), e),
         };
         if let Err(e) = tx.send().await {
-            return self.core.on_send_error(Instant::now().into_std(), e.to_string());
+            return self
+                .core
+                .on_send_error(Instant::now().into_std(), e.to_string());
         }
         let final_resp = tokio::time::timeout(self.options.transaction_timeout, async {
             while let Some(msg) = tx.receive().await {
@@ -280,7 +382,10 @@ impl RegistrationTask {
         let now = Instant::now().into_std();
         match final_resp {
             Ok(Some(resp)) => {
-                let reason = resp.wire_reason.clone().unwrap_or_else(|| resp.status_code.text().to_string());
+                let reason = resp
+                    .wire_reason
+                    .clone()
+                    .unwrap_or_else(|| resp.status_code.text().to_string());
                 let www: Vec<String> = header_values(&resp, |h| match h {
                     Header::WwwAuthenticate(v) => Some(v.value().to_owned()),
                     _ => None,
@@ -312,11 +417,16 @@ impl RegistrationTask {
     /// The REGISTER transaction for `req`, and the `host:port` our Contact names.
     async fn build(&self, req: &RegisterRequest) -> Result<(Transaction, String), String> {
         let a = &self.account;
-        let proxy = a.outbound_proxy.as_ref().map(|(host, port)| format!("{host}:{}", port.unwrap_or(5060)));
+        let proxy = a
+            .outbound_proxy
+            .as_ref()
+            .map(|(host, port)| format!("{host}:{}", port.unwrap_or(5060)));
         let target = match &proxy {
             Some(p) => {
-                let mut addr = SipAddr::try_from(&rsip::Uri::try_from(format!("sip:{p}").as_str()).map_err(|e| e.to_string())?)
-                    .map_err(|e| e.to_string())?;
+                let mut addr = SipAddr::try_from(
+                    &rsip::Uri::try_from(format!("sip:{p}").as_str()).map_err(|e| e.to_string())?,
+                )
+                .map_err(|e| e.to_string())?;
                 if a.transport == Transport::Tcp {
                     addr.r#type = Some(rsip::Transport::Tcp);
                 }
@@ -328,27 +438,54 @@ impl RegistrationTask {
             Some(t) => t.clone(),
             None => SipAddr::try_from(&self.request_uri).map_err(|e| e.to_string())?,
         };
-        let (connection, _) = self.inner.transport_layer.lookup(&lookup_target, None).await.map_err(|e| e.to_string())?;
-        let via = self.inner.get_via(Some(connection.get_addr().clone()), None).map_err(|e| e.to_string())?;
+        let (connection, _) = self
+            .inner
+            .transport_layer
+            .lookup(&lookup_target, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        let via = self
+            .inner
+            .get_via(Some(connection.get_addr().clone()), None)
+            .map_err(|e| e.to_string())?;
         let contact_host = connection.get_addr().addr.to_string();
-        let transport_param = if a.transport == Transport::Tcp { ";transport=tcp" } else { "" };
+        let transport_param = if a.transport == Transport::Tcp {
+            ";transport=tcp"
+        } else {
+            ""
+        };
         let aor = a.aor().to_string();
         let mut headers: Vec<Header> = vec![
             Header::Via(via.into()),
             Header::CallId(self.call_id.clone()),
-            Header::From(rsip::headers::From::new(format!("{};tag={}", a.from_header(), self.from_tag))),
+            Header::From(rsip::headers::From::new(format!(
+                "{};tag={}",
+                a.from_header(),
+                self.from_tag
+            ))),
             Header::To(rsip::headers::To::new(format!("<{aor}>"))),
-            Header::CSeq(rsip::typed::CSeq { seq: self.cseq, method: Method::Register }.into()),
+            Header::CSeq(
+                rsip::typed::CSeq {
+                    seq: self.cseq,
+                    method: Method::Register,
+                }
+                .into(),
+            ),
             Header::MaxForwards(70.into()),
-            Header::Contact(rsip::headers::Contact::new(format!("<sip:{}@{contact_host}{transport_param}>", a.login))),
+            Header::Contact(rsip::headers::Contact::new(format!(
+                "<sip:{}@{contact_host}{transport_param}>",
+                a.login
+            ))),
             Header::Expires(req.expires.into()),
             Header::UserAgent(rsip::headers::UserAgent::new("wavegate")),
         ];
         match &req.authorization {
-            Some((AuthHeader::Authorization, v)) => headers.push(Header::Authorization(rsip::headers::Authorization::new(v.clone()))),
-            Some((AuthHeader::ProxyAuthorization, v)) => {
-                headers.push(Header::ProxyAuthorization(rsip::headers::ProxyAuthorization::new(v.clone())))
-            }
+            Some((AuthHeader::Authorization, v)) => headers.push(Header::Authorization(
+                rsip::headers::Authorization::new(v.clone()),
+            )),
+            Some((AuthHeader::ProxyAuthorization, v)) => headers.push(Header::ProxyAuthorization(
+                rsip::headers::ProxyAuthorization::new(v.clone()),
+            )),
             None => {}
         }
         for h in &a.extra_headers {
@@ -361,7 +498,8 @@ impl RegistrationTask {
             body: vec![],
             version: rsip::Version::V2,
         };
-        let key = TransactionKey::from_request(&request, TransactionRole::Client).map_err(|e| e.to_string())?;
+        let key = TransactionKey::from_request(&request, TransactionRole::Client)
+            .map_err(|e| e.to_string())?;
         let mut tx = Transaction::new_client(key, request, self.inner.clone(), None);
         if target.is_some() {
             tx.destination = target;
@@ -393,13 +531,18 @@ fn granted_expires(resp: &rsip::Response, contact_host: &str) -> Option<u32> {
             }
         }
     }
-    resp.expires_header().and_then(|e| e.value().trim().parse().ok())
+    resp.expires_header()
+        .and_then(|e| e.value().trim().parse().ok())
 }
 
 fn param_value(binding: &str, name: &str) -> Option<u32> {
     let after_uri = binding.rsplit_once('>').map_or(binding, |(_, rest)| rest);
     after_uri.split(';').find_map(|p| {
         let (k, v) = p.split_once('=')?;
-        if k.trim().eq_ignore_ascii_case(name) { v.trim().parse().ok() } else { None }
+        if k.trim().eq_ignore_ascii_case(name) {
+            v.trim().parse().ok()
+        } else {
+            None
+        }
     })
 }

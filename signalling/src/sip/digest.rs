@@ -126,7 +126,8 @@ impl Challenge {
         if !scheme.eq_ignore_ascii_case("digest") {
             return Err(DigestError::NotDigest(scheme.chars().take(32).collect()));
         }
-        let (mut realm, mut nonce, mut opaque, mut algorithm, mut qop, mut stale) = (None, None, None, None, None, false);
+        let (mut realm, mut nonce, mut opaque, mut algorithm, mut qop, mut stale) =
+            (None, None, None, None, None, false);
         for (name, val) in AuthParams::new(rest) {
             let (name, val) = (name?, val);
             match name.to_ascii_lowercase().as_str() {
@@ -142,7 +143,13 @@ impl Challenge {
         let qop_auth = match qop {
             None => false,
             // The qop-options list: `auth` wins whenever it is offered.
-            Some(list) if list.split(',').any(|q| q.trim().eq_ignore_ascii_case("auth")) => true,
+            Some(list)
+                if list
+                    .split(',')
+                    .any(|q| q.trim().eq_ignore_ascii_case("auth")) =>
+            {
+                true
+            }
             Some(list) => return Err(DigestError::Qop(list.chars().take(64).collect())),
         };
         Ok(Challenge {
@@ -162,7 +169,10 @@ impl Challenge {
         for v in values {
             match Challenge::parse(v) {
                 Ok(c) => {
-                    if best.as_ref().is_none_or(|b| c.algorithm.strength() > b.algorithm.strength()) {
+                    if best
+                        .as_ref()
+                        .is_none_or(|b| c.algorithm.strength() > b.algorithm.strength())
+                    {
                         best = Some(c);
                     }
                 }
@@ -183,7 +193,10 @@ struct AuthParams<'a> {
 
 impl<'a> AuthParams<'a> {
     fn new(s: &'a str) -> Self {
-        AuthParams { rest: s, failed: false }
+        AuthParams {
+            rest: s,
+            failed: false,
+        }
     }
 }
 
@@ -202,7 +215,9 @@ impl Iterator for AuthParams<'_> {
             this.failed = true;
             Some((Err(DigestError::Malformed(why)), String::new()))
         };
-        let Some(eq) = s.find('=') else { return fail(self, "parameter without '='") };
+        let Some(eq) = s.find('=') else {
+            return fail(self, "parameter without '='");
+        };
         let name = s[..eq].trim();
         if name.is_empty() || !name.bytes().all(super::grammar::is_token_char) {
             return fail(self, "bad parameter name");
@@ -255,7 +270,11 @@ pub struct DigestSession {
 impl DigestSession {
     /// Starts answering `challenge`.
     pub fn new(challenge: Challenge, header: AuthHeader) -> DigestSession {
-        DigestSession { challenge, header, nc: 0 }
+        DigestSession {
+            challenge,
+            header,
+            nc: 0,
+        }
     }
 
     /// The nonce count the next answer will carry.
@@ -264,7 +283,14 @@ impl DigestSession {
     }
 
     /// The header value answering a request with `method` and Request-URI `uri`.
-    pub fn authorize(&mut self, method: &str, uri: &str, username: &str, password: &str, cnonce: &str) -> String {
+    pub fn authorize(
+        &mut self,
+        method: &str,
+        uri: &str,
+        username: &str,
+        password: &str,
+        cnonce: &str,
+    ) -> String {
         self.nc = self.nc.wrapping_add(1);
         let c = &self.challenge;
         let response = response(c, self.nc, method, uri, username, password, cnonce);
@@ -290,7 +316,15 @@ impl DigestSession {
 }
 
 /// The `response` value (RFC 7616 §3.4.1 with qop=auth, or RFC 2069 without qop).
-pub fn response(c: &Challenge, nc: u32, method: &str, uri: &str, username: &str, password: &str, cnonce: &str) -> String {
+pub fn response(
+    c: &Challenge,
+    nc: u32,
+    method: &str,
+    uri: &str,
+    username: &str,
+    password: &str,
+    cnonce: &str,
+) -> String {
     let alg = c.algorithm;
     let mut ha1 = alg.hash(&format!("{username}:{}:{password}", c.realm));
     if matches!(alg, Algorithm::Md5Sess | Algorithm::Sha256Sess) {

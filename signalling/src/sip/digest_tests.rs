@@ -10,7 +10,15 @@ fn rfc2617_example() {
     .unwrap();
     assert!(c.qop_auth);
     assert_eq!(c.algorithm, Algorithm::Md5);
-    let r = response(&c, 1, "GET", "/dir/index.html", "Mufasa", "Circle Of Life", "0a4f113b");
+    let r = response(
+        &c,
+        1,
+        "GET",
+        "/dir/index.html",
+        "Mufasa",
+        "Circle Of Life",
+        "0a4f113b",
+    );
     assert_eq!(r, "6629fae49393a05397450978507c4ef1");
 }
 
@@ -24,12 +32,28 @@ fn rfc7616_examples() {
     let c = Challenge::choose([md5.as_str(), sha.as_str()]).unwrap();
     assert_eq!(c.algorithm, Algorithm::Sha256, "the stronger offer wins");
     assert_eq!(
-        response(&c, 1, "GET", "/dir/index.html", "Mufasa", "Circle of Life", cnonce),
+        response(
+            &c,
+            1,
+            "GET",
+            "/dir/index.html",
+            "Mufasa",
+            "Circle of Life",
+            cnonce
+        ),
         "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"
     );
     let c = Challenge::parse(&md5).unwrap();
     assert_eq!(
-        response(&c, 1, "GET", "/dir/index.html", "Mufasa", "Circle of Life", cnonce),
+        response(
+            &c,
+            1,
+            "GET",
+            "/dir/index.html",
+            "Mufasa",
+            "Circle of Life",
+            cnonce
+        ),
         "8ca523f5e9506fed4657c9700eebdbec"
     );
 }
@@ -46,8 +70,19 @@ fn qop_list_auth_auth_int_chooses_auth() {
     assert!(first.contains("qop=auth, nc=00000001"), "{first}");
     assert!(first.contains("cnonce=\"abc123\""), "{first}");
     assert!(!first.contains("auth-int"), "{first}");
-    let expected = response(&c, 1, "REGISTER", "sip:127.0.0.1", "alice", "alicepw", "abc123");
-    assert!(first.contains(&format!("response=\"{expected}\"")), "{first}");
+    let expected = response(
+        &c,
+        1,
+        "REGISTER",
+        "sip:127.0.0.1",
+        "alice",
+        "alicepw",
+        "abc123",
+    );
+    assert!(
+        first.contains(&format!("response=\"{expected}\"")),
+        "{first}"
+    );
     let second = s.authorize("REGISTER", "sip:127.0.0.1", "alice", "alicepw", "abc124");
     assert!(second.contains("nc=00000002"), "{second}");
     // Independent check of the qop=auth formula for this capture (MD5 by hand).
@@ -63,28 +98,57 @@ fn no_qop_is_rfc2069() {
     assert!(!c.qop_auth);
     let mut s = DigestSession::new(c, AuthHeader::ProxyAuthorization);
     let h = s.authorize("INVITE", "sip:bob@x", "alice", "pw", "cn");
-    assert!(!h.contains("qop") && !h.contains("cnonce") && !h.contains("nc="), "{h}");
+    assert!(
+        !h.contains("qop") && !h.contains("cnonce") && !h.contains("nc="),
+        "{h}"
+    );
 }
 
 #[test]
 fn stale_and_sess() {
-    let c = Challenge::parse("digest realm=\"x\",nonce=\"n2\",stale=TRUE,algorithm=MD5-sess,qop=auth").unwrap();
+    let c =
+        Challenge::parse("digest realm=\"x\",nonce=\"n2\",stale=TRUE,algorithm=MD5-sess,qop=auth")
+            .unwrap();
     assert!(c.stale);
     assert_eq!(c.algorithm, Algorithm::Md5Sess);
     let ha1 = Algorithm::Md5.hash(&format!("{}:n2:cn", Algorithm::Md5.hash("u:x:p")));
     let ha2 = Algorithm::Md5.hash("REGISTER:sip:x");
-    assert_eq!(response(&c, 1, "REGISTER", "sip:x", "u", "p", "cn"), Algorithm::Md5.hash(&format!("{ha1}:n2:00000001:cn:auth:{ha2}")));
+    assert_eq!(
+        response(&c, 1, "REGISTER", "sip:x", "u", "p", "cn"),
+        Algorithm::Md5.hash(&format!("{ha1}:n2:00000001:cn:auth:{ha2}"))
+    );
 }
 
 #[test]
 fn refusals() {
-    assert_eq!(Challenge::parse("Basic realm=\"x\""), Err(DigestError::NotDigest("Basic".into())));
-    assert_eq!(Challenge::parse("Digest nonce=\"n\""), Err(DigestError::Missing("realm")));
-    assert_eq!(Challenge::parse("Digest realm=\"x\""), Err(DigestError::Missing("nonce")));
-    assert!(matches!(Challenge::parse("Digest realm=\"x\", nonce=\"n\", qop=\"auth-int\""), Err(DigestError::Qop(_))));
-    assert!(matches!(Challenge::parse("Digest realm=\"x\", nonce=\"n\", algorithm=SHA-512-256"), Err(DigestError::Algorithm(_))));
-    assert!(matches!(Challenge::parse("Digest realm=\"x, nonce=\"n\""), Err(DigestError::Malformed(_))));
-    assert_eq!(Challenge::choose(std::iter::empty()), Err(DigestError::NoChallenge));
+    assert_eq!(
+        Challenge::parse("Basic realm=\"x\""),
+        Err(DigestError::NotDigest("Basic".into()))
+    );
+    assert_eq!(
+        Challenge::parse("Digest nonce=\"n\""),
+        Err(DigestError::Missing("realm"))
+    );
+    assert_eq!(
+        Challenge::parse("Digest realm=\"x\""),
+        Err(DigestError::Missing("nonce"))
+    );
+    assert!(matches!(
+        Challenge::parse("Digest realm=\"x\", nonce=\"n\", qop=\"auth-int\""),
+        Err(DigestError::Qop(_))
+    ));
+    assert!(matches!(
+        Challenge::parse("Digest realm=\"x\", nonce=\"n\", algorithm=SHA-512-256"),
+        Err(DigestError::Algorithm(_))
+    ));
+    assert!(matches!(
+        Challenge::parse("Digest realm=\"x, nonce=\"n\""),
+        Err(DigestError::Malformed(_))
+    ));
+    assert_eq!(
+        Challenge::choose(std::iter::empty()),
+        Err(DigestError::NoChallenge)
+    );
 }
 
 proptest! {

@@ -10,7 +10,10 @@ pub fn is_alphanum(b: u8) -> bool {
 
 /// `mark = "-" / "_" / "." / "!" / "~" / "*" / "'" / "(" / ")"`.
 pub fn is_mark(b: u8) -> bool {
-    matches!(b, b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')')
+    matches!(
+        b,
+        b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+    )
 }
 
 /// `unreserved = alphanum / mark`.
@@ -40,7 +43,11 @@ pub fn is_hnv_char(b: u8) -> bool {
 
 /// `token` characters: `alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~"`.
 pub fn is_token_char(b: u8) -> bool {
-    is_alphanum(b) || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
+    is_alphanum(b)
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
 }
 
 /// Checks `1*( allowed / escaped )`: returns the byte offset of the first byte that is neither
@@ -68,7 +75,9 @@ pub fn first_bad_escaped(s: &str, allowed: fn(u8) -> bool) -> Option<usize> {
 /// validators above, so it is on a char boundary whenever the byte is ASCII, and non-ASCII
 /// bytes are always rejected at the first byte of their character).
 pub fn char_at(s: &str, at: usize) -> char {
-    s.get(at..).and_then(|t| t.chars().next()).unwrap_or('\u{FFFD}')
+    s.get(at..)
+        .and_then(|t| t.chars().next())
+        .unwrap_or('\u{FFFD}')
 }
 
 /// `hostname = *( domainlabel "." ) toplabel [ "." ]`, with
@@ -82,7 +91,9 @@ pub fn is_hostname(s: &str) -> bool {
     let mut labels = s.split('.').peekable();
     while let Some(label) = labels.next() {
         let b = label.as_bytes();
-        let (Some(&first), Some(&last)) = (b.first(), b.last()) else { return false };
+        let (Some(&first), Some(&last)) = (b.first(), b.last()) else {
+            return false;
+        };
         if b.len() > 63 || !is_alphanum(first) || !is_alphanum(last) {
             return false;
         }
@@ -113,7 +124,9 @@ mod tests {
         for ok in ["atlanta.com", "a", "biloxi.example.com.", "a-b.c9", "x1.y"] {
             assert!(is_hostname(ok), "{ok}");
         }
-        for bad in ["", "-a.com", "a-.com", "a..b", "1.2.3.4", "a.1b", "a_b.com", "host com"] {
+        for bad in [
+            "", "-a.com", "a-.com", "a..b", "1.2.3.4", "a.1b", "a_b.com", "host com",
+        ] {
             assert!(!is_hostname(bad), "{bad}");
         }
     }

@@ -6,7 +6,9 @@
 pub mod account;
 pub mod client;
 pub mod digest;
+pub mod dispatch;
 mod grammar;
+pub mod inbound;
 pub mod register;
 pub mod uri;
 

@@ -25,7 +25,9 @@ pub const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum RegisterError {
     /// The registrar refused our answer to its challenge: wrong authentication name or password.
-    #[error("registrar rejected the credentials ({status}): check authentication name and password")]
+    #[error(
+        "registrar rejected the credentials ({status}): check authentication name and password"
+    )]
     WrongCredentials {
         /// 401 or 407.
         status: u16,
@@ -60,7 +62,9 @@ impl RegisterError {
     pub fn is_transient(&self) -> bool {
         match self {
             RegisterError::Timeout | RegisterError::Transport(_) => true,
-            RegisterError::Rejected { status, .. } => *status >= 500 || *status == 408 || *status == 480,
+            RegisterError::Rejected { status, .. } => {
+                *status >= 500 || *status == 408 || *status == 480
+            }
             _ => false,
         }
     }
@@ -232,10 +236,19 @@ impl RegisterCore {
         self.answers = 0;
         self.answered_fresh = false;
         let authorization = self.auth.as_mut().map(|a| {
-            let value = a.authorize("REGISTER", &self.request_uri, &self.username, &self.password, cnonce);
+            let value = a.authorize(
+                "REGISTER",
+                &self.request_uri,
+                &self.username,
+                &self.password,
+                cnonce,
+            );
             (a.header, value)
         });
-        Step::Send(RegisterRequest { expires: if unregister { 0 } else { self.requested }, authorization })
+        Step::Send(RegisterRequest {
+            expires: if unregister { 0 } else { self.requested },
+            authorization,
+        })
     }
 
     fn unregistering(&self) -> bool {
@@ -244,7 +257,9 @@ impl RegisterCore {
 
     /// A final response to the outstanding REGISTER.
     pub fn on_response(&mut self, now: Instant, resp: &FinalResponse<'_>, cnonce: &str) -> Step {
-        let Phase::Registering { unregister } = self.phase else { return Step::Idle };
+        let Phase::Registering { unregister } = self.phase else {
+            return Step::Idle;
+        };
         match resp.status {
             200..=299 if unregister => {
                 self.bound = false;
@@ -254,15 +269,26 @@ impl RegisterCore {
             200..=299 => {
                 let granted = resp.granted.unwrap_or(self.requested);
                 if granted == 0 {
-                    return self.fail(now, RegisterError::Rejected { status: resp.status, reason: "binding granted for 0 s".into() });
+                    return self.fail(
+                        now,
+                        RegisterError::Rejected {
+                            status: resp.status,
+                            reason: "binding granted for 0 s".into(),
+                        },
+                    );
                 }
                 let expires = Duration::from_secs(u64::from(granted));
                 // Refresh with a margin: a minute for long bindings, half the time for short ones.
                 let refresh_in = expires.saturating_sub(Duration::from_secs(60).min(expires / 2));
-                self.phase = Phase::Registered { refresh_at: now + refresh_in };
+                self.phase = Phase::Registered {
+                    refresh_at: now + refresh_in,
+                };
                 self.bound = true;
                 self.backoff = FIRST_BACKOFF;
-                Step::Report(RegEvent::Registered { expires, refresh_in })
+                Step::Report(RegEvent::Registered {
+                    expires,
+                    refresh_in,
+                })
             }
             401 | 407 => self.on_challenge(now, resp, cnonce),
             423 => match resp.min_expires {
@@ -272,7 +298,13 @@ impl RegisterCore {
                 }
                 _ => self.fail(now, RegisterError::IntervalTooBrief),
             },
-            status => self.fail(now, RegisterError::Rejected { status, reason: resp.reason.to_owned() }),
+            status => self.fail(
+                now,
+                RegisterError::Rejected {
+                    status,
+                    reason: resp.reason.to_owned(),
+                },
+            ),
         }
     }
 
@@ -288,7 +320,12 @@ impl RegisterCore {
         };
         if self.answered_fresh && !challenge.stale {
             self.auth = None;
-            return self.fail(now, RegisterError::WrongCredentials { status: resp.status });
+            return self.fail(
+                now,
+                RegisterError::WrongCredentials {
+                    status: resp.status,
+                },
+            );
         }
         if self.answers >= MAX_CHALLENGES {
             return self.fail(now, RegisterError::TooManyChallenges);
@@ -301,11 +338,27 @@ impl RegisterCore {
 
     /// Sends the exchange's next REGISTER with the current credentials.
     fn resend(&mut self, cnonce: &str) -> Step {
-        let expires = if self.unregistering() { 0 } else { self.requested };
+        let expires = if self.unregistering() {
+            0
+        } else {
+            self.requested
+        };
         let authorization = self.auth.as_mut().map(|a| {
-            (a.header, a.authorize("REGISTER", &self.request_uri, &self.username, &self.password, cnonce))
+            (
+                a.header,
+                a.authorize(
+                    "REGISTER",
+                    &self.request_uri,
+                    &self.username,
+                    &self.password,
+                    cnonce,
+                ),
+            )
         });
-        Step::Send(RegisterRequest { expires, authorization })
+        Step::Send(RegisterRequest {
+            expires,
+            authorization,
+        })
     }
 
     /// The outstanding REGISTER got no final response in time.
@@ -328,13 +381,18 @@ impl RegisterCore {
         if self.unregistering() {
             // The session is ending: report once and stop; the binding expires on its own.
             self.phase = Phase::Done;
-            return Step::Report(RegEvent::Failed { error, retry_in: None });
+            return Step::Report(RegEvent::Failed {
+                error,
+                retry_in: None,
+            });
         }
         let retry_in = error.is_transient().then_some(self.backoff);
         if retry_in.is_some() {
             self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
         }
-        self.phase = Phase::Failed { retry_at: retry_in.map(|d| now + d) };
+        self.phase = Phase::Failed {
+            retry_at: retry_in.map(|d| now + d),
+        };
         Step::Report(RegEvent::Failed { error, retry_in })
     }
 

@@ -11,8 +11,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use thiserror::Error;
 
 use super::grammar::{
-    char_at, first_bad_escaped, is_hnv_char, is_hostname, is_param_char, is_password_char, is_unreserved,
-    is_user_unreserved,
+    char_at, first_bad_escaped, is_hnv_char, is_hostname, is_param_char, is_password_char,
+    is_unreserved, is_user_unreserved,
 };
 
 /// Longest user part, host or URI we accept: bounds memory for hostile input; real ones are short.
@@ -110,12 +110,22 @@ impl Host {
             return Err(UriError::TooLong);
         }
         if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-            return inner.parse().map(Host::V6).map_err(|_| UriError::Host(s.to_owned()));
+            return inner
+                .parse()
+                .map(Host::V6)
+                .map_err(|_| UriError::Host(s.to_owned()));
         }
         if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-            return s.parse().map(Host::V4).map_err(|_| UriError::Host(s.to_owned()));
+            return s
+                .parse()
+                .map(Host::V4)
+                .map_err(|_| UriError::Host(s.to_owned()));
         }
-        if is_hostname(s) { Ok(Host::Name(s.to_owned())) } else { Err(UriError::Host(s.to_owned())) }
+        if is_hostname(s) {
+            Ok(Host::Name(s.to_owned()))
+        } else {
+            Err(UriError::Host(s.to_owned()))
+        }
     }
 }
 
@@ -132,7 +142,11 @@ impl fmt::Display for Host {
 /// Parses `host [ ":" port ]`, the port in 1..=65535.
 pub fn parse_host_port(s: &str) -> Result<(Host, Option<u16>), UriError> {
     // A colon after the closing bracket (IPv6) or any colon (otherwise) starts the port.
-    let split = if s.starts_with('[') { s.find("]:").map(|i| i + 1) } else { s.rfind(':') };
+    let split = if s.starts_with('[') {
+        s.find("]:").map(|i| i + 1)
+    } else {
+        s.rfind(':')
+    };
     match split {
         Some(i) => {
             let port = &s[i + 1..];
@@ -184,7 +198,15 @@ pub struct SipUri {
 impl SipUri {
     /// A `sip:user@host[:port]` URI built from already-validated parts.
     pub fn new(user: Option<UserPart>, host: Host, port: Option<u16>) -> SipUri {
-        SipUri { scheme: Scheme::Sip, user, password: None, host, port, params: Vec::new(), headers: Vec::new() }
+        SipUri {
+            scheme: Scheme::Sip,
+            user,
+            password: None,
+            host,
+            port,
+            params: Vec::new(),
+            headers: Vec::new(),
+        }
     }
 
     /// Parses a SIP or SIPS URI.
@@ -250,31 +272,70 @@ impl SipUri {
         let mut headers = Vec::new();
         if let Some(h) = headers_text {
             for pair in h.split('&') {
-                let Some(i) = pair.find('=') else { return Err(UriError::Header(pair.to_owned())) };
+                let Some(i) = pair.find('=') else {
+                    return Err(UriError::Header(pair.to_owned()));
+                };
                 let (name, value) = (&pair[..i], &pair[i + 1..]);
-                check_component(name, "header name", is_hnv_char, "hname = 1*( hnv-unreserved / unreserved / escaped )")?;
+                check_component(
+                    name,
+                    "header name",
+                    is_hnv_char,
+                    "hname = 1*( hnv-unreserved / unreserved / escaped )",
+                )?;
                 if !value.is_empty() {
-                    check_component(value, "header value", is_hnv_char, "hvalue = *( hnv-unreserved / unreserved / escaped )")?;
+                    check_component(
+                        value,
+                        "header value",
+                        is_hnv_char,
+                        "hvalue = *( hnv-unreserved / unreserved / escaped )",
+                    )?;
                 }
                 headers.push((name.to_owned(), value.to_owned()));
             }
         }
-        Ok(SipUri { scheme, user, password, host, port, params, headers })
+        Ok(SipUri {
+            scheme,
+            user,
+            password,
+            host,
+            port,
+            params,
+            headers,
+        })
     }
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    if head.eq_ignore_ascii_case(prefix) { s.get(prefix.len()..) } else { None }
+    if head.eq_ignore_ascii_case(prefix) {
+        s.get(prefix.len()..)
+    } else {
+        None
+    }
 }
 
-fn check_component(s: &str, component: &'static str, allowed: fn(u8) -> bool, grammar: &'static str) -> Result<(), UriError> {
+fn check_component(
+    s: &str,
+    component: &'static str,
+    allowed: fn(u8) -> bool,
+    grammar: &'static str,
+) -> Result<(), UriError> {
     if s.is_empty() {
-        return Err(UriError::Char { component, ch: '\u{0}', at: 0, grammar });
+        return Err(UriError::Char {
+            component,
+            ch: '\u{0}',
+            at: 0,
+            grammar,
+        });
     }
     match first_bad_escaped(s, allowed) {
         None => Ok(()),
-        Some(at) => Err(UriError::Char { component, ch: char_at(s, at), at, grammar }),
+        Some(at) => Err(UriError::Char {
+            component,
+            ch: char_at(s, at),
+            at,
+            grammar,
+        }),
     }
 }
 
@@ -340,7 +401,8 @@ mod tests {
         let u = SipUri::parse("sip:alice:secretword@atlanta.com;transport=tcp").unwrap();
         assert_eq!(u.password.as_deref(), Some("secretword"));
         assert_eq!(u.params, vec![("transport".into(), Some("tcp".into()))]);
-        let u = SipUri::parse("sips:alice@atlanta.com?subject=project%20x&priority=urgent").unwrap();
+        let u =
+            SipUri::parse("sips:alice@atlanta.com?subject=project%20x&priority=urgent").unwrap();
         assert_eq!(u.scheme, Scheme::Sips);
         assert_eq!(u.headers.len(), 2);
         let u = SipUri::parse("sip:alice@192.0.2.4").unwrap();
