@@ -2,6 +2,7 @@
 //! media session facade and the HTTP surface. `main.rs` only reads the configuration and
 //! wires these together; tests drive the same pieces in-process.
 
+pub mod call;
 pub mod config;
 pub mod http;
 pub mod media;
