@@ -68,7 +68,8 @@ pub struct PtMap {
 
 impl std::fmt::Debug for PtMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let pairs: Vec<(usize, u8)> = self.out.iter().enumerate().filter(|(_, o)| **o != NO_PT).map(|(i, o)| (i, *o)).collect();
+        let pairs: Vec<(usize, u8)> =
+            self.out.iter().enumerate().filter(|(_, o)| **o != NO_PT).map(|(i, o)| (i, *o)).collect();
         f.debug_struct("PtMap").field("pairs", &pairs).finish()
     }
 }
@@ -135,12 +136,24 @@ pub struct Rewriter {
     last_out_seq: u16,
     last_out_ts: u32,
     last_ns: u64,
+    /// Packets were inserted ([`Rewriter::insert`]) before any source was seen: the first source
+    /// must continue after them like a new source would.
+    inserted: bool,
 }
 
 impl Rewriter {
     /// A rewriter that sends as `out_ssrc`.
     pub fn new(out_ssrc: u32) -> Self {
-        Self { out_ssrc, in_ssrc: None, seq_delta: 0, ts_delta: 0, last_out_seq: 0, last_out_ts: 0, last_ns: 0 }
+        Self {
+            out_ssrc,
+            in_ssrc: None,
+            seq_delta: 0,
+            ts_delta: 0,
+            last_out_seq: 0,
+            last_out_ts: 0,
+            last_ns: 0,
+            inserted: false,
+        }
     }
 
     /// Rewrites SSRC, sequence number, timestamp and payload type of `p` in place.
@@ -153,7 +166,7 @@ impl Rewriter {
         let ssrc = p.ssrc();
         let (seq, ts) = (p.sequence(), p.timestamp());
         if self.in_ssrc != Some(ssrc) {
-            if self.in_ssrc.is_some() {
+            if self.in_ssrc.is_some() || self.inserted {
                 let gap_ns = now_ns.saturating_sub(self.last_ns);
                 let ticks = (u128::from(gap_ns) * u128::from(clock_rate) / 1_000_000_000).max(1) as u32;
                 self.seq_delta = self.last_out_seq.wrapping_add(1).wrapping_sub(seq);
@@ -174,6 +187,23 @@ impl Rewriter {
         p.set_sequence(out_seq);
         p.set_timestamp(out_ts);
         p.set_payload_type(out_pt);
+    }
+
+    /// Takes the next outgoing sequence number for a packet of our own (an injected DTMF event)
+    /// and shifts the source's numbers after it, so the receiver sees no duplicate and no gap.
+    pub fn insert(&mut self) -> u16 {
+        self.last_out_seq = self.last_out_seq.wrapping_add(1);
+        self.seq_delta = self.seq_delta.wrapping_add(1);
+        self.inserted = true;
+        self.last_out_seq
+    }
+
+    /// The outgoing timestamp for `now_ns` on a `clock_rate` Hz timeline: the last one sent,
+    /// advanced by the wall-clock time since.
+    pub fn now_ts(&self, now_ns: u64, clock_rate: u32) -> u32 {
+        let gap_ns = now_ns.saturating_sub(self.last_ns);
+        let ticks = (u128::from(gap_ns) * u128::from(clock_rate) / 1_000_000_000) as u32;
+        self.last_out_ts.wrapping_add(ticks)
     }
 }
 
@@ -216,7 +246,9 @@ impl Endpoint {
     /// Takes the peer's addresses from its SDP section unless packets already latched them.
     pub fn learn_from_sdp(&mut self, m: &Media, address: Option<std::net::IpAddr>) {
         self.rtcp_mux = m.rtcp_mux();
-        let Some(ip) = address.filter(|ip| !ip.is_unspecified()) else { return };
+        let Some(ip) = address.filter(|ip| !ip.is_unspecified()) else {
+            return;
+        };
         if m.desc.port == 0 {
             return;
         }
@@ -235,7 +267,8 @@ impl Endpoint {
         if self.rtcp_mux {
             self.remote_rtp.map(|a| (a, self.local_port))
         } else {
-            let dst = self.remote_rtcp.or_else(|| self.remote_rtp.map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1))));
+            let dst =
+                self.remote_rtcp.or_else(|| self.remote_rtp.map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1))));
             dst.map(|a| (a, self.local_port.wrapping_add(1)))
         }
     }
@@ -255,7 +288,10 @@ mod tests {
     #[test]
     fn pt_map_by_codec_and_static_meaning() {
         let offer = media("0 8 96 101", "a=rtpmap:96 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\n");
-        let answer = media("8 111 100", "a=rtpmap:111 OPUS/48000/2\r\na=rtpmap:100 telephone-event/8000\r\na=rtpmap:8 PCMA/8000\r\n");
+        let answer = media(
+            "8 111 100",
+            "a=rtpmap:111 OPUS/48000/2\r\na=rtpmap:100 telephone-event/8000\r\na=rtpmap:8 PCMA/8000\r\n",
+        );
         let a_to_b = PtMap::between(&offer, &answer);
         assert_eq!(a_to_b.get(0), None, "PCMU not in the answer");
         assert_eq!(a_to_b.get(8), Some((8, 8000)));
@@ -280,7 +316,10 @@ mod tests {
         for i in 0..3u16 {
             let mut p = packet(&mut buf, 100 + i, 1000 + 160 * u32::from(i), 1);
             r.rewrite(20_000_000 * u64::from(i), &mut p, 8, 8000);
-            assert_eq!((p.ssrc(), p.sequence(), p.timestamp(), p.payload_type()), (0xabcd, 100 + i, 1000 + 160 * u32::from(i), 8));
+            assert_eq!(
+                (p.ssrc(), p.sequence(), p.timestamp(), p.payload_type()),
+                (0xabcd, 100 + i, 1000 + 160 * u32::from(i), 8)
+            );
         }
         // New source 20 ms later with unrelated numbers.
         let mut p = packet(&mut buf, 5, 999_999, 2);
@@ -289,6 +328,24 @@ mod tests {
         let mut p = packet(&mut buf, 6, 999_999 + 160, 2);
         r.rewrite(80_000_000, &mut p, 8, 8000);
         assert_eq!((p.sequence(), p.timestamp()), (104, 1320 + 320));
+    }
+
+    #[test]
+    fn inserted_packets_shift_the_source() {
+        let mut r = Rewriter::new(9);
+        let mut buf = [0u8; 200];
+        let first = r.insert();
+        let mut p = packet(&mut buf, 500, 8000, 1);
+        r.rewrite(0, &mut p, 0, 8000);
+        assert_eq!(p.sequence(), first.wrapping_add(1), "the first source continues after an insert");
+        let mut p = packet(&mut buf, 501, 8160, 1);
+        r.rewrite(20_000_000, &mut p, 0, 8000);
+        let mine = r.insert();
+        assert_eq!(mine, p.sequence().wrapping_add(1));
+        assert_eq!(r.now_ts(30_000_000, 8000), p.timestamp() + 80, "10 ms later at 8 kHz");
+        let mut p2 = packet(&mut buf, 502, 8320, 1);
+        r.rewrite(40_000_000, &mut p2, 0, 8000);
+        assert_eq!(p2.sequence(), mine.wrapping_add(1), "no duplicate after the insert");
     }
 
     #[test]

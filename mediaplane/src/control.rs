@@ -8,7 +8,8 @@
 
 use wavegate_shared::RequestId;
 use wavegate_shared::protocol::{
-    self, Answer, AnyCommand, Command, ControlError, Delete, ErrorCode, FrameError, Offer, Ping, Pong, Query, SdpReply, WebRtcOffer,
+    self, Answer, AnyCommand, BrowserAnswer, Command, ControlError, Delete, Done, ErrorCode, FrameError, InjectDtmf,
+    Offer, OfferToBrowser, Ping, Pong, Query, SdpReply, WebRtcOffer,
 };
 
 use crate::relay::{PortSockets, Relay};
@@ -83,7 +84,8 @@ pub fn handle_frame_with(
             protocol::encode_reply::<Offer>(id, &r, out)?;
         }
         AnyCommand::Command(Command::Offer(o)) => {
-            let r = relay.offer(now_ns, &o.call, &o.from_tag, &o.sdp, &o.flags, &mut *sockets).map(|sdp| SdpReply { sdp });
+            let r =
+                relay.offer(now_ns, &o.call, &o.from_tag, &o.sdp, &o.flags, &mut *sockets).map(|sdp| SdpReply { sdp });
             log_outcome("offer", &o.call, &r);
             protocol::encode_reply::<Offer>(id, &r, out)?;
         }
@@ -114,18 +116,50 @@ pub fn handle_frame_with(
         AnyCommand::WebRtcOffer(o) => {
             let r = match bridge {
                 Some(b) => b.offer(now_ns, &o.call, &o.from_tag, &o.sdp, &o.flags, relay, sockets),
-                None => Err(ControlError::new(ErrorCode::Internal, "WebRTC is disabled (--webrtc-port-base 0)")),
+                None => Err(disabled()),
             };
             log_outcome("webrtc offer", &o.call, &r);
             protocol::encode_reply::<WebRtcOffer>(id, &r, out)?;
+        }
+        AnyCommand::OfferToBrowser(o) => {
+            let r = match bridge {
+                Some(b) => {
+                    b.offer_to_browser(now_ns, &o.call, &o.from_tag, o.sip_sdp.as_deref(), &o.flags, relay, sockets)
+                }
+                None => Err(disabled()),
+            };
+            log_outcome("offer to browser", &o.call, &r);
+            protocol::encode_reply::<OfferToBrowser>(id, &r, out)?;
+        }
+        AnyCommand::BrowserAnswer(a) => {
+            let r = match bridge {
+                Some(b) => b.browser_answer(now_ns, &a.call, &a.to_tag, &a.sdp, sockets).map(|sdp| SdpReply { sdp }),
+                None => Err(disabled()),
+            };
+            log_outcome("browser answer", &a.call, &r);
+            protocol::encode_reply::<BrowserAnswer>(id, &r, out)?;
+        }
+        AnyCommand::InjectDtmf(d) => {
+            let r = match bridge {
+                Some(b) => b.inject_dtmf(now_ns, &d.call, d.toward, d.digit, d.duration_ms, sockets).map(|()| Done),
+                None => Err(disabled()),
+            };
+            log_outcome("inject dtmf", &d.call, &r);
+            protocol::encode_reply::<InjectDtmf>(id, &r, out)?;
         }
     }
     Ok(())
 }
 
+fn disabled() -> ControlError {
+    ControlError::new(ErrorCode::Internal, "WebRTC is disabled (--webrtc-port-base 0)")
+}
+
 fn log_outcome<T>(what: &str, call: &wavegate_shared::CallId, r: &Result<T, ControlError>) {
     match r {
         Ok(_) => tracing::debug!(call = %call, "{what} ok"),
-        Err(e) => tracing::info!(call = %call, code = ?e.code, error = %e.message, "{what} refused"),
+        Err(e) => {
+            tracing::info!(call = %call, code = ?e.code, error = %e.message, "{what} refused")
+        }
     }
 }

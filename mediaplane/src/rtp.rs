@@ -127,6 +127,11 @@ impl<'a> RtpPacket<'a> {
     pub fn payload(&self) -> &[u8] {
         &self.buf[self.header_len..self.buf.len() - self.padding]
     }
+    /// The payload, writable in place (a telephone-event's duration is rescaled there).
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let end = self.buf.len() - self.padding;
+        &mut self.buf[self.header_len..end]
+    }
     /// The whole packet.
     pub fn as_bytes(&self) -> &[u8] {
         self.buf

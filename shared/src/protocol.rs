@@ -66,6 +66,12 @@ pub enum CommandKind {
     Query = 5,
     /// [`WebRtcOffer`]
     WebRtcOffer = 6,
+    /// [`OfferToBrowser`]
+    OfferToBrowser = 7,
+    /// [`BrowserAnswer`]
+    BrowserAnswer = 8,
+    /// [`InjectDtmf`]
+    InjectDtmf = 9,
 }
 
 impl CommandKind {
@@ -78,6 +84,9 @@ impl CommandKind {
             4 => Self::Delete,
             5 => Self::Query,
             6 => Self::WebRtcOffer,
+            7 => Self::OfferToBrowser,
+            8 => Self::BrowserAnswer,
+            9 => Self::InjectDtmf,
             other => return Err(FrameError::UnknownKind(other)),
         })
     }
@@ -216,6 +225,88 @@ impl Request for WebRtcOffer {
     type Reply = WebRtcOfferReply;
 }
 
+/// An incoming SIP call towards a browser: the media plane makes the offer for the browser (its
+/// WebRTC leg is the offerer: ICE-lite, the shard's DTLS fingerprint, `a=setup:actpass`) from the
+/// codecs the SIP caller offered that a browser can take without transcoding (Opus, G.722, PCMU,
+/// PCMA, and telephone-event), keeping the SIP side's payload-type numbers. With `sip_sdp: None`
+/// (a SIP INVITE without SDP, "delayed offer") the browser is offered every passthrough codec
+/// and the SIP side gets our offer later, in the [`BrowserAnswer`] reply. The browser's answer
+/// completes the call with a [`BrowserAnswer`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfferToBrowser {
+    /// The call.
+    pub call: CallId,
+    /// The SIP caller's leg.
+    pub from_tag: LegTag,
+    /// The SIP caller's SDP offer; `None` for an INVITE without SDP.
+    pub sip_sdp: Option<String>,
+    /// Options outside the SDP.
+    pub flags: OfferFlags,
+}
+
+/// Reply to [`OfferToBrowser`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfferToBrowserReply {
+    /// The offer for the browser (ICE-lite, one host candidate, the shard's fingerprint).
+    pub browser_offer: String,
+}
+
+impl Request for OfferToBrowser {
+    const KIND: CommandKind = CommandKind::OfferToBrowser;
+    type Reply = OfferToBrowserReply;
+}
+
+/// The browser's answer to the offer made by [`OfferToBrowser`]. The reply's SDP goes to the SIP
+/// side: the SDP *answer* when the SIP caller sent an offer, else (delayed offer) a plain
+/// RTP/AVP *offer*, whose answer (in the SIP ACK) then comes in an ordinary [`Answer`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrowserAnswer {
+    /// The call.
+    pub call: CallId,
+    /// The browser's leg.
+    pub to_tag: LegTag,
+    /// The browser's SDP answer.
+    pub sdp: String,
+}
+
+impl Request for BrowserAnswer {
+    const KIND: CommandKind = CommandKind::BrowserAnswer;
+    type Reply = SdpReply;
+}
+
+/// Which side of a WebRTC <-> SIP call a DTMF event is sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DtmfToward {
+    /// The browser's WebRTC leg.
+    Browser,
+    /// The SIP side's RTP.
+    Sip,
+}
+
+/// Sends one DTMF digit as RFC 4733 telephone-events toward one side of a WebRTC call: a start
+/// packet with the marker bit, a continuation every 50 ms, then three end packets (E bit, same
+/// timestamp). Refused (`BadSdp`) when that side did not negotiate telephone-event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InjectDtmf {
+    /// The call.
+    pub call: CallId,
+    /// Where the events go.
+    pub toward: DtmfToward,
+    /// `0`-`9`, `*`, `#`, `A`-`D`.
+    pub digit: char,
+    /// How long the tone lasts (40..=8000 ms is accepted).
+    pub duration_ms: u32,
+}
+
+/// Reply to requests that only succeed or fail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Done;
+
+impl Request for InjectDtmf {
+    const KIND: CommandKind = CommandKind::InjectDtmf;
+    type Reply = Done;
+}
+
 /// Counters of one leg, as seen by the media plane.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LegStats {
@@ -307,6 +398,18 @@ pub enum MediaEvent {
         /// Why.
         cause: String,
     },
+    /// A DTMF digit received as RFC 4733 telephone-events on a leg of a WebRTC call (reported
+    /// once per event, when it ends, whatever the number of packets).
+    DtmfReceived {
+        /// The call.
+        call: CallId,
+        /// The leg it came from.
+        tag: Option<LegTag>,
+        /// `0`-`9`, `*`, `#`, `A`-`D`.
+        digit: char,
+        /// The event's duration.
+        duration_ms: u32,
+    },
 }
 
 /// Appends a request frame for `req` to `out` (which is cleared first).
@@ -397,6 +500,12 @@ pub enum AnyCommand {
     Command(Command),
     /// [`WebRtcOffer`]
     WebRtcOffer(WebRtcOffer),
+    /// [`OfferToBrowser`]
+    OfferToBrowser(OfferToBrowser),
+    /// [`BrowserAnswer`]
+    BrowserAnswer(BrowserAnswer),
+    /// [`InjectDtmf`]
+    InjectDtmf(InjectDtmf),
 }
 
 /// Decodes a command frame of one of the original kinds ([`Command`]); a later kind is an
@@ -406,7 +515,7 @@ pub enum AnyCommand {
 pub fn decode_command(frame: &[u8]) -> Result<(RequestId, Command), (Option<FrameHeader>, FrameError)> {
     match decode_any_command(frame)? {
         (id, AnyCommand::Command(cmd)) => Ok((id, cmd)),
-        (_, AnyCommand::WebRtcOffer(_)) => {
+        (_, _) => {
             let header = split_frame(frame).map_err(|e| (None, e))?.0;
             Err((Some(header), FrameError::UnknownKind(header.kind)))
         }
@@ -424,13 +533,23 @@ pub fn decode_any_command(frame: &[u8]) -> Result<(RequestId, AnyCommand), (Opti
         CommandKind::Answer => decode_body(k, body).map(Command::Answer),
         CommandKind::Delete => decode_body(k, body).map(Command::Delete),
         CommandKind::Query => decode_body(k, body).map(Command::Query),
-        CommandKind::WebRtcOffer => {
-            let offer = decode_body(k, body).map_err(|e| (Some(header), e))?;
-            return Ok((header.id, AnyCommand::WebRtcOffer(offer)));
-        }
+        CommandKind::WebRtcOffer => return later(header, body, AnyCommand::WebRtcOffer),
+        CommandKind::OfferToBrowser => return later(header, body, AnyCommand::OfferToBrowser),
+        CommandKind::BrowserAnswer => return later(header, body, AnyCommand::BrowserAnswer),
+        CommandKind::InjectDtmf => return later(header, body, AnyCommand::InjectDtmf),
     }
     .map_err(|e| (Some(header), e))?;
     Ok((header.id, AnyCommand::Command(cmd)))
+}
+
+/// Decodes the body of one of the kinds outside [`Command`].
+fn later<T: DeserializeOwned>(
+    header: FrameHeader,
+    body: &[u8],
+    wrap: fn(T) -> AnyCommand,
+) -> Result<(RequestId, AnyCommand), (Option<FrameHeader>, FrameError)> {
+    let value = decode_body(header.kind, body).map_err(|e| (Some(header), e))?;
+    Ok((header.id, wrap(value)))
 }
 
 /// What arrives on an event ring.
@@ -518,6 +637,55 @@ mod tests {
         assert_eq!(id, RequestId(9));
         assert_eq!(decode_reply::<WebRtcOffer>(kind, body).unwrap(), reply);
         assert!(decode_reply::<Offer>(kind, body).is_err(), "typed: an Offer reply reader refuses it");
+    }
+
+    #[test]
+    fn later_kinds_roundtrip() {
+        let call = CallId::new("in@host").unwrap();
+        let reqs = [
+            (
+                7u8,
+                AnyCommand::OfferToBrowser(OfferToBrowser {
+                    call: call.clone(),
+                    from_tag: LegTag::new("c").unwrap(),
+                    sip_sdp: None,
+                    flags: OfferFlags::default(),
+                }),
+            ),
+            (
+                8,
+                AnyCommand::BrowserAnswer(BrowserAnswer {
+                    call: call.clone(),
+                    to_tag: LegTag::new("b").unwrap(),
+                    sdp: "v=0".into(),
+                }),
+            ),
+            (
+                9,
+                AnyCommand::InjectDtmf(InjectDtmf {
+                    call: call.clone(),
+                    toward: DtmfToward::Sip,
+                    digit: '#',
+                    duration_ms: 100,
+                }),
+            ),
+        ];
+        for (kind, cmd) in reqs {
+            let mut buf = Vec::new();
+            match &cmd {
+                AnyCommand::OfferToBrowser(r) => encode_request(RequestId(3), r, &mut buf).unwrap(),
+                AnyCommand::BrowserAnswer(r) => encode_request(RequestId(3), r, &mut buf).unwrap(),
+                AnyCommand::InjectDtmf(r) => encode_request(RequestId(3), r, &mut buf).unwrap(),
+                _ => unreachable!("only later kinds listed"),
+            }
+            assert_eq!(buf[0], kind);
+            assert_eq!(decode_any_command(&buf).unwrap(), (RequestId(3), cmd));
+            assert!(matches!(decode_command(&buf), Err((Some(_), FrameError::UnknownKind(k))) if k == kind));
+        }
+        let mut buf = Vec::new();
+        let ev = MediaEvent::DtmfReceived { call, tag: None, digit: '7', duration_ms: 120 };
+        encode_event(&ev, &mut buf).unwrap();
+        assert_eq!(decode_incoming(&buf).unwrap(), Incoming::Event(ev));
     }
 
     #[test]

@@ -348,6 +348,9 @@ impl Supervisor {
                 tracing::warn!(%shard, %call, ?tag, %cause, generation, "media leg failed");
                 calls.end(&call, crate::media::EndCause::LegFailed(cause));
             }
+            MediaEvent::DtmfReceived { call, tag, digit, duration_ms } => {
+                tracing::info!(%shard, %call, ?tag, %digit, duration_ms, "DTMF received");
+            }
         }
     }
 

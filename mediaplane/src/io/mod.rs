@@ -193,8 +193,12 @@ fn run_shard(setup: ShardSetup) -> Result<(), IoError> {
     let uring_err = |source| IoError::Uring { shard: id, source };
     let slot = region.shard(id).ok_or(IoError::NoSlot(id))?;
     let bell = Doorbell::from_fd(doorbell).map_err(|source| IoError::Doorbell { shard: id, source })?;
-    let mut ring: IoUring<squeue::Entry, cqueue::Entry> =
-        IoUring::builder().setup_cqsize(CQ_ENTRIES).setup_single_issuer().setup_defer_taskrun().build(RING_ENTRIES).map_err(uring_err)?;
+    let mut ring: IoUring<squeue::Entry, cqueue::Entry> = IoUring::builder()
+        .setup_cqsize(CQ_ENTRIES)
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .build(RING_ENTRIES)
+        .map_err(uring_err)?;
 
     let pairs = config.ports.pairs() as usize;
     let first = config.ports.first;
@@ -304,6 +308,12 @@ fn run_shard(setup: ShardSetup) -> Result<(), IoError> {
         if now >= next_scan {
             next_scan = now + TIMEOUT_TICK_NS;
             shard.scan_timeouts(now)?;
+        } else if shard.bridge.as_ref().is_some_and(Bridge::has_events) {
+            // DTMF heard on the packet path goes out now, not at the next scan.
+            if let Some(b) = shard.bridge.as_mut() {
+                b.take_events(&mut shard.timeouts);
+            }
+            shard.send_events()?;
         }
         shard.flush_outbox()?;
     }
@@ -356,6 +366,11 @@ impl Shard {
         if let Some(b) = self.bridge.as_mut() {
             b.poll_timeouts(now, &mut self.timeouts);
         }
+        self.send_events()
+    }
+
+    /// Sends the events collected in `timeouts` to the host.
+    fn send_events(&mut self) -> Result<(), IoError> {
         let found = std::mem::take(&mut self.timeouts);
         for event in &found {
             if let MediaEvent::MediaTimeout { call, idle_secs } = event {
@@ -392,7 +407,10 @@ impl Shard {
             Err(RingError::TooLarge { len, max }) => {
                 // A reply too big for a frame (a huge SDP): fail the request instead.
                 if let Ok((header, _)) = protocol::split_frame(&self.frame) {
-                    let e = ControlError::new(ErrorCode::Internal, format!("reply of {len} bytes exceeds the {max}-byte frame cap"));
+                    let e = ControlError::new(
+                        ErrorCode::Internal,
+                        format!("reply of {len} bytes exceeds the {max}-byte frame cap"),
+                    );
                     let mut out = Vec::new();
                     if protocol::encode_error_reply(header.kind, header.id, &e, &mut out).is_ok() {
                         return self.send_frame(&out);
@@ -420,4 +438,3 @@ impl Shard {
         Ok(())
     }
 }
-

@@ -1,7 +1,8 @@
 //! One WebRTC leg: a browser's peer connection terminated by `str0m::Rtc` in ICE-lite + RTP mode.
 //!
-//! The leg answers the browser's offer with a single host candidate (the shard's WebRTC UDP
-//! address), lets str0m run ICE-lite, DTLS (fingerprint-checked) and SRTP, and exchanges plain RTP
+//! The leg answers the browser's offer, or makes the offer itself (an incoming SIP call), with a
+//! single host candidate (the shard's WebRTC UDP address), lets str0m run ICE-lite, DTLS
+//! (fingerprint-checked) and SRTP, and exchanges plain RTP
 //! with its owner: incoming SRTP comes out as [`LegRtp`] (header fields + payload after
 //! decryption), outgoing RTP goes in through [`WebRtcLeg::write_rtp`] and leaves as SRTP
 //! [`LegOutput::Transmit`]s. It is sans-IO: time is the shard's `now_ns` (converted by
@@ -15,10 +16,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use str0m::change::SdpOffer;
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::config::DtlsCert;
-use str0m::format::Codec;
-use str0m::media::{MediaKind, Mid};
+use str0m::format::{Codec, FormatParams};
+use str0m::media::{Direction, Frequency, MediaKind, Mid};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig, RtcError};
@@ -50,7 +51,47 @@ pub enum LegError {
     /// `handle_offer` called twice: renegotiation is not supported yet.
     #[error("leg already negotiated")]
     AlreadyNegotiated,
+    /// The browser's SDP answer did not parse.
+    #[error("answer SDP does not parse: {0}")]
+    AnswerSdp(String),
+    /// `handle_answer` without an offer of ours pending.
+    #[error("no offer of ours is waiting for an answer")]
+    NoPendingOffer,
+    /// `make_offer` found nothing to offer (no codec configured).
+    #[error("nothing to offer")]
+    NothingToOffer,
 }
+
+/// One payload format a leg may negotiate (audio codecs and telephone-event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegCodec {
+    /// Payload type offered (answers follow the offer's numbers anyway).
+    pub pt: u8,
+    /// Which codec.
+    pub codec: Codec,
+    /// RTP clock rate.
+    pub clock_rate: u32,
+    /// Channels (Opus: 2).
+    pub channels: Option<u8>,
+}
+
+impl LegCodec {
+    const fn new(pt: u8, codec: Codec, clock_rate: u32, channels: Option<u8>) -> Self {
+        Self { pt, codec, clock_rate, channels }
+    }
+}
+
+/// What a leg takes by default (answering a browser, or offering to one for a SIP call without
+/// SDP): the audio codecs a SIP peer may share without transcoding, and telephone-event at the
+/// two clock rates browsers use (48 kHz beside Opus, 8 kHz beside the G.711 family).
+pub const DEFAULT_CODECS: [LegCodec; 6] = [
+    LegCodec::new(111, Codec::Opus, 48_000, Some(2)),
+    LegCodec::new(9, Codec::G722, 8_000, None),
+    LegCodec::new(0, Codec::PCMU, 8_000, None),
+    LegCodec::new(8, Codec::PCMA, 8_000, None),
+    LegCodec::new(110, Codec::Tele, 48_000, None),
+    LegCodec::new(126, Codec::Tele, 8_000, None),
+];
 
 /// Connection milestones the owner acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,6 +229,8 @@ pub struct WebRtcLeg {
     media: Vec<(Mid, MediaKind)>,
     /// Outgoing sequence extension per m-line (a call has one or two, so a Vec beats a map).
     tx_seq: Vec<(Mid, SeqExtender)>,
+    /// Our offer, until the browser's answer arrives.
+    pending: Option<SdpPendingOffer>,
 }
 
 impl std::fmt::Debug for WebRtcLeg {
@@ -205,23 +248,42 @@ impl WebRtcLeg {
     /// one per shard instead of a key generation per call, and it keeps str0m's own
     /// generate-or-panic path out of call setup.
     pub fn new(clock: Clock, now_ns: u64, addr: LegAddr, cert: &DtlsCert) -> Result<Self, LegError> {
+        Self::with_codecs(clock, now_ns, addr, cert, &DEFAULT_CODECS)
+    }
+
+    /// A leg that negotiates exactly `codecs` (in that order of preference; an offer made by
+    /// [`Self::make_offer`] lists them with their payload-type numbers).
+    pub fn with_codecs(
+        clock: Clock,
+        now_ns: u64,
+        addr: LegAddr,
+        cert: &DtlsCert,
+        codecs: &[LegCodec],
+    ) -> Result<Self, LegError> {
         let creds = IceCreds::new();
         let ufrag = creds.ufrag.clone();
-        let config = RtcConfig::new()
+        let mut config = RtcConfig::new()
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .set_local_ice_credentials(creds)
             .set_dtls_cert(cert.clone())
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_g722(true, false)
-            .enable_pcmu(true, false)
-            .enable_pcma(true, false);
+            .clear_codecs();
+        for c in codecs {
+            let Some(rate) = Frequency::new(c.clock_rate) else {
+                continue;
+            };
+            let format = match c.codec {
+                // What browsers put in their own Opus fmtp (str0m's `enable_opus` does the same).
+                Codec::Opus => FormatParams { min_p_time: Some(10), use_inband_fec: Some(true), ..Default::default() },
+                _ => FormatParams::default(),
+            };
+            config.codec_config().add_config(c.pt.into(), None, c.codec, rate, c.channels, format);
+        }
         let mut rtc = config.build(clock.instant(now_ns));
         let bad = LegError::Candidate(addr.announce);
         let candidate = Candidate::host(addr.announce, "udp").map_err(|_| bad)?;
         rtc.add_local_candidate(candidate).ok_or(LegError::Candidate(addr.announce))?;
-        Ok(Self { rtc, clock, addr, ufrag, negotiated: false, media: Vec::new(), tx_seq: Vec::new() })
+        Ok(Self { rtc, clock, addr, ufrag, negotiated: false, media: Vec::new(), tx_seq: Vec::new(), pending: None })
     }
 
     /// The local ICE username fragment: the key STUN checks are routed by.
@@ -256,6 +318,36 @@ impl WebRtcLeg {
             }
         }
         Ok(answer)
+    }
+
+    /// Makes our offer: one audio m-line (`direction` as seen from the leg) with the leg's codecs,
+    /// ICE-lite, `a=setup:actpass`. The browser's answer goes to [`Self::handle_answer`].
+    pub fn make_offer(&mut self, now_ns: u64, direction: Direction) -> Result<String, LegError> {
+        if self.negotiated || self.pending.is_some() {
+            return Err(LegError::AlreadyNegotiated);
+        }
+        self.rtc.handle_input(Input::Timeout(self.clock.instant(now_ns)))?;
+        let mut change = self.rtc.sdp_api();
+        let mid = change.add_media(MediaKind::Audio, direction, None, None, None);
+        let (offer, pending) = change.apply().ok_or(LegError::NothingToOffer)?;
+        self.pending = Some(pending);
+        self.media.push((mid, MediaKind::Audio));
+        Ok(offer.to_sdp_string())
+    }
+
+    /// Takes the browser's answer to [`Self::make_offer`]'s offer.
+    pub fn handle_answer(&mut self, now_ns: u64, answer_sdp: &str) -> Result<(), LegError> {
+        let answer = SdpAnswer::from_sdp_string(answer_sdp).map_err(|e| LegError::AnswerSdp(e.to_string()))?;
+        let pending = self.pending.take().ok_or(LegError::NoPendingOffer)?;
+        self.rtc.handle_input(Input::Timeout(self.clock.instant(now_ns)))?;
+        self.rtc.sdp_api().accept_answer(pending, answer)?;
+        self.negotiated = true;
+        Ok(())
+    }
+
+    /// An offer of ours is waiting for its answer.
+    pub fn awaiting_answer(&self) -> bool {
+        self.pending.is_some()
     }
 
     /// The m-lines the answer accepted, in SDP order (empty before [`Self::handle_offer`]).
@@ -329,6 +421,14 @@ impl WebRtcLeg {
     /// The payload type the answer assigned to `codec`, if it was negotiated.
     pub fn payload_type(&self, codec: Codec) -> Option<u8> {
         self.rtc.codec_config().find(|p| p.spec().codec == codec).map(|p| *p.pt())
+    }
+
+    /// The payload type of `codec` at `clock_rate` (telephone-event comes at two rates).
+    pub fn payload_type_at(&self, codec: Codec, clock_rate: u32) -> Option<u8> {
+        self.rtc
+            .codec_config()
+            .find(|p| p.spec().codec == codec && p.spec().clock_rate.get() == clock_rate)
+            .map(|p| *p.pt())
     }
 
     /// The SSRC the leg sends on for `mid` (announced in the answer).

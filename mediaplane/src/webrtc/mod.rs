@@ -11,7 +11,9 @@
 //! feeds [`bridge::Bridge`]: see docs/webrtc.md.
 
 pub mod bridge;
+mod bridge_setup;
 pub mod demux;
+pub mod dtmf;
 pub mod leg;
 pub mod stun;
 

@@ -1,0 +1,426 @@
+//! Offer/answer for the bridge's calls: which codecs each side is offered, the SDP the SIP side
+//! gets, and the payload-type maps that follow from the answers.
+//!
+//! Invariant: a call's `sip_local` m-line always carries the *browser's* payload-type numbers
+//! (for an incoming SIP offer they are the SIP side's own, because the browser is offered them),
+//! so `PtMap::between(sip_local, sip_answer)` and back are the whole translation. Passthrough
+//! only: an answer sharing no audio codec with the other side is refused.
+
+use std::net::{IpAddr, SocketAddr};
+
+use str0m::format::Codec;
+use str0m::media::{Direction as LegDirection, MediaKind};
+use wavegate_shared::ids::{CallId, LegTag};
+use wavegate_shared::protocol::{ControlError, ErrorCode, OfferFlags, OfferToBrowserReply, WebRtcOfferReply};
+
+use super::bridge::{Bridge, BridgeCall, BridgeIo, BridgeSockets, DtmfOut, Stage, Tele, drain, err};
+use super::demux::LegId;
+use super::dtmf::DtmfDetector;
+use super::leg::{DEFAULT_CODECS, LegCodec, WebRtcLeg};
+
+use crate::call::{PtMap, Rewriter};
+use crate::relay::Relay;
+use crate::sdp::{Media, Sdp};
+
+/// The `a=rtpmap` value of a codec a browser and a SIP peer can share.
+fn rtpmap_value(c: &LegCodec) -> String {
+    match c.codec {
+        Codec::Opus => "opus/48000/2".to_owned(),
+        Codec::G722 => "G722/8000".to_owned(),
+        Codec::PCMU => "PCMU/8000".to_owned(),
+        Codec::PCMA => "PCMA/8000".to_owned(),
+        _ => format!("telephone-event/{}", c.clock_rate),
+    }
+}
+
+/// The passthrough codec a SIP m-line's payload type names, if a browser can take it.
+fn leg_codec(m: &Media, pt: u8) -> Option<LegCodec> {
+    let (name, clock, channels) = match m.rtpmap(pt) {
+        Some(r) => (r.encoding.to_ascii_lowercase(), r.clock_rate, r.channels.unwrap_or(1)),
+        None => match pt {
+            0 => ("pcmu".to_owned(), 8000, 1),
+            8 => ("pcma".to_owned(), 8000, 1),
+            9 => ("g722".to_owned(), 8000, 1),
+            _ => return None,
+        },
+    };
+    let (codec, channels) = match (name.as_str(), clock, channels) {
+        ("opus", 48_000, 2) => (Codec::Opus, Some(2)),
+        ("g722", 8000, 1) => (Codec::G722, None),
+        ("pcmu", 8000, 1) => (Codec::PCMU, None),
+        ("pcma", 8000, 1) => (Codec::PCMA, None),
+        ("telephone-event", 8000 | 48_000, 1) => (Codec::Tele, None),
+        _ => return None,
+    };
+    Some(LegCodec { pt, codec, clock_rate: clock, channels })
+}
+
+/// The telephone-event payload types of an m-line, in its order.
+pub(super) fn tele_of(m: &Media) -> Vec<Tele> {
+    m.payload_types()
+        .filter_map(|pt| m.rtpmap(pt).filter(|r| r.encoding.eq_ignore_ascii_case("telephone-event")))
+        .map(|r| (r.pt, r.clock_rate))
+        .collect()
+}
+
+/// The first audio m-line of `sdp` and its index.
+fn audio(sdp: &Sdp) -> Option<(usize, &Media)> {
+    sdp.media.iter().enumerate().find(|(_, m)| m.desc.kind == "audio")
+}
+
+fn direction_attr(d: crate::sdp::Direction) -> &'static str {
+    use crate::sdp::Direction::*;
+    match d {
+        SendRecv => "sendrecv",
+        SendOnly => "sendonly",
+        RecvOnly => "recvonly",
+        Inactive => "inactive",
+    }
+}
+
+/// The answer's direction for an offered one (RFC 3264 §6.1).
+fn answer_direction(offered: crate::sdp::Direction) -> crate::sdp::Direction {
+    use crate::sdp::Direction::*;
+    match offered {
+        SendOnly => RecvOnly,
+        RecvOnly => SendOnly,
+        d => d,
+    }
+}
+
+/// Plain RTP/AVP SDP for the SIP side: one audio m-line on our `port` with `codecs`, and the
+/// offer's other m-lines rejected (port 0) when this is an answer to `offer`.
+pub(super) fn sip_sdp_text(
+    ip: IpAddr,
+    port: u16,
+    codecs: &[LegCodec],
+    direction: crate::sdp::Direction,
+    offer: Option<(&Sdp, usize)>,
+) -> String {
+    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    let mut s = format!("v=0\r\no=wavegate 1 1 IN {family} {ip}\r\ns=wavegate\r\nc=IN {family} {ip}\r\nt=0 0\r\n");
+    let ours = |s: &mut String| {
+        let pts: Vec<String> = codecs.iter().map(|c| c.pt.to_string()).collect();
+        s.push_str(&format!("m=audio {port} RTP/AVP {}\r\n", pts.join(" ")));
+        for c in codecs {
+            s.push_str(&format!("a=rtpmap:{} {}\r\n", c.pt, rtpmap_value(c)));
+            if c.codec == Codec::Tele {
+                s.push_str(&format!("a=fmtp:{} 0-16\r\n", c.pt));
+            }
+        }
+        s.push_str(&format!("a={}\r\n", direction_attr(direction)));
+    };
+    match offer {
+        None => ours(&mut s),
+        Some((sdp, audio_index)) => {
+            for (i, m) in sdp.media.iter().enumerate() {
+                if i == audio_index {
+                    ours(&mut s);
+                } else {
+                    let formats = if m.desc.formats.is_empty() { "0".to_owned() } else { m.desc.formats.join(" ") };
+                    s.push_str(&format!("m={} 0 {} {formats}\r\n", m.desc.kind, m.desc.proto));
+                }
+            }
+        }
+    }
+    s
+}
+
+/// Parses SDP we wrote ourselves and returns its audio m-line.
+fn own_audio(text: &str) -> Result<Media, ControlError> {
+    let sdp = Sdp::parse(text).map_err(|e| err(ErrorCode::Internal, format!("our own SDP does not parse: {e}")))?;
+    audio(&sdp).map(|(_, m)| m.clone()).ok_or_else(|| err(ErrorCode::Internal, "our own SDP has no audio"))
+}
+
+/// How a new call starts.
+struct NewCall<'a> {
+    call: &'a CallId,
+    from_tag: &'a LegTag,
+    browser_offered: bool,
+    stage: Stage,
+    leg: WebRtcLeg,
+    sip_port: u16,
+    sip_local: Media,
+    sip_remote: Option<SocketAddr>,
+    sip_offer: Option<(Sdp, usize)>,
+}
+
+impl Bridge {
+    /// Creates the call: answers the browser and offers plain RTP to the SIP side.
+    #[allow(clippy::too_many_arguments)]
+    pub fn offer(
+        &mut self,
+        now_ns: u64,
+        call: &CallId,
+        from_tag: &LegTag,
+        browser_sdp: &str,
+        flags: &OfferFlags,
+        relay: &mut Relay,
+        sockets: &mut dyn BridgeSockets,
+    ) -> Result<WebRtcOfferReply, ControlError> {
+        if self.by_id.contains_key(call) || relay.has_call(call) {
+            return Err(err(ErrorCode::BadSdp, format!("call {call} exists; re-offers are not supported yet")));
+        }
+        let mut leg = WebRtcLeg::new(self.clock, now_ns, self.addr, &self.cert)
+            .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+        let browser_answer =
+            leg.handle_offer(now_ns, browser_sdp).map_err(|e| err(ErrorCode::BadSdp, e.to_string()))?;
+        if !leg.media().iter().any(|(_, kind)| *kind == MediaKind::Audio) {
+            return Err(err(ErrorCode::BadSdp, "the browser offered no audio m-line"));
+        }
+        // What the answer accepted, read back from it (str0m keeps unmatched codecs configured).
+        let answer_sdp =
+            Sdp::parse(&browser_answer).map_err(|e| err(ErrorCode::Internal, format!("our answer: {e}")))?;
+        let codecs: Vec<LegCodec> = match audio(&answer_sdp) {
+            Some((_, m)) => m.payload_types().filter_map(|pt| leg_codec(m, pt)).collect(),
+            None => Vec::new(),
+        };
+        if !codecs.iter().any(|c| c.codec != Codec::Tele) {
+            return Err(err(
+                ErrorCode::BadSdp,
+                "no codec both a browser and a SIP peer can share (Opus, G.722, PCMU, PCMA)",
+            ));
+        }
+        let sip_port = relay.reserve_pair(&mut *sockets)?;
+        let sip_offer = sip_sdp_text(self.announce_ip, sip_port, &codecs, crate::sdp::Direction::SendRecv, None);
+        let sip_local = match own_audio(&sip_offer) {
+            Ok(m) => m,
+            Err(e) => {
+                relay.release_pair(sip_port, &mut *sockets);
+                return Err(e);
+            }
+        };
+        let new = NewCall {
+            call,
+            from_tag,
+            browser_offered: true,
+            stage: Stage::AwaitSipAnswer,
+            leg,
+            sip_port,
+            sip_local,
+            sip_remote: None,
+            sip_offer: None,
+        };
+        self.insert_call(now_ns, new, flags, relay, sockets)?;
+        Ok(WebRtcOfferReply { browser_answer, sip_offer })
+    }
+
+    /// An incoming SIP call: makes the browser's offer from the SIP caller's codecs (`None`: an
+    /// INVITE without SDP, every passthrough codec is offered).
+    #[allow(clippy::too_many_arguments)]
+    pub fn offer_to_browser(
+        &mut self,
+        now_ns: u64,
+        call: &CallId,
+        from_tag: &LegTag,
+        sip_sdp: Option<&str>,
+        flags: &OfferFlags,
+        relay: &mut Relay,
+        sockets: &mut dyn BridgeSockets,
+    ) -> Result<OfferToBrowserReply, ControlError> {
+        if self.by_id.contains_key(call) || relay.has_call(call) {
+            return Err(err(ErrorCode::BadSdp, format!("call {call} exists")));
+        }
+        let mut offered = None;
+        let (codecs, sip_remote, sip_offer) = match sip_sdp {
+            None => (DEFAULT_CODECS.to_vec(), None, None),
+            Some(text) => {
+                let sdp = Sdp::parse(text).map_err(|e| err(ErrorCode::BadSdp, e.to_string()))?;
+                let (index, m) =
+                    audio(&sdp).ok_or_else(|| err(ErrorCode::BadSdp, "the SIP offer has no audio m-line"))?;
+                if m.desc.proto != "RTP/AVP" {
+                    return Err(err(
+                        ErrorCode::BadSdp,
+                        format!("{} is not supported towards SIP yet (RTP/AVP only)", m.desc.proto),
+                    ));
+                }
+                let codecs: Vec<LegCodec> = m.payload_types().filter_map(|pt| leg_codec(m, pt)).collect();
+                if !codecs.iter().any(|c| c.codec != Codec::Tele) {
+                    return Err(err(
+                        ErrorCode::BadSdp,
+                        "the SIP offer has no codec a browser takes (Opus, G.722, PCMU, PCMA)",
+                    ));
+                }
+                let remote = sdp.media_address(index).filter(|ip| !ip.is_unspecified() && m.desc.port != 0);
+                let result = (codecs, remote.map(|ip| SocketAddr::new(ip, m.desc.port)), Some(m.direction()));
+                offered = Some((sdp.clone(), index));
+                result
+            }
+        };
+        let mut leg = WebRtcLeg::with_codecs(self.clock, now_ns, self.addr, &self.cert, &codecs)
+            .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+        let browser_offer =
+            leg.make_offer(now_ns, LegDirection::SendRecv).map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+        let sip_port = relay.reserve_pair(&mut *sockets)?;
+        // Until the browser answers, the SIP-side m-line is what the browser was offered.
+        let text = sip_sdp_text(self.announce_ip, sip_port, &codecs, crate::sdp::Direction::SendRecv, None);
+        let sip_local = match own_audio(&text) {
+            Ok(m) => m,
+            Err(e) => {
+                relay.release_pair(sip_port, &mut *sockets);
+                return Err(e);
+            }
+        };
+        let new = NewCall {
+            call,
+            from_tag,
+            browser_offered: false,
+            stage: Stage::AwaitBrowserAnswer { sip_offer },
+            leg,
+            sip_port,
+            sip_local,
+            sip_remote,
+            sip_offer: offered,
+        };
+        self.insert_call(now_ns, new, flags, relay, sockets)?;
+        Ok(OfferToBrowserReply { browser_offer })
+    }
+
+    /// The browser's answer to our offer; returns the SDP for the SIP side (its answer, or our
+    /// offer when the SIP INVITE had no SDP).
+    pub fn browser_answer(
+        &mut self,
+        now_ns: u64,
+        call: &CallId,
+        to_tag: &LegTag,
+        sdp: &str,
+        io: &mut dyn BridgeIo,
+    ) -> Result<String, ControlError> {
+        let announce_ip = self.announce_ip;
+        let slot = self.slot_of(call)?;
+        let Some(c) = self.calls.get_mut(slot).and_then(Option::as_mut) else {
+            return Err(err(ErrorCode::Internal, "empty slot"));
+        };
+        let Stage::AwaitBrowserAnswer { sip_offer } = c.stage else {
+            return Err(err(ErrorCode::BadSdp, "no offer to the browser is waiting for an answer"));
+        };
+        let parsed = Sdp::parse(sdp).map_err(|e| err(ErrorCode::BadSdp, e.to_string()))?;
+        let (_, m) = audio(&parsed).ok_or_else(|| err(ErrorCode::BadSdp, "the browser's answer has no audio"))?;
+        // What the browser accepted, in its order, as offered (the SIP side's numbers).
+        let accepted: Vec<LegCodec> = m.payload_types().filter_map(|pt| leg_codec(&c.sip_local, pt)).collect();
+        if m.desc.port == 0 || !accepted.iter().any(|x| x.codec != Codec::Tele) {
+            return Err(err(ErrorCode::BadSdp, "the browser accepted no offered codec"));
+        }
+        c.leg.handle_answer(now_ns, sdp).map_err(|e| err(ErrorCode::BadSdp, e.to_string()))?;
+        c.to_tag = Some(to_tag.clone());
+        let direction = sip_offer.map_or(crate::sdp::Direction::SendRecv, answer_direction);
+        let offer = c.sip_offer.as_ref().map(|(sdp, i)| (sdp, *i));
+        let text = sip_sdp_text(announce_ip, c.sip_port, &accepted, direction, offer);
+        c.sip_local = own_audio(&text)?;
+        c.browser_tele = tele_of(&c.sip_local);
+        if sip_offer.is_some() {
+            // Both sides use the SIP offer's numbers.
+            c.to_sip = PtMap::identity(&c.sip_local);
+            c.to_browser = PtMap::identity(&c.sip_local);
+            c.sip_tele = c.browser_tele.clone();
+            c.stage = Stage::Up;
+        } else {
+            c.stage = Stage::AwaitSipAnswer;
+        }
+        drain(c, now_ns, &mut self.buf, io, &mut Vec::new());
+        self.earliest = self.earliest.min(c.deadline);
+        Ok(text)
+    }
+
+    /// Completes the call with the SIP side's answer to our SIP offer; the reply SDP is empty
+    /// (the browser has its SDP already).
+    pub fn answer(&mut self, call: &CallId, to_tag: &LegTag, sip_sdp: &str) -> Result<String, ControlError> {
+        let c = self.call_mut(call)?;
+        if c.stage != Stage::AwaitSipAnswer {
+            return Err(err(ErrorCode::BadSdp, "no offer to the SIP side is waiting for an answer"));
+        }
+        let sdp = Sdp::parse(sip_sdp).map_err(|e| err(ErrorCode::BadSdp, e.to_string()))?;
+        let (index, m) = audio(&sdp).ok_or_else(|| err(ErrorCode::BadSdp, "answer has no audio m-line"))?;
+        let to_sip = PtMap::between(&c.sip_local, m);
+        let browser_tele = tele_of(&c.sip_local);
+        let shares_audio =
+            c.sip_local.payload_types().any(|pt| to_sip.get(pt).is_some() && !browser_tele.iter().any(|t| t.0 == pt));
+        if !shares_audio {
+            return Err(err(ErrorCode::BadSdp, "the SIP answer shares no codec with the browser (no transcoding)"));
+        }
+        c.to_browser = PtMap::between(m, &c.sip_local);
+        c.to_sip = to_sip;
+        c.browser_tele = browser_tele;
+        c.sip_tele = tele_of(m);
+        if !c.sip_latched
+            && let Some(ip) = sdp.media_address(index).filter(|ip| !ip.is_unspecified())
+            && m.desc.port != 0
+        {
+            c.sip_remote = Some(SocketAddr::new(ip, m.desc.port));
+        }
+        if c.browser_offered {
+            c.to_tag = Some(to_tag.clone());
+        }
+        c.stage = Stage::Up;
+        Ok(String::new())
+    }
+
+    /// Registers a new call's leg and SIP port; releases the port on failure.
+    fn insert_call(
+        &mut self,
+        now_ns: u64,
+        new: NewCall<'_>,
+        flags: &OfferFlags,
+        relay: &mut Relay,
+        sockets: &mut dyn BridgeSockets,
+    ) -> Result<(), ControlError> {
+        let Some(&(mid, _)) = new.leg.media().iter().find(|(_, kind)| *kind == MediaKind::Audio) else {
+            relay.release_pair(new.sip_port, &mut *sockets);
+            return Err(err(ErrorCode::BadSdp, "no audio m-line"));
+        };
+        let slot = self.free.pop().unwrap_or(self.calls.len() as u32);
+        let leg_id = LegId(slot);
+        if let Err(e) = self.demux.insert(leg_id, new.leg.local_ufrag()) {
+            relay.release_pair(new.sip_port, &mut *sockets);
+            self.free.push(slot);
+            return Err(err(ErrorCode::Internal, e.to_string()));
+        }
+        let identity = PtMap::identity(&new.sip_local);
+        let timeout_secs = flags.media_timeout_secs.unwrap_or(relay.config().media_timeout_secs);
+        let mut c = BridgeCall {
+            id: new.call.clone(),
+            from_tag: new.from_tag.clone(),
+            to_tag: None,
+            browser_offered: new.browser_offered,
+            stage: new.stage,
+            leg: new.leg,
+            leg_id,
+            mid,
+            sip_port: new.sip_port,
+            sip_remote: new.sip_remote,
+            sip_latched: false,
+            to_sip: identity.clone(),
+            to_browser: identity,
+            browser_tele: Vec::new(),
+            sip_tele: Vec::new(),
+            sip_local: new.sip_local,
+            sip_offer: new.sip_offer,
+            rewriter: Rewriter::new(relay.random_ssrc()),
+            to_browser_rewriter: Rewriter::new(0),
+            dtmf_from_browser: DtmfDetector::default(),
+            dtmf_from_sip: DtmfDetector::default(),
+            dtmf_to_browser: DtmfOut::default(),
+            dtmf_to_sip: DtmfOut::default(),
+            deadline: u64::MAX,
+            created_ns: now_ns,
+            last_media_ns: now_ns,
+            timeout_ns: (timeout_secs > 0).then_some(u64::from(timeout_secs) * 1_000_000_000),
+            timed_out: false,
+            failed: None,
+            failure_reported: false,
+            browser: Default::default(),
+            sip: Default::default(),
+        };
+        drain(&mut c, now_ns, &mut self.buf, &mut *sockets, &mut Vec::new());
+        self.earliest = self.earliest.min(c.deadline);
+        if slot as usize == self.calls.len() {
+            self.calls.push(Some(c));
+        } else {
+            self.calls[slot as usize] = Some(c);
+        }
+        self.by_id.insert(new.call.clone(), slot);
+        self.by_sip_port.insert(new.sip_port, slot);
+        tracing::debug!(call = %new.call, sip_port = new.sip_port, "webrtc call created");
+        Ok(())
+    }
+}
