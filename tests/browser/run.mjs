@@ -85,7 +85,7 @@ async function main() {
     args: [
       '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
       '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-      '--allow-loopback-in-peer-connection',
+      '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required',
       // Quiet flags: nothing but 127.0.0.1, even inside the namespace.
       '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
       '--no-default-browser-check', '--disable-default-apps', '--disable-extensions',
@@ -119,6 +119,8 @@ async function main() {
   console.log(`  answer: ${(r.answer || []).join(' ')}`);
   console.log(`  ICE ${r.iceConnectionState}, connection ${r.connectionState}, DTLS ${s.transport && s.transport.dtlsState} (${s.transport && s.transport.srtpCipher}), pair ${pair.local} -> ${pair.remote}`);
   console.log(`  browser sent ${out.packetsSent} packets (${out.codec}), received ${inb.packetsReceived} (${inb.codec}), lost ${inb.packetsLost}, jitter ${inb.jitter}`);
+  console.log(`  source: ${JSON.stringify(s.source)}`);
+  console.log(`  decoded: ${JSON.stringify({ totalSamplesReceived: inb.totalSamplesReceived, concealedSamples: inb.concealedSamples, silentConcealedSamples: inb.silentConcealedSamples, totalAudioEnergy: inb.totalAudioEnergy, totalSamplesDuration: inb.totalSamplesDuration, audioLevel: inb.audioLevel })}`);
   console.log(`  RTT: ICE ${rtt(pair.currentRoundTripTime)} (${pair.responsesReceived} responses), RTCP from receiver reports ${rtt(rin.roundTripTime)} (${rin.roundTripTimeMeasurements || 0} measurements), sender reports received ${rout.reportsSent || 0}`);
   console.log(`  echo peer: ${h.echo.rtp_packets} RTP packets echoed (pt ${JSON.stringify(h.echo.payload_types)}, ssrcs ${h.echo.ssrcs.length}), answer pt ${h.sip_pt}`);
   console.log(`  media plane (Delete): browser leg in ${mp.offerer && mp.offerer.rtp_packets_in} out ${mp.offerer && mp.offerer.rtp_packets_out} dropped ${mp.offerer && mp.offerer.dropped}; SIP leg in ${mp.answerer && mp.answerer.rtp_packets_in} out ${mp.answerer && mp.answerer.rtp_packets_out} dropped ${mp.answerer && mp.answerer.dropped}`);
@@ -132,6 +134,17 @@ async function main() {
   if (!(inb.packetsReceived > opts.minPackets)) problems.push(`inbound-rtp packetsReceived ${inb.packetsReceived} <= ${opts.minPackets} (the echo did not come back through the media plane)`);
   if (!(h.echo.rtp_packets > opts.minPackets)) problems.push(`echo peer saw ${h.echo.rtp_packets} RTP packets <= ${opts.minPackets}`);
   if (h.echo.rtp_packets > 0 && !(h.echo.payload_types.length === 1 && h.echo.payload_types[0] === h.sip_pt)) problems.push(`echo peer saw payload types ${JSON.stringify(h.echo.payload_types)}, answered ${h.sip_pt}`);
+  // The echoed audio must decode as audio: played out for most of the media time, little
+  // concealment, and about the loudness of the fake microphone (energy per second, sent vs
+  // received; silence or garbage payloads fall outside the band).
+  const secs = opts.mediaMs / 1000, src = s.source || {};
+  const rate = (e, d) => (d > 0 ? e / d : 0);
+  const energyRatio = rate(inb.totalAudioEnergy, inb.totalSamplesDuration) / (rate(src.totalAudioEnergy, src.totalSamplesDuration) || NaN);
+  const concealed = inb.totalSamplesReceived > 0 ? inb.concealedSamples / inb.totalSamplesReceived : 1;
+  console.log(`  audio back: ${(inb.totalSamplesDuration || 0).toFixed(2)} s played, ${(100 * concealed).toFixed(1)} % concealed, energy/s received/sent ${energyRatio.toFixed(2)}`);
+  if (!(inb.totalSamplesDuration >= 0.5 * secs)) problems.push(`only ${inb.totalSamplesDuration} s of received audio played out (media ran ${secs} s)`);
+  if (!(concealed < 0.2)) problems.push(`${(100 * concealed).toFixed(1)} % of received samples concealed`);
+  if (!(energyRatio > 0.2 && energyRatio < 5)) problems.push(`received/sent audio energy per second ${energyRatio} outside 0.2..5 (silence or garbled payload)`);
   const wantCodec = opts.sipCodec === 'pcmu' ? 'audio/pcmu' : 'audio/opus';
   for (const [dir, c] of [['outbound', out.codec], ['inbound', inb.codec]]) {
     if (!c || !c.toLowerCase().startsWith(wantCodec)) problems.push(`${dir} codec ${c}, expected ${wantCodec}`);
