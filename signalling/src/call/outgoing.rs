@@ -71,6 +71,11 @@ impl OutgoingCall {
         self.phase == Phase::Done
     }
 
+    /// Whether our re-INVITE waits for its answer (a far-end re-INVITE now is glare: 491).
+    pub fn reinvite_pending(&self) -> bool {
+        self.reinvite.is_some()
+    }
+
     /// Whether the dialog is confirmed (BYE, re-INVITE possible).
     pub fn is_confirmed(&self) -> bool {
         self.phase == Phase::Confirmed

@@ -4,13 +4,16 @@
 //! driver that puts them on the wire through rsipstack's transactions and transports.
 
 pub mod account;
+pub mod call;
 pub mod client;
+pub mod dialog;
 pub mod digest;
 pub mod dispatch;
 mod grammar;
 pub mod inbound;
 pub mod register;
 pub mod uri;
+pub mod wire;
 
 pub use account::{AccountError, Field, RawSipAccount, SipAccount, Transport};
 pub use uri::{Host, SipUri, UriError, UserPart};

@@ -1,0 +1,719 @@
+//! The outgoing call driver: `SipUserAgent::call` runs one task per call that feeds SIP
+//! responses, in-dialog requests, session commands and the clock into the sans-IO
+//! [`OutgoingCall`] core and executes its actions on rsipstack's transaction layer. SDP never
+//! passes through untouched: the browser leg's SDP goes to the media plane as `Offer`, the
+//! media plane's reply goes in the INVITE, the far end's SDP (18x or 2xx) goes as `Answer` and
+//! its reply is the browser leg's remote SDP. Built on transactions rather than rsipstack's
+//! `DialogLayer` (see docs/sip.md): our digest code answers 401/407, the core owns the state,
+//! and the CANCEL/200 race is decided in one place. Invariant: the task ends only when the core
+//! is done; a dropped [`CallHandle`] hangs up.
+
+use std::time::Duration;
+
+use rsipstack::sip::{self as rsip, Header, HeadersExt as _, Method};
+use rsipstack::transaction::endpoint::EndpointInnerRef;
+use rsipstack::transaction::random_text;
+use rsipstack::transport::SipAddr;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use wavegate_shared::protocol::OfferFlags;
+use wavegate_shared::{CallId, LegTag};
+
+use super::account::{SipAccount, Transport};
+use super::client::{ClientError, SipUserAgent};
+use super::dialog::Dialog;
+use super::digest::{AuthHeader, Challenge, DigestSession};
+use super::dispatch::{self, InboundTx, Routes};
+use super::uri::SipUri;
+use super::wire::{self, answer_direction, sdp_with_direction};
+use crate::call::outgoing::OutgoingCall;
+use crate::call::{Action, Cause, Direction, StateChange};
+use crate::media::MediaService;
+
+/// Call settings.
+#[derive(Debug, Clone)]
+pub struct CallOptions {
+    /// Ringing time before the call is cancelled with "Timeout".
+    pub no_answer: Duration,
+    /// Bound on each non-INVITE transaction and on the wait for a first response.
+    pub transaction_timeout: Duration,
+}
+
+impl Default for CallOptions {
+    fn default() -> Self {
+        CallOptions {
+            no_answer: Duration::from_secs(60),
+            transaction_timeout: Duration::from_secs(32),
+        }
+    }
+}
+
+/// What a call tells its session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// A state change with its cause.
+    State(StateChange),
+    /// SDP for the browser leg (the media plane's rewrite of the far end's SDP); `early` for 18x.
+    RemoteSdp {
+        /// The SDP.
+        sdp: String,
+        /// From a provisional response (early media).
+        early: bool,
+    },
+    /// An in-dialog INFO or MESSAGE body from the far end.
+    Info {
+        /// INFO or MESSAGE.
+        method: String,
+        /// Its Content-Type.
+        content_type: String,
+        /// Its body as text.
+        body: String,
+    },
+}
+
+pub(crate) enum Command {
+    Hangup,
+    Hold(bool),
+}
+
+/// A call in progress; events arrive on [`next_event`](Self::next_event). Dropping it hangs up.
+pub struct CallHandle {
+    sip_call_id: String,
+    events: mpsc::UnboundedReceiver<CallEvent>,
+    commands: mpsc::UnboundedSender<Command>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CallHandle {
+    pub(crate) fn new(
+        sip_call_id: String,
+        events: mpsc::UnboundedReceiver<CallEvent>,
+        commands: mpsc::UnboundedSender<Command>,
+        task: tokio::task::JoinHandle<()>,
+    ) -> CallHandle {
+        CallHandle {
+            sip_call_id,
+            events,
+            commands,
+            task,
+        }
+    }
+
+    /// The SIP Call-ID.
+    pub fn sip_call_id(&self) -> &str {
+        &self.sip_call_id
+    }
+
+    /// The call's id on the media plane (for `Query`): the Call-ID's local part.
+    pub fn media_id(&self) -> &str {
+        self.sip_call_id
+            .split('@')
+            .next()
+            .unwrap_or(&self.sip_call_id)
+    }
+
+    /// The next event; `None` once the call's task has ended.
+    pub async fn next_event(&mut self) -> Option<CallEvent> {
+        self.events.recv().await
+    }
+
+    /// Cancels (before answer) or hangs up (after).
+    pub fn hangup(&self) {
+        let _ = self.commands.send(Command::Hangup);
+    }
+
+    /// Holds (re-INVITE sendonly) or resumes (sendrecv).
+    pub fn hold(&self, on: bool) {
+        let _ = self.commands.send(Command::Hold(on));
+    }
+
+    /// Whether the call's task has ended.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+/// The media of one call on the media plane: the browser leg offers, the SIP leg answers.
+pub(crate) struct MediaLeg {
+    pub service: MediaService,
+    pub call: CallId,
+    pub offerer: LegTag,
+    pub answerer: LegTag,
+}
+
+impl MediaLeg {
+    pub fn new(
+        service: MediaService,
+        id: &str,
+        offerer: &str,
+        answerer: &str,
+    ) -> Result<MediaLeg, String> {
+        Ok(MediaLeg {
+            service,
+            call: CallId::new(id).map_err(|e| e.to_string())?,
+            offerer: LegTag::new(offerer).map_err(|e| e.to_string())?,
+            answerer: LegTag::new(answerer).map_err(|e| e.to_string())?,
+        })
+    }
+
+    pub async fn offer(&self, sdp: String) -> Result<String, String> {
+        self.service
+            .offer(
+                self.call.clone(),
+                self.offerer.clone(),
+                sdp,
+                OfferFlags::default(),
+            )
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    pub async fn answer(&self, sdp: String) -> Result<String, String> {
+        self.service
+            .answer(
+                self.call.clone(),
+                self.offerer.clone(),
+                self.answerer.clone(),
+                sdp,
+            )
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    pub async fn release(&self) {
+        let _ = self.service.delete(self.call.clone()).await;
+    }
+}
+
+/// The Request-URI for `callee`: a full `sip:` URI, `user@host[:port]`, or a bare user at the
+/// account's domain.
+pub fn callee_uri(account: &SipAccount, callee: &str) -> Result<SipUri, ClientError> {
+    let text = if callee.starts_with("sip:") || callee.starts_with("sips:") {
+        callee.to_string()
+    } else if callee.contains('@') {
+        format!("sip:{callee}")
+    } else {
+        format!("sip:{callee}@{}", account.domain)
+    };
+    SipUri::parse(&text).map_err(|e| ClientError::Uri {
+        uri: text,
+        why: e.to_string(),
+    })
+}
+
+/// Where out-of-dialog requests of `account` to `uri` go: the outbound proxy, else the URI.
+pub fn first_hop(account: &SipAccount, uri: &str) -> Result<SipAddr, String> {
+    let tcp = account.transport == Transport::Tcp;
+    match &account.outbound_proxy {
+        Some((host, port)) => wire::sip_addr(&format!("sip:{host}:{}", port.unwrap_or(5060)), tcp),
+        None => wire::sip_addr(uri, tcp),
+    }
+}
+
+impl SipUserAgent {
+    /// Calls `callee` from `account`. `browser_sdp` is the browser-facing leg's offer; with
+    /// `media` it is programmed on the media plane (otherwise it goes into the INVITE as is,
+    /// for signalling-only use such as benchmarks).
+    pub async fn call(
+        &self,
+        account: &SipAccount,
+        callee: &str,
+        browser_sdp: String,
+        media: Option<MediaService>,
+        options: CallOptions,
+    ) -> Result<CallHandle, ClientError> {
+        let uri = callee_uri(account, callee)?;
+        let uri_text = uri.to_string();
+        let request_uri = rsip::Uri::try_from(uri_text.as_str()).map_err(|e| ClientError::Uri {
+            uri: uri_text.clone(),
+            why: e.to_string(),
+        })?;
+        let dest = first_hop(account, &uri_text).map_err(ClientError::Endpoint)?;
+        let id = random_text(24);
+        let media = match media {
+            Some(service) => {
+                Some(MediaLeg::new(service, &id, "browser", "sip").map_err(ClientError::Endpoint)?)
+            }
+            None => None,
+        };
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (dialog_tx, dialog_rx) = mpsc::unbounded_channel();
+        let sip_call_id = format!("{id}@wavegate");
+        let task = OutgoingTask {
+            inner: self.inner.clone(),
+            routes: self.routes.clone(),
+            account: account.clone(),
+            options: options.clone(),
+            media,
+            events: events_tx,
+            core: OutgoingCall::new(options.no_answer),
+            call_id: sip_call_id.clone(),
+            from_tag: random_text(10),
+            cseq: 0,
+            request_uri,
+            dest,
+            contact: String::new(),
+            digest: None,
+            auth_attempts: 0,
+            invite: None,
+            dialog: None,
+            dialog_tx,
+            sip_sdp: String::new(),
+        };
+        let task = tokio::spawn(task.run(browser_sdp, commands_rx, dialog_rx));
+        Ok(CallHandle::new(sip_call_id, events, commands, task))
+    }
+}
+
+struct OutgoingTask {
+    inner: EndpointInnerRef,
+    routes: Routes,
+    account: SipAccount,
+    options: CallOptions,
+    media: Option<MediaLeg>,
+    events: mpsc::UnboundedSender<CallEvent>,
+    core: OutgoingCall,
+    call_id: String,
+    from_tag: String,
+    cseq: u32,
+    request_uri: rsip::Uri,
+    dest: SipAddr,
+    contact: String,
+    digest: Option<DigestSession>,
+    auth_attempts: u32,
+    /// The INVITE as sent (with our Via), for CANCEL and the dialog.
+    invite: Option<rsip::Request>,
+    dialog: Option<Dialog>,
+    dialog_tx: mpsc::UnboundedSender<InboundTx>,
+    /// The SDP our INVITE carried (the media plane's, or the browser's without media).
+    sip_sdp: String,
+}
+
+impl OutgoingTask {
+    async fn run(
+        mut self,
+        browser_sdp: String,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut dialog_rx: mpsc::UnboundedReceiver<InboundTx>,
+    ) {
+        let actions = self.core.start(Instant::now().into_std());
+        self.execute(actions).await;
+        self.sip_sdp = match &self.media {
+            Some(m) => match m.offer(browser_sdp).await {
+                Ok(sdp) => sdp,
+                Err(e) => {
+                    let actions = self.core.on_media_failure(Instant::now().into_std(), &e);
+                    self.execute(actions).await;
+                    return;
+                }
+            },
+            None => browser_sdp,
+        };
+        let mut responses = match self.send_invite().await {
+            Ok(rx) => rx,
+            Err(e) => {
+                let actions = self.core.on_no_response(Cause::Transport(e));
+                self.execute(actions).await;
+                return;
+            }
+        };
+        let (reinvite_tx, mut reinvite_rx) = mpsc::unbounded_channel::<(u16, String)>();
+        let mut responses_open = true;
+        let mut commands_open = true;
+        let mut got_final = false;
+        let mut first_response_by = Some(Instant::now() + self.options.transaction_timeout);
+        while !self.core.is_done() {
+            let deadline = [
+                self.core.deadline().map(Instant::from_std),
+                first_response_by,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let actions = tokio::select! {
+                r = responses.recv(), if responses_open => match r {
+                    Some(resp) => {
+                        first_response_by = None;
+                        if resp.status_code.code() >= 200 && !matches!(resp.status_code.code(), 401 | 407) {
+                            got_final = true;
+                        }
+                        match self.on_response(resp).await {
+                            Ok(actions) => actions,
+                            Err(new_rx) => {
+                                responses = new_rx;
+                                first_response_by = Some(Instant::now() + self.options.transaction_timeout);
+                                Vec::new()
+                            }
+                        }
+                    }
+                    None => {
+                        responses_open = false;
+                        if got_final { Vec::new() } else { self.core.on_no_response(Cause::Timeout) }
+                    }
+                },
+                c = commands.recv(), if commands_open => match c {
+                    Some(Command::Hangup) => self.core.hangup(Instant::now().into_std()),
+                    Some(Command::Hold(on)) => self.core.hold(on),
+                    // The handle was dropped: the session is gone, end the call.
+                    None => {
+                        commands_open = false;
+                        self.core.hangup(Instant::now().into_std())
+                    }
+                },
+                Some(req) = dialog_rx.recv() => self.on_in_dialog(req).await,
+                Some((status, reason)) = reinvite_rx.recv() => self.core.on_reinvite_final(status, &reason),
+                _ = sleep => {
+                    if first_response_by.is_some_and(|t| t <= Instant::now()) {
+                        first_response_by = None;
+                        self.core.on_no_response(Cause::Timeout)
+                    } else {
+                        self.core.on_deadline(Instant::now().into_std())
+                    }
+                }
+            };
+            self.execute_with(actions, &reinvite_tx).await;
+        }
+        if let Some(d) = &self.dialog {
+            self.routes.remove_dialog(&d.key());
+        }
+    }
+
+    async fn send_invite(&mut self) -> Result<mpsc::UnboundedReceiver<rsip::Response>, String> {
+        self.cseq += 1;
+        let a = &self.account;
+        let host = wire::local_host_for(&self.inner, &self.dest).await?;
+        let transport_param = if a.transport == Transport::Tcp {
+            ";transport=tcp"
+        } else {
+            ""
+        };
+        self.contact = format!("<sip:{}@{host}{transport_param}>", a.login);
+        let mut headers: Vec<Header> = vec![
+            Header::MaxForwards(70.into()),
+            Header::From(rsip::headers::From::new(format!(
+                "{};tag={}",
+                a.from_header(),
+                self.from_tag
+            ))),
+            Header::To(rsip::headers::To::new(format!("<{}>", self.request_uri))),
+            Header::CallId(rsip::headers::CallId::new(self.call_id.clone())),
+            Header::CSeq(
+                rsip::typed::CSeq {
+                    seq: self.cseq,
+                    method: Method::Invite,
+                }
+                .into(),
+            ),
+            Header::Contact(rsip::headers::Contact::new(self.contact.clone())),
+            Header::Allow(super::inbound::allow_value().into()),
+            Header::UserAgent(rsip::headers::UserAgent::new("wavegate")),
+            Header::ContentType(rsip::headers::ContentType::new("application/sdp")),
+        ];
+        if let Some(session) = &mut self.digest {
+            let value = session.authorize(
+                "INVITE",
+                &self.request_uri.to_string(),
+                a.auth_name.as_str(),
+                a.password.expose(),
+                &random_text(16),
+            );
+            headers.push(match session.header {
+                AuthHeader::Authorization => {
+                    Header::Authorization(rsip::headers::Authorization::new(value))
+                }
+                AuthHeader::ProxyAuthorization => {
+                    Header::ProxyAuthorization(rsip::headers::ProxyAuthorization::new(value))
+                }
+            });
+        }
+        for h in &a.extra_headers {
+            headers.push(Header::Other(h.name.clone(), h.value.clone()));
+        }
+        let req = rsip::Request {
+            method: Method::Invite,
+            uri: self.request_uri.clone(),
+            headers: headers.into(),
+            body: self.sip_sdp.clone().into_bytes(),
+            version: rsip::Version::V2,
+        };
+        let (tx, _) = wire::start_client(&self.inner, req, &self.dest).await?;
+        self.invite = Some(tx.original.clone());
+        Ok(wire::pump(tx))
+    }
+
+    /// A response to our INVITE. `Err` carries the responses of a re-sent (authenticated) INVITE.
+    async fn on_response(
+        &mut self,
+        resp: rsip::Response,
+    ) -> Result<Vec<Action>, mpsc::UnboundedReceiver<rsip::Response>> {
+        let status = resp.status_code.code();
+        let reason = wire::reason(&resp);
+        if status < 200 {
+            let has_sdp = !resp.body.is_empty();
+            let mut actions = Vec::new();
+            if has_sdp && status > 100 && !self.core.state().is_final() {
+                actions.extend(self.remote_sdp(&resp.body, true).await);
+            }
+            actions.extend(self.core.on_provisional(status, &reason, has_sdp));
+            return Ok(actions);
+        }
+        if matches!(status, 401 | 407) && !self.core.state().is_final() && self.auth_attempts < 2 {
+            self.auth_attempts += 1;
+            let values: Vec<String> = resp
+                .headers
+                .iter()
+                .filter_map(|h| match (h, status) {
+                    (Header::WwwAuthenticate(v), 401) => Some(v.value().to_string()),
+                    (Header::ProxyAuthenticate(v), 407) => Some(v.value().to_string()),
+                    _ => None,
+                })
+                .collect();
+            let stale_retry = self.digest.is_some()
+                && values
+                    .iter()
+                    .any(|v| v.to_ascii_lowercase().contains("stale=true"));
+            if self.digest.is_none() || stale_retry {
+                if let Ok(challenge) = Challenge::choose(values.iter().map(String::as_str)) {
+                    let header = if status == 401 {
+                        AuthHeader::Authorization
+                    } else {
+                        AuthHeader::ProxyAuthorization
+                    };
+                    self.digest = Some(DigestSession::new(challenge, header));
+                    return match self.send_invite().await {
+                        Ok(rx) => Err(rx),
+                        Err(e) => Ok(self.core.on_no_response(Cause::Transport(e))),
+                    };
+                }
+            }
+        }
+        if (200..300).contains(&status) && self.dialog.is_none() {
+            if let Some(invite) = &self.invite {
+                match Dialog::from_uac(invite, &resp, &self.contact) {
+                    Ok(d) => {
+                        self.routes.add_dialog(d.key(), self.dialog_tx.clone());
+                        self.dialog = Some(d);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "2xx does not form a dialog"),
+                }
+            }
+            let mut actions = Vec::new();
+            if !self.core.state().is_final() {
+                actions.extend(self.remote_sdp(&resp.body, false).await);
+            }
+            if self.dialog.is_none() {
+                // Without a dialog we cannot BYE: treat as a failure of the far end.
+                actions.extend(self.core.on_no_response(Cause::Sip {
+                    status,
+                    reason: "2xx without Contact/To tag".into(),
+                }));
+                return Ok(actions);
+            }
+            actions.extend(self.core.on_final(status, &reason));
+            return Ok(actions);
+        }
+        Ok(self.core.on_final(status, &reason))
+    }
+
+    /// The far end's SDP to the media plane; the browser leg's SDP to the session.
+    async fn remote_sdp(&mut self, body: &[u8], early: bool) -> Vec<Action> {
+        let sdp = String::from_utf8_lossy(body).into_owned();
+        if sdp.trim().is_empty() {
+            return Vec::new();
+        }
+        let for_browser = match &self.media {
+            Some(m) => match m.answer(sdp).await {
+                Ok(s) => s,
+                Err(e) => return self.core.on_media_failure(Instant::now().into_std(), &e),
+            },
+            None => sdp,
+        };
+        let _ = self.events.send(CallEvent::RemoteSdp {
+            sdp: for_browser,
+            early,
+        });
+        Vec::new()
+    }
+
+    async fn on_in_dialog(&mut self, mut req: InboundTx) -> Vec<Action> {
+        let method = req.inbound.method;
+        match method {
+            Method::Bye => {
+                let _ = dispatch::reply(&mut req.tx, 200, "OK", vec![]).await;
+                self.core.on_bye()
+            }
+            Method::Invite => {
+                if self.core.reinvite_pending() {
+                    let _ = dispatch::reply(&mut req.tx, 491, "Request Pending", vec![]).await;
+                    return Vec::new();
+                }
+                let offer = String::from_utf8_lossy(&req.tx.original.body).into_owned();
+                let theirs = Direction::of_sdp(&offer);
+                let ours = sdp_with_direction(&self.sip_sdp, answer_direction(theirs));
+                self.sip_sdp = ours.clone();
+                let headers = vec![
+                    Header::Contact(rsip::headers::Contact::new(self.contact.clone())),
+                    Header::ContentType(rsip::headers::ContentType::new("application/sdp")),
+                ];
+                let _ =
+                    dispatch::reply_body(&mut req.tx, 200, "OK", headers, Some(ours.into_bytes()))
+                        .await;
+                wire::linger(req.tx, self.options.transaction_timeout);
+                self.core.on_remote_direction(theirs)
+            }
+            Method::Info | Method::Message => {
+                let content_type = req
+                    .tx
+                    .original
+                    .headers
+                    .iter()
+                    .find_map(|h| match h {
+                        Header::ContentType(c) => Some(c.value().to_string()),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                let body = String::from_utf8_lossy(&req.tx.original.body).into_owned();
+                let _ = dispatch::reply(&mut req.tx, 200, "OK", vec![]).await;
+                let _ = self.events.send(CallEvent::Info {
+                    method: method.to_string(),
+                    content_type,
+                    body,
+                });
+                Vec::new()
+            }
+            _ => {
+                let _ = dispatch::reply(&mut req.tx, 200, "OK", vec![]).await;
+                Vec::new()
+            }
+        }
+    }
+
+    async fn execute(&mut self, actions: Vec<Action>) {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        self.execute_with(actions, &tx).await;
+    }
+
+    async fn execute_with(
+        &mut self,
+        actions: Vec<Action>,
+        reinvite_done: &mpsc::UnboundedSender<(u16, String)>,
+    ) {
+        for action in actions {
+            match action {
+                Action::Report(change) => {
+                    let _ = self.events.send(CallEvent::State(change));
+                }
+                Action::ReleaseMedia => {
+                    if let Some(m) = &self.media {
+                        m.release().await;
+                    }
+                }
+                Action::SendCancel => self.send_cancel().await,
+                Action::SendBye => {
+                    if let Some((req, dest)) = self.in_dialog(Method::Bye, None) {
+                        let inner = self.inner.clone();
+                        let timeout = self.options.transaction_timeout;
+                        tokio::spawn(async move {
+                            wire::request_final(&inner, req, &dest, timeout).await
+                        });
+                    }
+                }
+                Action::SendReinvite(dir) => {
+                    let sdp = sdp_with_direction(&self.sip_sdp, dir);
+                    self.sip_sdp = sdp.clone();
+                    match self
+                        .in_dialog(Method::Invite, Some(("application/sdp", sdp.into_bytes())))
+                    {
+                        Some((req, dest)) => {
+                            let inner = self.inner.clone();
+                            let timeout = self.options.transaction_timeout;
+                            let done = reinvite_done.clone();
+                            tokio::spawn(async move {
+                                let result = wire::request_final(&inner, req, &dest, timeout).await;
+                                let _ =
+                                    done.send(result.unwrap_or((408, "Request Timeout".into())));
+                            });
+                        }
+                        None => {
+                            let _ = reinvite_done.send((481, "No dialog".into()));
+                        }
+                    }
+                }
+                Action::Respond(_) => {}
+            }
+        }
+    }
+
+    fn in_dialog(
+        &mut self,
+        method: Method,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Option<(rsip::Request, SipAddr)> {
+        let tcp = self.account.transport == Transport::Tcp;
+        let d = self.dialog.as_mut()?;
+        let req = d.request(method, body).ok()?;
+        let dest = wire::sip_addr(&d.next_hop(), tcp).ok()?;
+        Some((req, dest))
+    }
+
+    /// CANCEL for the current INVITE (same Request-URI, top Via, Call-ID, From, To, CSeq number).
+    async fn send_cancel(&mut self) {
+        let Some(invite) = &self.invite else { return };
+        let mut headers: Vec<Header> = Vec::new();
+        if let Ok(via) = invite.via_header() {
+            headers.push(Header::Via(via.clone()));
+        }
+        for h in invite.headers.iter() {
+            match h {
+                Header::From(_) | Header::To(_) | Header::CallId(_) | Header::Route(_) => {
+                    headers.push(h.clone())
+                }
+                _ => {}
+            }
+        }
+        headers.push(Header::CSeq(
+            rsip::typed::CSeq {
+                seq: self.cseq,
+                method: Method::Cancel,
+            }
+            .into(),
+        ));
+        headers.push(Header::MaxForwards(70.into()));
+        headers.push(Header::ContentLength(0u32.into()));
+        let cancel = rsip::Request {
+            method: Method::Cancel,
+            uri: invite.uri.clone(),
+            headers: headers.into(),
+            body: vec![],
+            version: rsip::Version::V2,
+        };
+        let Ok(key) = rsipstack::transaction::key::TransactionKey::from_request(
+            &cancel,
+            rsipstack::transaction::key::TransactionRole::Client,
+        ) else {
+            return;
+        };
+        let mut tx = rsipstack::transaction::transaction::Transaction::new_client(
+            key,
+            cancel,
+            self.inner.clone(),
+            None,
+        );
+        tx.destination = Some(self.dest.clone());
+        if tx.send().await.is_ok() {
+            let timeout = self.options.transaction_timeout;
+            tokio::spawn(async move {
+                let _ =
+                    tokio::time::timeout(timeout, async { while tx.receive().await.is_some() {} })
+                        .await;
+            });
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! Outgoing calls against SIPp UAS scenarios (tests/peers/sipp/uas_*.xml) with the real media
+//! plane programming every SDP: 486 → BUSY "Busy Here"; 183 with SDP then 200 → RING_MEDIA
+//! then ESTABLISHED, RTP from a plain RTP endpoint through the media plane to SIPp (echoing)
+//! and back, BYE from us; BYE from SIPp; CANCEL while ringing (487 consumed); the no-answer
+//! timeout. SIPp's exit code proves it saw what its scenario expects (ACK, CANCEL, BYE).
+//! Needs `sipp` (Debian sip-tester) and the media plane binary; either missing FAILS the test.
+
+mod sip_peers;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sip_peers::*;
+use tokio::net::UdpSocket;
+use wavegate_signalling::call::CallState;
+use wavegate_signalling::sip::call::{CallEvent, CallOptions};
+use wavegate_signalling::sip::client::SipUserAgent;
+use wavegate_signalling::sip::{RawSipAccount, SipAccount};
+
+fn account() -> SipAccount {
+    SipAccount::parse(&RawSipAccount {
+        login: "alice".into(),
+        domain: "127.0.0.1".into(),
+        visible_name: "Alice A".into(),
+        ..RawSipAccount::default()
+    })
+    .unwrap()
+}
+
+fn s(state: CallState, cause: &str) -> (CallState, String) {
+    (state, cause.to_string())
+}
+
+async fn wait_media_released(server: &wavegate_signalling::Server) {
+    for _ in 0..100 {
+        if server.media.calls().is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "media of the call not released: {} calls left",
+        server.media.calls().len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_here_ends_busy_with_cause() {
+    let server = media_server(43000).await;
+    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let sipp = Sipp::uas("uas_busy.xml", false);
+    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut call = ua
+        .call(
+            &account(),
+            &format!("sip:bob@{}", sipp.addr()),
+            rtp_sdp(rtp.local_addr().unwrap().port()),
+            Some(server.media.clone()),
+            CallOptions::default(),
+        )
+        .await
+        .unwrap();
+    let states = states_until_final(&mut call).await;
+    assert_eq!(
+        states,
+        vec![
+            s(CallState::Pending, "Calling"),
+            s(CallState::Trying, "Trying"),
+            s(CallState::Ring, "Ringing"),
+            s(CallState::Busy, "Busy Here"),
+        ]
+    );
+    sipp.expect_success().await;
+    wait_media_released(&server).await;
+    wait_finished(&call).await;
+    assert_eq!(ua.dialog_count(), 0);
+    ua.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_media_then_answer_rtp_both_ways_and_our_bye() {
+    let server = media_server(43100).await;
+    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let sipp = Sipp::uas("uas_early_media.xml", true);
+    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut call = ua
+        .call(
+            &account(),
+            &format!("sip:bob@{}", sipp.addr()),
+            rtp_sdp(rtp.local_addr().unwrap().port()),
+            Some(server.media.clone()),
+            CallOptions::default(),
+        )
+        .await
+        .unwrap();
+    let mut states = Vec::new();
+    let mut early_sdp = None;
+    let mut final_sdp = None;
+    for _ in 0..10 {
+        match next(&mut call).await {
+            CallEvent::State(c) => {
+                states.push((c.state, c.cause.to_string()));
+                if c.state == CallState::Established {
+                    break;
+                }
+            }
+            CallEvent::RemoteSdp { sdp, early: true } => early_sdp = Some(sdp),
+            CallEvent::RemoteSdp { sdp, early: false } => final_sdp = Some(sdp),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        states,
+        vec![
+            s(CallState::Pending, "Calling"),
+            s(CallState::RingMedia, "Session Progress"),
+            s(CallState::Established, "Answered"),
+        ]
+    );
+    let early_sdp = early_sdp.expect("no early-media SDP for the browser leg");
+    let final_sdp = final_sdp.expect("no answer SDP for the browser leg");
+    // The browser leg is pointed at the media plane, never at SIPp directly.
+    let relay_port = media_port(&final_sdp);
+    assert_eq!(media_port(&early_sdp), relay_port);
+    assert!((43100..43200).contains(&relay_port), "{final_sdp}");
+    assert_ne!(relay_port, sipp.media_port);
+
+    // RTP: test endpoint → media plane → SIPp (-rtp_echo) → media plane → test endpoint.
+    let relay: SocketAddr = ([127, 0, 0, 1], relay_port).into();
+    let mut echoed = 0;
+    let mut buf = [0u8; 1500];
+    for seq in 0..50u16 {
+        rtp.send_to(&rtp_packet(seq), relay).await.unwrap();
+        while let Ok(Ok((n, _))) =
+            tokio::time::timeout(Duration::from_millis(20), rtp.recv_from(&mut buf)).await
+        {
+            if n == 172 {
+                echoed += 1;
+            }
+        }
+    }
+    assert!(
+        echoed >= 10,
+        "only {echoed} of 50 RTP packets came back through the media plane"
+    );
+    let mut stats = None;
+    for _ in 0..50 {
+        let st = server.media.calls().len();
+        assert_eq!(st, 1);
+        let q = query(&server, call.media_id()).await;
+        if q.0 >= 10 && q.1 >= 10 {
+            stats = Some(q);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        stats.is_some(),
+        "media plane counters did not show RTP both ways"
+    );
+
+    call.hangup();
+    assert_eq!(
+        next_state(&mut call).await,
+        s(CallState::Finish, "Normal call clearing")
+    );
+    sipp.expect_success().await;
+    wait_media_released(&server).await;
+    ua.shutdown();
+}
+
+async fn wait_finished(call: &wavegate_signalling::sip::call::CallHandle) {
+    for _ in 0..100 {
+        if call.is_finished() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("call task still running after its final state");
+}
+
+fn rtp_packet(seq: u16) -> Vec<u8> {
+    rtp(seq)
+}
+
+/// Packets in on the offerer (browser) leg and on the answerer (SIP) leg of the call.
+async fn query(server: &wavegate_signalling::Server, id: &str) -> (u64, u64) {
+    let st = server
+        .media
+        .query(wavegate_shared::CallId::new(id).unwrap())
+        .await
+        .unwrap();
+    (st.offerer.rtp_packets_in, st.answerer.rtp_packets_in)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bye_from_the_far_end_finishes() {
+    let server = media_server(43200).await;
+    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let sipp = Sipp::uas("uas_remote_bye.xml", false);
+    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut call = ua
+        .call(
+            &account(),
+            &format!("sip:bob@{}", sipp.addr()),
+            rtp_sdp(rtp.local_addr().unwrap().port()),
+            Some(server.media.clone()),
+            CallOptions::default(),
+        )
+        .await
+        .unwrap();
+    let states = states_until_final(&mut call).await;
+    assert_eq!(
+        states,
+        vec![
+            s(CallState::Pending, "Calling"),
+            s(CallState::Ring, "Ringing"),
+            s(CallState::Established, "Answered"),
+            s(CallState::Finish, "Normal call clearing"),
+        ]
+    );
+    sipp.expect_success().await;
+    wait_media_released(&server).await;
+    wait_finished(&call).await;
+    assert_eq!(ua.dialog_count(), 0);
+    ua.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_while_ringing_and_no_answer_timeout() {
+    let server = media_server(43300).await;
+    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+
+    // The session cancels while it rings.
+    let sipp = Sipp::uas("uas_no_answer.xml", false);
+    let mut call = ua
+        .call(
+            &account(),
+            &format!("sip:bob@{}", sipp.addr()),
+            rtp_sdp(rtp.local_addr().unwrap().port()),
+            Some(server.media.clone()),
+            CallOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        next_state(&mut call).await,
+        s(CallState::Pending, "Calling")
+    );
+    assert_eq!(next_state(&mut call).await, s(CallState::Ring, "Ringing"));
+    call.hangup();
+    assert_eq!(
+        next_state(&mut call).await,
+        s(CallState::Finish, "Request Terminated")
+    );
+    sipp.expect_success().await;
+    wait_media_released(&server).await;
+
+    // Nobody answers within the no-answer time.
+    let sipp = Sipp::uas("uas_no_answer.xml", false);
+    let options = CallOptions {
+        no_answer: Duration::from_millis(800),
+        ..CallOptions::default()
+    };
+    let mut call = ua
+        .call(
+            &account(),
+            &format!("sip:bob@{}", sipp.addr()),
+            rtp_sdp(rtp.local_addr().unwrap().port()),
+            Some(server.media.clone()),
+            options,
+        )
+        .await
+        .unwrap();
+    let states = states_until_final(&mut call).await;
+    assert_eq!(
+        states,
+        vec![
+            s(CallState::Pending, "Calling"),
+            s(CallState::Ring, "Ringing"),
+            s(CallState::Failed, "Timeout")
+        ]
+    );
+    sipp.expect_success().await;
+    wait_media_released(&server).await;
+    // The call task ends once the 487 is in.
+    wait_finished(&call).await;
+    ua.shutdown();
+}
