@@ -2,7 +2,10 @@
 //! `wavegate-mediaplane` binary with WebRTC enabled, serves the raw RTCPeerConnection page over
 //! HTTP on 127.0.0.1, turns the page's `POST /offer` into a `WebRtcOffer`, and plays the SIP
 //! side itself: an RTP echo peer (one UDP socket) that answers the media plane's RTP/AVP offer
-//! with one codec (Opus or PCMU) and sends every RTP packet it receives back to its source.
+//! with one codec (Opus or PCMU) plus telephone-event/8000 when offered, and sends every RTP
+//! packet it receives back to its source. It decodes the RFC 4733 events it sees (digits, once
+//! per event) and records the media plane's `DtmfReceived` events, so DTMF sent by the browser
+//! can be checked on the SIP side and again after the echo.
 //!
 //! Invariants: it talks to the media plane only through the `shared` crate's host API
 //! (`spawn_media_plane`, `ControlClient`), binds loopback only, serves one call, and lives at most
@@ -26,7 +29,7 @@ use serde_json::json;
 use tokio::net::UdpSocket;
 use tokio::sync::Notify;
 use wavegate_shared::client::{ClientError, ControlClient};
-use wavegate_shared::protocol::{Answer, Delete, OfferFlags, Ping, Query, WebRtcOffer};
+use wavegate_shared::protocol::{Answer, Delete, MediaEvent, OfferFlags, Ping, Query, WebRtcOffer};
 use wavegate_shared::region::Geometry;
 use wavegate_shared::spawn::{MediaPlaneCommand, SpawnError, spawn_media_plane};
 use wavegate_shared::{CallId, LegTag};
@@ -84,6 +87,25 @@ struct EchoStats {
     payload_types: Vec<u8>,
     ssrcs: Vec<u32>,
     source: Option<SocketAddr>,
+    /// The telephone-event payload type of the answer.
+    te_pt: Option<u8>,
+    dtmf_packets: u64,
+    /// Digits seen, one per event (the end packets of one event share its timestamp).
+    dtmf_digits: String,
+    /// Each event's duration from its end packet (telephone-event/8000: 8 units per ms).
+    dtmf_durations_ms: Vec<u32>,
+    last_end_ts: Option<u32>,
+}
+
+/// The RFC 4733 event code as a digit.
+fn dtmf_digit(event: u8) -> Option<char> {
+    match event {
+        0..=9 => Some(char::from(b'0' + event)),
+        10 => Some('*'),
+        11 => Some('#'),
+        12..=15 => Some(char::from(b'A' + event - 12)),
+        _ => None,
+    }
 }
 
 /// The one call this harness serves.
@@ -91,6 +113,7 @@ struct EchoStats {
 struct CallInfo {
     call: CallId,
     sip_pt: u8,
+    te_pt: Option<u8>,
     sip_offer: String,
     sip_answer: String,
     browser_answer: String,
@@ -104,6 +127,7 @@ struct App {
     echo: Arc<Mutex<EchoStats>>,
     call: Mutex<Option<CallInfo>>,
     events: Arc<Mutex<Vec<String>>>,
+    dtmf_events: Arc<Mutex<Vec<serde_json::Value>>>,
     shutdown: Notify,
 }
 
@@ -155,9 +179,14 @@ fn audio_codecs(sdp: &str) -> Option<(u16, Vec<(u8, String)>)> {
     Some((port?, codecs))
 }
 
-/// The echo peer's answer: one codec from the media plane's offer.
-fn echo_answer(offer: &str, codec: SipCodec, echo_port: u16) -> Option<(u8, String)> {
+/// The echo peer's answer: one codec from the media plane's offer, plus telephone-event/8000
+/// when offered. Returns `(codec pt, telephone-event pt, sdp)`.
+fn echo_answer(offer: &str, codec: SipCodec, echo_port: u16) -> Option<(u8, Option<u8>, String)> {
     let (_, codecs) = audio_codecs(offer)?;
+    let te = codecs
+        .iter()
+        .find(|(_, enc)| enc.eq_ignore_ascii_case("telephone-event/8000"))
+        .map(|(pt, _)| *pt);
     let (pt, enc) = codecs.into_iter().find(|(pt, enc)| {
         let enc = enc.to_ascii_lowercase();
         match codec {
@@ -175,11 +204,19 @@ fn echo_answer(offer: &str, codec: SipCodec, echo_port: u16) -> Option<(u8, Stri
     } else {
         String::new()
     };
+    let (te_fmt, te_lines) = match te {
+        Some(te) => (
+            format!(" {te}"),
+            format!("a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-15\r\n"),
+        ),
+        None => (String::new(), String::new()),
+    };
     Some((
         pt,
+        te,
         format!(
             "v=0\r\no=echo 1 1 IN IP4 127.0.0.1\r\ns=echo\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=audio {echo_port} RTP/AVP {pt}\r\na=rtpmap:{pt} {enc}\r\n{fmtp}a=sendrecv\r\n"
+             m=audio {echo_port} RTP/AVP {pt}{te_fmt}\r\na=rtpmap:{pt} {enc}\r\n{fmtp}{te_lines}a=sendrecv\r\n"
         ),
     ))
 }
@@ -203,7 +240,21 @@ async fn run_echo(sock: UdpSocket, stats: Arc<Mutex<EchoStats>>) {
                 s.rtp_packets += 1;
                 s.rtp_bytes += n as u64;
                 let pt = data[1] & 0x7f;
-                if !s.payload_types.contains(&pt) {
+                let cc = usize::from(data[0] & 0x0f);
+                let payload = data.get(12 + 4 * cc..).unwrap_or_default();
+                if Some(pt) == s.te_pt {
+                    s.dtmf_packets += 1;
+                    let ts = u32::from_be_bytes([data[4], data[5], data[6], data[7]]);
+                    // The E bit ends the event; its (up to three) end packets share the timestamp.
+                    if payload.len() >= 4 && payload[1] & 0x80 != 0 && s.last_end_ts != Some(ts) {
+                        s.last_end_ts = Some(ts);
+                        if let Some(d) = dtmf_digit(payload[0]) {
+                            s.dtmf_digits.push(d);
+                            let units = u16::from_be_bytes([payload[2], payload[3]]);
+                            s.dtmf_durations_ms.push(u32::from(units) / 8);
+                        }
+                    }
+                } else if !s.payload_types.contains(&pt) {
                     s.payload_types.push(pt);
                 }
                 let ssrc = u32::from_be_bytes([data[8], data[9], data[10], data[11]]);
@@ -261,7 +312,8 @@ async fn offer(State(app): State<Arc<App>>, body: String) -> Response {
         Ok(r) => r,
         Err(e) => return text(StatusCode::BAD_GATEWAY, format!("WebRtcOffer: {e}")),
     };
-    let Some((sip_pt, sip_answer)) = echo_answer(&reply.sip_offer, app.sip_codec, app.echo_port)
+    let Some((sip_pt, te_pt, sip_answer)) =
+        echo_answer(&reply.sip_offer, app.sip_codec, app.echo_port)
     else {
         return text(
             StatusCode::BAD_GATEWAY,
@@ -280,13 +332,15 @@ async fn offer(State(app): State<Arc<App>>, body: String) -> Response {
     if let Err(e) = app.client.request(shard, &ans).await {
         return text(StatusCode::BAD_GATEWAY, format!("Answer: {e}"));
     }
+    lock(&app.echo).te_pt = te_pt;
     eprintln!(
-        "harness: call {call} on {shard}; echo peer answers pt {sip_pt} ({:?})",
+        "harness: call {call} on {shard}; echo peer answers pt {sip_pt} ({:?}), telephone-event {te_pt:?}",
         app.sip_codec
     );
     *lock(&app.call) = Some(CallInfo {
         call,
         sip_pt,
+        te_pt,
         sip_offer: reply.sip_offer,
         sip_answer,
         browser_answer: reply.browser_answer.clone(),
@@ -337,17 +391,21 @@ async fn stats_json(app: &App, delete: bool) -> serde_json::Value {
             "rtp_packets": s.rtp_packets, "rtp_bytes": s.rtp_bytes, "rtcp_packets": s.rtcp_packets,
             "echo_errors": s.echo_errors, "payload_types": s.payload_types, "ssrcs": s.ssrcs,
             "source": s.source.map(|a| a.to_string()),
+            "dtmf_packets": s.dtmf_packets, "dtmf_digits": s.dtmf_digits,
+            "dtmf_durations_ms": s.dtmf_durations_ms,
         })
     };
     json!({
         "sip_codec": format!("{:?}", app.sip_codec).to_lowercase(),
         "sip_pt": info.as_ref().map(|i| i.sip_pt),
+        "te_pt": info.as_ref().and_then(|i| i.te_pt),
         "sip_offer": info.as_ref().map(|i| i.sip_offer.clone()),
         "sip_answer": info.as_ref().map(|i| i.sip_answer.clone()),
         "browser_answer": info.as_ref().map(|i| i.browser_answer.clone()),
         "echo": echo,
         "media_plane": call_stats,
         "events": lock(&app.events).clone(),
+        "dtmf_events": lock(&app.dtmf_events).clone(),
     })
 }
 
@@ -404,12 +462,26 @@ async fn run(args: Args) -> Result<(), HarnessError> {
         return Err(HarnessError::NotUp);
     }
     let events = Arc::new(Mutex::new(Vec::new()));
-    let sink = events.clone();
+    let dtmf_events = Arc::new(Mutex::new(Vec::new()));
+    let (sink, dtmf_sink) = (events.clone(), dtmf_events.clone());
     let mut rx = std::mem::replace(&mut mp.events, tokio::sync::mpsc::unbounded_channel().1);
     tokio::spawn(async move {
         while let Some((shard, ev)) = rx.recv().await {
             eprintln!("harness: event from {shard}: {ev:?}");
-            lock(&sink).push(format!("{ev:?}"));
+            if let MediaEvent::DtmfReceived {
+                tag,
+                digit,
+                duration_ms,
+                ..
+            } = &ev
+            {
+                let tag = tag.as_ref().map(|t| t.to_string());
+                lock(&dtmf_sink).push(
+                    json!({ "tag": tag, "digit": digit.to_string(), "duration_ms": duration_ms }),
+                );
+            } else {
+                lock(&sink).push(format!("{ev:?}"));
+            }
         }
     });
 
@@ -426,6 +498,7 @@ async fn run(args: Args) -> Result<(), HarnessError> {
         echo,
         call: Mutex::new(None),
         events,
+        dtmf_events,
         shutdown: Notify::new(),
     });
     let router = Router::new()

@@ -5,7 +5,7 @@
 // Every wait is bounded; a watchdog ends the run with a non-zero exit; all children are killed.
 //
 // usage: node run.mjs --harness BIN --mediaplane BIN [--sip-codec opus|pcmu] [--prefer PCMU]
-//                     [--only PCMU] [--min-packets N] [--media-ms MS]
+//                     [--only PCMU] [--dtmf DIGITS|''] [--min-packets N] [--media-ms MS]
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,6 +27,7 @@ const opts = {
   sipCodec: arg('sip-codec', 'opus'),
   prefer: arg('prefer', ''),
   only: arg('only', ''),
+  dtmf: arg('dtmf', '0123456789*#'),
   minPackets: Number(arg('min-packets', '100')),
   mediaMs: Number(arg('media-ms', '6000')),
 };
@@ -98,8 +99,9 @@ async function main() {
   const q = new URLSearchParams({ media_ms: String(opts.mediaMs) });
   if (opts.prefer) q.set('prefer', opts.prefer);
   if (opts.only) q.set('only', opts.only);
+  if (opts.dtmf) q.set('dtmf', opts.dtmf);
   await page.goto(`${url}echo.html?${q}`, { timeout: 10000 });
-  await page.waitForFunction(() => window.__result !== undefined, null, { timeout: opts.mediaMs + 16000 });
+  await page.waitForFunction(() => window.__result !== undefined, null, { timeout: opts.mediaMs + 20000 });
   const r = await page.evaluate(() => window.__result);
   const browserVersion = context.browser() ? context.browser().version() : (await page.evaluate(() => navigator.userAgent));
   await bounded(context.close(), 10000, 'chromium close');
@@ -109,8 +111,9 @@ async function main() {
   const h = await res.json();
   const code = await bounded(new Promise(res => harness.exitCode !== null ? res(harness.exitCode) : harness.on('exit', c => res(c))), 10000, 'harness exit');
 
-  const s = r.stats || {};
-  const out = s.outbound || {}, inb = s.inbound || {}, pair = s.pair || {}, rin = s.remoteInbound || {}, rout = s.remoteOutbound || {};
+  const s = r.stats || {}, a = r.audioStats || s;
+  const out = s.outbound || {}, inb = s.inbound || {}, pair = a.pair || {}, rin = a.remoteInbound || {}, rout = a.remoteOutbound || {};
+  const ain = a.inbound || {};
   const mp = h.media_plane || {};
   const rtt = v => (typeof v === 'number' ? `${(v * 1000).toFixed(1)} ms` : 'n/a');
   console.log(`${label}: ${browserVersion}`);
@@ -119,11 +122,15 @@ async function main() {
   console.log(`  answer: ${(r.answer || []).join(' ')}`);
   console.log(`  ICE ${r.iceConnectionState}, connection ${r.connectionState}, DTLS ${s.transport && s.transport.dtlsState} (${s.transport && s.transport.srtpCipher}), pair ${pair.local} -> ${pair.remote}`);
   console.log(`  browser sent ${out.packetsSent} packets (${out.codec}), received ${inb.packetsReceived} (${inb.codec}), lost ${inb.packetsLost}, jitter ${inb.jitter}`);
-  console.log(`  source: ${JSON.stringify(s.source)}`);
-  console.log(`  decoded: ${JSON.stringify({ totalSamplesReceived: inb.totalSamplesReceived, concealedSamples: inb.concealedSamples, silentConcealedSamples: inb.silentConcealedSamples, totalAudioEnergy: inb.totalAudioEnergy, totalSamplesDuration: inb.totalSamplesDuration, audioLevel: inb.audioLevel })}`);
   console.log(`  RTT: ICE ${rtt(pair.currentRoundTripTime)} (${pair.responsesReceived} responses), RTCP from receiver reports ${rtt(rin.roundTripTime)} (${rin.roundTripTimeMeasurements || 0} measurements), sender reports received ${rout.reportsSent || 0}`);
   console.log(`  echo peer: ${h.echo.rtp_packets} RTP packets echoed (pt ${JSON.stringify(h.echo.payload_types)}, ssrcs ${h.echo.ssrcs.length}), answer pt ${h.sip_pt}`);
   console.log(`  media plane (Delete): browser leg in ${mp.offerer && mp.offerer.rtp_packets_in} out ${mp.offerer && mp.offerer.rtp_packets_out} dropped ${mp.offerer && mp.offerer.dropped}; SIP leg in ${mp.answerer && mp.answerer.rtp_packets_in} out ${mp.answerer && mp.answerer.rtp_packets_out} dropped ${mp.answerer && mp.answerer.dropped}`);
+  const dtmfFrom = tag => (h.dtmf_events || []).filter(e => e.tag === tag);
+  const digits = evs => evs.map(e => e.digit).join('');
+  const durations = evs => evs.map(e => e.duration_ms).join(',');
+  if (opts.dtmf) {
+    console.log(`  DTMF: browser played '${r.dtmf && r.dtmf.played}'; media plane DtmfReceived from browser '${digits(dtmfFrom('browser'))}' (ms ${durations(dtmfFrom('browser'))}); echo peer got '${h.echo.dtmf_digits}' as pt ${h.te_pt} in ${h.echo.dtmf_packets} packets (ms ${h.echo.dtmf_durations_ms.join(',')}); echoed back, DtmfReceived from SIP side '${digits(dtmfFrom('echo'))}'`);
+  }
   console.log(`  events: ${JSON.stringify(h.events)}; total ${Date.now() - t0} ms`);
 
   const problems = [];
@@ -137,14 +144,28 @@ async function main() {
   // The echoed audio must decode as audio: played out for most of the media time, little
   // concealment, and about the loudness of the fake microphone (energy per second, sent vs
   // received; silence or garbage payloads fall outside the band).
-  const secs = opts.mediaMs / 1000, src = s.source || {};
+  // (Read before the DTMF, which replaces audio packets while it plays.)
+  const secs = opts.mediaMs / 1000, src = a.source || {};
   const rate = (e, d) => (d > 0 ? e / d : 0);
-  const energyRatio = rate(inb.totalAudioEnergy, inb.totalSamplesDuration) / (rate(src.totalAudioEnergy, src.totalSamplesDuration) || NaN);
-  const concealed = inb.totalSamplesReceived > 0 ? inb.concealedSamples / inb.totalSamplesReceived : 1;
-  console.log(`  audio back: ${(inb.totalSamplesDuration || 0).toFixed(2)} s played, ${(100 * concealed).toFixed(1)} % concealed, energy/s received/sent ${energyRatio.toFixed(2)}`);
-  if (!(inb.totalSamplesDuration >= 0.5 * secs)) problems.push(`only ${inb.totalSamplesDuration} s of received audio played out (media ran ${secs} s)`);
+  const energyRatio = rate(ain.totalAudioEnergy, ain.totalSamplesDuration) / (rate(src.totalAudioEnergy, src.totalSamplesDuration) || NaN);
+  const concealed = ain.totalSamplesReceived > 0 ? ain.concealedSamples / ain.totalSamplesReceived : 1;
+  console.log(`  audio back (first ${secs} s): ${(ain.totalSamplesDuration || 0).toFixed(2)} s played, ${(100 * concealed).toFixed(1)} % concealed, energy/s received/sent ${energyRatio.toFixed(2)}`);
+  if (!(ain.totalSamplesDuration >= 0.5 * secs)) problems.push(`only ${ain.totalSamplesDuration} s of received audio played out (media ran ${secs} s)`);
   if (!(concealed < 0.2)) problems.push(`${(100 * concealed).toFixed(1)} % of received samples concealed`);
   if (!(energyRatio > 0.2 && energyRatio < 5)) problems.push(`received/sent audio energy per second ${energyRatio} outside 0.2..5 (silence or garbled payload)`);
+  if (opts.dtmf) {
+    // Chromium's tones last 100 ms; a wrong clock-rate mapping (8000 vs 48000) is 6x off.
+    const okMs = ms => ms >= 50 && ms <= 300;
+    if (!r.dtmf || r.dtmf.played !== opts.dtmf) problems.push(`browser played DTMF '${r.dtmf && r.dtmf.played}', asked '${opts.dtmf}'`);
+    for (const [where, got, ms] of [
+      ['media plane DtmfReceived from the browser', digits(dtmfFrom('browser')), dtmfFrom('browser').map(e => e.duration_ms)],
+      ['echo peer (SIP side)', h.echo.dtmf_digits, h.echo.dtmf_durations_ms],
+      ['media plane DtmfReceived from the SIP side (the echo)', digits(dtmfFrom('echo')), dtmfFrom('echo').map(e => e.duration_ms)],
+    ]) {
+      if (got !== opts.dtmf) problems.push(`${where}: DTMF '${got}', expected '${opts.dtmf}'`);
+      if (!ms.every(okMs)) problems.push(`${where}: DTMF durations ${ms} ms, expected about 100`);
+    }
+  }
   const wantCodec = opts.sipCodec === 'pcmu' ? 'audio/pcmu' : 'audio/opus';
   for (const [dir, c] of [['outbound', out.codec], ['inbound', inb.codec]]) {
     if (!c || !c.toLowerCase().startsWith(wantCodec)) problems.push(`${dir} codec ${c}, expected ${wantCodec}`);
