@@ -78,9 +78,12 @@ pub fn handle_frame_with(
             protocol::encode_reply::<Ping>(id, &Ok(pong), out)?;
         }
         AnyCommand::Command(Command::Offer(o)) if bridge.as_ref().is_some_and(|b| b.has_call(&o.call)) => {
-            let message = format!("call {} is a WebRTC call; re-offers are not supported yet", o.call);
-            let r = Err(ControlError::new(ErrorCode::BadSdp, message));
-            log_outcome("offer", &o.call, &r);
+            // A SIP re-INVITE on a WebRTC call (hold, resume, new media address).
+            let r = match bridge.as_deref_mut() {
+                Some(b) => b.sip_reoffer(&o.call, &o.sdp).map(|sdp| SdpReply { sdp }),
+                None => Err(disabled()),
+            };
+            log_outcome("sip re-offer", &o.call, &r);
             protocol::encode_reply::<Offer>(id, &r, out)?;
         }
         AnyCommand::Command(Command::Offer(o)) => {

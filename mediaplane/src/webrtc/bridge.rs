@@ -29,7 +29,9 @@ use std::net::{IpAddr, SocketAddr};
 use str0m::config::DtlsCert;
 use str0m::media::Mid;
 use wavegate_shared::ids::{CallId, LegTag};
-use wavegate_shared::protocol::{CallStats, ControlError, DtmfToward, ErrorCode, LegStats, MediaEvent};
+use wavegate_shared::protocol::{
+    CallStats, ControlError, DtmfToward, ErrorCode, LegStats, MediaEvent, WebRtcOfferReply,
+};
 
 use super::Clock;
 use super::demux::{Demux, LegId};
@@ -38,7 +40,7 @@ use super::leg::{LegAddr, LegEvent, LegOutput, OutRtp, WebRtcLeg};
 use crate::call::{PtMap, Rewriter};
 use crate::relay::{PortSockets, Relay};
 use crate::rtp::{PacketClass, RTP_HEADER_LEN, RtpPacket, classify, write_rtp};
-use crate::sdp::Media;
+use crate::sdp::{Direction, Media};
 
 /// Where the bridge sends datagrams; implemented by the driver.
 pub trait BridgeIo {
@@ -111,6 +113,16 @@ pub(super) struct BridgeCall {
     pub(super) sip_latched: bool,
     /// The SIP-side m-line with the browser's payload-type numbers (our offer or answer to it).
     pub(super) sip_local: Media,
+    /// The direction each side declared for itself in its latest SDP (hold: sendonly/inactive).
+    /// Media goes from A to B only while A sends and B receives.
+    pub(super) browser_dir: Direction,
+    pub(super) sip_dir: Direction,
+    /// The `o=` version of our SIP-side SDP (incremented by every new offer or answer).
+    pub(super) sip_sdp_version: u32,
+    /// The SIP side's address as its SDP last gave it (a changed one replaces a latched address).
+    pub(super) sip_sdp_addr: Option<SocketAddr>,
+    /// The browser's last offer and our reply: the same offer again is a retry, not a re-offer.
+    pub(super) last_browser_offer: Option<(String, WebRtcOfferReply)>,
     /// The SIP side's offer and the index of its audio m-line (our answer mirrors its m-lines).
     pub(super) sip_offer: Option<(crate::sdp::Sdp, usize)>,
     /// Browser payload type -> SIP payload type.
@@ -154,6 +166,16 @@ impl BridgeCall {
         if self.browser_offered { self.to_tag.clone() } else { Some(self.from_tag.clone()) }
     }
 
+    /// Media from the browser goes to the SIP side.
+    fn browser_to_sip(&self) -> bool {
+        sends(self.browser_dir) && receives(self.sip_dir)
+    }
+
+    /// Media from the SIP side goes to the browser.
+    fn sip_to_browser(&self) -> bool {
+        sends(self.sip_dir) && receives(self.browser_dir)
+    }
+
     /// The earliest of the leg's and the DTMF senders' deadlines.
     fn next_deadline(&self) -> u64 {
         self.deadline.min(self.dtmf_to_browser.deadline()).min(self.dtmf_to_sip.deadline())
@@ -175,6 +197,16 @@ pub struct Bridge {
     pub(super) buf: Box<[u8; RTP_BUF]>,
     /// Events found on the packet path (DTMF), waiting for [`Bridge::take_events`].
     events: Vec<MediaEvent>,
+}
+
+/// A side that declared `d` sends media.
+fn sends(d: Direction) -> bool {
+    matches!(d, Direction::SendRecv | Direction::SendOnly)
+}
+
+/// A side that declared `d` receives media.
+fn receives(d: Direction) -> bool {
+    matches!(d, Direction::SendRecv | Direction::RecvOnly)
 }
 
 pub(super) fn err(code: ErrorCode, message: impl Into<String>) -> ControlError {
@@ -392,6 +424,9 @@ impl Bridge {
         c.sip.rtp_bytes_in += p.as_bytes().len() as u64;
         c.last_media_ns = now_ns;
         c.timed_out = false;
+        if !c.sip_to_browser() {
+            return true; // on hold: received (and counted), not forwarded
+        }
         if let Some((_, in_clock)) = tele_in {
             let Ok(ev) = TelephoneEvent::parse(p.payload()) else {
                 c.sip.dropped += 1;
@@ -569,6 +604,9 @@ pub(super) fn drain(
                 c.browser.rtp_bytes_in += r.payload.len() as u64;
                 c.last_media_ns = now_ns;
                 c.timed_out = false;
+                if !c.browser_to_sip() {
+                    continue; // on hold: received (and counted), not forwarded
+                }
                 let tele_in = c.browser_tele.iter().find(|t| t.0 == r.pt).copied();
                 let mapped = match tele_in {
                     Some(t) => tele_target(t, &c.sip_tele, &c.to_sip),

@@ -20,7 +20,7 @@ use super::leg::{DEFAULT_CODECS, LegCodec, WebRtcLeg};
 
 use crate::call::{PtMap, Rewriter};
 use crate::relay::Relay;
-use crate::sdp::{Media, Sdp};
+use crate::sdp::{Direction, Media, Sdp};
 
 /// The `a=rtpmap` value of a codec a browser and a SIP peer can share.
 fn rtpmap_value(c: &LegCodec) -> String {
@@ -68,8 +68,8 @@ fn audio(sdp: &Sdp) -> Option<(usize, &Media)> {
     sdp.media.iter().enumerate().find(|(_, m)| m.desc.kind == "audio")
 }
 
-fn direction_attr(d: crate::sdp::Direction) -> &'static str {
-    use crate::sdp::Direction::*;
+fn direction_attr(d: Direction) -> &'static str {
+    use Direction::*;
     match d {
         SendRecv => "sendrecv",
         SendOnly => "sendonly",
@@ -79,8 +79,8 @@ fn direction_attr(d: crate::sdp::Direction) -> &'static str {
 }
 
 /// The answer's direction for an offered one (RFC 3264 §6.1).
-fn answer_direction(offered: crate::sdp::Direction) -> crate::sdp::Direction {
-    use crate::sdp::Direction::*;
+fn answer_direction(offered: Direction) -> Direction {
+    use Direction::*;
     match offered {
         SendOnly => RecvOnly,
         RecvOnly => SendOnly,
@@ -93,12 +93,14 @@ fn answer_direction(offered: crate::sdp::Direction) -> crate::sdp::Direction {
 pub(super) fn sip_sdp_text(
     ip: IpAddr,
     port: u16,
+    version: u32,
     codecs: &[LegCodec],
-    direction: crate::sdp::Direction,
+    direction: Direction,
     offer: Option<(&Sdp, usize)>,
 ) -> String {
     let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
-    let mut s = format!("v=0\r\no=wavegate 1 1 IN {family} {ip}\r\ns=wavegate\r\nc=IN {family} {ip}\r\nt=0 0\r\n");
+    let mut s =
+        format!("v=0\r\no=wavegate 1 {version} IN {family} {ip}\r\ns=wavegate\r\nc=IN {family} {ip}\r\nt=0 0\r\n");
     let ours = |s: &mut String| {
         let pts: Vec<String> = codecs.iter().map(|c| c.pt.to_string()).collect();
         s.push_str(&format!("m=audio {port} RTP/AVP {}\r\n", pts.join(" ")));
@@ -132,6 +134,30 @@ fn own_audio(text: &str) -> Result<Media, ControlError> {
     audio(&sdp).map(|(_, m)| m.clone()).ok_or_else(|| err(ErrorCode::Internal, "our own SDP has no audio"))
 }
 
+/// The direction the offerer declared for its audio m-line.
+fn offered_direction(sdp: &str) -> Result<Direction, ControlError> {
+    let parsed = Sdp::parse(sdp).map_err(|e| err(ErrorCode::BadSdp, e.to_string()))?;
+    audio(&parsed).map(|(_, m)| m.direction()).ok_or_else(|| err(ErrorCode::BadSdp, "no audio m-line"))
+}
+
+/// Takes the SIP side's media address from its SDP: a new address (a re-INVITE moving the media,
+/// RFC 3264 §8.3.1) replaces even a latched one, which then latches again on the next packet.
+fn learn_sip_address(c: &mut BridgeCall, sdp: &Sdp, index: usize) {
+    let Some(m) = sdp.media.get(index) else { return };
+    let Some(ip) = sdp.media_address(index).filter(|ip| !ip.is_unspecified()) else { return };
+    if m.desc.port == 0 {
+        return;
+    }
+    let addr = SocketAddr::new(ip, m.desc.port);
+    if c.sip_sdp_addr != Some(addr) {
+        c.sip_sdp_addr = Some(addr);
+        c.sip_remote = Some(addr);
+        c.sip_latched = false;
+    } else if !c.sip_latched {
+        c.sip_remote = Some(addr);
+    }
+}
+
 /// How a new call starts.
 struct NewCall<'a> {
     call: &'a CallId,
@@ -143,6 +169,8 @@ struct NewCall<'a> {
     sip_local: Media,
     sip_remote: Option<SocketAddr>,
     sip_offer: Option<(Sdp, usize)>,
+    browser_dir: Direction,
+    sip_dir: Direction,
 }
 
 impl Bridge {
@@ -158,9 +186,13 @@ impl Bridge {
         relay: &mut Relay,
         sockets: &mut dyn BridgeSockets,
     ) -> Result<WebRtcOfferReply, ControlError> {
-        if self.by_id.contains_key(call) || relay.has_call(call) {
-            return Err(err(ErrorCode::BadSdp, format!("call {call} exists; re-offers are not supported yet")));
+        if self.by_id.contains_key(call) {
+            return self.browser_reoffer(now_ns, call, browser_sdp, sockets);
         }
+        if relay.has_call(call) {
+            return Err(err(ErrorCode::BadSdp, format!("call {call} is a relay call")));
+        }
+        let browser_dir = offered_direction(browser_sdp)?;
         let mut leg = WebRtcLeg::new(self.clock, now_ns, self.addr, &self.cert)
             .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
         let browser_answer =
@@ -182,7 +214,7 @@ impl Bridge {
             ));
         }
         let sip_port = relay.reserve_pair(&mut *sockets)?;
-        let sip_offer = sip_sdp_text(self.announce_ip, sip_port, &codecs, crate::sdp::Direction::SendRecv, None);
+        let sip_offer = sip_sdp_text(self.announce_ip, sip_port, 1, &codecs, Direction::SendRecv, None);
         let sip_local = match own_audio(&sip_offer) {
             Ok(m) => m,
             Err(e) => {
@@ -200,9 +232,15 @@ impl Bridge {
             sip_local,
             sip_remote: None,
             sip_offer: None,
+            browser_dir,
+            sip_dir: Direction::SendRecv,
         };
         self.insert_call(now_ns, new, flags, relay, sockets)?;
-        Ok(WebRtcOfferReply { browser_answer, sip_offer })
+        let reply = WebRtcOfferReply { browser_answer, sip_offer };
+        if let Ok(c) = self.call_mut(call) {
+            c.last_browser_offer = Some((browser_sdp.to_owned(), reply.clone()));
+        }
+        Ok(reply)
     }
 
     /// An incoming SIP call: makes the browser's offer from the SIP caller's codecs (`None`: an
@@ -253,7 +291,7 @@ impl Bridge {
             leg.make_offer(now_ns, LegDirection::SendRecv).map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
         let sip_port = relay.reserve_pair(&mut *sockets)?;
         // Until the browser answers, the SIP-side m-line is what the browser was offered.
-        let text = sip_sdp_text(self.announce_ip, sip_port, &codecs, crate::sdp::Direction::SendRecv, None);
+        let text = sip_sdp_text(self.announce_ip, sip_port, 1, &codecs, Direction::SendRecv, None);
         let sip_local = match own_audio(&text) {
             Ok(m) => m,
             Err(e) => {
@@ -270,6 +308,8 @@ impl Bridge {
             sip_port,
             sip_local,
             sip_remote,
+            sip_dir: sip_offer.unwrap_or(Direction::SendRecv),
+            browser_dir: Direction::SendRecv,
             sip_offer: offered,
         };
         self.insert_call(now_ns, new, flags, relay, sockets)?;
@@ -303,9 +343,11 @@ impl Bridge {
         }
         c.leg.handle_answer(now_ns, sdp).map_err(|e| err(ErrorCode::BadSdp, e.to_string()))?;
         c.to_tag = Some(to_tag.clone());
-        let direction = sip_offer.map_or(crate::sdp::Direction::SendRecv, answer_direction);
+        let direction = sip_offer.map_or(Direction::SendRecv, answer_direction);
         let offer = c.sip_offer.as_ref().map(|(sdp, i)| (sdp, *i));
-        let text = sip_sdp_text(announce_ip, c.sip_port, &accepted, direction, offer);
+        c.sip_sdp_version += 1;
+        let text = sip_sdp_text(announce_ip, c.sip_port, c.sip_sdp_version, &accepted, direction, offer);
+        c.browser_dir = m.direction();
         c.sip_local = own_audio(&text)?;
         c.browser_tele = tele_of(&c.sip_local);
         if sip_offer.is_some() {
@@ -342,17 +384,97 @@ impl Bridge {
         c.to_sip = to_sip;
         c.browser_tele = browser_tele;
         c.sip_tele = tele_of(m);
-        if !c.sip_latched
-            && let Some(ip) = sdp.media_address(index).filter(|ip| !ip.is_unspecified())
-            && m.desc.port != 0
-        {
-            c.sip_remote = Some(SocketAddr::new(ip, m.desc.port));
-        }
+        c.sip_dir = m.direction();
+        learn_sip_address(c, &sdp, index);
         if c.browser_offered {
             c.to_tag = Some(to_tag.clone());
         }
         c.stage = Stage::Up;
         Ok(String::new())
+    }
+
+    /// The browser's new offer on an existing call (hold: sendonly/inactive; resume: sendrecv).
+    /// The same offer again is a retry and gets the same reply. Otherwise the leg answers, the
+    /// browser's direction gates the media at once, and the reply carries a re-offer for the SIP
+    /// side (same port and codecs, the browser's direction), whose answer comes in `Answer`.
+    fn browser_reoffer(
+        &mut self,
+        now_ns: u64,
+        call: &CallId,
+        browser_sdp: &str,
+        io: &mut dyn BridgeIo,
+    ) -> Result<WebRtcOfferReply, ControlError> {
+        let announce_ip = self.announce_ip;
+        let slot = self.slot_of(call)?;
+        let Some(c) = self.calls.get_mut(slot).and_then(Option::as_mut) else {
+            return Err(err(ErrorCode::Internal, "empty slot"));
+        };
+        if let Some((sdp, reply)) = &c.last_browser_offer
+            && sdp == browser_sdp
+        {
+            return Ok(reply.clone());
+        }
+        if c.stage != Stage::Up {
+            return Err(err(ErrorCode::BadSdp, format!("call {call} is still being negotiated")));
+        }
+        let direction = offered_direction(browser_sdp)?;
+        let browser_answer =
+            c.leg.handle_offer(now_ns, browser_sdp).map_err(|e| err(ErrorCode::BadSdp, e.to_string()))?;
+        c.browser_dir = direction;
+        let codecs: Vec<LegCodec> = c.sip_local.payload_types().filter_map(|pt| leg_codec(&c.sip_local, pt)).collect();
+        c.sip_sdp_version += 1;
+        let sip_offer = sip_sdp_text(announce_ip, c.sip_port, c.sip_sdp_version, &codecs, direction, None);
+        c.sip_local = own_audio(&sip_offer)?;
+        c.stage = Stage::AwaitSipAnswer;
+        drain(c, now_ns, &mut self.buf, io, &mut Vec::new());
+        self.earliest = self.earliest.min(c.deadline);
+        let reply = WebRtcOfferReply { browser_answer, sip_offer };
+        c.last_browser_offer = Some((browser_sdp.to_owned(), reply.clone()));
+        Ok(reply)
+    }
+
+    /// The SIP side's new offer on an existing call (a re-INVITE: hold, resume, a new media
+    /// address). Answered by the media plane alone, with the codecs the call already has (the
+    /// SIP side's numbers) and the mirrored direction; the browser is not re-negotiated, the
+    /// media plane stops forwarding toward a side that does not receive (ICE consent and DTLS
+    /// go on untouched).
+    pub fn sip_reoffer(&mut self, call: &CallId, sip_sdp: &str) -> Result<String, ControlError> {
+        let announce_ip = self.announce_ip;
+        let c = self.call_mut(call)?;
+        if c.stage != Stage::Up {
+            return Err(err(ErrorCode::BadSdp, format!("call {call} is still being negotiated")));
+        }
+        let sdp = Sdp::parse(sip_sdp).map_err(|e| err(ErrorCode::BadSdp, e.to_string()))?;
+        let (index, m) = audio(&sdp).ok_or_else(|| err(ErrorCode::BadSdp, "the re-offer has no audio m-line"))?;
+        if m.desc.proto != "RTP/AVP" {
+            return Err(err(ErrorCode::BadSdp, format!("{} is not supported towards SIP yet", m.desc.proto)));
+        }
+        // What the call has, in the re-offer's numbers.
+        let ours: Vec<LegCodec> = c.sip_local.payload_types().filter_map(|pt| leg_codec(&c.sip_local, pt)).collect();
+        let accepted: Vec<LegCodec> = m
+            .payload_types()
+            .filter_map(|pt| leg_codec(m, pt))
+            .filter(|x| ours.iter().any(|o| o.codec == x.codec && o.clock_rate == x.clock_rate))
+            .collect();
+        if !accepted.iter().any(|x| x.codec != Codec::Tele) {
+            return Err(err(ErrorCode::BadSdp, "the re-offer keeps no codec the browser negotiated"));
+        }
+        c.sip_sdp_version += 1;
+        let answer = sip_sdp_text(
+            announce_ip,
+            c.sip_port,
+            c.sip_sdp_version,
+            &accepted,
+            answer_direction(m.direction()),
+            Some((&sdp, index)),
+        );
+        let answered = own_audio(&answer)?;
+        c.to_sip = PtMap::between(&c.sip_local, &answered);
+        c.to_browser = PtMap::between(&answered, &c.sip_local);
+        c.sip_tele = tele_of(&answered);
+        c.sip_dir = m.direction();
+        learn_sip_address(c, &sdp, index);
+        Ok(answer)
     }
 
     /// Registers a new call's leg and SIP port; releases the port on failure.
@@ -395,6 +517,11 @@ impl Bridge {
             sip_tele: Vec::new(),
             sip_local: new.sip_local,
             sip_offer: new.sip_offer,
+            browser_dir: new.browser_dir,
+            sip_dir: new.sip_dir,
+            sip_sdp_version: 1,
+            sip_sdp_addr: new.sip_remote,
+            last_browser_offer: None,
             rewriter: Rewriter::new(relay.random_ssrc()),
             to_browser_rewriter: Rewriter::new(0),
             dtmf_from_browser: DtmfDetector::default(),

@@ -48,8 +48,8 @@ pub enum LegError {
     /// The crypto provider could not generate a DTLS certificate.
     #[error("cannot generate a DTLS certificate")]
     Certificate,
-    /// `handle_offer` called twice: renegotiation is not supported yet.
-    #[error("leg already negotiated")]
+    /// An offer while ours waits for its answer (glare), or `make_offer` twice.
+    #[error("an offer is already pending on this leg")]
     AlreadyNegotiated,
     /// The browser's SDP answer did not parse.
     #[error("answer SDP does not parse: {0}")]
@@ -296,10 +296,11 @@ impl WebRtcLeg {
         self.addr
     }
 
-    /// Accepts the browser's offer and returns the answer SDP; the accepted m-lines are then in
-    /// [`Self::media`]. Drain [`Self::poll`] afterwards.
+    /// Accepts the browser's offer (the first one, or a re-offer once negotiated: hold, resume)
+    /// and returns the answer SDP; the accepted m-lines are then in [`Self::media`]. Drain
+    /// [`Self::poll`] afterwards. Refused while an offer of ours waits for its answer (glare).
     pub fn handle_offer(&mut self, now_ns: u64, offer_sdp: &str) -> Result<String, LegError> {
-        if self.negotiated {
+        if self.pending.is_some() {
             return Err(LegError::AlreadyNegotiated);
         }
         let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| LegError::OfferSdp(e.to_string()))?;
@@ -312,7 +313,9 @@ impl WebRtcLeg {
         for line in answer.lines() {
             if let Some(mid) = line.strip_prefix("a=mid:") {
                 let mid = Mid::from(mid.trim());
-                if let Some(media) = self.rtc.media(mid) {
+                if let Some(media) = self.rtc.media(mid)
+                    && !self.media.iter().any(|(m, _)| *m == mid)
+                {
                     self.media.push((mid, media.kind()));
                 }
             }

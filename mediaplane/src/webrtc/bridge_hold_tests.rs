@@ -1,0 +1,111 @@
+//! Hold and resume by re-offers from either side, on virtual time with a str0m browser.
+
+use super::*;
+use str0m::change::SdpAnswer;
+use str0m::media::Direction as RtcDirection;
+
+fn sip_sdp(version: u32, port: u16, dir: &str) -> String {
+    format!(
+        "v=0\r\no=phone 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\na={dir}\r\n\
+         m=video 0 RTP/AVP 34\r\n"
+    )
+}
+
+/// 20 ms of audio each way for `count` packets; returns (packets the browser got, packets sent
+/// to the SIP side) and checks those went to `sip_peer`.
+fn pump(i: &mut Incoming, sip_peer: SocketAddr, count: u16, seq: &mut u16) -> (usize, usize) {
+    i.b.got.clear();
+    i.net.to_sip.clear();
+    for _ in 0..count {
+        *seq += 1;
+        let ts = 160 * u32::from(*seq);
+        let mut p = sip_rtp(8, *seq, ts, false, &[0xA0, *seq as u8]);
+        assert!(i.bridge.on_sip_packet(i.now, i.sip_port, sip_peer, &mut p, &mut i.net));
+        let mid = i.b.mid.unwrap();
+        let at = i.b.clock.instant(i.now);
+        if let Some(tx) = i.b.rtc.direct_api().stream_tx_by_mid(mid, None) {
+            tx.write_rtp(RtpWrite::new(8.into(), (10_000 + u64::from(*seq)).into(), ts, at, vec![0xB0]));
+        }
+        i.now = run(&mut i.bridge, &mut i.b, &mut i.net, i.now, 20, |_, _| false);
+    }
+    assert!(i.net.to_sip.iter().all(|(_, dst, _)| *dst == sip_peer), "media to {sip_peer}");
+    (i.b.got.iter().filter(|g| g.0 == 8).count(), i.net.to_sip.len())
+}
+
+/// The browser re-offers with `dir`; the SIP side answers `sip_dir` on `port`. Returns our SIP
+/// re-offer.
+fn browser_reoffer(i: &mut Incoming, dir: RtcDirection, sip_dir: &str, port: u16, version: u32) -> String {
+    let mid = i.b.mid.unwrap();
+    let mut change = i.b.rtc.sdp_api();
+    change.set_direction(mid, dir);
+    let (offer, pending) = change.apply().expect("a change to offer");
+    let flags = OfferFlags::default();
+    let mut relay = Relay::new(
+        RelayConfig {
+            shard: ShardId(0),
+            ports: "30100-30119".parse().unwrap(),
+            announce_ip: "127.0.0.1".parse().unwrap(),
+            media_timeout_secs: 60,
+        },
+        3,
+    );
+    let reply =
+        i.bridge.offer(i.now, &i.call, &i.browser_tag, &offer.to_sdp_string(), &flags, &mut relay, &mut i.net).unwrap();
+    i.b.rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&reply.browser_answer).unwrap()).unwrap();
+    let stats = i.bridge.query(i.now, &i.call).unwrap();
+    assert_eq!(stats.answerer.tag.as_ref(), Some(&i.browser_tag));
+    assert_eq!(i.bridge.answer(&i.call, &i.sip_tag, &sip_sdp(version, port, sip_dir)).unwrap(), "");
+    reply.sip_offer
+}
+
+#[test]
+fn hold_and_resume_from_either_side_gate_media_and_keep_the_connection() {
+    let mut i = incoming_call();
+    let mut seq = 0u16;
+    let first: SocketAddr = SIP_PEER.parse().unwrap();
+    let (to_browser, to_sip) = pump(&mut i, first, 6, &mut seq);
+    assert!(to_browser >= 3 && to_sip >= 3, "flowing: {to_browser} {to_sip}");
+
+    // SIP holds (sendonly) and moves its media to port 6100: the answer is recvonly, the new
+    // address replaces the latched one, only SIP -> browser flows.
+    let moved: SocketAddr = "127.0.0.1:6100".parse().unwrap();
+    let answer = i.bridge.sip_reoffer(&i.call, &sip_sdp(2, 6100, "sendonly")).unwrap();
+    assert!(answer.contains("a=recvonly") && answer.contains("o=wavegate 1 3 "), "{answer}");
+    let sdp = Sdp::parse(&answer).unwrap();
+    assert_eq!(sdp.media[0].payload_types().collect::<Vec<_>>(), vec![8, 0, 101]);
+    assert_eq!((sdp.media.len(), sdp.media[1].desc.port), (2, 0));
+    assert_eq!(i.bridge.query(i.now, &i.call).unwrap().offerer.remote_rtp, Some(moved));
+    let (to_browser, to_sip) = pump(&mut i, moved, 6, &mut seq);
+    assert!(to_browser >= 5, "music on hold reaches the browser: {to_browser}");
+    assert_eq!(to_sip, 0, "nothing toward a side that does not receive");
+    // A stranger (the old address) is dropped once the new one latched.
+    let dropped = i.bridge.query(i.now, &i.call).unwrap().offerer.dropped;
+    let mut p = sip_rtp(8, 999, 0, false, &[0]);
+    i.bridge.on_sip_packet(i.now, i.sip_port, first, &mut p, &mut i.net);
+    assert_eq!(i.bridge.query(i.now, &i.call).unwrap().offerer.dropped, dropped + 1);
+
+    // SIP resumes.
+    let answer = i.bridge.sip_reoffer(&i.call, &sip_sdp(3, 6100, "sendrecv")).unwrap();
+    assert!(answer.contains("a=sendrecv"), "{answer}");
+    let (to_browser, to_sip) = pump(&mut i, moved, 6, &mut seq);
+    assert!(to_browser >= 5 && to_sip >= 5, "resumed: {to_browser} {to_sip}");
+
+    // The browser holds (inactive): our SIP re-offer says inactive; nothing flows for 10 s while
+    // ICE consent and DTLS carry on.
+    let sip_offer = browser_reoffer(&mut i, RtcDirection::Inactive, "inactive", 6100, 4);
+    assert!(sip_offer.contains("a=inactive") && sip_offer.contains("m=audio"), "{sip_offer}");
+    let (to_browser, to_sip) = pump(&mut i, moved, 500, &mut seq);
+    assert_eq!((to_browser, to_sip), (0, 0), "held both ways");
+    assert!(!i.b.disconnected, "ICE consent kept up on hold");
+    let mut events = Vec::new();
+    i.bridge.poll_timeouts(i.now, &mut events);
+    assert!(events.iter().all(|e| !matches!(e, MediaEvent::LegFailed { .. })), "{events:?}");
+    assert!(i.bridge.query(i.now, &i.call).unwrap().offerer.rtp_packets_in >= 500, "SIP media still counted");
+
+    // The browser resumes.
+    let sip_offer = browser_reoffer(&mut i, RtcDirection::SendRecv, "sendrecv", 6100, 5);
+    assert!(sip_offer.contains("a=sendrecv"), "{sip_offer}");
+    let (to_browser, to_sip) = pump(&mut i, moved, 6, &mut seq);
+    assert!(to_browser >= 5 && to_sip >= 5, "resumed by the browser: {to_browser} {to_sip}");
+}
