@@ -74,11 +74,16 @@ pub enum CallEvent {
 pub(crate) enum Command {
     Hangup,
     Hold(bool),
+    /// Incoming calls: answer with the browser leg's SDP.
+    Answer(String),
+    /// Incoming calls: reject with this status.
+    Reject(u16),
 }
 
 /// A call in progress; events arrive on [`next_event`](Self::next_event). Dropping it hangs up.
 pub struct CallHandle {
     sip_call_id: String,
+    media_id: String,
     events: mpsc::UnboundedReceiver<CallEvent>,
     commands: mpsc::UnboundedSender<Command>,
     task: tokio::task::JoinHandle<()>,
@@ -87,16 +92,22 @@ pub struct CallHandle {
 impl CallHandle {
     pub(crate) fn new(
         sip_call_id: String,
+        media_id: String,
         events: mpsc::UnboundedReceiver<CallEvent>,
         commands: mpsc::UnboundedSender<Command>,
         task: tokio::task::JoinHandle<()>,
     ) -> CallHandle {
         CallHandle {
             sip_call_id,
+            media_id,
             events,
             commands,
             task,
         }
+    }
+
+    pub(crate) fn command(&self, c: Command) {
+        let _ = self.commands.send(c);
     }
 
     /// The SIP Call-ID.
@@ -104,12 +115,9 @@ impl CallHandle {
         &self.sip_call_id
     }
 
-    /// The call's id on the media plane (for `Query`): the Call-ID's local part.
+    /// The call's id on the media plane (for `Query`).
     pub fn media_id(&self) -> &str {
-        self.sip_call_id
-            .split('@')
-            .next()
-            .unwrap_or(&self.sip_call_id)
+        &self.media_id
     }
 
     /// The next event; `None` once the call's task has ended.
@@ -262,7 +270,7 @@ impl SipUserAgent {
             sip_sdp: String::new(),
         };
         let task = tokio::spawn(task.run(browser_sdp, commands_rx, dialog_rx));
-        Ok(CallHandle::new(sip_call_id, events, commands, task))
+        Ok(CallHandle::new(sip_call_id, id, events, commands, task))
     }
 }
 
@@ -361,6 +369,7 @@ impl OutgoingTask {
                 c = commands.recv(), if commands_open => match c {
                     Some(Command::Hangup) => self.core.hangup(Instant::now().into_std()),
                     Some(Command::Hold(on)) => self.core.hold(on),
+                    Some(Command::Answer(_) | Command::Reject(_)) => Vec::new(),
                     // The handle was dropped: the session is gone, end the call.
                     None => {
                         commands_open = false;
@@ -542,56 +551,20 @@ impl OutgoingTask {
         Vec::new()
     }
 
-    async fn on_in_dialog(&mut self, mut req: InboundTx) -> Vec<Action> {
-        let method = req.inbound.method;
-        match method {
-            Method::Bye => {
-                let _ = dispatch::reply(&mut req.tx, 200, "OK", vec![]).await;
-                self.core.on_bye()
-            }
-            Method::Invite => {
-                if self.core.reinvite_pending() {
-                    let _ = dispatch::reply(&mut req.tx, 491, "Request Pending", vec![]).await;
-                    return Vec::new();
-                }
-                let offer = String::from_utf8_lossy(&req.tx.original.body).into_owned();
-                let theirs = Direction::of_sdp(&offer);
-                let ours = sdp_with_direction(&self.sip_sdp, answer_direction(theirs));
-                self.sip_sdp = ours.clone();
-                let headers = vec![
-                    Header::Contact(rsip::headers::Contact::new(self.contact.clone())),
-                    Header::ContentType(rsip::headers::ContentType::new("application/sdp")),
-                ];
-                let _ =
-                    dispatch::reply_body(&mut req.tx, 200, "OK", headers, Some(ours.into_bytes()))
-                        .await;
-                wire::linger(req.tx, self.options.transaction_timeout);
-                self.core.on_remote_direction(theirs)
-            }
-            Method::Info | Method::Message => {
-                let content_type = req
-                    .tx
-                    .original
-                    .headers
-                    .iter()
-                    .find_map(|h| match h {
-                        Header::ContentType(c) => Some(c.value().to_string()),
-                        _ => None,
-                    })
-                    .unwrap_or_default();
-                let body = String::from_utf8_lossy(&req.tx.original.body).into_owned();
-                let _ = dispatch::reply(&mut req.tx, 200, "OK", vec![]).await;
-                let _ = self.events.send(CallEvent::Info {
-                    method: method.to_string(),
-                    content_type,
-                    body,
-                });
-                Vec::new()
-            }
-            _ => {
-                let _ = dispatch::reply(&mut req.tx, 200, "OK", vec![]).await;
-                Vec::new()
-            }
+    async fn on_in_dialog(&mut self, req: InboundTx) -> Vec<Action> {
+        match serve_in_dialog(
+            req,
+            &mut self.sip_sdp,
+            &self.contact,
+            self.core.reinvite_pending(),
+            &self.events,
+            &self.options,
+        )
+        .await
+        {
+            InDialog::Bye => self.core.on_bye(),
+            InDialog::Direction(d) => self.core.on_remote_direction(d),
+            InDialog::Other => Vec::new(),
         }
     }
 
@@ -714,6 +687,77 @@ impl OutgoingTask {
                     tokio::time::timeout(timeout, async { while tx.receive().await.is_some() {} })
                         .await;
             });
+        }
+    }
+}
+
+/// What an in-dialog request meant for the call core.
+pub(crate) enum InDialog {
+    /// BYE (answered 200).
+    Bye,
+    /// A re-INVITE offering this direction (answered 200 with our SDP).
+    Direction(Direction),
+    /// Anything else (answered; INFO/MESSAGE reported as [`CallEvent::Info`]).
+    Other,
+}
+
+/// Answers an in-dialog request: BYE 200; re-INVITE 491 while ours is pending, else 200 with
+/// our SDP in the answering direction (`sip_sdp` is updated); INFO/MESSAGE 200 and reported.
+pub(crate) async fn serve_in_dialog(
+    mut req: InboundTx,
+    sip_sdp: &mut String,
+    contact: &str,
+    reinvite_pending: bool,
+    events: &mpsc::UnboundedSender<CallEvent>,
+    options: &CallOptions,
+) -> InDialog {
+    let method = req.inbound.method;
+    match method {
+        Method::Bye => {
+            let _ = dispatch::reply(&mut req.tx, 200, "OK", vec![]).await;
+            InDialog::Bye
+        }
+        Method::Invite => {
+            if reinvite_pending {
+                let _ = dispatch::reply(&mut req.tx, 491, "Request Pending", vec![]).await;
+                return InDialog::Other;
+            }
+            let offer = String::from_utf8_lossy(&req.tx.original.body).into_owned();
+            let theirs = Direction::of_sdp(&offer);
+            let ours = sdp_with_direction(sip_sdp, answer_direction(theirs));
+            *sip_sdp = ours.clone();
+            let headers = vec![
+                Header::Contact(rsip::headers::Contact::new(contact.to_string())),
+                Header::ContentType(rsip::headers::ContentType::new("application/sdp")),
+            ];
+            let _ = dispatch::reply_body(&mut req.tx, 200, "OK", headers, Some(ours.into_bytes()))
+                .await;
+            wire::linger(req.tx, options.transaction_timeout);
+            InDialog::Direction(theirs)
+        }
+        Method::Info | Method::Message => {
+            let content_type = req
+                .tx
+                .original
+                .headers
+                .iter()
+                .find_map(|h| match h {
+                    Header::ContentType(c) => Some(c.value().to_string()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            let body = String::from_utf8_lossy(&req.tx.original.body).into_owned();
+            let _ = dispatch::reply(&mut req.tx, 200, "OK", vec![]).await;
+            let _ = events.send(CallEvent::Info {
+                method: method.to_string(),
+                content_type,
+                body,
+            });
+            InDialog::Other
+        }
+        _ => {
+            let _ = dispatch::reply(&mut req.tx, 200, "OK", vec![]).await;
+            InDialog::Other
         }
     }
 }

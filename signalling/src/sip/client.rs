@@ -154,6 +154,14 @@ impl SipUserAgent {
         })
     }
 
+    /// Receives new INVITE/MESSAGE requests for `login` without registering (direct calls to
+    /// our address, or accounts with `register_required = false`). Replaces an earlier owner.
+    pub fn listen(&self, login: &str) -> mpsc::UnboundedReceiver<InboundTx> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.routes.add_user(login, tx);
+        rx
+    }
+
     /// Live dialogs known to the dispatcher (tests check nothing leaks).
     pub fn dialog_count(&self) -> usize {
         self.routes.dialog_count()

@@ -184,7 +184,7 @@ fn build_response(
     body: Option<Vec<u8>>,
 ) -> rsip::Response {
     use rsipstack::sip::HeadersExt as _;
-    if code.code() >= 200
+    if code.code() > 100
         && let Ok(to) = tx.original.to_header()
         && matches!(to.tag(), Ok(None))
     {

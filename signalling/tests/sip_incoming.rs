@@ -1,0 +1,163 @@
+//! Incoming calls from SIPp UAC scenarios (tests/peers/sipp/uac_*.xml) to an account that
+//! listens on the user agent, with the real media plane: answered (SIPp hangs up), rejected
+//! 486, cancelled by the caller while ringing (487), and a delayed-offer INVITE (our offer in
+//! the 200, the answer in the ACK; we hang up). An INVITE for an unknown user is 404 (see
+//! sip_dispatch). Needs `sipp` and the media plane binary; either missing FAILS the test.
+
+mod sip_peers;
+
+use std::time::Duration;
+
+use sip_peers::*;
+use tokio::net::UdpSocket;
+use wavegate_signalling::call::CallState;
+use wavegate_signalling::sip::call::{CallEvent, CallOptions};
+use wavegate_signalling::sip::client::SipUserAgent;
+use wavegate_signalling::sip::incoming::{Incoming, IncomingCall};
+
+fn s(state: CallState, cause: &str) -> (CallState, String) {
+    (state, cause.to_string())
+}
+
+async fn ringing(
+    ua: &SipUserAgent,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<wavegate_signalling::sip::dispatch::InboundTx>,
+    server: &wavegate_signalling::Server,
+) -> IncomingCall {
+    let req = tokio::time::timeout(EVENT_WAIT, rx.recv())
+        .await
+        .expect("no INVITE delivered")
+        .unwrap();
+    match ua
+        .accept(req, Some(server.media.clone()), CallOptions::default())
+        .await
+    {
+        Incoming::Call(c) => c,
+        Incoming::Message { .. } => panic!("expected a call"),
+    }
+}
+
+async fn released(server: &wavegate_signalling::Server) {
+    for _ in 0..100 {
+        if server.media.calls().is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("media not released");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answered_rejected_cancelled() {
+    let server = media_server(43400).await;
+    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let mut rx = ua.listen("alice");
+    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let browser_sdp = rtp_sdp(rtp.local_addr().unwrap().port());
+
+    // Answered; the caller hangs up.
+    let sipp = Sipp::uac("uac_answered.xml", ua.local_addr(), &["-s", "alice"]);
+    let mut call = ringing(&ua, &mut rx, &server).await;
+    assert!(call.from.contains("SIPp Caller"), "{}", call.from);
+    let offer = call.offer.clone().expect("an offer for the browser leg");
+    let port = media_port(&offer);
+    assert!(
+        (43400..43500).contains(&port),
+        "browser leg not pointed at the media plane: {offer}"
+    );
+    assert_eq!(
+        next_state(&mut call.call).await,
+        s(CallState::Ring, "Ringing")
+    );
+    call.answer(browser_sdp.clone());
+    assert_eq!(
+        next_state(&mut call.call).await,
+        s(CallState::Established, "Answered")
+    );
+    assert_eq!(
+        next_state(&mut call.call).await,
+        s(CallState::Finish, "Normal call clearing")
+    );
+    sipp.expect_success().await;
+    released(&server).await;
+
+    // Rejected with 486.
+    let sipp = Sipp::uac("uac_rejected.xml", ua.local_addr(), &["-s", "alice"]);
+    let mut call = ringing(&ua, &mut rx, &server).await;
+    assert_eq!(
+        next_state(&mut call.call).await,
+        s(CallState::Ring, "Ringing")
+    );
+    call.reject(486);
+    assert_eq!(
+        next_state(&mut call.call).await,
+        s(CallState::Finish, "Busy Here")
+    );
+    sipp.expect_success().await;
+    released(&server).await;
+
+    // Cancelled by the caller while ringing.
+    let sipp = Sipp::uac("uac_cancel.xml", ua.local_addr(), &["-s", "alice"]);
+    let mut call = ringing(&ua, &mut rx, &server).await;
+    assert_eq!(
+        next_state(&mut call.call).await,
+        s(CallState::Ring, "Ringing")
+    );
+    assert_eq!(
+        next_state(&mut call.call).await,
+        s(CallState::Finish, "Request Terminated")
+    );
+    sipp.expect_success().await;
+    released(&server).await;
+    assert_eq!(ua.dialog_count(), 0);
+    ua.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delayed_offer_invite() {
+    let server = media_server(43500).await;
+    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let mut rx = ua.listen("alice");
+    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let sipp = Sipp::uac("uac_delayed_offer.xml", ua.local_addr(), &["-s", "alice"]);
+    let mut call = ringing(&ua, &mut rx, &server).await;
+    assert!(
+        call.offer.is_none(),
+        "an INVITE without SDP has no offer for the browser"
+    );
+    assert_eq!(
+        next_state(&mut call.call).await,
+        s(CallState::Ring, "Ringing")
+    );
+    // The browser leg offers; the media plane's rewrite goes in our 200.
+    call.answer(rtp_sdp(rtp.local_addr().unwrap().port()));
+    let mut answer = None;
+    let mut states = Vec::new();
+    for _ in 0..4 {
+        match next(&mut call.call).await {
+            CallEvent::RemoteSdp { sdp, early: false } => answer = Some(sdp),
+            CallEvent::State(c) => {
+                states.push((c.state, c.cause.to_string()));
+                if c.state == CallState::Established && answer.is_some() {
+                    break;
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(states, vec![s(CallState::Established, "Answered")]);
+    let answer = answer.expect("the ACK's answer did not reach the browser leg");
+    assert!((43500..43600).contains(&media_port(&answer)), "{answer}");
+    call.call.hangup();
+    assert_eq!(
+        next_state(&mut call.call).await,
+        s(CallState::Finish, "Normal call clearing")
+    );
+    sipp.expect_success().await;
+    released(&server).await;
+    ua.shutdown();
+}
