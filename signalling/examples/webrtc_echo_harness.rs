@@ -12,6 +12,9 @@
 //! `--max-secs` (it exits non-zero when that deadline passes). The first line on stdout is
 //! `LISTEN <url>` once everything is up; `GET /stats` returns the echo peer's and the media
 //! plane's counters as JSON; `POST /shutdown` deletes the call, prints a summary and exits 0.
+//! With `--incoming` the call goes the other way: the echo peer is a SIP caller whose offer
+//! (`POST /incoming` → `OfferToBrowser`) yields the media plane's offer for the page, and the
+//! page's answer (`POST /answer` → `BrowserAnswer`) yields the SIP answer.
 //! Start-up failures (missing binary, media plane not answering) exit non-zero with a message.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
@@ -29,7 +32,9 @@ use serde_json::json;
 use tokio::net::UdpSocket;
 use tokio::sync::Notify;
 use wavegate_shared::client::{ClientError, ControlClient};
-use wavegate_shared::protocol::{Answer, Delete, MediaEvent, OfferFlags, Ping, Query, WebRtcOffer};
+use wavegate_shared::protocol::{
+    Answer, BrowserAnswer, Delete, MediaEvent, OfferFlags, OfferToBrowser, Ping, Query, WebRtcOffer,
+};
 use wavegate_shared::region::Geometry;
 use wavegate_shared::spawn::{MediaPlaneCommand, SpawnError, spawn_media_plane};
 use wavegate_shared::{CallId, LegTag};
@@ -55,6 +60,10 @@ struct Args {
     /// Codec of the echo peer's SIP answer.
     #[arg(long, value_enum, default_value_t = SipCodec::Opus)]
     sip_codec: SipCodec,
+    /// The SIP side calls the browser (OfferToBrowser/BrowserAnswer) instead of the browser
+    /// offering (WebRtcOffer/Answer).
+    #[arg(long)]
+    incoming: bool,
     /// Hard lifetime; the harness exits with code 3 when it passes.
     #[arg(long, default_value_t = 50)]
     max_secs: u64,
@@ -116,12 +125,14 @@ struct CallInfo {
     te_pt: Option<u8>,
     sip_offer: String,
     sip_answer: String,
-    browser_answer: String,
+    /// What the browser was given: our answer, or (incoming) our offer.
+    browser_sdp: String,
 }
 
 struct App {
     client: ControlClient,
     sip_codec: SipCodec,
+    incoming: bool,
     page: PathBuf,
     echo_port: u16,
     echo: Arc<Mutex<EchoStats>>,
@@ -288,18 +299,123 @@ async fn serve_page(State(app): State<Arc<App>>) -> Response {
     }
 }
 
+/// The call id and the browser's and the echo peer's leg tags.
+fn ids() -> Option<(CallId, LegTag, LegTag)> {
+    Some((
+        CallId::new("chromium-echo@wavegate.test").ok()?,
+        LegTag::new("browser").ok()?,
+        LegTag::new("echo").ok()?,
+    ))
+}
+
+/// The echo peer's SIP offer for an incoming call: one codec (Opus as dynamic type 96, so the
+/// browser must use the SIP side's number, or PCMU) plus telephone-event/8000 as 101.
+fn echo_offer(codec: SipCodec, echo_port: u16) -> (u8, String) {
+    let (pt, lines) = match codec {
+        SipCodec::Opus => (
+            96,
+            "a=rtpmap:96 opus/48000/2\r\na=fmtp:96 minptime=10;useinbandfec=1\r\n",
+        ),
+        SipCodec::Pcmu => (0, "a=rtpmap:0 PCMU/8000\r\n"),
+    };
+    let sdp = format!(
+        "v=0\r\no=echo 1 1 IN IP4 127.0.0.1\r\ns=echo\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {echo_port} RTP/AVP {pt} 101\r\n{lines}a=rtpmap:101 telephone-event/8000\r\n\
+         a=fmtp:101 0-15\r\na=sendrecv\r\n"
+    );
+    (pt, sdp)
+}
+
+/// Incoming call: the echo peer's offer in, the media plane's offer for the browser out.
+async fn incoming(State(app): State<Arc<App>>) -> Response {
+    if !app.incoming || lock(&app.call).is_some() {
+        return text(
+            StatusCode::CONFLICT,
+            "not an incoming-call harness, or the call exists",
+        );
+    }
+    let Some((call, _, sip)) = ids() else {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, "ids rejected");
+    };
+    let (sip_pt, sip_offer) = echo_offer(app.sip_codec, app.echo_port);
+    let req = OfferToBrowser {
+        call: call.clone(),
+        from_tag: sip,
+        sip_sdp: Some(sip_offer.clone()),
+        flags: OfferFlags::default(),
+    };
+    let reply = match app.client.request(app.client.shard_for(&call), &req).await {
+        Ok(r) => r,
+        Err(e) => return text(StatusCode::BAD_GATEWAY, format!("OfferToBrowser: {e}")),
+    };
+    *lock(&app.call) = Some(CallInfo {
+        call,
+        sip_pt,
+        te_pt: None,
+        sip_offer,
+        sip_answer: String::new(),
+        browser_sdp: reply.browser_offer.clone(),
+    });
+    (
+        [(header::CONTENT_TYPE, "application/sdp")],
+        reply.browser_offer,
+    )
+        .into_response()
+}
+
+/// Incoming call: the browser's answer in; the media plane's SIP answer is kept (and its
+/// telephone-event type given to the echo peer).
+async fn answer(State(app): State<Arc<App>>, body: String) -> Response {
+    let Some(mut info) = lock(&app.call).clone() else {
+        return text(StatusCode::CONFLICT, "no incoming call offered yet");
+    };
+    let Some((_, browser, _)) = ids() else {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, "ids rejected");
+    };
+    let req = BrowserAnswer {
+        call: info.call.clone(),
+        to_tag: browser,
+        sdp: body,
+    };
+    let reply = match app
+        .client
+        .request(app.client.shard_for(&info.call), &req)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return text(StatusCode::BAD_GATEWAY, format!("BrowserAnswer: {e}")),
+    };
+    let codecs = audio_codecs(&reply.sdp).map(|(_, c)| c).unwrap_or_default();
+    if !codecs.iter().any(|(pt, _)| *pt == info.sip_pt) {
+        return text(
+            StatusCode::BAD_GATEWAY,
+            format!("the SIP answer lacks pt {}:\n{}", info.sip_pt, reply.sdp),
+        );
+    }
+    info.te_pt = codecs
+        .iter()
+        .find(|(_, enc)| enc.eq_ignore_ascii_case("telephone-event/8000"))
+        .map(|(pt, _)| *pt);
+    info.sip_answer = reply.sdp;
+    lock(&app.echo).te_pt = info.te_pt;
+    eprintln!(
+        "harness: incoming call {} answered by the browser; SIP side pt {}, telephone-event {:?}",
+        info.call, info.sip_pt, info.te_pt
+    );
+    *lock(&app.call) = Some(info);
+    StatusCode::NO_CONTENT.into_response()
+}
+
 /// Browser offer in, browser answer out; the echo peer answers the SIP offer in between.
 async fn offer(State(app): State<Arc<App>>, body: String) -> Response {
-    if lock(&app.call).is_some() {
-        return text(StatusCode::CONFLICT, "this harness serves one call");
+    if app.incoming || lock(&app.call).is_some() {
+        return text(
+            StatusCode::CONFLICT,
+            "an incoming-call harness, or the call exists",
+        );
     }
-    let (call, browser, sip) = match (
-        CallId::new("chromium-echo@wavegate.test"),
-        LegTag::new("browser"),
-        LegTag::new("echo"),
-    ) {
-        (Ok(c), Ok(b), Ok(s)) => (c, b, s),
-        _ => return text(StatusCode::INTERNAL_SERVER_ERROR, "ids rejected"),
+    let Some((call, browser, sip)) = ids() else {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, "ids rejected");
     };
     let shard = app.client.shard_for(&call);
     let req = WebRtcOffer {
@@ -343,7 +459,7 @@ async fn offer(State(app): State<Arc<App>>, body: String) -> Response {
         te_pt,
         sip_offer: reply.sip_offer,
         sip_answer,
-        browser_answer: reply.browser_answer.clone(),
+        browser_sdp: reply.browser_answer.clone(),
     });
     (
         [(header::CONTENT_TYPE, "application/sdp")],
@@ -401,7 +517,8 @@ async fn stats_json(app: &App, delete: bool) -> serde_json::Value {
         "te_pt": info.as_ref().and_then(|i| i.te_pt),
         "sip_offer": info.as_ref().map(|i| i.sip_offer.clone()),
         "sip_answer": info.as_ref().map(|i| i.sip_answer.clone()),
-        "browser_answer": info.as_ref().map(|i| i.browser_answer.clone()),
+        "browser_sdp": info.as_ref().map(|i| i.browser_sdp.clone()),
+        "incoming": app.incoming,
         "echo": echo,
         "media_plane": call_stats,
         "events": lock(&app.events).clone(),
@@ -467,7 +584,6 @@ async fn run(args: Args) -> Result<(), HarnessError> {
     let mut rx = std::mem::replace(&mut mp.events, tokio::sync::mpsc::unbounded_channel().1);
     tokio::spawn(async move {
         while let Some((shard, ev)) = rx.recv().await {
-            eprintln!("harness: event from {shard}: {ev:?}");
             if let MediaEvent::DtmfReceived {
                 tag,
                 digit,
@@ -480,6 +596,7 @@ async fn run(args: Args) -> Result<(), HarnessError> {
                     json!({ "tag": tag, "digit": digit.to_string(), "duration_ms": duration_ms }),
                 );
             } else {
+                eprintln!("harness: event from {shard}: {ev:?}");
                 lock(&sink).push(format!("{ev:?}"));
             }
         }
@@ -493,6 +610,7 @@ async fn run(args: Args) -> Result<(), HarnessError> {
     let app = Arc::new(App {
         client: client.clone(),
         sip_codec: args.sip_codec,
+        incoming: args.incoming,
         page,
         echo_port,
         echo,
@@ -506,6 +624,8 @@ async fn run(args: Args) -> Result<(), HarnessError> {
         .route("/echo.html", get(serve_page))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/offer", post(offer))
+        .route("/incoming", post(incoming))
+        .route("/answer", post(answer))
         .route("/stats", get(stats))
         .route("/shutdown", post(shutdown))
         .with_state(app.clone());

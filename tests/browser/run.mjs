@@ -5,7 +5,7 @@
 // Every wait is bounded; a watchdog ends the run with a non-zero exit; all children are killed.
 //
 // usage: node run.mjs --harness BIN --mediaplane BIN [--sip-codec opus|pcmu] [--prefer PCMU]
-//                     [--only PCMU] [--dtmf DIGITS|''] [--min-packets N] [--media-ms MS]
+//                     [--only PCMU] [--incoming] [--dtmf DIGITS|''] [--min-packets N] [--media-ms MS]
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,10 +28,11 @@ const opts = {
   prefer: arg('prefer', ''),
   only: arg('only', ''),
   dtmf: arg('dtmf', '0123456789*#'),
+  incoming: process.argv.includes('--incoming'),
   minPackets: Number(arg('min-packets', '100')),
   mediaMs: Number(arg('media-ms', '6000')),
 };
-const label = `chromium-echo[${opts.sipCodec}${opts.prefer ? ', prefer ' + opts.prefer : ''}${opts.only ? ', only ' + opts.only : ''}]`;
+const label = `chromium-echo[${opts.incoming ? 'SIP calls browser, ' : ''}${opts.sipCodec}${opts.prefer ? ', prefer ' + opts.prefer : ''}${opts.only ? ', only ' + opts.only : ''}]`;
 
 let harness = null, context = null, profile = null;
 function cleanup() {
@@ -68,7 +69,7 @@ async function main() {
   }
 
   const t0 = Date.now();
-  harness = spawn(opts.harness, ['--mediaplane', opts.mediaplane, '--www', join(here, 'www'), '--sip-codec', opts.sipCodec, '--max-secs', '35'],
+  harness = spawn(opts.harness, ['--mediaplane', opts.mediaplane, '--www', join(here, 'www'), '--sip-codec', opts.sipCodec, '--max-secs', '35', ...(opts.incoming ? ['--incoming'] : [])],
     { stdio: ['ignore', 'pipe', 'inherit'] });
   harness.on('exit', (code, sig) => { if (code !== 0 && code !== null) console.error(`${label}: harness exited with ${code}`); });
   const url = await bounded(new Promise((res, rej) => {
@@ -100,6 +101,7 @@ async function main() {
   if (opts.prefer) q.set('prefer', opts.prefer);
   if (opts.only) q.set('only', opts.only);
   if (opts.dtmf) q.set('dtmf', opts.dtmf);
+  if (opts.incoming) q.set('incoming', '1');
   await page.goto(`${url}echo.html?${q}`, { timeout: 10000 });
   await page.waitForFunction(() => window.__result !== undefined, null, { timeout: opts.mediaMs + 20000 });
   const r = await page.evaluate(() => window.__result);
@@ -120,6 +122,7 @@ async function main() {
   console.log(`  steps: ${(r.steps || []).join(' | ')}`);
   console.log(`  offer: ${(r.offer || []).filter(l => /^(m=|a=rtpmap)/.test(l)).join(' ')}`);
   console.log(`  answer: ${(r.answer || []).join(' ')}`);
+  console.log(`  ICE connected -> DTLS connected: ${r.iceToDtlsMs} ms${r.iceToDtlsMs > 500 ? '  WARNING: slow DTLS setup (see docs/webrtc.md, Chromium test)' : ''}`);
   console.log(`  ICE ${r.iceConnectionState}, connection ${r.connectionState}, DTLS ${s.transport && s.transport.dtlsState} (${s.transport && s.transport.srtpCipher}), pair ${pair.local} -> ${pair.remote}`);
   console.log(`  browser sent ${out.packetsSent} packets (${out.codec}), received ${inb.packetsReceived} (${inb.codec}), lost ${inb.packetsLost}, jitter ${inb.jitter}`);
   console.log(`  RTT: ICE ${rtt(pair.currentRoundTripTime)} (${pair.responsesReceived} responses), RTCP from receiver reports ${rtt(rin.roundTripTime)} (${rin.roundTripTimeMeasurements || 0} measurements), sender reports received ${rout.reportsSent || 0}`);

@@ -4,8 +4,8 @@
 # binaries (wavegate-mediaplane and the webrtc_echo_harness example) and `npm ci` done here
 # beforehand (scripts/test.sh does both; the install must happen before entering the namespace).
 #
-# usage: tests/browser/run.sh          both variants (Opus passthrough, then PCMU only)
-#        tests/browser/run.sh VARIANT  one variant: opus | pcmu | pcmu-prefer (see below)
+# usage: tests/browser/run.sh          the default variants: opus pcmu opus-in
+#        tests/browser/run.sh VARIANT  one or more of: opus pcmu opus-in pcmu-in pcmu-prefer
 # env:   WAVEGATE_BIN_DIR (default ${CARGO_TARGET_DIR:-target}/debug)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -37,7 +37,7 @@ ip link set lo up
 links=$(ip -o link show | awk -F': ' '{print $2}' | tr '\n' ' ')
 [ "$links" = "lo " ] || die "network namespace is not loopback-only: $links"
 bin=$WAVEGATE_BIN_DIR
-[ $# -gt 0 ] || set -- opus pcmu
+[ $# -gt 0 ] || set -- opus pcmu opus-in
 for v in "$@"; do
   case "$v" in
     opus) extra=(--sip-codec opus) ;;
@@ -48,7 +48,11 @@ for v in "$@"; do
     # SIP answer, with Opus first, so Chromium sends Opus, which the bridge cannot map to the
     # PCMU-only SIP side (every browser packet dropped). Kept to reproduce that.
     pcmu-prefer) extra=(--sip-codec pcmu --prefer PCMU) ;;
-    *) die "unknown variant $v (opus|pcmu|pcmu-prefer)" ;;
+    # The SIP side calls the browser (OfferToBrowser/BrowserAnswer), offering Opus as pt 96
+    # (or PCMU) and telephone-event/8000.
+    opus-in) extra=(--incoming --sip-codec opus) ;;
+    pcmu-in) extra=(--incoming --sip-codec pcmu) ;;
+    *) die "unknown variant $v (opus|pcmu|opus-in|pcmu-in|pcmu-prefer)" ;;
   esac
   timeout -k 5 35 node "$here/run.mjs" --harness "$bin/examples/webrtc_echo_harness" \
     --mediaplane "$bin/wavegate-mediaplane" "${extra[@]}" \
