@@ -9,7 +9,7 @@
 use wavegate_shared::RequestId;
 use wavegate_shared::protocol::{
     self, Answer, AnyCommand, BrowserAnswer, Command, ControlError, Delete, Done, ErrorCode, FrameError, InjectDtmf,
-    Offer, OfferToBrowser, Ping, Pong, Query, SdpReply, WebRtcOffer,
+    Offer, OfferToBrowser, Ping, Pong, Query, SdpReply, Stats, WebRtcOffer,
 };
 
 use crate::relay::{PortSockets, Relay};
@@ -141,6 +141,13 @@ pub fn handle_frame_with(
             };
             log_outcome("browser answer", &a.call, &r);
             protocol::encode_reply::<BrowserAnswer>(id, &r, out)?;
+        }
+        AnyCommand::Stats(q) => {
+            let r = match bridge.as_deref() {
+                Some(b) => b.stats(&q.call),
+                None => Err(disabled()),
+            };
+            protocol::encode_reply::<Stats>(id, &r, out)?;
         }
         AnyCommand::InjectDtmf(d) => {
             let r = match bridge {

@@ -20,7 +20,7 @@ use wavegate_mediaplane::sdp::Sdp;
 use wavegate_mediaplane::webrtc::dtmf::TelephoneEvent;
 use wavegate_shared::client::EventReceiver;
 use wavegate_shared::protocol::{
-    BrowserAnswer, Delete, DtmfToward, InjectDtmf, MediaEvent, OfferFlags, OfferToBrowser, Ping,
+    BrowserAnswer, Delete, DtmfToward, InjectDtmf, MediaEvent, OfferFlags, OfferToBrowser, Ping, Stats,
 };
 use wavegate_shared::region::Geometry;
 use wavegate_shared::spawn::{MediaPlaneCommand, spawn_media_plane};
@@ -308,6 +308,13 @@ async fn sip_call_to_a_browser_with_audio_and_dtmf_both_ways() {
     ];
     want.sort_by_key(|e| format!("{e:?}"));
     assert_eq!(got, want, "once per digit, with the sender's tag");
+
+    // Per-leg figures through `Stats`.
+    let q = client.request(shard, &Stats { call: call.clone() }).await.expect("stats");
+    assert_eq!((q.browser.tag.as_ref(), q.sip.tag.as_ref()), (Some(&web), Some(&caller)));
+    assert!(q.browser.packets_in >= 5 && q.sip.packets_in >= 5, "{q:?}");
+    assert!(q.browser.packets_out >= 5 && q.sip.packets_out >= 5, "{q:?}");
+    assert_eq!((q.browser.lost_in, q.sip.lost_in), (0, 0), "loopback loses nothing: {q:?}");
 
     // Injected: '7' toward the browser, '3' toward the SIP side, 120 ms each.
     for (toward, digit) in [(DtmfToward::Browser, '7'), (DtmfToward::Sip, '3')] {

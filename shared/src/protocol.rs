@@ -72,6 +72,8 @@ pub enum CommandKind {
     BrowserAnswer = 8,
     /// [`InjectDtmf`]
     InjectDtmf = 9,
+    /// [`Stats`]
+    Stats = 10,
 }
 
 impl CommandKind {
@@ -87,6 +89,7 @@ impl CommandKind {
             7 => Self::OfferToBrowser,
             8 => Self::BrowserAnswer,
             9 => Self::InjectDtmf,
+            10 => Self::Stats,
             other => return Err(FrameError::UnknownKind(other)),
         })
     }
@@ -307,6 +310,55 @@ impl Request for InjectDtmf {
     type Reply = Done;
 }
 
+/// Reception quality of both legs of a WebRTC call (RTP counters, loss, jitter, RTT from RTCP).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// The call.
+    pub call: CallId,
+}
+
+impl Request for Stats {
+    const KIND: CommandKind = CommandKind::Stats;
+    type Reply = CallQuality;
+}
+
+/// Reply to [`Stats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallQuality {
+    /// The browser's WebRTC leg (figures from str0m's RTCP handling, refreshed every second).
+    pub browser: LegQuality,
+    /// The SIP side's RTP (measured by the media plane; remote figures from the peer's RTCP).
+    pub sip: LegQuality,
+}
+
+/// One leg's media quality. `*_in` is what we receive from the peer, `remote_*` what the peer
+/// reports (RTCP receiver reports) about what we send it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegQuality {
+    /// The leg.
+    pub tag: Option<LegTag>,
+    /// RTP packets received.
+    pub packets_in: u64,
+    /// RTP payload bytes received.
+    pub bytes_in: u64,
+    /// RTP packets sent.
+    pub packets_out: u64,
+    /// RTP payload bytes sent.
+    pub bytes_out: u64,
+    /// Packets lost on the way to us (expected minus received, RFC 3550 A.3).
+    pub lost_in: u64,
+    /// Interarrival jitter of what we receive, microseconds (RFC 3550 A.8).
+    pub jitter_in_us: u32,
+    /// Packets the peer reports lost of what we send (cumulative), when it sent a report.
+    pub remote_lost: Option<u64>,
+    /// Fraction the peer reports lost in its last interval, per 256, when reported.
+    pub remote_fraction_lost: Option<u8>,
+    /// Jitter the peer reports for what we send, microseconds, when reported.
+    pub remote_jitter_us: Option<u32>,
+    /// Round-trip time from RTCP, microseconds, when known.
+    pub rtt_us: Option<u32>,
+}
+
 /// Counters of one leg, as seen by the media plane.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LegStats {
@@ -506,6 +558,8 @@ pub enum AnyCommand {
     BrowserAnswer(BrowserAnswer),
     /// [`InjectDtmf`]
     InjectDtmf(InjectDtmf),
+    /// [`Stats`]
+    Stats(Stats),
 }
 
 /// Decodes a command frame of one of the original kinds ([`Command`]); a later kind is an
@@ -537,6 +591,7 @@ pub fn decode_any_command(frame: &[u8]) -> Result<(RequestId, AnyCommand), (Opti
         CommandKind::OfferToBrowser => return later(header, body, AnyCommand::OfferToBrowser),
         CommandKind::BrowserAnswer => return later(header, body, AnyCommand::BrowserAnswer),
         CommandKind::InjectDtmf => return later(header, body, AnyCommand::InjectDtmf),
+        CommandKind::Stats => return later(header, body, AnyCommand::Stats),
     }
     .map_err(|e| (Some(header), e))?;
     Ok((header.id, AnyCommand::Command(cmd)))
@@ -669,6 +724,7 @@ mod tests {
                     duration_ms: 100,
                 }),
             ),
+            (10, AnyCommand::Stats(Stats { call: call.clone() })),
         ];
         for (kind, cmd) in reqs {
             let mut buf = Vec::new();
@@ -676,6 +732,7 @@ mod tests {
                 AnyCommand::OfferToBrowser(r) => encode_request(RequestId(3), r, &mut buf).unwrap(),
                 AnyCommand::BrowserAnswer(r) => encode_request(RequestId(3), r, &mut buf).unwrap(),
                 AnyCommand::InjectDtmf(r) => encode_request(RequestId(3), r, &mut buf).unwrap(),
+                AnyCommand::Stats(r) => encode_request(RequestId(3), r, &mut buf).unwrap(),
                 _ => unreachable!("only later kinds listed"),
             }
             assert_eq!(buf[0], kind);

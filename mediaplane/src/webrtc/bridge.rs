@@ -30,13 +30,14 @@ use str0m::config::DtlsCert;
 use str0m::media::Mid;
 use wavegate_shared::ids::{CallId, LegTag};
 use wavegate_shared::protocol::{
-    CallStats, ControlError, DtmfToward, ErrorCode, LegStats, MediaEvent, WebRtcOfferReply,
+    CallQuality, CallStats, ControlError, DtmfToward, ErrorCode, LegQuality, LegStats, MediaEvent, WebRtcOfferReply,
 };
 
 use super::Clock;
 use super::demux::{Demux, LegId};
 use super::dtmf::{DtmfDetector, DtmfPacket, DtmfSender, TelephoneEvent, rescale};
 use super::leg::{LegAddr, LegEvent, LegOutput, OutRtp, WebRtcLeg};
+use super::quality::{RecvStats, ReportBlock, report_blocks, ticks_to_us};
 use crate::call::{PtMap, Rewriter};
 use crate::relay::{PortSockets, Relay};
 use crate::rtp::{PacketClass, RTP_HEADER_LEN, RtpPacket, classify, write_rtp};
@@ -155,6 +156,10 @@ pub(super) struct BridgeCall {
     pub(super) failure_reported: bool,
     pub(super) browser: LegStats,
     pub(super) sip: LegStats,
+    /// Receive statistics of each side's RTP, and the SIP peer's last report on our stream.
+    pub(super) browser_rx: RecvStats,
+    pub(super) sip_rx: RecvStats,
+    pub(super) sip_report: Option<ReportBlock>,
 }
 
 impl BridgeCall {
@@ -298,6 +303,51 @@ impl Bridge {
         })
     }
 
+    /// Media quality of both legs: our own receive statistics, the peers' RTCP reports (str0m's
+    /// for the browser, the SIP peer's report blocks on our stream), RTT where RTCP gives one.
+    pub fn stats(&self, call: &CallId) -> Result<CallQuality, ControlError> {
+        let slot = self.slot_of(call)?;
+        let c = self.calls.get(slot).and_then(Option::as_ref).ok_or_else(|| err(ErrorCode::Internal, "empty slot"))?;
+        let mut browser = LegQuality {
+            tag: c.browser_tag(),
+            packets_in: c.browser.rtp_packets_in,
+            bytes_in: c.browser.rtp_bytes_in,
+            packets_out: c.browser.rtp_packets_out,
+            bytes_out: c.browser.rtp_bytes_out,
+            lost_in: c.browser_rx.total_lost(),
+            jitter_in_us: c.browser_rx.jitter_us(),
+            ..LegQuality::default()
+        };
+        let (ingress, egress) = c.leg.stats();
+        // The browser's clock for our stream: the first audio codec of the call.
+        let clock = c.sip_local.payload_types().find_map(|pt| c.to_sip.get(pt)).map_or(48_000, |(_, clock)| clock);
+        if let Some(e) = egress {
+            if let Some(remote) = &e.remote {
+                browser.remote_lost = Some(remote.packets_lost);
+                browser.remote_jitter_us = Some(ticks_to_us(remote.jitter, clock));
+            }
+            browser.remote_fraction_lost = e.loss.map(|f| (f.clamp(0.0, 1.0) * 256.0).min(255.0) as u8);
+        }
+        let rtt = egress.and_then(|e| e.rtt).or_else(|| ingress.and_then(|i| i.rtt));
+        browser.rtt_us = rtt.map(|d| u32::try_from(d.as_micros()).unwrap_or(u32::MAX));
+        let mut sip = LegQuality {
+            tag: c.sip_tag(),
+            packets_in: c.sip.rtp_packets_in,
+            bytes_in: c.sip.rtp_bytes_in,
+            packets_out: c.sip.rtp_packets_out,
+            bytes_out: c.sip.rtp_bytes_out,
+            lost_in: c.sip_rx.total_lost(),
+            jitter_in_us: c.sip_rx.jitter_us(),
+            ..LegQuality::default()
+        };
+        if let Some(r) = c.sip_report {
+            sip.remote_lost = Some(u64::from(r.cumulative_lost));
+            sip.remote_fraction_lost = Some(r.fraction_lost);
+            sip.remote_jitter_us = Some(ticks_to_us(r.jitter, clock));
+        }
+        Ok(CallQuality { browser, sip })
+    }
+
     /// Ends the call: closes the leg (DTLS close_notify goes out), frees its port pair.
     pub fn delete(
         &mut self,
@@ -398,8 +448,15 @@ impl Bridge {
             return true;
         }
         if classify(buf) != PacketClass::Rtp {
-            // RTCP (or noise): str0m reports to the browser itself.
+            // RTCP (or noise): str0m reports to the browser itself; the SIP peer's report on our
+            // stream is kept for `Stats`.
             c.sip.rtcp_packets_in += 1;
+            let ours = c.rewriter.out_ssrc;
+            report_blocks(buf, |b| {
+                if b.ssrc == ours {
+                    c.sip_report = Some(b);
+                }
+            });
             return true;
         }
         let Ok(mut p) = RtpPacket::parse(buf) else {
@@ -422,6 +479,7 @@ impl Bridge {
         }
         c.sip.rtp_packets_in += 1;
         c.sip.rtp_bytes_in += p.as_bytes().len() as u64;
+        c.sip_rx.on_packet(now_ns, p.ssrc(), p.sequence(), p.timestamp(), clock);
         c.last_media_ns = now_ns;
         c.timed_out = false;
         if !c.sip_to_browser() {
@@ -604,6 +662,8 @@ pub(super) fn drain(
                 c.browser.rtp_bytes_in += r.payload.len() as u64;
                 c.last_media_ns = now_ns;
                 c.timed_out = false;
+                let rx_clock = c.to_sip.get(r.pt).map_or(48_000, |(_, clock)| clock);
+                c.browser_rx.on_packet(now_ns, r.ssrc, r.seq, r.timestamp, rx_clock);
                 if !c.browser_to_sip() {
                     continue; // on hold: received (and counted), not forwarded
                 }

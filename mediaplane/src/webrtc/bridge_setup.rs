@@ -537,6 +537,9 @@ impl Bridge {
             failure_reported: false,
             browser: Default::default(),
             sip: Default::default(),
+            browser_rx: Default::default(),
+            sip_rx: Default::default(),
+            sip_report: None,
         };
         drain(&mut c, now_ns, &mut self.buf, &mut *sockets, &mut Vec::new());
         self.earliest = self.earliest.min(c.deadline);

@@ -15,6 +15,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::config::DtlsCert;
@@ -22,6 +23,7 @@ use str0m::format::{Codec, FormatParams};
 use str0m::media::{Direction, Frequency, MediaKind, Mid};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::rtp::RtpWrite;
+use str0m::stats::{MediaEgressStats, MediaIngressStats};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig, RtcError};
 use thiserror::Error;
 
@@ -231,7 +233,13 @@ pub struct WebRtcLeg {
     tx_seq: Vec<(Mid, SeqExtender)>,
     /// Our offer, until the browser's answer arrives.
     pending: Option<SdpPendingOffer>,
+    /// str0m's latest per-m-line statistics (refreshed every [`STATS_INTERVAL`]).
+    ingress: Option<MediaIngressStats>,
+    egress: Option<MediaEgressStats>,
 }
+
+/// How often str0m summarises a leg's RTCP figures (loss, jitter, RTT) for the `Stats` request.
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for WebRtcLeg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -267,6 +275,7 @@ impl WebRtcLeg {
             .set_rtp_mode(true)
             .set_local_ice_credentials(creds)
             .set_dtls_cert(cert.clone())
+            .set_stats_interval(Some(STATS_INTERVAL))
             .clear_codecs();
         for c in codecs {
             let Some(rate) = Frequency::new(c.clock_rate) else {
@@ -283,7 +292,18 @@ impl WebRtcLeg {
         let bad = LegError::Candidate(addr.announce);
         let candidate = Candidate::host(addr.announce, "udp").map_err(|_| bad)?;
         rtc.add_local_candidate(candidate).ok_or(LegError::Candidate(addr.announce))?;
-        Ok(Self { rtc, clock, addr, ufrag, negotiated: false, media: Vec::new(), tx_seq: Vec::new(), pending: None })
+        Ok(Self {
+            rtc,
+            clock,
+            addr,
+            ufrag,
+            negotiated: false,
+            media: Vec::new(),
+            tx_seq: Vec::new(),
+            pending: None,
+            ingress: None,
+            egress: None,
+        })
     }
 
     /// The local ICE username fragment: the key STUN checks are routed by.
@@ -414,11 +434,25 @@ impl WebRtcLeg {
                         payload: p.payload,
                     }));
                 }
-                // Stats, feedback, keyframe requests: not used by an audio relay yet.
+                Event::MediaIngressStats(s) => {
+                    self.ingress = Some(s);
+                    continue;
+                }
+                Event::MediaEgressStats(s) => {
+                    self.egress = Some(s);
+                    continue;
+                }
+                // Feedback, keyframe requests: not used by an audio relay yet.
                 _ => continue,
             };
             return Ok(LegOutput::Event(out));
         }
+    }
+
+    /// str0m's latest statistics of what the leg receives and sends (`None` until the first
+    /// interval has passed with media).
+    pub fn stats(&self) -> (Option<&MediaIngressStats>, Option<&MediaEgressStats>) {
+        (self.ingress.as_ref(), self.egress.as_ref())
     }
 
     /// The payload type the answer assigned to `codec`, if it was negotiated.

@@ -4,6 +4,8 @@
 //! - [`demux`]: one WebRTC UDP port per shard; datagrams go to legs by ufrag, then by 5-tuple.
 //! - [`leg`]: a sans-IO leg around `str0m::Rtc` in ICE-lite + RTP mode.
 //! - [`bridge`]: a shard's WebRTC <-> RTP calls: leg + SIP-side RTP port, passthrough.
+//! - [`dtmf`]: RFC 4733 telephone-events: payload, detector, generator.
+//! - [`quality`]: receive statistics and RTCP report blocks for the `Stats` request.
 //!
 //! Invariants: nothing here reads the clock or touches a socket. Time enters as the shard's
 //! monotonic nanoseconds (`now_ns`, the same clock the relay uses) and is turned into the
@@ -15,6 +17,7 @@ mod bridge_setup;
 pub mod demux;
 pub mod dtmf;
 pub mod leg;
+pub mod quality;
 pub mod stun;
 
 use std::time::{Duration, Instant};
