@@ -138,6 +138,8 @@ struct App {
     echo: Arc<Mutex<EchoStats>>,
     call: Mutex<Option<CallInfo>>,
     events: Arc<Mutex<Vec<String>>>,
+    /// Re-offers from the browser: `(SIP re-offer direction, echo peer's answer direction)`.
+    reoffers: Mutex<Vec<(String, String)>>,
     dtmf_events: Arc<Mutex<Vec<serde_json::Value>>>,
     shutdown: Notify,
 }
@@ -190,9 +192,28 @@ fn audio_codecs(sdp: &str) -> Option<(u16, Vec<(u8, String)>)> {
     Some((port?, codecs))
 }
 
+/// The direction attribute of an SDP (sendrecv when absent).
+fn offered_direction(sdp: &str) -> &'static str {
+    for line in sdp.lines().map(str::trim) {
+        for d in ["sendrecv", "sendonly", "recvonly", "inactive"] {
+            if line.strip_prefix("a=") == Some(d) {
+                return d;
+            }
+        }
+    }
+    "sendrecv"
+}
+
 /// The echo peer's answer: one codec from the media plane's offer, plus telephone-event/8000
 /// when offered. Returns `(codec pt, telephone-event pt, sdp)`.
+/// The answer's direction is the mirror of the offer's (RFC 3264 §6.1), so a re-offer for hold
+/// (sendonly or inactive) is answered recvonly or inactive.
 fn echo_answer(offer: &str, codec: SipCodec, echo_port: u16) -> Option<(u8, Option<u8>, String)> {
+    let direction = match offered_direction(offer) {
+        "sendonly" => "recvonly",
+        "recvonly" => "sendonly",
+        other => other,
+    };
     let (_, codecs) = audio_codecs(offer)?;
     let te = codecs
         .iter()
@@ -227,7 +248,7 @@ fn echo_answer(offer: &str, codec: SipCodec, echo_port: u16) -> Option<(u8, Opti
         te,
         format!(
             "v=0\r\no=echo 1 1 IN IP4 127.0.0.1\r\ns=echo\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=audio {echo_port} RTP/AVP {pt}{te_fmt}\r\na=rtpmap:{pt} {enc}\r\n{fmtp}{te_lines}a=sendrecv\r\n"
+             m=audio {echo_port} RTP/AVP {pt}{te_fmt}\r\na=rtpmap:{pt} {enc}\r\n{fmtp}{te_lines}a={direction}\r\n"
         ),
     ))
 }
@@ -406,14 +427,14 @@ async fn answer(State(app): State<Arc<App>>, body: String) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-/// Browser offer in, browser answer out; the echo peer answers the SIP offer in between.
+/// Browser offer in, browser answer out; the echo peer answers the SIP offer in between. A
+/// second offer on the call is a re-offer (hold/resume): the echo peer answers the SIP re-offer
+/// with the mirrored direction.
 async fn offer(State(app): State<Arc<App>>, body: String) -> Response {
-    if app.incoming || lock(&app.call).is_some() {
-        return text(
-            StatusCode::CONFLICT,
-            "an incoming-call harness, or the call exists",
-        );
+    if app.incoming {
+        return text(StatusCode::CONFLICT, "an incoming-call harness");
     }
+    let reoffer = lock(&app.call).is_some();
     let Some((call, browser, sip)) = ids() else {
         return text(StatusCode::INTERNAL_SERVER_ERROR, "ids rejected");
     };
@@ -447,6 +468,19 @@ async fn offer(State(app): State<Arc<App>>, body: String) -> Response {
     };
     if let Err(e) = app.client.request(shard, &ans).await {
         return text(StatusCode::BAD_GATEWAY, format!("Answer: {e}"));
+    }
+    if reoffer {
+        let dirs = (
+            offered_direction(&reply.sip_offer).to_string(),
+            offered_direction(&sip_answer).to_string(),
+        );
+        eprintln!("harness: re-offer {} answered {}", dirs.0, dirs.1);
+        lock(&app.reoffers).push(dirs);
+        return (
+            [(header::CONTENT_TYPE, "application/sdp")],
+            reply.browser_answer,
+        )
+            .into_response();
     }
     lock(&app.echo).te_pt = te_pt;
     eprintln!(
@@ -523,6 +557,7 @@ async fn stats_json(app: &App, delete: bool) -> serde_json::Value {
         "media_plane": call_stats,
         "events": lock(&app.events).clone(),
         "dtmf_events": lock(&app.dtmf_events).clone(),
+        "reoffers": lock(&app.reoffers).clone(),
     })
 }
 
@@ -616,6 +651,7 @@ async fn run(args: Args) -> Result<(), HarnessError> {
         echo,
         call: Mutex::new(None),
         events,
+        reoffers: Mutex::new(Vec::new()),
         dtmf_events,
         shutdown: Notify::new(),
     });

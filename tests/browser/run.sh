@@ -5,7 +5,7 @@
 # beforehand (scripts/test.sh does both; the install must happen before entering the namespace).
 #
 # usage: tests/browser/run.sh          the default variants: opus pcmu opus-in
-#        tests/browser/run.sh VARIANT  one or more of: opus pcmu opus-in pcmu-in pcmu-prefer
+#        tests/browser/run.sh VARIANT...  opus pcmu opus-in pcmu-in pcmu-prefer (see run.mjs)
 # env:   WAVEGATE_BIN_DIR (default ${CARGO_TARGET_DIR:-target}/debug)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,23 +38,6 @@ links=$(ip -o link show | awk -F': ' '{print $2}' | tr '\n' ' ')
 [ "$links" = "lo " ] || die "network namespace is not loopback-only: $links"
 bin=$WAVEGATE_BIN_DIR
 [ $# -gt 0 ] || set -- opus pcmu opus-in
-for v in "$@"; do
-  case "$v" in
-    opus) extra=(--sip-codec opus) ;;
-    # The echo peer answers PCMU only and the browser offers only PCMU: passthrough PCMU.
-    pcmu) extra=(--sip-codec pcmu --only PCMU) ;;
-    # The browser offers everything with PCMU first, the echo peer answers PCMU only. Fails
-    # today (not in the default run): the media plane answers the browser before it knows the
-    # SIP answer, with Opus first, so Chromium sends Opus, which the bridge cannot map to the
-    # PCMU-only SIP side (every browser packet dropped). Kept to reproduce that.
-    pcmu-prefer) extra=(--sip-codec pcmu --prefer PCMU) ;;
-    # The SIP side calls the browser (OfferToBrowser/BrowserAnswer), offering Opus as pt 96
-    # (or PCMU) and telephone-event/8000.
-    opus-in) extra=(--incoming --sip-codec opus) ;;
-    pcmu-in) extra=(--incoming --sip-codec pcmu) ;;
-    *) die "unknown variant $v (opus|pcmu|opus-in|pcmu-in|pcmu-prefer)" ;;
-  esac
-  timeout -k 5 35 node "$here/run.mjs" --harness "$bin/examples/webrtc_echo_harness" \
-    --mediaplane "$bin/wavegate-mediaplane" "${extra[@]}" \
-    || die "variant $v failed (exit $?)"
-done
+# Variants are defined in run.mjs; it stops at the first failure. 35 s per variant at most.
+timeout -k 5 $((35 * $#)) node "$here/run.mjs" --harness "$bin/examples/webrtc_echo_harness" \
+  --mediaplane "$bin/wavegate-mediaplane" "$@" || die "exit $? (see the FAILED line above)"
