@@ -33,7 +33,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::Notify;
 use wavegate_shared::client::{ClientError, ControlClient};
 use wavegate_shared::protocol::{
-    Answer, BrowserAnswer, Delete, MediaEvent, OfferFlags, OfferToBrowser, Ping, Query, WebRtcOffer,
+    Answer, BrowserAnswer, Delete, MediaEvent, OfferFlags, OfferToBrowser, Ping, Query, Stats,
+    WebRtcOffer,
 };
 use wavegate_shared::region::Geometry;
 use wavegate_shared::spawn::{MediaPlaneCommand, SpawnError, spawn_media_plane};
@@ -504,6 +505,25 @@ async fn offer(State(app): State<Arc<App>>, body: String) -> Response {
 
 async fn stats_json(app: &App, delete: bool) -> serde_json::Value {
     let info = lock(&app.call).clone();
+    // The media plane's quality view (loss, jitter, RTT from RTCP), read before any Delete.
+    let quality = match &info {
+        Some(i) => {
+            let req = Stats {
+                call: i.call.clone(),
+            };
+            match app
+                .client
+                .request(app.client.shard_for(&i.call), &req)
+                .await
+            {
+                Ok(q) => {
+                    serde_json::to_value(q).unwrap_or_else(|e| json!({ "error": e.to_string() }))
+                }
+                Err(e) => json!({ "error": e.to_string() }),
+            }
+        }
+        None => serde_json::Value::Null,
+    };
     let call_stats = match &info {
         Some(i) => {
             let shard = app.client.shard_for(&i.call);
@@ -555,6 +575,7 @@ async fn stats_json(app: &App, delete: bool) -> serde_json::Value {
         "incoming": app.incoming,
         "echo": echo,
         "media_plane": call_stats,
+        "quality": quality,
         "events": lock(&app.events).clone(),
         "dtmf_events": lock(&app.dtmf_events).clone(),
         "reoffers": lock(&app.reoffers).clone(),

@@ -159,6 +159,8 @@ async function runVariant(chromium, opts) {
   console.log(`  RTT: ICE ${rtt(pair.currentRoundTripTime)} (${pair.responsesReceived} responses), RTCP from receiver reports ${rtt(rin.roundTripTime)} (${rin.roundTripTimeMeasurements || 0} measurements), sender reports received ${rout.reportsSent || 0}`);
   console.log(`  echo peer: ${h.echo.rtp_packets} RTP packets echoed (pt ${JSON.stringify(h.echo.payload_types)}, ssrcs ${h.echo.ssrcs.length}), answer pt ${h.sip_pt}`);
   console.log(`  media plane (Delete): browser leg in ${mp.offerer && mp.offerer.rtp_packets_in} out ${mp.offerer && mp.offerer.rtp_packets_out} dropped ${mp.offerer && mp.offerer.dropped}; SIP leg in ${mp.answerer && mp.answerer.rtp_packets_in} out ${mp.answerer && mp.answerer.rtp_packets_out} dropped ${mp.answerer && mp.answerer.dropped}`);
+  const mq = h.quality || {}, lq = (x = {}) => `in ${x.packets_in} lost ${x.lost_in} jitter ${x.jitter_in_us} us, out ${x.packets_out} (peer reports lost ${x.remote_lost ?? '-'}, jitter ${x.remote_jitter_us ?? '-'} us), RTT ${x.rtt_us != null ? (x.rtt_us / 1000).toFixed(1) + ' ms' : 'n/a'}`;
+  console.log(`  media plane Stats: browser leg ${lq(mq.browser)}; SIP leg ${lq(mq.sip)}${mq.error ? " ERROR " + mq.error : ""}`);
   const dtmfFrom = tag => (h.dtmf_events || []).filter(e => e.tag === tag);
   const digits = evs => evs.map(e => e.digit).join('');
   const durations = evs => evs.map(e => e.duration_ms).join(',');
@@ -174,6 +176,8 @@ async function runVariant(chromium, opts) {
   if (!(out.packetsSent > opts.minPackets)) problems.push(`outbound-rtp packetsSent ${out.packetsSent} <= ${opts.minPackets}`);
   if (!(inb.packetsReceived > opts.minPackets)) problems.push(`inbound-rtp packetsReceived ${inb.packetsReceived} <= ${opts.minPackets} (the echo did not come back through the media plane)`);
   if (!(h.echo.rtp_packets > opts.minPackets)) problems.push(`echo peer saw ${h.echo.rtp_packets} RTP packets <= ${opts.minPackets}`);
+  // The media plane's own quality view must agree that media came in from both sides.
+  if (mq.error || !(mq.browser && mq.browser.packets_in > opts.minPackets && mq.sip && mq.sip.packets_in > opts.minPackets)) problems.push(`media plane Stats: ${mq.error || `browser in ${mq.browser && mq.browser.packets_in}, SIP in ${mq.sip && mq.sip.packets_in}`}`);
   if (h.echo.rtp_packets > 0 && !(h.echo.payload_types.length === 1 && h.echo.payload_types[0] === h.sip_pt)) problems.push(`echo peer saw payload types ${JSON.stringify(h.echo.payload_types)}, answered ${h.sip_pt}`);
   // The echoed audio must decode as audio: played out for most of the media time, little
   // concealment, and about the loudness of the fake microphone (energy per second, sent vs
