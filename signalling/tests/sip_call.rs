@@ -296,3 +296,49 @@ async fn cancel_while_ringing_and_no_answer_timeout() {
     wait_finished(&call).await;
     ua.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digest_challenge_with_qop_list_is_answered() {
+    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let sipp = Sipp::uas("uas_auth.xml", false);
+    let account = SipAccount::parse(&RawSipAccount {
+        login: "alice".into(),
+        password: "alicepw".into(),
+        domain: "127.0.0.1".into(),
+        ..RawSipAccount::default()
+    })
+    .unwrap();
+    // Signalling only (no media plane): the browser SDP goes into the INVITE as is.
+    let mut call = ua
+        .call(
+            &account,
+            &format!("sip:bob@{}", sipp.addr()),
+            rtp_sdp(4000),
+            None,
+            CallOptions::default(),
+        )
+        .await
+        .unwrap();
+    let mut states = Vec::new();
+    for _ in 0..4 {
+        states.push(next_state(&mut call).await);
+    }
+    assert_eq!(
+        states,
+        vec![
+            s(CallState::Pending, "Calling"),
+            s(CallState::Trying, "Trying"),
+            s(CallState::Ring, "Ringing"),
+            s(CallState::Established, "Answered"),
+        ]
+    );
+    call.hangup();
+    assert_eq!(
+        next_state(&mut call).await,
+        s(CallState::Finish, "Normal call clearing")
+    );
+    sipp.expect_success().await;
+    ua.shutdown();
+}

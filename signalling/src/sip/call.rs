@@ -209,12 +209,18 @@ pub fn callee_uri(account: &SipAccount, callee: &str) -> Result<SipUri, ClientEr
     })
 }
 
-/// Where out-of-dialog requests of `account` to `uri` go: the outbound proxy, else the URI.
-pub fn first_hop(account: &SipAccount, uri: &str) -> Result<SipAddr, String> {
+/// Where out-of-dialog requests of `account` to `uri` go: the outbound proxy; else, for a URI
+/// in the account's domain, the domain's server at the account's port (where we register);
+/// else the URI itself.
+pub fn first_hop(account: &SipAccount, uri: &SipUri) -> Result<SipAddr, String> {
     let tcp = account.transport == Transport::Tcp;
     match &account.outbound_proxy {
         Some((host, port)) => wire::sip_addr(&format!("sip:{host}:{}", port.unwrap_or(5060)), tcp),
-        None => wire::sip_addr(uri, tcp),
+        None if uri.host == account.domain && uri.port.is_none() => wire::sip_addr(
+            &format!("sip:{}:{}", account.domain, account.port.unwrap_or(5060)),
+            tcp,
+        ),
+        None => wire::sip_addr(&uri.to_string(), tcp),
     }
 }
 
@@ -236,7 +242,7 @@ impl SipUserAgent {
             uri: uri_text.clone(),
             why: e.to_string(),
         })?;
-        let dest = first_hop(account, &uri_text).map_err(ClientError::Endpoint)?;
+        let dest = first_hop(account, &uri).map_err(ClientError::Endpoint)?;
         let id = random_text(24);
         let media = match media {
             Some(service) => {

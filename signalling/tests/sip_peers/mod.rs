@@ -250,3 +250,357 @@ pub async fn states_until_final(call: &mut CallHandle) -> Vec<(CallState, String
     }
     panic!("no final state in {out:?}");
 }
+
+pub const KAMAILIO: &str = "/usr/sbin/kamailio";
+pub const KAMCMD: &str = "/usr/sbin/kamcmd";
+pub const BARESIP: &str = "/usr/bin/baresip";
+
+/// A port free for both UDP and TCP on 127.0.0.1.
+pub fn free_udp_tcp_port() -> u16 {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both UDP and TCP in 50 tries");
+}
+
+fn kill_group(child: &mut Child) {
+    let pgid = child.id() as i32;
+    // SAFETY: signalling our own child's process group.
+    unsafe { libc::kill(-pgid, libc::SIGTERM) };
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    let _ = child.wait();
+}
+
+/// Kamailio running `tests/peers/kamailio/<cfg>` in the foreground; killed on drop.
+pub struct Kamailio {
+    child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+    cfg: String,
+}
+
+impl Kamailio {
+    pub fn start(cfg: &str) -> Kamailio {
+        assert!(
+            Path::new(KAMAILIO).exists(),
+            "{KAMAILIO} is missing: run `scripts/deps.sh test` (installs Debian's kamailio)"
+        );
+        let port = free_udp_tcp_port();
+        let dir =
+            std::env::temp_dir().join(format!("wavegate-kamailio-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = Self::spawn(cfg, port, &dir);
+        let k = Kamailio {
+            child,
+            port,
+            dir,
+            cfg: cfg.to_string(),
+        };
+        k.wait_ready();
+        k
+    }
+
+    /// Stops it and starts a fresh instance (empty location table) on the same port.
+    pub fn restart(&mut self) {
+        kill_group(&mut self.child);
+        self.child = Self::spawn(&self.cfg, self.port, &self.dir);
+        self.wait_ready();
+    }
+
+    fn spawn(cfg: &str, port: u16, dir: &Path) -> Child {
+        let template = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/peers/kamailio")
+            .join(cfg);
+        let text = std::fs::read_to_string(&template)
+            .unwrap()
+            .replace("@PORT@", &port.to_string())
+            .replace("@WORKDIR@", dir.to_str().unwrap());
+        let cfg_path = dir.join("kamailio.cfg");
+        std::fs::write(&cfg_path, text).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("kamailio.log"))
+            .unwrap();
+        let mut cmd = Command::new(KAMAILIO);
+        cmd.arg("-f")
+            .arg(&cfg_path)
+            .args(["-DD", "-E", "-w"])
+            .arg(dir)
+            .arg("-P")
+            .arg(dir.join("kamailio.pid"));
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        cmd.spawn().unwrap()
+    }
+
+    fn wait_ready(&self) {
+        let until = Instant::now() + Duration::from_secs(8);
+        while Instant::now() < until {
+            if std::net::TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200))
+                .is_ok()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "kamailio did not listen on {} within 8 s; log:\n{}",
+            self.addr(),
+            self.log()
+        );
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        ([127, 0, 0, 1], self.port).into()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("kamailio.log")).unwrap_or_default()
+    }
+
+    /// `kamcmd ul.dump`.
+    pub fn location_table(&self) -> String {
+        let out = Command::new(KAMCMD)
+            .arg("-s")
+            .arg(format!("unix:{}/kamailio_ctl", self.dir.display()))
+            .arg("ul.dump")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits (bounded) until `user` has a binding.
+    pub async fn wait_registered(&self, user: &str) {
+        for _ in 0..100 {
+            if self.location_table().contains(&format!("AoR: {user}")) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "{user} not registered within 10 s:\n{}\nkamailio log:\n{}",
+            self.location_table(),
+            self.log()
+        );
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        kill_group(&mut self.child);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A headless baresip (config from tests/peers/baresip), driven over ctrl_tcp; its events are
+/// collected by a reader thread. Killed on drop.
+pub struct Baresip {
+    child: Child,
+    pub dir: PathBuf,
+    pub ctrl_port: u16,
+    events: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+/// A mono 16-bit PCM WAV of a sine at `freq` Hz, `secs` long.
+pub fn sine_wav(freq: f64, rate: u32, secs: u32) -> Vec<u8> {
+    let samples = rate * secs;
+    let data_len = samples * 2;
+    let mut w = Vec::with_capacity(44 + data_len as usize);
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + data_len).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    w.extend_from_slice(&1u16.to_le_bytes()); // mono
+    w.extend_from_slice(&rate.to_le_bytes());
+    w.extend_from_slice(&(rate * 2).to_le_bytes());
+    w.extend_from_slice(&2u16.to_le_bytes());
+    w.extend_from_slice(&16u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&data_len.to_le_bytes());
+    for i in 0..samples {
+        let v = (f64::from(i) * freq * 2.0 * std::f64::consts::PI / f64::from(rate)).sin() * 8000.0;
+        w.extend_from_slice(&(v as i16).to_le_bytes());
+    }
+    w
+}
+
+fn netstring(v: &serde_json::Value) -> Vec<u8> {
+    let body = v.to_string();
+    format!("{}:{body},", body.len()).into_bytes()
+}
+
+/// Reads netstrings from `s` into `out` until the stream ends.
+fn read_netstrings(
+    mut s: std::net::TcpStream,
+    out: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+) {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while let Ok(n) = s.read(&mut chunk) {
+        if n == 0 {
+            return;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        while let Some(colon) = buf.iter().position(|b| *b == b':') {
+            let Some(len) = std::str::from_utf8(&buf[..colon])
+                .ok()
+                .and_then(|t| t.parse::<usize>().ok())
+            else {
+                return;
+            };
+            if buf.len() < colon + 1 + len + 1 {
+                break;
+            }
+            if let Ok(v) = serde_json::from_slice(&buf[colon + 1..colon + 1 + len]) {
+                out.lock().unwrap().push(v);
+            }
+            buf.drain(..colon + 1 + len + 1);
+        }
+    }
+}
+
+impl Baresip {
+    /// Starts baresip as carol, registering at `kamailio_port`, RTP on `rtp_first..rtp_first+99`.
+    pub fn start(kamailio_port: u16, rtp_first: u16) -> Baresip {
+        assert!(
+            Path::new(BARESIP).exists(),
+            "{BARESIP} is missing: run `scripts/deps.sh test` (installs Debian's baresip-core)"
+        );
+        let sip_port = free_udp_tcp_port();
+        let ctrl_port = free_udp_tcp_port();
+        let dir = std::env::temp_dir().join(format!(
+            "wavegate-baresip-{}-{sip_port}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/baresip");
+        let fill = |t: String| {
+            t.replace("@SIPPORT@", &sip_port.to_string())
+                .replace("@RTPFIRST@", &rtp_first.to_string())
+                .replace("@RTPLAST@", &(rtp_first + 99).to_string())
+                .replace("@CTRLPORT@", &ctrl_port.to_string())
+                .replace("@KPORT@", &kamailio_port.to_string())
+                .replace("@DIR@", dir.to_str().unwrap_or_default())
+        };
+        std::fs::write(dir.join("sine440_8000.wav"), sine_wav(440.0, 8000, 30)).unwrap();
+        for f in ["config", "accounts"] {
+            std::fs::write(
+                dir.join(f),
+                fill(std::fs::read_to_string(src.join(f)).unwrap()),
+            )
+            .unwrap();
+        }
+        let log = std::fs::File::create(dir.join("baresip.log")).unwrap();
+        let mut cmd = Command::new(BARESIP);
+        cmd.arg("-f").arg(&dir);
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        let child = cmd.spawn().unwrap();
+        let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let until = Instant::now() + Duration::from_secs(8);
+        let stream = loop {
+            if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", ctrl_port)) {
+                break s;
+            }
+            assert!(
+                Instant::now() < until,
+                "baresip ctrl_tcp not listening within 8 s:\n{}",
+                std::fs::read_to_string(dir.join("baresip.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let ev = events.clone();
+        std::thread::spawn(move || read_netstrings(stream, ev));
+        Baresip {
+            child,
+            dir,
+            ctrl_port,
+            events,
+        }
+    }
+
+    /// Sends a ctrl_tcp command on its own connection; returns the response (bounded wait).
+    pub fn command(&self, cmd: &str, params: &str) -> serde_json::Value {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.ctrl_port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(&netstring(
+            &serde_json::json!({"command": cmd, "params": params, "token": "t"}),
+        ))
+        .unwrap();
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let g = got.clone();
+        let reader = std::thread::spawn(move || read_netstrings(s, g));
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(r) = got
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|v| v.get("response").is_some())
+                .cloned()
+            {
+                drop(reader);
+                return r;
+            }
+            assert!(Instant::now() < until, "no ctrl_tcp response to {cmd}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Event types seen so far (`CALL_ESTABLISHED`, ...).
+    pub fn event_types(&self) -> Vec<String> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
+            .collect()
+    }
+
+    /// Waits (bounded) until `count` events of `kind` were seen.
+    pub async fn wait_event(&self, kind: &str, count: usize) {
+        for _ in 0..200 {
+            if self.event_types().iter().filter(|t| *t == kind).count() >= count {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "baresip never reported {count} x {kind}: {:?}\nlog:\n{}",
+            self.event_types(),
+            self.log()
+        );
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("baresip.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        kill_group(&mut self.child);
+    }
+}
