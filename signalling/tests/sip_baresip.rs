@@ -62,7 +62,7 @@ async fn established(call: &mut CallHandle) -> String {
                 }
             }
             CallEvent::RemoteSdp { sdp: s, .. } => sdp = Some(s),
-            CallEvent::Info { .. } => {}
+            CallEvent::Info { .. } | CallEvent::Dtmf(_) => {}
         }
     }
     assert_eq!(states.first(), Some(&s(CallState::Pending, "Calling")));

@@ -342,3 +342,61 @@ async fn digest_challenge_with_qop_list_is_answered() {
     sipp.expect_success().await;
     ua.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_dtmf_and_message_both_ways() {
+    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let sipp = Sipp::uas("uas_info.xml", false);
+    let mut call = ua
+        .call(
+            &account(),
+            &format!("sip:bob@{}", sipp.addr()),
+            rtp_sdp(4000),
+            None,
+            CallOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        next_state(&mut call).await,
+        s(CallState::Pending, "Calling")
+    );
+    assert_eq!(
+        next_state(&mut call).await,
+        s(CallState::Established, "Answered")
+    );
+    assert!(call.send_dtmf('x').is_err());
+    call.send_dtmf('5').unwrap();
+    // SIPp answers the INFO before it reads the MESSAGE; keep them in that order.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    call.send_message("hello from wavegate");
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        match next(&mut call).await {
+            CallEvent::Dtmf(d) => got.push(format!("dtmf {d}")),
+            CallEvent::Info {
+                method,
+                content_type,
+                body,
+            } => got.push(format!("{method} {content_type} {}", body.trim())),
+            CallEvent::RemoteSdp { .. } => {}
+            CallEvent::State(c) => panic!("unexpected state {c:?}"),
+        }
+    }
+    assert_eq!(
+        got,
+        vec![
+            "dtmf 9".to_string(),
+            "MESSAGE text/plain hello from sipp".to_string()
+        ]
+    );
+    call.hangup();
+    assert_eq!(
+        next_state(&mut call).await,
+        s(CallState::Finish, "Normal call clearing")
+    );
+    sipp.expect_success().await;
+    ua.shutdown();
+}

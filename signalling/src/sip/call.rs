@@ -60,7 +60,9 @@ pub enum CallEvent {
         /// From a provisional response (early media).
         early: bool,
     },
-    /// An in-dialog INFO or MESSAGE body from the far end.
+    /// A DTMF digit from an in-dialog INFO (`application/dtmf-relay` or `application/dtmf`).
+    Dtmf(char),
+    /// Any other in-dialog INFO or MESSAGE body from the far end.
     Info {
         /// INFO or MESSAGE.
         method: String,
@@ -78,6 +80,8 @@ pub(crate) enum Command {
     Answer(String),
     /// Incoming calls: reject with this status.
     Reject(u16),
+    /// Send an in-dialog INFO or MESSAGE with this content type and body.
+    Send(Method, String, String),
 }
 
 /// A call in progress; events arrive on [`next_event`](Self::next_event). Dropping it hangs up.
@@ -128,6 +132,27 @@ impl CallHandle {
     /// Cancels (before answer) or hangs up (after).
     pub fn hangup(&self) {
         let _ = self.commands.send(Command::Hangup);
+    }
+
+    /// Sends a DTMF digit as in-dialog INFO (`application/dtmf-relay`, 160 ms); once the call
+    /// is established. Refuses characters other than `0-9 * # A-D`.
+    pub fn send_dtmf(&self, digit: char) -> Result<(), ClientError> {
+        let body = dtmf_relay_body(digit).ok_or(ClientError::Dtmf(digit))?;
+        let _ = self.commands.send(Command::Send(
+            Method::Info,
+            "application/dtmf-relay".into(),
+            body,
+        ));
+        Ok(())
+    }
+
+    /// Sends an in-dialog MESSAGE (`text/plain`); once the call is established.
+    pub fn send_message(&self, text: &str) {
+        let _ = self.commands.send(Command::Send(
+            Method::Message,
+            "text/plain".into(),
+            text.to_string(),
+        ));
     }
 
     /// Holds (re-INVITE sendonly) or resumes (sendrecv).
@@ -376,6 +401,12 @@ impl OutgoingTask {
                     Some(Command::Hangup) => self.core.hangup(Instant::now().into_std()),
                     Some(Command::Hold(on)) => self.core.hold(on),
                     Some(Command::Answer(_) | Command::Reject(_)) => Vec::new(),
+                    Some(Command::Send(method, content_type, body)) => {
+                        if self.core.is_confirmed() {
+                            self.send_in_dialog(method, &content_type, body);
+                        }
+                        Vec::new()
+                    }
                     // The handle was dropped: the session is gone, end the call.
                     None => {
                         commands_open = false;
@@ -630,6 +661,14 @@ impl OutgoingTask {
         }
     }
 
+    fn send_in_dialog(&mut self, method: Method, content_type: &str, body: String) {
+        if let Some((req, dest)) = self.in_dialog(method, Some((content_type, body.into_bytes()))) {
+            let inner = self.inner.clone();
+            let timeout = self.options.transaction_timeout;
+            tokio::spawn(async move { wire::request_final(&inner, req, &dest, timeout).await });
+        }
+    }
+
     fn in_dialog(
         &mut self,
         method: Method,
@@ -754,16 +793,70 @@ pub(crate) async fn serve_in_dialog(
                 .unwrap_or_default();
             let body = String::from_utf8_lossy(&req.tx.original.body).into_owned();
             let _ = dispatch::reply(&mut req.tx, 200, "OK", vec![]).await;
-            let _ = events.send(CallEvent::Info {
-                method: method.to_string(),
-                content_type,
-                body,
-            });
+            let event = match dtmf_digit(&content_type, &body) {
+                Some(d) if method == Method::Info => CallEvent::Dtmf(d),
+                _ => CallEvent::Info {
+                    method: method.to_string(),
+                    content_type,
+                    body,
+                },
+            };
+            let _ = events.send(event);
             InDialog::Other
         }
         _ => {
             let _ = dispatch::reply(&mut req.tx, 200, "OK", vec![]).await;
             InDialog::Other
         }
+    }
+}
+
+/// The `application/dtmf-relay` body for `digit` (the SIP INFO DTMF de facto format).
+pub fn dtmf_relay_body(digit: char) -> Option<String> {
+    let d = digit.to_ascii_uppercase();
+    matches!(d, '0'..='9' | '*' | '#' | 'A'..='D')
+        .then(|| format!("Signal={d}\r\nDuration=160\r\n"))
+}
+
+/// The digit in an INFO body: `application/dtmf-relay` (`Signal=5`) or `application/dtmf`
+/// (the bare digit, RFC 2976 style).
+pub fn dtmf_digit(content_type: &str, body: &str) -> Option<char> {
+    let ct = content_type.trim().to_ascii_lowercase();
+    let digit = if ct.starts_with("application/dtmf-relay") {
+        body.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            k.trim()
+                .eq_ignore_ascii_case("signal")
+                .then(|| v.trim().chars().next())
+                .flatten()
+        })?
+    } else if ct.starts_with("application/dtmf") {
+        body.trim().chars().next()?
+    } else {
+        return None;
+    };
+    let d = digit.to_ascii_uppercase();
+    matches!(d, '0'..='9' | '*' | '#' | 'A'..='D').then_some(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dtmf_bodies() {
+        assert_eq!(
+            dtmf_relay_body('5').as_deref(),
+            Some("Signal=5\r\nDuration=160\r\n")
+        );
+        assert_eq!(dtmf_relay_body('x'), None);
+        assert_eq!(
+            dtmf_digit("application/dtmf-relay", "Signal= #\r\nDuration=100\r\n"),
+            Some('#')
+        );
+        assert_eq!(dtmf_digit("Application/DTMF", "7\r\n"), Some('7'));
+        assert_eq!(dtmf_digit("application/dtmf", "Z"), None);
+        assert_eq!(dtmf_digit("text/plain", "5"), None);
+        assert_eq!(dtmf_digit("application/dtmf-relay", "Duration=100"), None);
     }
 }

@@ -39,6 +39,9 @@ pub enum ClientError {
     /// rsipstack could not bind or start.
     #[error("SIP endpoint: {0}")]
     Endpoint(String),
+    /// Not a DTMF digit (`0-9 * # A-D`).
+    #[error("not a DTMF digit: {0:?}")]
+    Dtmf(char),
     /// The registration task is gone.
     #[error("registration task ended")]
     Gone,

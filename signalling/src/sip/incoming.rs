@@ -326,6 +326,10 @@ impl IncomingTask {
                     Some(Command::Reject(status)) => self.core_mut().reject(status, &reason_for(status)),
                     Some(Command::Hangup) => self.core_mut().hangup(),
                     Some(Command::Hold(_)) => Vec::new(),
+                    Some(Command::Send(method, content_type, body)) => {
+                        self.send_in_dialog(method, &content_type, body);
+                        Vec::new()
+                    }
                     None => {
                         commands_open = false;
                         self.core_mut().hangup()
@@ -344,6 +348,21 @@ impl IncomingTask {
         }
         if let Some(d) = &self.dialog {
             self.routes.remove_dialog(&d.key());
+        }
+    }
+
+    fn send_in_dialog(&mut self, method: Method, content_type: &str, body: String) {
+        if !self.core.as_ref().is_some_and(Core::is_confirmed) {
+            return;
+        }
+        let tcp = self.contact.contains("transport=tcp");
+        if let Some(d) = self.dialog.as_mut()
+            && let Ok(req) = d.request(method, Some((content_type, body.into_bytes())))
+            && let Ok(dest) = wire::sip_addr(&d.next_hop(), tcp)
+        {
+            let inner = self.inner.clone();
+            let timeout = self.options.transaction_timeout;
+            tokio::spawn(async move { wire::request_final(&inner, req, &dest, timeout).await });
         }
     }
 
