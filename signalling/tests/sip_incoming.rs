@@ -161,3 +161,65 @@ async fn delayed_offer_invite() {
     released(&server).await;
     ua.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_calls_a_registered_session_through_kamailio() {
+    use wavegate_signalling::sip::client::RegisterOptions;
+    use wavegate_signalling::sip::register::RegEvent;
+    use wavegate_signalling::sip::{RawSipAccount, SipAccount};
+    let kamailio = Kamailio::start("proxy.cfg");
+    let server = media_server(43600).await;
+    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let account = SipAccount::parse(&RawSipAccount {
+        login: "alice".into(),
+        password: "alicepw".into(),
+        domain: "127.0.0.1".into(),
+        port: kamailio.port.to_string(),
+        register_required: true,
+        ..RawSipAccount::default()
+    })
+    .unwrap();
+    let mut reg = ua.register(account, RegisterOptions::default()).unwrap();
+    match tokio::time::timeout(EVENT_WAIT, reg.next_event()).await {
+        Ok(Some(RegEvent::Registered { .. })) => {}
+        other => panic!("not registered: {other:?}\n{}", kamailio.log()),
+    }
+    let sipp = Sipp::uac("uac_proxied.xml", kamailio.addr(), &["-s", "alice"]);
+    let req = tokio::time::timeout(EVENT_WAIT, reg.next_incoming())
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "no INVITE through Kamailio; sipp:\n{}\nkamailio:\n{}",
+                sipp.logs(),
+                kamailio.log()
+            )
+        })
+        .unwrap();
+    let Incoming::Call(mut call) = ua
+        .accept(req, Some(server.media.clone()), CallOptions::default())
+        .await
+    else {
+        panic!("expected a call")
+    };
+    assert!(call.offer.is_some());
+    assert_eq!(
+        next_state(&mut call.call).await,
+        s(CallState::Ring, "Ringing")
+    );
+    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    call.answer(rtp_sdp(rtp.local_addr().unwrap().port()));
+    assert_eq!(
+        next_state(&mut call.call).await,
+        s(CallState::Established, "Answered")
+    );
+    assert_eq!(
+        next_state(&mut call.call).await,
+        s(CallState::Finish, "Normal call clearing")
+    );
+    sipp.expect_success().await;
+    released(&server).await;
+    let _ = reg.unregister().await;
+    ua.shutdown();
+}

@@ -36,15 +36,26 @@ pub struct Sipp {
 impl Sipp {
     /// Starts `scenario` (a file under tests/peers/sipp) as UAS on a free port.
     pub fn uas(scenario: &str, rtp_echo: bool) -> Sipp {
-        Self::spawn(scenario, rtp_echo, None, &[])
+        Self::spawn(scenario, rtp_echo, None, &[], 1)
+    }
+
+    /// Starts `scenario` as UAS for `calls` calls, without message tracing (load runs).
+    pub fn uas_calls(scenario: &str, calls: u32) -> Sipp {
+        Self::spawn(scenario, false, None, &[], calls)
     }
 
     /// Starts `scenario` as UAC towards `target`, with extra arguments.
     pub fn uac(scenario: &str, target: SocketAddr, extra: &[&str]) -> Sipp {
-        Self::spawn(scenario, false, Some(target), extra)
+        Self::spawn(scenario, false, Some(target), extra, 1)
     }
 
-    fn spawn(scenario: &str, rtp_echo: bool, target: Option<SocketAddr>, extra: &[&str]) -> Sipp {
+    fn spawn(
+        scenario: &str,
+        rtp_echo: bool,
+        target: Option<SocketAddr>,
+        extra: &[&str],
+        calls: u32,
+    ) -> Sipp {
         assert!(
             Path::new(SIPP).exists(),
             "{SIPP} is missing: run `scripts/deps.sh test` (installs Debian's sip-tester)"
@@ -74,13 +85,15 @@ impl Sipp {
             "-mp",
             &media_port.to_string(),
             "-m",
-            "1",
+            &calls.to_string(),
             "-nostdin",
             "-timeout",
-            "20s",
+            "60s",
             "-trace_err",
-            "-trace_msg",
         ]);
+        if calls == 1 {
+            cmd.arg("-trace_msg");
+        }
         if rtp_echo {
             cmd.arg("-rtp_echo");
         }
