@@ -588,6 +588,16 @@ fn next_dtmf(out: &mut DtmfOut, now_ns: u64, clock: u32, start_ts: u32) -> Optio
     }
 }
 
+/// The clock rate of the call's audio (the first non-telephone-event codec of the SIP-side
+/// m-line; passthrough means both sides share it).
+fn audio_clock(c: &BridgeCall) -> u32 {
+    c.sip_local
+        .payload_types()
+        .filter(|pt| !c.browser_tele.iter().any(|t| t.0 == *pt))
+        .find_map(|pt| c.sip_local.rtpmap(pt).map(|r| r.clock_rate))
+        .unwrap_or(8000)
+}
+
 /// Sends whatever the call's DTMF senders have due by `now_ns`, starting queued digits.
 fn pump_dtmf(
     c: &mut BridgeCall,
@@ -598,7 +608,8 @@ fn pump_dtmf(
 ) {
     // Toward the SIP side: plain RTP from our port, numbered by the browser->SIP rewriter.
     if let Some(&(pt, clock)) = c.sip_tele.first() {
-        let start_ts = c.rewriter.now_ts(now_ns, clock);
+        // The event starts "now" on the stream's timeline, which runs at the audio clock.
+        let start_ts = c.rewriter.now_ts(now_ns, audio_clock(c));
         while let Some(d) = next_dtmf(&mut c.dtmf_to_sip, now_ns, clock, start_ts) {
             let Some(dst) = c.sip_remote else { continue };
             let seq = c.rewriter.insert();
@@ -614,7 +625,7 @@ fn pump_dtmf(
     }
     // Toward the browser: through the leg (SRTP), numbered by the SIP->browser rewriter.
     if let Some(&(pt, clock)) = c.browser_tele.first() {
-        let start_ts = c.to_browser_rewriter.now_ts(now_ns, clock);
+        let start_ts = c.to_browser_rewriter.now_ts(now_ns, audio_clock(c));
         let mut wrote = false;
         while let Some(d) = next_dtmf(&mut c.dtmf_to_browser, now_ns, clock, start_ts) {
             let seq = c.to_browser_rewriter.insert();

@@ -1,6 +1,7 @@
 //! Hold and resume by re-offers from either side, and the `Stats` figures, on virtual time with
 //! a str0m browser.
 
+use super::super::super::dtmf::TelephoneEvent;
 use super::*;
 use str0m::change::SdpAnswer;
 use str0m::media::Direction as RtcDirection;
@@ -159,4 +160,70 @@ fn stats_report_counters_loss_jitter_and_rtcp_figures() {
     // say so; RTT is not asserted: str0m derived none on this virtual network.
     assert!(browser.remote_lost.is_some_and(|n| (20..=50).contains(&n)), "the browser's reports: {browser:?}");
     assert!(i.bridge.stats(&CallId::new("nope").unwrap()).is_err());
+}
+
+#[test]
+fn telephone_events_are_rescaled_between_48k_and_8k() {
+    let (mut bridge, mut relay, clock) = new_bridge();
+    let mut net = Net::default();
+    let call = CallId::new("out@t").unwrap();
+    let (web, sip_tag) = (LegTag::new("web").unwrap(), LegTag::new("far").unwrap());
+    // The browser knows Opus and telephone-event/48000 only.
+    let mut b = Browser::new(clock, &[(111, Codec::Opus, 48_000, Some(2)), (110, Codec::Tele, 48_000, None)]);
+    let mut change = b.rtc.sdp_api();
+    let mid = change.add_media(MediaKind::Audio, RtcDirection::SendRecv, None, None, None);
+    let (offer, pending) = change.apply().unwrap();
+    b.mid = Some(mid);
+    let flags = OfferFlags::default();
+    let reply = bridge.offer(0, &call, &web, &offer.to_sdp_string(), &flags, &mut relay, &mut net).unwrap();
+    assert!(reply.sip_offer.contains("a=rtpmap:110 telephone-event/48000"), "{}", reply.sip_offer);
+    b.rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&reply.browser_answer).unwrap()).unwrap();
+    let sip_port = Sdp::parse(&reply.sip_offer).unwrap().media[0].desc.port;
+    // The SIP phone takes Opus but only knows telephone-event/8000 (its own number, 101).
+    let answer = "v=0\r\no=p 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+        m=audio 6000 RTP/AVP 111 101\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\n";
+    bridge.answer(&call, &sip_tag, answer).unwrap();
+    let now = run(&mut bridge, &mut b, &mut net, 0, 5000, |b, _| b.connected);
+    assert!(b.connected);
+
+    // Browser "4" at 48 kHz: durations 0, 2400, 4800 ticks (0, 50, 100 ms) -> 0, 400, 800 at 8 kHz.
+    let mut t = now;
+    for (k, (end, dur)) in
+        [(false, 0u16), (false, 2400), (true, 4800), (true, 4800), (true, 4800)].into_iter().enumerate()
+    {
+        let ev = TelephoneEvent { event: 4, end, volume: 10, duration: dur };
+        b.send(t, 110, 500 + k as u64, 96_000, k == 0, &ev.to_bytes());
+        step(&mut bridge, &mut b, &mut net, t);
+        t += 20 * MS;
+    }
+    let at_sip: Vec<(u8, u16, bool)> = net
+        .to_sip
+        .drain(..)
+        .map(|(_, _, mut raw)| {
+            let p = RtpPacket::parse(&mut raw).unwrap();
+            let ev = TelephoneEvent::parse(p.payload()).unwrap();
+            (p.payload_type(), ev.duration, ev.end)
+        })
+        .collect();
+    assert_eq!(at_sip, vec![(101, 0, false), (101, 400, false), (101, 800, true), (101, 800, true), (101, 800, true)]);
+    // SIP "9" at 8 kHz: 800 ticks -> 4800 at the browser, payload type 110.
+    for (k, (end, dur)) in [(false, 0u16), (false, 400), (true, 800), (true, 800), (true, 800)].into_iter().enumerate()
+    {
+        let ev = TelephoneEvent { event: 9, end, volume: 10, duration: dur };
+        let mut p = sip_rtp(101, 40 + k as u16, 16_000, k == 0, &ev.to_bytes());
+        assert!(bridge.on_sip_packet(t, sip_port, SIP_PEER.parse().unwrap(), &mut p, &mut net));
+    }
+    run(&mut bridge, &mut b, &mut net, t, 200, |b, _| b.got.len() >= 5);
+    let at_browser: Vec<(u8, u16)> =
+        b.got.iter().map(|g| (g.0, TelephoneEvent::parse(&g.4).unwrap().duration)).collect();
+    assert_eq!(at_browser, vec![(110, 0), (110, 2400), (110, 4800), (110, 4800), (110, 4800)]);
+    let mut events = Vec::new();
+    bridge.take_events(&mut events);
+    assert_eq!(
+        events,
+        vec![
+            MediaEvent::DtmfReceived { call: call.clone(), tag: Some(web), digit: '4', duration_ms: 100 },
+            MediaEvent::DtmfReceived { call, tag: Some(sip_tag), digit: '9', duration_ms: 100 },
+        ]
+    );
 }
