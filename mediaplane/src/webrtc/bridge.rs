@@ -58,6 +58,8 @@ impl<T: PortSockets + BridgeIo + ?Sized> BridgeSockets for T {}
 
 /// Largest RTP packet rebuilt for the SIP side.
 pub(super) const RTP_BUF: usize = 2048;
+/// Datagrams kept per call while our offer to the browser waits for its answer.
+pub(super) const EARLY_DATAGRAMS: usize = 16;
 /// DTMF digits queued per direction beyond the one being sent.
 const DTMF_QUEUE: usize = 32;
 /// Silence between two queued digits (RFC 4733 §2.5.1.6 leaves it to the sender; 50 ms is
@@ -124,6 +126,10 @@ pub(super) struct BridgeCall {
     pub(super) sip_sdp_addr: Option<SocketAddr>,
     /// The browser's last offer and our reply: the same offer again is a retry, not a re-offer.
     pub(super) last_browser_offer: Option<(String, WebRtcOfferReply)>,
+    /// Datagrams the browser sent before its answer reached us (connectivity checks with the
+    /// nomination, DTLS ClientHellos): replayed once the answer is in, so the connection does
+    /// not wait for the browser's next check. Bounded by [`EARLY_DATAGRAMS`].
+    pub(super) early: Vec<(SocketAddr, Vec<u8>)>,
     /// The SIP side's offer and the index of its audio m-line (our answer mirrors its m-lines).
     pub(super) sip_offer: Option<(crate::sdp::Sdp, usize)>,
     /// Browser payload type -> SIP payload type.
@@ -419,6 +425,10 @@ impl Bridge {
         let Some(c) = self.calls.get_mut(leg.0 as usize).and_then(Option::as_mut) else {
             return;
         };
+        if c.leg.awaiting_answer() && c.early.len() < EARLY_DATAGRAMS {
+            // Set-up only (never on the media path): the copy is replayed after the answer.
+            c.early.push((src, datagram.to_vec()));
+        }
         if let Err(e) = c.leg.handle_input(now_ns, src, self.addr.bind, datagram) {
             tracing::debug!(call = %c.id, error = %e, "webrtc input refused");
             c.browser.dropped += 1;

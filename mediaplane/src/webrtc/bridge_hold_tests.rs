@@ -227,3 +227,48 @@ fn telephone_events_are_rescaled_between_48k_and_8k() {
         ]
     );
 }
+
+#[test]
+fn the_answer_keeps_the_browsers_codec_order() {
+    let (mut bridge, mut relay, clock) = new_bridge();
+    let mut net = Net::default();
+    let call = CallId::new("order@t").unwrap();
+    let mut b = Browser::new(
+        clock,
+        &[(0, Codec::PCMU, 8000, None), (111, Codec::Opus, 48_000, Some(2)), (126, Codec::Tele, 8000, None)],
+    );
+    let mut change = b.rtc.sdp_api();
+    change.add_media(MediaKind::Audio, RtcDirection::SendRecv, None, None, None);
+    let (offer, _) = change.apply().unwrap();
+    let offer = offer.to_sdp_string();
+    assert!(offer.contains("RTP/SAVPF 0 111 126"), "PCMU first in the offer\n{offer}");
+    let reply = bridge
+        .offer(0, &call, &LegTag::new("w").unwrap(), &offer, &OfferFlags::default(), &mut relay, &mut net)
+        .unwrap();
+    let first_pt = |sdp: &str| Sdp::parse(sdp).unwrap().media[0].payload_types().next();
+    assert_eq!(first_pt(&reply.browser_answer), Some(0), "PCMU first in the answer\n{}", reply.browser_answer);
+    assert_eq!(first_pt(&reply.sip_offer), Some(0), "and in the SIP offer\n{}", reply.sip_offer);
+}
+
+#[test]
+fn checks_and_dtls_sent_before_the_answer_arrives_are_not_lost() {
+    let (mut bridge, mut relay, clock) = new_bridge();
+    let mut net = Net::default();
+    let call = CallId::new("early@t").unwrap();
+    let sip_offer = "v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+        m=audio 6000 RTP/AVP 0\r\na=sendrecv\r\n";
+    let flags = OfferFlags::default();
+    let reply = bridge
+        .offer_to_browser(0, &call, &LegTag::new("c").unwrap(), Some(sip_offer), &flags, &mut relay, &mut net)
+        .unwrap();
+    let mut b = Browser::new(clock, &[(0, Codec::PCMU, 8000, None)]);
+    let answer = b.answer(&reply.browser_offer);
+    // The browser checks, nominates and starts DTLS for 2 s before its answer reaches us.
+    let now = run(&mut bridge, &mut b, &mut net, 0, 2000, |b, _| b.connected);
+    assert!(!b.connected, "nothing can connect before the answer");
+    bridge.browser_answer(now, &call, &LegTag::new("w").unwrap(), &answer, &mut net).unwrap();
+    let connected_at = run(&mut bridge, &mut b, &mut net, now, 3000, |b, _| b.connected);
+    assert!(b.connected);
+    let waited_ms = (connected_at - now) / MS;
+    assert!(waited_ms <= 20, "connected {waited_ms} ms after the answer (the early datagrams were replayed)");
+}

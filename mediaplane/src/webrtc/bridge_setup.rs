@@ -193,7 +193,14 @@ impl Bridge {
             return Err(err(ErrorCode::BadSdp, format!("call {call} is a relay call")));
         }
         let browser_dir = offered_direction(browser_sdp)?;
-        let mut leg = WebRtcLeg::new(self.clock, now_ns, self.addr, &self.cert)
+        // The leg takes the passthrough codecs in the browser's order of preference (str0m
+        // answers in its configured order, and the browser sends the answer's first codec).
+        let offered: Vec<LegCodec> = Sdp::parse(browser_sdp)
+            .ok()
+            .and_then(|sdp| audio(&sdp).map(|(_, m)| m.payload_types().filter_map(|pt| leg_codec(m, pt)).collect()))
+            .unwrap_or_default();
+        let codecs = if offered.is_empty() { DEFAULT_CODECS.to_vec() } else { offered };
+        let mut leg = WebRtcLeg::with_codecs(self.clock, now_ns, self.addr, &self.cert, &codecs)
             .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
         let browser_answer =
             leg.handle_offer(now_ns, browser_sdp).map_err(|e| err(ErrorCode::BadSdp, e.to_string()))?;
@@ -326,7 +333,7 @@ impl Bridge {
         sdp: &str,
         io: &mut dyn BridgeIo,
     ) -> Result<String, ControlError> {
-        let announce_ip = self.announce_ip;
+        let (announce_ip, bind) = (self.announce_ip, self.addr.bind);
         let slot = self.slot_of(call)?;
         let Some(c) = self.calls.get_mut(slot).and_then(Option::as_mut) else {
             return Err(err(ErrorCode::Internal, "empty slot"));
@@ -343,6 +350,15 @@ impl Bridge {
         }
         c.leg.handle_answer(now_ns, sdp).map_err(|e| err(ErrorCode::BadSdp, e.to_string()))?;
         c.to_tag = Some(to_tag.clone());
+        // What the browser sent before its answer arrived (it starts checks, nominates and sends
+        // its ClientHello as soon as it has applied its own answer): fed again now that the leg
+        // knows the remote credentials and its DTLS role.
+        for (src, datagram) in std::mem::take(&mut c.early) {
+            if let Err(e) = c.leg.handle_input(now_ns, src, bind, &datagram) {
+                tracing::debug!(call = %c.id, error = %e, "early webrtc datagram refused");
+            }
+            drain(c, now_ns, &mut self.buf, io, &mut Vec::new());
+        }
         let direction = sip_offer.map_or(Direction::SendRecv, answer_direction);
         let offer = c.sip_offer.as_ref().map(|(sdp, i)| (sdp, *i));
         c.sip_sdp_version += 1;
@@ -540,6 +556,7 @@ impl Bridge {
             browser_rx: Default::default(),
             sip_rx: Default::default(),
             sip_report: None,
+            early: Vec::new(),
         };
         drain(&mut c, now_ns, &mut self.buf, &mut *sockets, &mut Vec::new());
         self.earliest = self.earliest.min(c.deadline);
