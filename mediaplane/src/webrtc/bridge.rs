@@ -58,6 +58,9 @@ impl<T: PortSockets + BridgeIo + ?Sized> BridgeSockets for T {}
 
 /// Largest RTP packet rebuilt for the SIP side.
 pub(super) const RTP_BUF: usize = 2048;
+/// How long a browser may stay unreachable (ICE disconnected: no consent checks) before the
+/// leg is reported failed; browsers recover from short outages (Wi-Fi roaming) on their own.
+pub(super) const ICE_GRACE_NS: u64 = 10_000_000_000;
 /// Datagrams kept per call while our offer to the browser waits for its answer.
 pub(super) const EARLY_DATAGRAMS: usize = 16;
 /// DTMF digits queued per direction beyond the one being sent.
@@ -160,6 +163,8 @@ pub(super) struct BridgeCall {
     /// `LegFailed`.
     pub(super) failed: Option<String>,
     pub(super) failure_reported: bool,
+    /// When ICE reported the browser gone (consent lost), until it comes back.
+    pub(super) ice_lost_at: Option<u64>,
     pub(super) browser: LegStats,
     pub(super) sip: LegStats,
     /// Receive statistics of each side's RTP, and the SIP peer's last report on our stream.
@@ -532,6 +537,12 @@ impl Bridge {
     pub fn poll_timeouts(&mut self, now_ns: u64, out: &mut Vec<MediaEvent>) {
         self.take_events(out);
         for c in self.calls.iter_mut().flatten() {
+            if let Some(at) = c.ice_lost_at
+                && now_ns.saturating_sub(at) >= ICE_GRACE_NS
+            {
+                let secs = now_ns.saturating_sub(at) / 1_000_000_000;
+                c.failed.get_or_insert_with(|| format!("the browser is unreachable (ICE disconnected for {secs} s)"));
+            }
             if let (Some(cause), false) = (&c.failed, c.failure_reported) {
                 c.failure_reported = true;
                 out.push(MediaEvent::LegFailed { call: c.id.clone(), tag: c.browser_tag(), cause: cause.clone() });
@@ -734,9 +745,15 @@ pub(super) fn drain(
                     tracing::debug!(call = %c.id, "webrtc leg closed");
                     c.failed.get_or_insert_with(|| "the browser closed the peer connection".to_owned());
                 }
-                LegEvent::IceConnected | LegEvent::DtlsConnected | LegEvent::IceDisconnected => {
-                    tracing::debug!(call = %c.id, event = ?e, "webrtc leg");
+                LegEvent::IceDisconnected => {
+                    tracing::debug!(call = %c.id, "webrtc leg: ICE disconnected");
+                    c.ice_lost_at.get_or_insert(now_ns);
                 }
+                LegEvent::IceConnected => {
+                    tracing::debug!(call = %c.id, "webrtc leg: ICE connected");
+                    c.ice_lost_at = None;
+                }
+                LegEvent::DtlsConnected => tracing::debug!(call = %c.id, "webrtc leg: DTLS connected"),
                 LegEvent::MediaAdded { .. } => {}
             },
         }

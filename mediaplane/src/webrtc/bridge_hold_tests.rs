@@ -272,3 +272,32 @@ fn checks_and_dtls_sent_before_the_answer_arrives_are_not_lost() {
     let waited_ms = (connected_at - now) / MS;
     assert!(waited_ms <= 20, "connected {waited_ms} ms after the answer (the early datagrams were replayed)");
 }
+
+#[test]
+fn a_browser_gone_silent_fails_its_leg_after_the_grace_period() {
+    let mut i = incoming_call();
+    // The browser vanishes: no more datagrams; only the bridge's timers run.
+    let start = i.now;
+    let mut events = Vec::new();
+    let mut failed_at = None;
+    for s in 1..=60u64 {
+        for ms in (0..1000).step_by(10) {
+            let now = start + s * 1_000 * MS + ms * MS;
+            i.bridge.on_timeout(now, &mut i.net);
+            i.net.to_browser.clear();
+        }
+        let now = start + (s + 1) * 1_000 * MS;
+        i.bridge.poll_timeouts(now, &mut events);
+        if failed_at.is_none() && events.iter().any(|e| matches!(e, MediaEvent::LegFailed { .. })) {
+            failed_at = Some(s);
+        }
+    }
+    let failed: Vec<_> = events.iter().filter(|e| matches!(e, MediaEvent::LegFailed { .. })).collect();
+    assert_eq!(failed.len(), 1, "reported once: {events:?}");
+    let MediaEvent::LegFailed { tag, cause, .. } = failed[0] else { unreachable!("filtered") };
+    assert_eq!(tag.as_ref(), Some(&i.browser_tag));
+    assert!(cause.contains("ICE"), "{cause}");
+    let s = failed_at.unwrap();
+    assert!(s >= 10, "not before the grace period: {s} s");
+    assert!(s <= 50, "consent loss plus grace: {s} s");
+}

@@ -551,6 +551,7 @@ impl Bridge {
             timed_out: false,
             failed: None,
             failure_reported: false,
+            ice_lost_at: None,
             browser: Default::default(),
             sip: Default::default(),
             browser_rx: Default::default(),
