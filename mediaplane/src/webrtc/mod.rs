@@ -18,6 +18,7 @@ pub mod demux;
 pub mod dtmf;
 pub mod leg;
 pub mod quality;
+pub mod srtp;
 pub mod stun;
 
 use std::time::{Duration, Instant};
