@@ -23,11 +23,13 @@ use super::account::{SipAccount, Transport};
 use super::client::{ClientError, SipUserAgent};
 use super::dialog::Dialog;
 use super::digest::{AuthHeader, Challenge, DigestSession};
-use super::dispatch::{self, InboundTx, Routes};
+use super::dispatch::{InboundTx, Routes};
+pub(crate) use super::in_dialog::{InDialog, serve_in_dialog};
+pub use super::in_dialog::{dtmf_digit, dtmf_relay_body};
 use super::uri::SipUri;
-use super::wire::{self, answer_direction, sdp_with_direction};
+use super::wire::{self, sdp_with_direction};
 use crate::call::outgoing::OutgoingCall;
-use crate::call::{Action, Cause, Direction, StateChange};
+use crate::call::{Action, Cause, StateChange};
 use crate::media::MediaService;
 
 /// Call settings.
@@ -733,130 +735,5 @@ impl OutgoingTask {
                         .await;
             });
         }
-    }
-}
-
-/// What an in-dialog request meant for the call core.
-pub(crate) enum InDialog {
-    /// BYE (answered 200).
-    Bye,
-    /// A re-INVITE offering this direction (answered 200 with our SDP).
-    Direction(Direction),
-    /// Anything else (answered; INFO/MESSAGE reported as [`CallEvent::Info`]).
-    Other,
-}
-
-/// Answers an in-dialog request: BYE 200; re-INVITE 491 while ours is pending, else 200 with
-/// our SDP in the answering direction (`sip_sdp` is updated); INFO/MESSAGE 200 and reported.
-pub(crate) async fn serve_in_dialog(
-    mut req: InboundTx,
-    sip_sdp: &mut String,
-    contact: &str,
-    reinvite_pending: bool,
-    events: &mpsc::UnboundedSender<CallEvent>,
-    options: &CallOptions,
-) -> InDialog {
-    let method = req.inbound.method;
-    match method {
-        Method::Bye => {
-            let _ = dispatch::reply(&mut req.tx, 200, "OK", vec![]).await;
-            InDialog::Bye
-        }
-        Method::Invite => {
-            if reinvite_pending {
-                let _ = dispatch::reply(&mut req.tx, 491, "Request Pending", vec![]).await;
-                return InDialog::Other;
-            }
-            let offer = String::from_utf8_lossy(&req.tx.original.body).into_owned();
-            let theirs = Direction::of_sdp(&offer);
-            let ours = sdp_with_direction(sip_sdp, answer_direction(theirs));
-            *sip_sdp = ours.clone();
-            let headers = vec![
-                Header::Contact(rsip::headers::Contact::new(contact.to_string())),
-                Header::ContentType(rsip::headers::ContentType::new("application/sdp")),
-            ];
-            let _ = dispatch::reply_body(&mut req.tx, 200, "OK", headers, Some(ours.into_bytes()))
-                .await;
-            wire::linger(req.tx, options.transaction_timeout);
-            InDialog::Direction(theirs)
-        }
-        Method::Info | Method::Message => {
-            let content_type = req
-                .tx
-                .original
-                .headers
-                .iter()
-                .find_map(|h| match h {
-                    Header::ContentType(c) => Some(c.value().to_string()),
-                    _ => None,
-                })
-                .unwrap_or_default();
-            let body = String::from_utf8_lossy(&req.tx.original.body).into_owned();
-            let _ = dispatch::reply(&mut req.tx, 200, "OK", vec![]).await;
-            let event = match dtmf_digit(&content_type, &body) {
-                Some(d) if method == Method::Info => CallEvent::Dtmf(d),
-                _ => CallEvent::Info {
-                    method: method.to_string(),
-                    content_type,
-                    body,
-                },
-            };
-            let _ = events.send(event);
-            InDialog::Other
-        }
-        _ => {
-            let _ = dispatch::reply(&mut req.tx, 200, "OK", vec![]).await;
-            InDialog::Other
-        }
-    }
-}
-
-/// The `application/dtmf-relay` body for `digit` (the SIP INFO DTMF de facto format).
-pub fn dtmf_relay_body(digit: char) -> Option<String> {
-    let d = digit.to_ascii_uppercase();
-    matches!(d, '0'..='9' | '*' | '#' | 'A'..='D')
-        .then(|| format!("Signal={d}\r\nDuration=160\r\n"))
-}
-
-/// The digit in an INFO body: `application/dtmf-relay` (`Signal=5`) or `application/dtmf`
-/// (the bare digit, RFC 2976 style).
-pub fn dtmf_digit(content_type: &str, body: &str) -> Option<char> {
-    let ct = content_type.trim().to_ascii_lowercase();
-    let digit = if ct.starts_with("application/dtmf-relay") {
-        body.lines().find_map(|l| {
-            let (k, v) = l.split_once('=')?;
-            k.trim()
-                .eq_ignore_ascii_case("signal")
-                .then(|| v.trim().chars().next())
-                .flatten()
-        })?
-    } else if ct.starts_with("application/dtmf") {
-        body.trim().chars().next()?
-    } else {
-        return None;
-    };
-    let d = digit.to_ascii_uppercase();
-    matches!(d, '0'..='9' | '*' | '#' | 'A'..='D').then_some(d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dtmf_bodies() {
-        assert_eq!(
-            dtmf_relay_body('5').as_deref(),
-            Some("Signal=5\r\nDuration=160\r\n")
-        );
-        assert_eq!(dtmf_relay_body('x'), None);
-        assert_eq!(
-            dtmf_digit("application/dtmf-relay", "Signal= #\r\nDuration=100\r\n"),
-            Some('#')
-        );
-        assert_eq!(dtmf_digit("Application/DTMF", "7\r\n"), Some('7'));
-        assert_eq!(dtmf_digit("application/dtmf", "Z"), None);
-        assert_eq!(dtmf_digit("text/plain", "5"), None);
-        assert_eq!(dtmf_digit("application/dtmf-relay", "Duration=100"), None);
     }
 }
