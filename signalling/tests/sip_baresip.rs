@@ -3,7 +3,8 @@
 //! microphone): we register, call carol, and RTP flows through our media plane both ways
 //! (packet counts from `Query` and at the test's RTP endpoint); hold (re-INVITE sendonly) and
 //! unhold are reported as HOLD/ESTABLISHED and baresip sees both re-INVITEs (its
-//! CALL_REMOTE_SDP events) and stops sending while held; BYE from us, then a second call ended
+//! CALL_REMOTE_SDP events) and stops sending while held; baresip's own hold/resume re-INVITEs
+//! show as HOLD "Remote hold" / ESTABLISHED "Resumed"; BYE from us, then a second call ended
 //! by baresip's BYE. Needs kamailio, baresip and the media plane binary; any missing FAILS.
 
 mod sip_peers;
@@ -165,6 +166,20 @@ async fn call_baresip_through_kamailio_with_media_hold_and_bye_both_ways() {
     baresip.wait_event("CALL_REMOTE_SDP", 2).await;
     let resumed = exchange(&rtp, relay, 200, 40).await;
     assert!(resumed >= 15, "only {resumed} packets after unhold");
+
+    // Hold from baresip's side: its re-INVITE (sendonly) shows as HOLD "Remote hold".
+    let r = baresip.command("hold", "");
+    assert_eq!(r.get("ok").and_then(|v| v.as_bool()), Some(true), "{r}");
+    assert_eq!(
+        next_state(&mut call).await,
+        s(CallState::Hold, "Remote hold")
+    );
+    let r = baresip.command("resume", "");
+    assert_eq!(r.get("ok").and_then(|v| v.as_bool()), Some(true), "{r}");
+    assert_eq!(
+        next_state(&mut call).await,
+        s(CallState::Established, "Resumed")
+    );
 
     // BYE from us.
     call.hangup();

@@ -428,6 +428,10 @@ pub struct Baresip {
     pub dir: PathBuf,
     pub ctrl_port: u16,
     events: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    /// The one ctrl_tcp connection (baresip sends events to its latest connection only, so
+    /// commands go on the same one).
+    ctrl: std::sync::Mutex<std::net::TcpStream>,
+    next_token: std::sync::atomic::AtomicU32,
 }
 
 /// A mono 16-bit PCM WAV of a sine at `freq` Hz, `secs` long.
@@ -544,8 +548,11 @@ impl Baresip {
             std::thread::sleep(Duration::from_millis(50));
         };
         let ev = events.clone();
+        let ctrl = std::sync::Mutex::new(stream.try_clone().unwrap());
         std::thread::spawn(move || read_netstrings(stream, ev));
         Baresip {
+            ctrl,
+            next_token: std::sync::atomic::AtomicU32::new(1),
             child,
             dir,
             ctrl_port,
@@ -556,25 +563,30 @@ impl Baresip {
     /// Sends a ctrl_tcp command on its own connection; returns the response (bounded wait).
     pub fn command(&self, cmd: &str, params: &str) -> serde_json::Value {
         use std::io::Write;
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.ctrl_port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(&netstring(
-            &serde_json::json!({"command": cmd, "params": params, "token": "t"}),
-        ))
-        .unwrap();
-        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let g = got.clone();
-        let reader = std::thread::spawn(move || read_netstrings(s, g));
+        let token = format!(
+            "t{}",
+            self.next_token
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let msg = serde_json::json!({"command": cmd, "params": params, "token": token});
+        self.ctrl
+            .lock()
+            .unwrap()
+            .write_all(&netstring(&msg))
+            .unwrap();
         let until = Instant::now() + Duration::from_secs(5);
         loop {
-            if let Some(r) = got
+            let found = self
+                .events
                 .lock()
                 .unwrap()
                 .iter()
-                .find(|v| v.get("response").is_some())
-                .cloned()
-            {
-                drop(reader);
+                .find(|v| {
+                    v.get("response").is_some()
+                        && v.get("token").and_then(|t| t.as_str()) == Some(&token)
+                })
+                .cloned();
+            if let Some(r) = found {
                 return r;
             }
             assert!(Instant::now() < until, "no ctrl_tcp response to {cmd}");
