@@ -223,3 +223,52 @@ async fn sipp_calls_a_registered_session_through_kamailio() {
     let _ = reg.unregister().await;
     ua.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_dialog_message_both_ways() {
+    use wavegate_signalling::sip::{RawSipAccount, SipAccount};
+    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let mut rx = ua.listen("alice");
+    // In: SIPp sends a MESSAGE to alice.
+    let sipp = Sipp::uac("uac_message.xml", ua.local_addr(), &["-s", "alice"]);
+    let req = tokio::time::timeout(EVENT_WAIT, rx.recv())
+        .await
+        .expect("no MESSAGE delivered")
+        .unwrap();
+    match ua.accept(req, None, CallOptions::default()).await {
+        Incoming::Message {
+            from,
+            content_type,
+            body,
+        } => {
+            assert!(from.contains("SIPp Sender"), "{from}");
+            assert_eq!(content_type, "text/plain");
+            assert_eq!(body.trim(), "hello from sipp");
+        }
+        Incoming::Call(_) => panic!("expected a MESSAGE"),
+    }
+    sipp.expect_success().await;
+    // Out: a MESSAGE challenged with a qop list, answered, checked by SIPp.
+    let sipp = Sipp::uas("uas_message.xml", false);
+    let account = SipAccount::parse(&RawSipAccount {
+        login: "alice".into(),
+        password: "alicepw".into(),
+        domain: "127.0.0.1".into(),
+        ..RawSipAccount::default()
+    })
+    .unwrap();
+    let (status, _) = ua
+        .send_message(
+            &account,
+            &format!("sip:bob@{}", sipp.addr()),
+            "hello out of dialog",
+            &CallOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    sipp.expect_success().await;
+    ua.shutdown();
+}

@@ -11,6 +11,7 @@ pub mod digest;
 pub mod dispatch;
 mod grammar;
 pub mod inbound;
+pub mod message;
 pub mod in_dialog;
 pub mod incoming;
 pub mod register;
