@@ -29,10 +29,9 @@ const VARIANTS = {
   // PCMU) and telephone-event/8000.
   'opus-in': { sipCodec: 'opus', incoming: true },
   'pcmu-in': { sipCodec: 'pcmu', incoming: true },
-  // The browser offers everything with PCMU first, the echo peer answers PCMU only. Fails today
-  // (not in the default run): the media plane answers the browser before it knows the SIP
-  // answer, with Opus first, so Chromium sends Opus, which the bridge cannot map to the PCMU-only
-  // SIP side. Kept to reproduce that.
+  // The browser offers everything with PCMU first, the echo peer answers PCMU only: the media
+  // plane must answer the browser in its codec order (before it knows the SIP answer), or
+  // Chromium sends Opus, which the bridge cannot map to the PCMU-only SIP side.
   'pcmu-prefer': { sipCodec: 'pcmu', prefer: 'PCMU' },
 };
 
