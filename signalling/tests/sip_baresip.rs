@@ -63,7 +63,7 @@ async fn established(call: &mut CallHandle) -> String {
                 }
             }
             CallEvent::RemoteSdp { sdp: s, .. } => sdp = Some(s),
-            CallEvent::Info { .. } | CallEvent::Dtmf(_) => {}
+            CallEvent::Info { .. } | CallEvent::Dtmf(_) | CallEvent::Transfer { .. } => {}
         }
     }
     assert_eq!(states.first(), Some(&s(CallState::Pending, "Calling")));

@@ -383,6 +383,7 @@ async fn info_dtmf_and_message_both_ways() {
             } => got.push(format!("{method} {content_type} {}", body.trim())),
             CallEvent::RemoteSdp { .. } => {}
             CallEvent::State(c) => panic!("unexpected state {c:?}"),
+            CallEvent::Transfer { target } => panic!("unexpected transfer to {target}"),
         }
     }
     assert_eq!(
@@ -398,5 +399,73 @@ async fn info_dtmf_and_message_both_ways() {
         s(CallState::Finish, "Normal call clearing")
     );
     sipp.expect_success().await;
+    ua.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incoming_refer_ends_the_call_and_the_target_is_called() {
+    let server = media_server(43700).await;
+    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let target_sipp = Sipp::uas("uas_remote_bye.xml", false);
+    let target = format!("sip:carol@{}", target_sipp.addr());
+    let sipp = Sipp::uas_with("uas_refer.xml", &["-key", "target", &target]);
+    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let browser_sdp = rtp_sdp(rtp.local_addr().unwrap().port());
+    let mut call = ua
+        .call(
+            &account(),
+            &format!("sip:bob@{}", sipp.addr()),
+            browser_sdp.clone(),
+            Some(server.media.clone()),
+            CallOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        next_state(&mut call).await,
+        s(CallState::Pending, "Calling")
+    );
+    assert_eq!(
+        next_state(&mut call).await,
+        s(CallState::Established, "Answered")
+    );
+    let mut transfer = None;
+    let mut fin = None;
+    for _ in 0..4 {
+        match next(&mut call).await {
+            CallEvent::Transfer { target } => transfer = Some(target),
+            CallEvent::State(c) => {
+                fin = Some((c.state, c.cause.to_string()));
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(transfer.as_deref(), Some(target.as_str()));
+    assert_eq!(
+        fin,
+        Some(s(CallState::Finish, &format!("Transferred to {target}")))
+    );
+    sipp.expect_success().await;
+    // The session places the new call to the target; it is answered (and ended by the target).
+    let mut second = ua
+        .call(
+            &account(),
+            &target,
+            browser_sdp,
+            Some(server.media.clone()),
+            CallOptions::default(),
+        )
+        .await
+        .unwrap();
+    let states = states_until_final(&mut second).await;
+    assert!(
+        states.contains(&s(CallState::Established, "Answered")),
+        "{states:?}"
+    );
+    target_sipp.expect_success().await;
+    wait_media_released(&server).await;
     ua.shutdown();
 }

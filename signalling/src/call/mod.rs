@@ -106,6 +106,8 @@ pub enum Cause {
     MediaFailure(String),
     /// The request could not be sent.
     Transport(String),
+    /// The far end transferred the call (REFER) to this target; the session places the new call.
+    Transferred(String),
 }
 
 impl fmt::Display for Cause {
@@ -124,6 +126,7 @@ impl fmt::Display for Cause {
             Cause::NormalClearing => f.write_str("Normal call clearing"),
             Cause::MediaFailure(why) => write!(f, "Media plane failure: {why}"),
             Cause::Transport(why) => write!(f, "Transport failure: {why}"),
+            Cause::Transferred(to) => write!(f, "Transferred to {to}"),
         }
     }
 }

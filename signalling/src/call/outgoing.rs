@@ -227,6 +227,22 @@ impl OutgoingCall {
         out
     }
 
+    /// The far end asked us (REFER) to call `target` instead: this call ends with BYE.
+    pub fn on_refer(&mut self, target: &str) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.phase == Phase::Confirmed {
+            self.phase = Phase::Done;
+            out.push(Action::SendBye);
+            out.push(Action::ReleaseMedia);
+            self.set(
+                CallState::Finish,
+                Cause::Transferred(target.to_string()),
+                &mut out,
+            );
+        }
+        out
+    }
+
     /// The media plane failed for this call.
     pub fn on_media_failure(&mut self, now: Instant, why: &str) -> Vec<Action> {
         let mut out = Vec::new();

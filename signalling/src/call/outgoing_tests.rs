@@ -244,3 +244,19 @@ fn hold_unhold_and_remote_hold() {
         vec![(CallState::Failed, "Call/Transaction Does Not Exist".into())]
     );
 }
+
+#[test]
+fn refer_ends_the_call_with_the_target_as_cause() {
+    let mut c = started(Instant::now());
+    assert!(
+        c.on_refer("sip:carol@h").is_empty(),
+        "no transfer before answer"
+    );
+    c.on_final(200, "OK");
+    let a = c.on_refer("sip:carol@h");
+    assert_eq!(a[..2], [Action::SendBye, Action::ReleaseMedia]);
+    assert_eq!(
+        reports(&a),
+        vec![(CallState::Finish, "Transferred to sip:carol@h".into())]
+    );
+}

@@ -62,6 +62,12 @@ pub enum CallEvent {
         /// From a provisional response (early media).
         early: bool,
     },
+    /// The far end transferred the call (REFER, answered 202): place a new call to `target`;
+    /// this one ends with FINISH "Transferred to …".
+    Transfer {
+        /// The Refer-To URI.
+        target: String,
+    },
     /// A DTMF digit from an in-dialog INFO (`application/dtmf-relay` or `application/dtmf`).
     Dtmf(char),
     /// Any other in-dialog INFO or MESSAGE body from the far end.
@@ -603,7 +609,43 @@ impl OutgoingTask {
         {
             InDialog::Bye => self.core.on_bye(),
             InDialog::Direction(d) => self.core.on_remote_direction(d),
+            InDialog::Refer(target) => {
+                let _ = self.events.send(CallEvent::Transfer {
+                    target: target.clone(),
+                });
+                self.notify_refer("SIP/2.0 100 Trying").await;
+                self.core.on_refer(&target)
+            }
             InDialog::Other => Vec::new(),
+        }
+    }
+
+    /// NOTIFY of the implicit REFER subscription (RFC 3515) with a sipfrag status line; the
+    /// subscription ends with the dialog (we BYE right after).
+    async fn notify_refer(&mut self, status_line: &str) {
+        let Some(d) = self.dialog.as_mut() else {
+            return;
+        };
+        let Ok(mut req) = d.request(
+            Method::Notify,
+            Some((
+                "message/sipfrag;version=2.0",
+                status_line.as_bytes().to_vec(),
+            )),
+        ) else {
+            return;
+        };
+        req.headers
+            .push(Header::Other("Event".into(), "refer".into()));
+        req.headers.push(Header::Other(
+            "Subscription-State".into(),
+            "terminated;reason=noresource".into(),
+        ));
+        let tcp = self.account.transport == Transport::Tcp;
+        // Awaited (bounded) so the NOTIFY is answered before our BYE goes out.
+        if let Ok(dest) = wire::sip_addr(&d.next_hop(), tcp) {
+            let _ = wire::request_final(&self.inner, req, &dest, self.options.transaction_timeout)
+                .await;
         }
     }
 

@@ -18,6 +18,8 @@ pub(crate) enum InDialog {
     Bye,
     /// A re-INVITE offering this direction (answered 200 with our SDP).
     Direction(Direction),
+    /// REFER to this target (answered 202 Accepted).
+    Refer(String),
     /// Anything else (answered; INFO/MESSAGE reported as [`CallEvent::Info`]).
     Other,
 }
@@ -55,6 +57,22 @@ pub(crate) async fn serve_in_dialog(
                 .await;
             wire::linger(req.tx, options.transaction_timeout);
             InDialog::Direction(theirs)
+        }
+        Method::Refer => {
+            let target = req.tx.original.headers.iter().find_map(|h| match h {
+                Header::ReferTo(r) => Some(refer_target(r.value())),
+                _ => None,
+            });
+            match target {
+                Some(t) if !t.is_empty() => {
+                    let _ = dispatch::reply(&mut req.tx, 202, "Accepted", vec![]).await;
+                    InDialog::Refer(t)
+                }
+                _ => {
+                    let _ = dispatch::reply(&mut req.tx, 400, "Refer-To missing", vec![]).await;
+                    InDialog::Other
+                }
+            }
         }
         Method::Info | Method::Message => {
             let content_type = req
@@ -120,6 +138,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn refer_targets() {
+        assert_eq!(
+            refer_target("<sip:carol@127.0.0.1:5090>"),
+            "sip:carol@127.0.0.1:5090"
+        );
+        assert_eq!(
+            refer_target("<sip:carol@h?Replaces=abc%40x>;x=1"),
+            "sip:carol@h"
+        );
+        assert_eq!(refer_target("sip:dave@h;transport=udp"), "sip:dave@h");
+    }
+
+    #[test]
     fn dtmf_bodies() {
         assert_eq!(
             dtmf_relay_body('5').as_deref(),
@@ -135,4 +166,15 @@ mod tests {
         assert_eq!(dtmf_digit("text/plain", "5"), None);
         assert_eq!(dtmf_digit("application/dtmf-relay", "Duration=100"), None);
     }
+}
+
+/// The URI of a Refer-To value (`<sip:x@h?Replaces=...>;p` → `sip:x@h`); headers in the URI
+/// (attended transfer) are dropped: only blind transfer is supported.
+pub fn refer_target(value: &str) -> String {
+    let v = value.trim();
+    let uri = match (v.find('<'), v.find('>')) {
+        (Some(a), Some(b)) if a < b => &v[a + 1..b],
+        _ => v.split(';').next().unwrap_or(""),
+    };
+    uri.split('?').next().unwrap_or("").trim().to_string()
 }

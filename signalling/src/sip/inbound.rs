@@ -20,6 +20,8 @@ pub const ALLOWED: &[Method] = &[
     Method::Options,
     Method::Info,
     Method::Message,
+    Method::Refer,
+    Method::Notify,
 ];
 
 /// Bodies we accept in requests (`Accept` of OPTIONS).

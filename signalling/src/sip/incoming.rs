@@ -339,6 +339,12 @@ impl IncomingTask {
                     match serve_in_dialog(req, &mut self.sip_sdp, &self.contact, false, &self.events, &self.options).await {
                         InDialog::Bye => self.core_mut().on_bye(),
                         InDialog::Direction(d) => self.core_mut().on_remote_direction(d),
+                        // Transfer of an incoming call: reported; the session decides (hang up,
+                        // call the target). No NOTIFY is sent for it yet.
+                        InDialog::Refer(target) => {
+                            let _ = self.events.send(CallEvent::Transfer { target });
+                            Vec::new()
+                        }
                         InDialog::Other => Vec::new(),
                     }
                 }

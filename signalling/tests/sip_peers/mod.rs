@@ -39,6 +39,11 @@ impl Sipp {
         Self::spawn(scenario, rtp_echo, None, &[], 1)
     }
 
+    /// Starts `scenario` as UAS with extra arguments (e.g. `-key name value`).
+    pub fn uas_with(scenario: &str, extra: &[&str]) -> Sipp {
+        Self::spawn(scenario, false, None, extra, 1)
+    }
+
     /// Starts `scenario` as UAS for `calls` calls, without message tracing (load runs).
     pub fn uas_calls(scenario: &str, calls: u32) -> Sipp {
         Self::spawn(scenario, false, None, &[], calls)
