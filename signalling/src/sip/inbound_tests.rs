@@ -56,8 +56,6 @@ fn unsupported_methods_are_405() {
         "REGISTER",
         "UPDATE",
         "PRACK",
-        "NOTIFY",
-        "REFER",
     ] {
         let (_, inb) = parse_request(&req(
             &format!("{m} sip:alice@127.0.0.1 SIP/2.0"),
@@ -73,6 +71,9 @@ fn unsupported_methods_are_405() {
         );
     }
     assert!(!allow_value().contains("SUBSCRIBE"));
+    // REFER and NOTIFY are allowed, but only inside a dialog.
+    let (_, inb) = parse_request(&req("REFER sip:alice@127.0.0.1 SIP/2.0", "", "", None)).unwrap();
+    assert_eq!(route(&inb, |_| true, |_| true), Route::Reply(481, "Call/Transaction Does Not Exist"));
     assert!(allow_value().starts_with("INVITE, ACK, BYE, CANCEL, OPTIONS"));
 }
 
