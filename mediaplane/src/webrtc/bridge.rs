@@ -38,6 +38,8 @@ use super::demux::{Demux, LegId};
 use super::dtmf::{DtmfDetector, DtmfPacket, DtmfSender, TelephoneEvent, rescale};
 use super::leg::{LegAddr, LegEvent, LegOutput, OutRtp, WebRtcLeg};
 use super::quality::{RecvStats, ReportBlock, report_blocks, ticks_to_us};
+use super::sdes::CryptoAttr;
+use super::srtp::{SrtpSession, rtp_header_len};
 use crate::call::{PtMap, Rewriter};
 use crate::relay::{PortSockets, Relay};
 use crate::rtp::{PacketClass, RTP_HEADER_LEN, RtpPacket, classify, write_rtp};
@@ -133,6 +135,11 @@ pub(super) struct BridgeCall {
     /// nomination, DTLS ClientHellos): replayed once the answer is in, so the connection does
     /// not wait for the browser's next check. Bounded by [`EARLY_DATAGRAMS`].
     pub(super) early: Vec<(SocketAddr, Vec<u8>)>,
+    /// SDES-SRTP toward the SIP side (it offered RTP/SAVP): the session, our `a=crypto` and
+    /// the SIP side's (to notice a re-key in a re-offer).
+    pub(super) srtp: Option<SrtpSession>,
+    pub(super) sip_crypto: Option<CryptoAttr>,
+    pub(super) sip_their_crypto: Option<CryptoAttr>,
     /// The SIP side's offer and the index of its audio m-line (our answer mirrors its m-lines).
     pub(super) sip_offer: Option<(crate::sdp::Sdp, usize)>,
     /// Browser payload type -> SIP payload type.
@@ -466,15 +473,35 @@ impl Bridge {
             // RTCP (or noise): str0m reports to the browser itself; the SIP peer's report on our
             // stream is kept for `Stats`.
             c.sip.rtcp_packets_in += 1;
+            let plain = match c.srtp.as_mut() {
+                None => buf.len(),
+                Some(s) => match s.unprotect_rtcp(buf) {
+                    Ok(n) => n,
+                    Err(_) => {
+                        c.sip.dropped += 1; // bad auth, replay, short: dropped and counted
+                        return true;
+                    }
+                },
+            };
             let ours = c.rewriter.out_ssrc;
-            report_blocks(buf, |b| {
+            report_blocks(&buf[..plain], |b| {
                 if b.ssrc == ours {
                     c.sip_report = Some(b);
                 }
             });
             return true;
         }
-        let Ok(mut p) = RtpPacket::parse(buf) else {
+        let plain = match c.srtp.as_mut() {
+            None => buf.len(),
+            Some(s) => match rtp_header_len(buf).map(|h| s.unprotect_rtp(buf, h)) {
+                Some(Ok(n)) => n,
+                _ => {
+                    c.sip.dropped += 1; // bad auth, replay, short: dropped and counted
+                    return true;
+                }
+            },
+        };
+        let Ok(mut p) = RtpPacket::parse(&mut buf[..plain]) else {
             c.sip.dropped += 1;
             return true;
         };
@@ -585,6 +612,15 @@ fn tele_target(from: Tele, other: &[Tele], map: &PtMap) -> Option<(u8, u32)> {
     map.get(from.0).filter(|(pt, _)| other.iter().any(|t| t.0 == *pt)).or_else(|| other.first().copied())
 }
 
+/// SRTP-protects the RTP packet in `buf[..n]` (12-byte header, as we write them) when the SIP
+/// side uses SDES; returns the length to send.
+fn protect(c: &mut BridgeCall, buf: &mut [u8], n: usize) -> Option<usize> {
+    match c.srtp.as_mut() {
+        None => Some(n),
+        Some(s) => s.protect_rtp(buf, n, 12).ok(),
+    }
+}
+
 /// The next DTMF packet of one direction due by `now_ns`, starting a queued digit (on timestamp
 /// `start_ts`) when the previous one is done and the gap has passed.
 fn next_dtmf(out: &mut DtmfOut, now_ns: u64, clock: u32, start_ts: u32) -> Option<DtmfPacket> {
@@ -638,6 +674,7 @@ fn pump_dtmf(
                 if d.marker {
                     buf[1] |= 0x80;
                 }
+                let Some(n) = protect(c, &mut buf[..], n) else { continue };
                 io.send_rtp(c.sip_port, dst, &buf[..n]);
                 c.sip.rtp_packets_out += 1;
                 c.sip.rtp_bytes_out += n as u64;
@@ -736,6 +773,10 @@ pub(super) fn drain(
                     continue;
                 };
                 c.rewriter.rewrite(now_ns, &mut p, pt, clock);
+                let Some(n) = protect(c, &mut buf[..], n) else {
+                    c.browser.dropped += 1;
+                    continue;
+                };
                 io.send_rtp(c.sip_port, dst, &buf[..n]);
                 c.sip.rtp_packets_out += 1;
                 c.sip.rtp_bytes_out += n as u64;

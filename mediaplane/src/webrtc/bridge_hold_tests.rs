@@ -301,3 +301,100 @@ fn a_browser_gone_silent_fails_its_leg_after_the_grace_period() {
     assert!(s >= 10, "not before the grace period: {s} s");
     assert!(s <= 50, "consent loss plus grace: {s} s");
 }
+
+#[test]
+fn sdes_srtp_toward_a_sip_peer_that_offers_rtp_savp() {
+    use super::super::super::sdes::{CryptoAttr, crypto_value, parse_crypto};
+    use super::super::super::srtp::{MasterKey, SrtpSession, SrtpSuite};
+    let (mut bridge, mut relay, clock) = new_bridge();
+    let mut net = Net::default();
+    let call = CallId::new("savp@t").unwrap();
+    let (caller, web) = (LegTag::new("c").unwrap(), LegTag::new("w").unwrap());
+    let theirs = MasterKey { key: [5; 16], salt: [6; 14] };
+    let suite = SrtpSuite::AesCm128HmacSha1_32;
+    let attr = CryptoAttr { tag: 2, suite, key: theirs.clone() };
+    let offer = format!(
+        "v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio 6000 RTP/SAVP 0\r\na=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:x\r\na=crypto:{}\r\na=sendrecv\r\n",
+        crypto_value(&attr)
+    );
+    let flags = OfferFlags::default();
+    let reply = bridge.offer_to_browser(0, &call, &caller, Some(&offer), &flags, &mut relay, &mut net).unwrap();
+    let mut b = Browser::new(clock, &[(0, Codec::PCMU, 8000, None)]);
+    let answer = b.answer(&reply.browser_offer);
+    let sip_answer = bridge.browser_answer(0, &call, &web, &answer, &mut net).unwrap();
+    assert!(sip_answer.contains("m=audio") && sip_answer.contains(" RTP/SAVP 0\r\n"), "{sip_answer}");
+    let line = sip_answer.lines().find_map(|l| l.strip_prefix("a=crypto:")).expect("our key");
+    let ours = parse_crypto(line).unwrap();
+    assert_eq!((ours.tag, ours.suite), (2, suite), "the accepted line's tag and suite");
+    assert_ne!(ours.key, theirs, "our own key");
+    let sip_port = Sdp::parse(&sip_answer).unwrap().media[0].desc.port;
+    let mut peer = SrtpSession::new(suite, &theirs, &ours.key);
+    let mut now = run(&mut bridge, &mut b, &mut net, 0, 5000, |b, _| b.connected);
+    assert!(b.connected);
+
+    let from: SocketAddr = SIP_PEER.parse().unwrap();
+    let mut protected = Vec::new();
+    for i in 0..6u16 {
+        let plain = sip_rtp(0, 300 + i, 160 * u32::from(i), false, &[0xA0, i as u8]);
+        let mut buf = vec![0u8; plain.len() + 16];
+        buf[..plain.len()].copy_from_slice(&plain);
+        let n = peer.protect_rtp(&mut buf, plain.len(), 12).unwrap();
+        buf.truncate(n);
+        protected.push(buf.clone());
+        assert!(bridge.on_sip_packet(now, sip_port, from, &mut buf, &mut net));
+        b.send(now, 0, 900 + u64::from(i), 160 * u32::from(i), false, &[0xB0, i as u8]);
+        now = run(&mut bridge, &mut b, &mut net, now, 20, |_, _| false);
+    }
+    assert!(
+        b.got.len() >= 5 && b.got.iter().all(|g| g.0 == 0 && g.4[0] == 0xA0),
+        "decrypted to the browser: {:?}",
+        b.got
+    );
+    assert!(net.to_sip.len() >= 5);
+    for (_, dst, raw) in net.to_sip.drain(..) {
+        assert_eq!(dst, from);
+        let mut raw = raw;
+        let n = peer.unprotect_rtp(&mut raw, 12).expect("SRTP the peer can authenticate");
+        assert_eq!(raw[12], 0xB0, "browser audio, encrypted on the wire then decrypted");
+        assert_eq!(n, 14);
+    }
+    // Bad auth and replays are dropped and counted.
+    let dropped = bridge.query(now, &call).unwrap().offerer.dropped;
+    let mut tampered = protected[5].clone();
+    tampered[13] ^= 1;
+    bridge.on_sip_packet(now, sip_port, from, &mut tampered, &mut net);
+    bridge.on_sip_packet(now, sip_port, from, &mut protected[4].clone(), &mut net);
+    assert_eq!(bridge.query(now, &call).unwrap().offerer.dropped, dropped + 2);
+    // SRTCP from the peer feeds Stats.
+    let ssrc = bridge.call_mut(&call).unwrap().rewriter.out_ssrc.to_be_bytes();
+    let mut rr = vec![0x81, 201, 0, 7, 0, 0, 0x51, 0x51];
+    rr.extend_from_slice(&ssrc);
+    rr.extend_from_slice(&[12, 0, 0, 2, 0, 0, 0x10, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let len = rr.len();
+    rr.resize(len + 14, 0);
+    let n = peer.protect_rtcp(&mut rr, len).unwrap();
+    rr.truncate(n);
+    assert!(bridge.on_sip_packet(now, sip_port, from, &mut rr, &mut net));
+    let q = bridge.stats(&call).unwrap();
+    assert_eq!((q.sip.remote_lost, q.sip.remote_fraction_lost), (Some(2), Some(12)), "{q:?}");
+
+    // A re-offer keeps SRTP (a new key from the peer re-keys its side); RTP/AVP is refused.
+    let theirs2 = MasterKey { key: [8; 16], salt: [9; 14] };
+    let reoffer =
+        offer.replace(&crypto_value(&attr), &crypto_value(&CryptoAttr { tag: 2, suite, key: theirs2.clone() }));
+    let re = bridge.sip_reoffer(&call, &reoffer).unwrap();
+    assert!(re.contains(&format!("a=crypto:{line}")), "the same key of ours\n{re}");
+    let mut peer2 = SrtpSession::new(suite, &theirs2, &ours.key);
+    let plain = sip_rtp(0, 400, 99_000, false, &[0xA0, 99]);
+    let mut buf = vec![0u8; plain.len() + 16];
+    buf[..plain.len()].copy_from_slice(&plain);
+    let n = peer2.protect_rtp(&mut buf, plain.len(), 12).unwrap();
+    buf.truncate(n);
+    b.got.clear();
+    assert!(bridge.on_sip_packet(now, sip_port, from, &mut buf, &mut net));
+    run(&mut bridge, &mut b, &mut net, now, 50, |b, _| !b.got.is_empty());
+    assert_eq!(b.got.first().map(|g| g.4.clone()), Some(vec![0xA0, 99]), "re-keyed");
+    let avp = reoffer.replace("RTP/SAVP", "RTP/AVP");
+    assert_eq!(bridge.sip_reoffer(&call, &avp).unwrap_err().code, ErrorCode::BadSdp);
+}

@@ -17,6 +17,8 @@ use super::bridge::{Bridge, BridgeCall, BridgeIo, BridgeSockets, DtmfOut, Stage,
 use super::demux::LegId;
 use super::dtmf::DtmfDetector;
 use super::leg::{DEFAULT_CODECS, LegCodec, WebRtcLeg};
+use super::sdes::{CryptoAttr, crypto_value, parse_crypto, random_key};
+use super::srtp::SrtpSession;
 
 use crate::call::{PtMap, Rewriter};
 use crate::relay::Relay;
@@ -97,13 +99,18 @@ pub(super) fn sip_sdp_text(
     codecs: &[LegCodec],
     direction: Direction,
     offer: Option<(&Sdp, usize)>,
+    crypto: Option<&CryptoAttr>,
 ) -> String {
     let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
     let mut s =
         format!("v=0\r\no=wavegate 1 {version} IN {family} {ip}\r\ns=wavegate\r\nc=IN {family} {ip}\r\nt=0 0\r\n");
     let ours = |s: &mut String| {
         let pts: Vec<String> = codecs.iter().map(|c| c.pt.to_string()).collect();
-        s.push_str(&format!("m=audio {port} RTP/AVP {}\r\n", pts.join(" ")));
+        let proto = if crypto.is_some() { "RTP/SAVP" } else { "RTP/AVP" };
+        s.push_str(&format!("m=audio {port} {proto} {}\r\n", pts.join(" ")));
+        if let Some(c) = crypto {
+            s.push_str(&format!("a=crypto:{}\r\n", crypto_value(c)));
+        }
         for c in codecs {
             s.push_str(&format!("a=rtpmap:{} {}\r\n", c.pt, rtpmap_value(c)));
             if c.codec == Codec::Tele {
@@ -158,6 +165,14 @@ fn learn_sip_address(c: &mut BridgeCall, sdp: &Sdp, index: usize) {
     }
 }
 
+/// The first `a=crypto` line of an m-line we can use.
+fn sdes_offer(m: &Media) -> Option<CryptoAttr> {
+    m.attributes().find_map(|a| match a {
+        crate::sdp::Attribute::Other { name, value: Some(v) } if name == "crypto" => parse_crypto(v),
+        _ => None,
+    })
+}
+
 /// How a new call starts.
 struct NewCall<'a> {
     call: &'a CallId,
@@ -171,6 +186,8 @@ struct NewCall<'a> {
     sip_offer: Option<(Sdp, usize)>,
     browser_dir: Direction,
     sip_dir: Direction,
+    /// The SIP side's SDES key when it offered RTP/SAVP.
+    sdes: Option<CryptoAttr>,
 }
 
 impl Bridge {
@@ -221,7 +238,7 @@ impl Bridge {
             ));
         }
         let sip_port = relay.reserve_pair(&mut *sockets)?;
-        let sip_offer = sip_sdp_text(self.announce_ip, sip_port, 1, &codecs, Direction::SendRecv, None);
+        let sip_offer = sip_sdp_text(self.announce_ip, sip_port, 1, &codecs, Direction::SendRecv, None, None);
         let sip_local = match own_audio(&sip_offer) {
             Ok(m) => m,
             Err(e) => {
@@ -241,6 +258,7 @@ impl Bridge {
             sip_offer: None,
             browser_dir,
             sip_dir: Direction::SendRecv,
+            sdes: None,
         };
         self.insert_call(now_ns, new, flags, relay, sockets)?;
         let reply = WebRtcOfferReply { browser_answer, sip_offer };
@@ -267,18 +285,20 @@ impl Bridge {
             return Err(err(ErrorCode::BadSdp, format!("call {call} exists")));
         }
         let mut offered = None;
+        let mut sdes = None;
         let (codecs, sip_remote, sip_offer) = match sip_sdp {
             None => (DEFAULT_CODECS.to_vec(), None, None),
             Some(text) => {
                 let sdp = Sdp::parse(text).map_err(|e| err(ErrorCode::BadSdp, e.to_string()))?;
                 let (index, m) =
                     audio(&sdp).ok_or_else(|| err(ErrorCode::BadSdp, "the SIP offer has no audio m-line"))?;
-                if m.desc.proto != "RTP/AVP" {
-                    return Err(err(
-                        ErrorCode::BadSdp,
-                        format!("{} is not supported towards SIP yet (RTP/AVP only)", m.desc.proto),
-                    ));
-                }
+                sdes = match m.desc.proto.as_str() {
+                    "RTP/AVP" => None,
+                    "RTP/SAVP" => Some(sdes_offer(m).ok_or_else(|| {
+                        err(ErrorCode::BadSdp, "RTP/SAVP without a supported a=crypto (AES_CM_128_HMAC_SHA1_80/32)")
+                    })?),
+                    other => return Err(err(ErrorCode::BadSdp, format!("{other} is not supported towards SIP"))),
+                };
                 let codecs: Vec<LegCodec> = m.payload_types().filter_map(|pt| leg_codec(m, pt)).collect();
                 if !codecs.iter().any(|c| c.codec != Codec::Tele) {
                     return Err(err(
@@ -298,7 +318,7 @@ impl Bridge {
             leg.make_offer(now_ns, LegDirection::SendRecv).map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
         let sip_port = relay.reserve_pair(&mut *sockets)?;
         // Until the browser answers, the SIP-side m-line is what the browser was offered.
-        let text = sip_sdp_text(self.announce_ip, sip_port, 1, &codecs, Direction::SendRecv, None);
+        let text = sip_sdp_text(self.announce_ip, sip_port, 1, &codecs, Direction::SendRecv, None, None);
         let sip_local = match own_audio(&text) {
             Ok(m) => m,
             Err(e) => {
@@ -318,6 +338,7 @@ impl Bridge {
             sip_dir: sip_offer.unwrap_or(Direction::SendRecv),
             browser_dir: Direction::SendRecv,
             sip_offer: offered,
+            sdes,
         };
         self.insert_call(now_ns, new, flags, relay, sockets)?;
         Ok(OfferToBrowserReply { browser_offer })
@@ -362,7 +383,15 @@ impl Bridge {
         let direction = sip_offer.map_or(Direction::SendRecv, answer_direction);
         let offer = c.sip_offer.as_ref().map(|(sdp, i)| (sdp, *i));
         c.sip_sdp_version += 1;
-        let text = sip_sdp_text(announce_ip, c.sip_port, c.sip_sdp_version, &accepted, direction, offer);
+        let text = sip_sdp_text(
+            announce_ip,
+            c.sip_port,
+            c.sip_sdp_version,
+            &accepted,
+            direction,
+            offer,
+            c.sip_crypto.as_ref(),
+        );
         c.browser_dir = m.direction();
         c.sip_local = own_audio(&text)?;
         c.browser_tele = tele_of(&c.sip_local);
@@ -439,7 +468,8 @@ impl Bridge {
         c.browser_dir = direction;
         let codecs: Vec<LegCodec> = c.sip_local.payload_types().filter_map(|pt| leg_codec(&c.sip_local, pt)).collect();
         c.sip_sdp_version += 1;
-        let sip_offer = sip_sdp_text(announce_ip, c.sip_port, c.sip_sdp_version, &codecs, direction, None);
+        let sip_offer =
+            sip_sdp_text(announce_ip, c.sip_port, c.sip_sdp_version, &codecs, direction, None, c.sip_crypto.as_ref());
         c.sip_local = own_audio(&sip_offer)?;
         c.stage = Stage::AwaitSipAnswer;
         drain(c, now_ns, &mut self.buf, io, &mut Vec::new());
@@ -462,8 +492,18 @@ impl Bridge {
         }
         let sdp = Sdp::parse(sip_sdp).map_err(|e| err(ErrorCode::BadSdp, e.to_string()))?;
         let (index, m) = audio(&sdp).ok_or_else(|| err(ErrorCode::BadSdp, "the re-offer has no audio m-line"))?;
-        if m.desc.proto != "RTP/AVP" {
-            return Err(err(ErrorCode::BadSdp, format!("{} is not supported towards SIP yet", m.desc.proto)));
+        // The profile cannot change mid-call; a new SDES key from the peer re-keys its side.
+        match (c.srtp.is_some(), m.desc.proto.as_str()) {
+            (false, "RTP/AVP") => {}
+            (true, "RTP/SAVP") => {
+                let theirs = sdes_offer(m).ok_or_else(|| err(ErrorCode::BadSdp, "no usable a=crypto"))?;
+                if c.sip_their_crypto.as_ref() != Some(&theirs) {
+                    let ours = c.sip_crypto.as_ref().ok_or_else(|| err(ErrorCode::Internal, "no SDES key"))?;
+                    c.srtp = Some(SrtpSession::new(ours.suite, &ours.key, &theirs.key));
+                    c.sip_their_crypto = Some(theirs);
+                }
+            }
+            (_, proto) => return Err(err(ErrorCode::BadSdp, format!("{proto} does not match the call's profile"))),
         }
         // What the call has, in the re-offer's numbers.
         let ours: Vec<LegCodec> = c.sip_local.payload_types().filter_map(|pt| leg_codec(&c.sip_local, pt)).collect();
@@ -483,6 +523,7 @@ impl Bridge {
             &accepted,
             answer_direction(m.direction()),
             Some((&sdp, index)),
+            c.sip_crypto.as_ref(),
         );
         let answered = own_audio(&answer)?;
         c.to_sip = PtMap::between(&c.sip_local, &answered);
@@ -514,6 +555,12 @@ impl Bridge {
             return Err(err(ErrorCode::Internal, e.to_string()));
         }
         let identity = PtMap::identity(&new.sip_local);
+        // SDES: our own fresh key, same suite and tag as the line we accept.
+        let ours_crypto = new.sdes.as_ref().map(|t| CryptoAttr { tag: t.tag, suite: t.suite, key: random_key() });
+        let sdes_session = match (&ours_crypto, &new.sdes) {
+            (Some(o), Some(t)) => Some(SrtpSession::new(o.suite, &o.key, &t.key)),
+            _ => None,
+        };
         let timeout_secs = flags.media_timeout_secs.unwrap_or(relay.config().media_timeout_secs);
         let mut c = BridgeCall {
             id: new.call.clone(),
@@ -558,6 +605,9 @@ impl Bridge {
             sip_rx: Default::default(),
             sip_report: None,
             early: Vec::new(),
+            srtp: sdes_session,
+            sip_crypto: ours_crypto,
+            sip_their_crypto: new.sdes.clone(),
         };
         drain(&mut c, now_ns, &mut self.buf, &mut *sockets, &mut Vec::new());
         self.earliest = self.earliest.min(c.deadline);

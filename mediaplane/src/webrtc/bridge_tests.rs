@@ -129,7 +129,8 @@ fn sip_offer_lists_the_browser_codecs_and_parses() {
         LegCodec { pt: 0, codec: Codec::PCMU, clock_rate: 8000, channels: None },
         LegCodec { pt: 126, codec: Codec::Tele, clock_rate: 8000, channels: None },
     ];
-    let text = sip_sdp_text("127.0.0.1".parse().unwrap(), 30_000, 1, &codecs, crate::sdp::Direction::SendRecv, None);
+    let text =
+        sip_sdp_text("127.0.0.1".parse().unwrap(), 30_000, 1, &codecs, crate::sdp::Direction::SendRecv, None, None);
     let sdp = Sdp::parse(&text).unwrap();
     let m = &sdp.media[0];
     assert_eq!((m.desc.port, m.desc.proto.as_str()), (30_000, "RTP/AVP"));

@@ -6,6 +6,8 @@
 //! - [`bridge`]: a shard's WebRTC <-> RTP calls: leg + SIP-side RTP port, passthrough.
 //! - [`dtmf`]: RFC 4733 telephone-events: payload, detector, generator.
 //! - [`quality`]: receive statistics and RTCP report blocks for the `Stats` request.
+//! - [`srtp`], [`sdes`]: SRTP (RFC 3711) with SDES keys (RFC 4568) toward SIP peers offering
+//!   RTP/SAVP.
 //!
 //! Invariants: nothing here reads the clock or touches a socket. Time enters as the shard's
 //! monotonic nanoseconds (`now_ns`, the same clock the relay uses) and is turned into the
@@ -18,6 +20,7 @@ pub mod demux;
 pub mod dtmf;
 pub mod leg;
 pub mod quality;
+pub mod sdes;
 pub mod srtp;
 pub mod stun;
 

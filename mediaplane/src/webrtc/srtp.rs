@@ -347,6 +347,18 @@ impl SrtpSession {
     }
 }
 
+/// The length of an RTP header (fixed part, CSRCs, extension) read from a protected packet,
+/// whose header is in the clear; `None` when it does not fit.
+pub fn rtp_header_len(buf: &[u8]) -> Option<usize> {
+    let first = *buf.first()?;
+    let mut len = 12 + 4 * usize::from(first & 0x0f);
+    if first & 0x10 != 0 {
+        let ext = buf.get(len + 2..len + 4)?;
+        len += 4 + 4 * usize::from(u16::from_be_bytes([ext[0], ext[1]]));
+    }
+    (len <= buf.len()).then_some(len)
+}
+
 /// Compares tags without an early exit.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
