@@ -469,3 +469,43 @@ async fn incoming_refer_ends_the_call_and_the_target_is_called() {
     wait_media_released(&server).await;
     ua.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_over_tcp() {
+    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let sipp = Sipp::uas_with("uas_answer.xml", &["-t", "t1"]);
+    let account = SipAccount::parse(&RawSipAccount {
+        login: "alice".into(),
+        domain: "127.0.0.1".into(),
+        transport: "tcp".into(),
+        ..RawSipAccount::default()
+    })
+    .unwrap();
+    let mut call = ua
+        .call(
+            &account,
+            &format!("sip:bob@{};transport=tcp", sipp.addr()),
+            rtp_sdp(4000),
+            None,
+            CallOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        next_state(&mut call).await,
+        s(CallState::Pending, "Calling")
+    );
+    assert_eq!(
+        next_state(&mut call).await,
+        s(CallState::Established, "Answered")
+    );
+    call.hangup();
+    assert_eq!(
+        next_state(&mut call).await,
+        s(CallState::Finish, "Normal call clearing")
+    );
+    sipp.expect_success().await;
+    ua.shutdown();
+}

@@ -112,7 +112,14 @@ impl Sipp {
         let child = cmd.spawn().unwrap();
         // SIPp needs a moment to bind before the first INVITE arrives.
         let until = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < until && UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        let tcp = extra.contains(&"t1");
+        while Instant::now() < until
+            && if tcp {
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+            } else {
+                UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            }
+        {
             std::thread::sleep(Duration::from_millis(20));
         }
         Sipp {
