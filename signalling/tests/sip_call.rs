@@ -46,7 +46,7 @@ async fn wait_media_released(server: &wavegate_signalling::Server) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_here_ends_busy_with_cause() {
-    let server = media_server(43000).await;
+    let server = media_server(26000).await;
     let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -81,7 +81,7 @@ async fn busy_here_ends_busy_with_cause() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn early_media_then_answer_rtp_both_ways_and_our_bye() {
-    let server = media_server(43100).await;
+    let server = media_server(26100).await;
     let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -126,7 +126,7 @@ async fn early_media_then_answer_rtp_both_ways_and_our_bye() {
     // The browser leg is pointed at the media plane, never at SIPp directly.
     let relay_port = media_port(&final_sdp);
     assert_eq!(media_port(&early_sdp), relay_port);
-    assert!((43100..43200).contains(&relay_port), "{final_sdp}");
+    assert!((26100..26200).contains(&relay_port), "{final_sdp}");
     assert_ne!(relay_port, sipp.media_port);
 
     // RTP: test endpoint → media plane → SIPp (-rtp_echo) → media plane → test endpoint.
@@ -199,7 +199,7 @@ async fn query(server: &wavegate_signalling::Server, id: &str) -> (u64, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bye_from_the_far_end_finishes() {
-    let server = media_server(43200).await;
+    let server = media_server(26200).await;
     let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -234,7 +234,7 @@ async fn bye_from_the_far_end_finishes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_while_ringing_and_no_answer_timeout() {
-    let server = media_server(43300).await;
+    let server = media_server(26300).await;
     let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -404,7 +404,7 @@ async fn info_dtmf_and_message_both_ways() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incoming_refer_ends_the_call_and_the_target_is_called() {
-    let server = media_server(43700).await;
+    let server = media_server(26700).await;
     let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();

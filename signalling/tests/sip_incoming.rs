@@ -49,7 +49,7 @@ async fn released(server: &wavegate_signalling::Server) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answered_rejected_cancelled() {
-    let server = media_server(43400).await;
+    let server = media_server(26400).await;
     let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -64,7 +64,7 @@ async fn answered_rejected_cancelled() {
     let offer = call.offer.clone().expect("an offer for the browser leg");
     let port = media_port(&offer);
     assert!(
-        (43400..43500).contains(&port),
+        (26400..26500).contains(&port),
         "browser leg not pointed at the media plane: {offer}"
     );
     assert_eq!(
@@ -117,7 +117,7 @@ async fn answered_rejected_cancelled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delayed_offer_invite() {
-    let server = media_server(43500).await;
+    let server = media_server(26500).await;
     let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -151,7 +151,7 @@ async fn delayed_offer_invite() {
     }
     assert_eq!(states, vec![s(CallState::Established, "Answered")]);
     let answer = answer.expect("the ACK's answer did not reach the browser leg");
-    assert!((43500..43600).contains(&media_port(&answer)), "{answer}");
+    assert!((26500..26600).contains(&media_port(&answer)), "{answer}");
     call.call.hangup();
     assert_eq!(
         next_state(&mut call.call).await,
@@ -168,7 +168,7 @@ async fn sipp_calls_a_registered_session_through_kamailio() {
     use wavegate_signalling::sip::register::RegEvent;
     use wavegate_signalling::sip::{RawSipAccount, SipAccount};
     let kamailio = Kamailio::start("proxy.cfg");
-    let server = media_server(43600).await;
+    let server = media_server(26600).await;
     let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
