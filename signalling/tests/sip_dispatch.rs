@@ -13,6 +13,7 @@ use wavegate_signalling::sip::client::SipUserAgent;
 
 const WAIT: Duration = Duration::from_secs(3);
 
+#[allow(clippy::too_many_arguments)] // one builder for every variant the tests send
 fn request(
     method: &str,
     ruri: &str,

@@ -533,19 +533,19 @@ impl OutgoingTask {
                 && values
                     .iter()
                     .any(|v| v.to_ascii_lowercase().contains("stale=true"));
-            if self.digest.is_none() || stale_retry {
-                if let Ok(challenge) = Challenge::choose(values.iter().map(String::as_str)) {
-                    let header = if status == 401 {
-                        AuthHeader::Authorization
-                    } else {
-                        AuthHeader::ProxyAuthorization
-                    };
-                    self.digest = Some(DigestSession::new(challenge, header));
-                    return match self.send_invite().await {
-                        Ok(rx) => Err(rx),
-                        Err(e) => Ok(self.core.on_no_response(Cause::Transport(e))),
-                    };
-                }
+            if (self.digest.is_none() || stale_retry)
+                && let Ok(challenge) = Challenge::choose(values.iter().map(String::as_str))
+            {
+                let header = if status == 401 {
+                    AuthHeader::Authorization
+                } else {
+                    AuthHeader::ProxyAuthorization
+                };
+                self.digest = Some(DigestSession::new(challenge, header));
+                return match self.send_invite().await {
+                    Ok(rx) => Err(rx),
+                    Err(e) => Ok(self.core.on_no_response(Cause::Transport(e))),
+                };
             }
         }
         if (200..300).contains(&status) && self.dialog.is_none() {

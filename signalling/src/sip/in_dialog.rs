@@ -133,6 +133,17 @@ pub fn dtmf_digit(content_type: &str, body: &str) -> Option<char> {
     matches!(d, '0'..='9' | '*' | '#' | 'A'..='D').then_some(d)
 }
 
+/// The URI of a Refer-To value (`<sip:x@h?Replaces=...>;p` → `sip:x@h`); headers in the URI
+/// (attended transfer) are dropped: only blind transfer is supported.
+pub fn refer_target(value: &str) -> String {
+    let v = value.trim();
+    let uri = match (v.find('<'), v.find('>')) {
+        (Some(a), Some(b)) if a < b => &v[a + 1..b],
+        _ => v.split(';').next().unwrap_or(""),
+    };
+    uri.split('?').next().unwrap_or("").trim().to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,15 +177,4 @@ mod tests {
         assert_eq!(dtmf_digit("text/plain", "5"), None);
         assert_eq!(dtmf_digit("application/dtmf-relay", "Duration=100"), None);
     }
-}
-
-/// The URI of a Refer-To value (`<sip:x@h?Replaces=...>;p` → `sip:x@h`); headers in the URI
-/// (attended transfer) are dropped: only blind transfer is supported.
-pub fn refer_target(value: &str) -> String {
-    let v = value.trim();
-    let uri = match (v.find('<'), v.find('>')) {
-        (Some(a), Some(b)) if a < b => &v[a + 1..b],
-        _ => v.split(';').next().unwrap_or(""),
-    };
-    uri.split('?').next().unwrap_or("").trim().to_string()
 }
