@@ -20,6 +20,7 @@ step "headless Chromium <-> media plane <-> RTP echo peer (loopback-only network
 (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --cache "$PWD/../../target/npm-cache" \
   --ignore-scripts --no-audit --no-fund)
 tests/browser/run.sh
+tests/browser/phone.sh  # the Phone page + JS SDK + WebSocket API against the real wavegate binary, calling echo
 
 step "benches compile and run once in test mode"
 cargo test --locked -p wavegate-benches --benches -q

@@ -65,6 +65,9 @@ pub struct MediaConfig {
     pub bind_ip: IpAddr,
     /// Address written into SDP (for 1:1 NAT hosts); defaults to `bind_ip`.
     pub announce_ip: Option<IpAddr>,
+    /// First UDP port for browsers' WebRTC media: shard k uses base + k (one socket per shard,
+    /// demultiplexed by ICE ufrag). 0 disables WebRTC (SIP-to-RTP relaying only).
+    pub webrtc_port_base: u16,
     /// CPUs to pin shards to, in shard order; empty means shard k on core k.
     pub cpus: Vec<usize>,
     /// Pin shards to CPUs at all.
@@ -90,6 +93,7 @@ impl Default for MediaConfig {
             },
             bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             announce_ip: None,
+            webrtc_port_base: 8443,
             cpus: Vec::new(),
             pin: true,
             media_timeout_secs: 60,
@@ -186,6 +190,20 @@ impl Config {
                 self.media.rtp_ports
             )));
         }
+        let base = self.media.webrtc_port_base;
+        if base != 0 && (base < 1024 || u32::from(base) + shards > 65536) {
+            return Err(ConfigError::Invalid(format!(
+                "media.webrtc_port_base {base} must be 0 (off) or >= 1024 with room for {shards} shards"
+            )));
+        }
+        let webrtc = u32::from(base)..u32::from(base) + shards;
+        let rtp = u32::from(self.media.rtp_ports.first)..=u32::from(self.media.rtp_ports.last);
+        if base != 0 && webrtc.clone().any(|p| rtp.contains(&p)) {
+            return Err(ConfigError::Invalid(format!(
+                "media.webrtc_port_base {base} overlaps media.rtp_ports {}",
+                self.media.rtp_ports
+            )));
+        }
         if self.media.heartbeat_timeout_ms < 750 {
             return Err(ConfigError::Invalid(
                 "media.heartbeat_timeout_ms must be at least 750 (shards beat every 250 ms)".into(),
@@ -257,6 +275,22 @@ mod tests {
         assert!(
             Config::load_with_env(Some(&dir.join("missing.toml")), Env::prefixed("WGT2_")).is_err()
         );
+    }
+
+    #[test]
+    fn webrtc_port_base_checks() {
+        let mut c = Config::default();
+        assert_eq!(c.media.webrtc_port_base, 8443);
+        assert!(c.validate().is_ok());
+        c.media.webrtc_port_base = 0;
+        assert!(c.validate().is_ok(), "0 turns WebRTC off");
+        c.media.webrtc_port_base = 80;
+        assert!(c.validate().unwrap_err().to_string().contains("webrtc_port_base"));
+        c.media.webrtc_port_base = 20010;
+        assert!(c.validate().unwrap_err().to_string().contains("overlaps"));
+        c.media.shards = 2;
+        c.media.webrtc_port_base = 65535;
+        assert!(c.validate().is_err(), "no room for the second shard");
     }
 
     #[test]

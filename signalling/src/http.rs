@@ -1,4 +1,6 @@
-//! The HTTP surface: `/health` now; the WebSocket API, REST API, SDK and pages join it later.
+//! The HTTP surface: `/health`, the WebSocket API at `/ws` (docs/websocket-api.md), the JS SDK
+//! under `/sdk/` and the example pages (Phone at `/phone.html`, linked from `/`). Static files are
+//! compiled in (`include_str!`), so the binary serves them with no files beside it.
 //!
 //! `/health` answers 200 with the media plane's state when every shard is running and 503
 //! otherwise, so a load balancer can take a host out while its media plane restarts.
@@ -19,6 +21,8 @@ pub struct AppState {
     pub supervisor: Supervisor,
     /// Media session control.
     pub media: MediaService,
+    /// The media bind address (built-in extensions such as `echo` open their sockets there).
+    pub media_ip: std::net::IpAddr,
 }
 
 #[derive(serde::Serialize)]
@@ -50,10 +54,35 @@ async fn index() -> Html<&'static str> {
     Html(include_str!("../static/index.html"))
 }
 
+/// A compiled-in static file with its content type.
+fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse + Clone {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+}
+
+const JS: &str = "text/javascript; charset=utf-8";
+const TS: &str = "application/typescript; charset=utf-8";
+const HTML: &str = "text/html; charset=utf-8";
+
 /// The router with every route.
 pub fn router(state: AppState) -> Router {
+    let phone = asset(HTML, include_str!("../static/phone.html"));
+    let phone_js = asset(JS, include_str!("../static/phone.js"));
+    let sdk = asset(JS, include_str!("../static/sdk/wavegate.js"));
+    let sdk_ts = asset(TS, include_str!("../static/sdk/wavegate.d.ts"));
     Router::new()
         .route("/", get(index))
+        .route("/phone.html", get(move || async move { phone }))
+        .route("/phone.js", get(move || async move { phone_js }))
+        .route("/sdk/wavegate.js", get(move || async move { sdk }))
+        .route("/sdk/wavegate.d.ts", get(move || async move { sdk_ts }))
+        .route("/ws", get(crate::ws::handler))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/health", get(health))
         .with_state(state)
 }

@@ -4,10 +4,12 @@
 
 pub mod call;
 pub mod config;
+pub mod echo;
 pub mod http;
 pub mod media;
 pub mod sip;
 pub mod supervisor;
+pub mod ws;
 
 use config::Config;
 use media::{CallRegistry, MediaService};
@@ -21,6 +23,7 @@ pub struct Server {
     pub media: MediaService,
     /// The supervision loop.
     pub supervision: tokio::task::JoinHandle<()>,
+    media_ip: std::net::IpAddr,
 }
 
 impl Server {
@@ -34,6 +37,7 @@ impl Server {
             supervisor,
             media,
             supervision,
+            media_ip: config.media.bind_ip,
         }
     }
 
@@ -42,6 +46,7 @@ impl Server {
         http::router(http::AppState {
             supervisor: self.supervisor.clone(),
             media: self.media.clone(),
+            media_ip: self.media_ip,
         })
     }
 }

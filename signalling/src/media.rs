@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 use wavegate_shared::client::ClientError;
-use wavegate_shared::protocol::{Answer, CallStats, Delete, Offer, OfferFlags, Query};
+use wavegate_shared::protocol::{
+    Answer, CallStats, Delete, Offer, OfferFlags, Query, Request, WebRtcOffer, WebRtcOfferReply,
+};
 use wavegate_shared::{CallId, LegTag, ShardId};
 
 use crate::supervisor::Supervisor;
@@ -219,6 +221,41 @@ impl MediaService {
             )
             .await?
             .sdp)
+    }
+
+    /// Hands a browser's WebRTC offer to the media plane; returns the browser's answer and the
+    /// plain RTP/AVP offer for the SIP side (complete the call with [`MediaService::answer`]).
+    pub async fn webrtc_offer(
+        &self,
+        call: CallId,
+        from_tag: LegTag,
+        sdp: String,
+        flags: OfferFlags,
+    ) -> Result<WebRtcOfferReply, MediaError> {
+        let (client, generation, shard) = self.route(&call)?;
+        let reply = client
+            .request(
+                shard,
+                &WebRtcOffer {
+                    call: call.clone(),
+                    from_tag,
+                    sdp,
+                    flags,
+                },
+            )
+            .await?;
+        self.calls.insert(call, generation);
+        Ok(reply)
+    }
+
+    /// Sends any other per-call request (`Stats`, `InjectDtmf`, …) to the call's shard.
+    pub async fn request<R: Request>(
+        &self,
+        call: &CallId,
+        req: &R,
+    ) -> Result<R::Reply, MediaError> {
+        let (client, _, shard) = self.route(call)?;
+        Ok(client.request(shard, req).await?)
     }
 
     /// Reads a call's counters.

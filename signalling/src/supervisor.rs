@@ -177,6 +177,9 @@ impl Supervisor {
                 LogFormat::Json => "json".into(),
             },
         ];
+        if c.webrtc_port_base != 0 {
+            args.extend(["--webrtc-port-base".into(), c.webrtc_port_base.to_string()]);
+        }
         if let Some(ip) = c.announce_ip {
             args.extend(["--announce-ip".into(), ip.to_string()]);
         }

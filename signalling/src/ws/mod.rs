@@ -1,0 +1,354 @@
+//! The WebSocket API at `/ws` (docs/websocket-api.md): one task per connection drives one
+//! session. The task owns the session's calls; it selects over the socket, the echo peers'
+//! events and the media plane's call-ended broadcasts, so a session's state is never shared.
+//!
+//! Invariants: a malformed or unknown message is answered with `error` and the session stays;
+//! an illegal SIP account is answered `session FAILED` at once with `SipAccount::parse`'s
+//! field-naming cause (no SIP packet is sent, nothing is left PENDING); when the socket closes,
+//! every call of the session is ended (its media deleted) before the task returns.
+//! This slice serves callee `echo` (the built-in extension, `crate::echo`); calls to SIP callees
+//! and registration are refused with a cause saying so (see the doc's "What is left").
+
+pub mod messages;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use tokio::sync::{broadcast, mpsc};
+use wavegate_shared::CallId;
+use wavegate_shared::protocol::{DtmfToward, InjectDtmf};
+
+use crate::echo::{self, EchoCall, EchoEvent};
+use crate::http::AppState;
+use crate::media::{CallEnded, MediaService};
+use crate::sip::SipAccount;
+use messages::{ClientMsg, DtmfType, ServerMsg, SessionStatus};
+
+/// Longest call id a page may choose.
+const MAX_CALL_ID: usize = 64;
+/// Largest text frame accepted (an SDP offer with video is ~10 KiB).
+const MAX_MESSAGE: usize = 256 * 1024;
+/// Tone length and gap of injected RFC 4733 digits.
+const DTMF_MS: u32 = 120;
+const DTMF_GAP_MS: u64 = 80;
+
+/// `GET /ws`: upgrades and runs the session.
+pub async fn handler(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+    ws.max_message_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| Session::new(state).run(socket))
+}
+
+/// Events reaching the session task from its calls.
+#[derive(Debug)]
+enum Internal {
+    Echo(String, EchoEvent),
+    DtmfRefused(String, String),
+}
+
+struct Session {
+    media: MediaService,
+    bind: IpAddr,
+    /// Session id: prefixes the media-plane call ids of this session.
+    id: u64,
+    account: Option<SipAccount>,
+    calls: HashMap<String, EchoCall>,
+    /// Media-plane call id -> page call id.
+    by_media: HashMap<CallId, String>,
+    internal_tx: mpsc::UnboundedSender<Internal>,
+}
+
+fn next_session_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn call_msg(call_id: &str, status: &'static str, cause: impl Into<String>) -> ServerMsg {
+    ServerMsg::Call {
+        call_id: call_id.to_string(),
+        status,
+        cause: cause.into(),
+    }
+}
+
+fn error(reason: impl Into<String>) -> ServerMsg {
+    ServerMsg::Error {
+        reason: reason.into(),
+    }
+}
+
+impl Session {
+    fn new(state: AppState) -> Session {
+        Session {
+            media: state.media,
+            bind: state.media_ip,
+            id: next_session_id(),
+            account: None,
+            calls: HashMap::new(),
+            by_media: HashMap::new(),
+            internal_tx: mpsc::unbounded_channel().0,
+        }
+    }
+
+    async fn run(mut self, mut socket: WebSocket) {
+        let (tx, mut internal) = mpsc::unbounded_channel();
+        self.internal_tx = tx;
+        let mut ended = self.media.calls().subscribe();
+        tracing::info!(session = self.id, "websocket session opened");
+        loop {
+            let out: Vec<ServerMsg> = tokio::select! {
+                frame = socket.recv() => match frame {
+                    Some(Ok(Message::Text(text))) => self.on_text(text.as_str()).await,
+                    Some(Ok(Message::Binary(_))) => vec![error("binary frames are not part of the API; send JSON text")],
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Vec::new(),
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                },
+                Some(ev) = internal.recv() => self.on_internal(ev),
+                ev = ended.recv() => match ev {
+                    Ok(ev) => self.on_ended(ev),
+                    Err(broadcast::error::RecvError::Lagged(_)) => Vec::new(),
+                    Err(broadcast::error::RecvError::Closed) => Vec::new(),
+                },
+            };
+            let mut closed = false;
+            for msg in out {
+                if socket.send(Message::text(msg.to_json())).await.is_err() {
+                    closed = true;
+                    break;
+                }
+            }
+            if closed {
+                break;
+            }
+        }
+        let n = self.calls.len();
+        for (_, call) in self.calls.drain() {
+            call.end().await;
+        }
+        tracing::info!(
+            session = self.id,
+            calls_ended = n,
+            "websocket session closed"
+        );
+    }
+
+    async fn on_text(&mut self, text: &str) -> Vec<ServerMsg> {
+        let msg = match messages::parse(text) {
+            Ok(m) => m,
+            Err(e) => return vec![error(e.to_string())],
+        };
+        match msg {
+            ClientMsg::Ping {} => vec![ServerMsg::Pong],
+            ClientMsg::Connect { sip_options } => self.connect(&sip_options),
+            _ if self.account.is_none() => {
+                vec![error("not connected: send \"connect\" first")]
+            }
+            ClientMsg::Call {
+                call_id,
+                callee,
+                sdp,
+                ..
+            } => self.call(call_id, &callee, sdp).await,
+            ClientMsg::Answer { call_id, .. } => {
+                vec![error(format!("answer: no incoming call {call_id:?}"))]
+            }
+            ClientMsg::Hangup { call_id } => match self.calls.remove(&call_id) {
+                Some(call) => {
+                    self.by_media.remove(call.id());
+                    call.end().await;
+                    vec![call_msg(&call_id, "FINISH", "Normal call clearing")]
+                }
+                None => vec![error(format!("hangup: no call {call_id:?}"))],
+            },
+            ClientMsg::Hold { call_id } => self.hold(&call_id, true),
+            ClientMsg::Unhold { call_id } => self.hold(&call_id, false),
+            ClientMsg::SendDtmf {
+                call_id,
+                digits,
+                dtmf_type,
+            } => self.dtmf(&call_id, &digits, dtmf_type),
+        }
+    }
+
+    fn connect(&mut self, options: &messages::SipOptions) -> Vec<ServerMsg> {
+        if self.account.is_some() {
+            return vec![error("connect: this session is already connected")];
+        }
+        let account = match SipAccount::parse(&options.to_raw()) {
+            Ok(a) => a,
+            Err(e) => {
+                return vec![ServerMsg::Session {
+                    status: SessionStatus::Failed,
+                    cause: e.to_string(),
+                }];
+            }
+        };
+        if options.register_required {
+            return vec![ServerMsg::Session {
+                status: SessionStatus::Failed,
+                cause: "registerRequired: SIP registration is not available through the WebSocket API yet (connect with registerRequired false)".into(),
+            }];
+        }
+        self.account = Some(account);
+        vec![ServerMsg::Session {
+            status: SessionStatus::Established,
+            cause: "Connected".into(),
+        }]
+    }
+
+    async fn call(&mut self, call_id: String, callee: &str, sdp: String) -> Vec<ServerMsg> {
+        if call_id.is_empty()
+            || call_id.len() > MAX_CALL_ID
+            || !call_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return vec![error(format!(
+                "call: callId must be 1-{MAX_CALL_ID} characters of A-Z a-z 0-9 - _"
+            ))];
+        }
+        if self.calls.contains_key(&call_id) {
+            return vec![error(format!("call: call {call_id:?} exists"))];
+        }
+        if callee != echo::CALLEE {
+            return vec![call_msg(
+                &call_id,
+                "FAILED",
+                format!(
+                    "SIP calls through the WebSocket API are not available yet; only callee {:?} is served",
+                    echo::CALLEE
+                ),
+            )];
+        }
+        let media_id = match CallId::new(&format!("ws{}-{call_id}", self.id)) {
+            Ok(id) => id,
+            Err(e) => return vec![error(format!("call: {e}"))],
+        };
+        let (etx, mut erx) = mpsc::unbounded_channel();
+        let fwd = self.internal_tx.clone();
+        let page_id = call_id.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = erx.recv().await {
+                if fwd.send(Internal::Echo(page_id.clone(), ev)).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut out = vec![call_msg(&call_id, "PENDING", "Calling")];
+        match EchoCall::start(&self.media, media_id.clone(), sdp, self.bind, etx).await {
+            Ok(call) => {
+                out.push(ServerMsg::Sdp {
+                    call_id: call_id.clone(),
+                    sdp: call.browser_answer.clone(),
+                });
+                out.push(call_msg(&call_id, "ESTABLISHED", "Answered"));
+                self.by_media.insert(media_id, call_id.clone());
+                self.calls.insert(call_id, call);
+            }
+            Err(e) => out.push(call_msg(&call_id, "FAILED", e.to_string())),
+        }
+        out
+    }
+
+    fn hold(&mut self, call_id: &str, on: bool) -> Vec<ServerMsg> {
+        let Some(call) = self.calls.get(call_id) else {
+            return vec![error(format!(
+                "{}: no call {call_id:?}",
+                if on { "hold" } else { "unhold" }
+            ))];
+        };
+        call.set_hold(on);
+        if on {
+            vec![call_msg(call_id, "HOLD", "Hold")]
+        } else {
+            vec![call_msg(call_id, "ESTABLISHED", "Resumed")]
+        }
+    }
+
+    fn dtmf(&mut self, call_id: &str, digits: &str, kind: DtmfType) -> Vec<ServerMsg> {
+        let Some(call) = self.calls.get(call_id) else {
+            return vec![error(format!("sendDTMF: no call {call_id:?}"))];
+        };
+        if digits.is_empty() || digits.len() > 32 {
+            return vec![error("sendDTMF: digits must be 1-32 characters")];
+        }
+        if let Some(bad) = digits
+            .chars()
+            .find(|c| !matches!(c, '0'..='9' | '*' | '#' | 'A'..='D'))
+        {
+            return vec![error(format!(
+                "sendDTMF: {bad:?} is not a DTMF digit (0-9 * # A-D)"
+            ))];
+        }
+        match kind {
+            // The echo extension has no SIP dialog to carry INFO: it takes the digits itself.
+            DtmfType::Info => digits
+                .chars()
+                .map(|d| ServerMsg::Dtmf {
+                    call_id: call_id.to_string(),
+                    digit: d.to_string(),
+                    dtmf_type: DtmfType::Info,
+                })
+                .collect(),
+            DtmfType::Rfc2833 => {
+                let media = self.media.clone();
+                let id = call.id().clone();
+                let digits: Vec<char> = digits.chars().collect();
+                let fwd = self.internal_tx.clone();
+                let page_id = call_id.to_string();
+                // Digits play one after another (the media plane sends one event at a time).
+                tokio::spawn(async move {
+                    for digit in digits {
+                        let req = InjectDtmf {
+                            call: id.clone(),
+                            toward: DtmfToward::Sip,
+                            digit,
+                            duration_ms: DTMF_MS,
+                        };
+                        if let Err(e) = media.request(&id, &req).await {
+                            tracing::warn!(call = %id, error = %e, "InjectDtmf");
+                            let _ = fwd.send(Internal::DtmfRefused(page_id, e.to_string()));
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(u64::from(DTMF_MS) + DTMF_GAP_MS))
+                            .await;
+                    }
+                });
+                Vec::new()
+            }
+        }
+    }
+
+    fn on_internal(&mut self, ev: Internal) -> Vec<ServerMsg> {
+        match ev {
+            Internal::DtmfRefused(call_id, why) => {
+                vec![error(format!("sendDTMF on {call_id:?}: {why}"))]
+            }
+            Internal::Echo(call_id, EchoEvent::Dtmf(d)) if self.calls.contains_key(&call_id) => {
+                vec![ServerMsg::Dtmf {
+                    call_id,
+                    digit: d.to_string(),
+                    dtmf_type: DtmfType::Rfc2833,
+                }]
+            }
+            Internal::Echo(..) => Vec::new(),
+        }
+    }
+
+    /// The media side ended a call of this session (media timeout, media plane lost).
+    fn on_ended(&mut self, ev: CallEnded) -> Vec<ServerMsg> {
+        let Some(call_id) = self.by_media.remove(&ev.call) else {
+            return Vec::new();
+        };
+        // Our own Delete is reported too; the call was removed from `calls` before it.
+        let Some(call) = self.calls.remove(&call_id) else {
+            return Vec::new();
+        };
+        drop(call);
+        vec![call_msg(&call_id, "FAILED", ev.cause.to_string())]
+    }
+}

@@ -1,0 +1,241 @@
+// The Phone page test (phone.sh runs it inside a loopback-only network namespace): starts the real
+// `wavegate` binary (it spawns the media plane) on free loopback ports, drives Debian's
+// /usr/bin/chromium with playwright-core to /phone.html and checks, through the page's buttons and
+// the JS SDK:
+//   - malformed JSON and an unknown type on /ws get `error` messages naming the problem, and the
+//     session stays (a ping after them gets its pong);
+//   - the seed's illegal login `Ralf C12441@host.com` gives session FAILED at once, cause naming
+//     the login field;
+//   - a call to `echo` reaches ESTABLISHED, audio flows both ways (SDK getStats), DTMF RFC2833
+//     comes back from the echo peer and INFO is acknowledged, hold stops the echo and unhold
+//     resumes it, hangup gives FINISH and frees the media session; closing the session with a
+//     call up ends that call too (the server's /health shows 0 calls);
+//   - the seed-compatible `Flashphoner` global exists.
+// Every wait is bounded; a watchdog ends the run; the browser and the server are closed or killed
+// on every path. A screenshot of the page is kept in target/browser-artifacts/phone.png.
+//
+// usage: node phone.mjs --wavegate BIN
+import { spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..');
+const CHROMIUM = process.env.WAVEGATE_CHROMIUM || '/usr/bin/chromium';
+const WATCHDOG_MS = 75000;
+const label = 'chromium-phone';
+
+const flags = {};
+for (let i = 2; i < process.argv.length; i++) if (process.argv[i].startsWith('--')) flags[process.argv[i].slice(2)] = process.argv[++i];
+
+let server = null, context = null, profile = null;
+const serverLog = [];
+async function stopServer() {
+  if (!server || server.exitCode !== null) return;
+  server.kill('SIGTERM');
+  const exited = await Promise.race([new Promise(res => server.once('exit', () => res(true))), new Promise(res => setTimeout(() => res(false), 5000))]);
+  if (!exited) server.kill('SIGKILL');
+}
+let failing = false;
+async function fail(msg) {
+  console.error(`${label}: FAILED: ${msg}`);
+  if (failing) return;
+  failing = true;
+  console.error(`${label}: last server log lines:\n${serverLog.slice(-25).join('\n')}`);
+  if (context) await Promise.race([context.close().catch(() => {}), new Promise(res => setTimeout(res, 5000))]);
+  await stopServer();
+  if (profile) rmSync(profile, { recursive: true, force: true });
+  process.exit(1);
+}
+function bounded(promise, ms, what) {
+  let t;
+  return Promise.race([promise.finally(() => clearTimeout(t)),
+    new Promise((_, rej) => { t = setTimeout(() => rej(new Error(`${what}: no result within ${ms} ms`)), ms); })]);
+}
+const sleep = ms => new Promise(res => setTimeout(res, ms));
+function check(ok, what) { if (!ok) throw new Error(what); }
+
+function freeUdpPort() {
+  return new Promise((res, rej) => {
+    const s = createSocket('udp4');
+    s.once('error', rej);
+    s.bind(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); });
+  });
+}
+
+async function startServer(bin) {
+  const webrtc = await freeUdpPort();
+  // The runner's own WAVEGATE_* variables (BIN_DIR, IN_NETNS) are not server configuration.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WAVEGATE_')));
+  Object.assign(env, {
+    WAVEGATE_HTTP__LISTEN: '127.0.0.1:0', WAVEGATE_MEDIA__SHARDS: '1', WAVEGATE_MEDIA__PIN: 'false',
+    WAVEGATE_MEDIA__RTP_PORTS: '42000-42099', WAVEGATE_MEDIA__WEBRTC_PORT_BASE: String(webrtc),
+    WAVEGATE_LOG__FORMAT: 'json', WAVEGATE_LOG__LEVEL: 'info' });
+  delete env.RUST_LOG;
+  server = spawn(bin, [], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const lines = createInterface({ input: server.stderr });
+  return bounded(new Promise((res, rej) => {
+    lines.on('line', l => {
+      serverLog.push(l);
+      try {
+        const j = JSON.parse(l);
+        if (j.fields && j.fields.message === 'wavegate listening') res(j.fields.url);
+      } catch { /* not JSON */ }
+    });
+    server.on('exit', code => rej(new Error(`wavegate exited (${code}) before listening`)));
+    server.on('error', rej);
+  }), 10000, 'wavegate start');
+}
+
+async function health(url) {
+  const r = await bounded(fetch(`${url}health`), 3000, 'GET /health');
+  return r.json();
+}
+async function until(fn, ms, what, every = 100) {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) {
+    last = await fn();
+    if (last) return last;
+    await sleep(every);
+  }
+  throw new Error(`${what}: not within ${ms} ms`);
+}
+
+async function main() {
+  for (const [what, path] of [['chromium', CHROMIUM], ['wavegate binary', flags.wavegate]]) {
+    if (!path || !existsSync(path)) return fail(`${what} not found: ${path}`);
+  }
+  setTimeout(() => fail(`watchdog: not done within ${WATCHDOG_MS} ms`), WATCHDOG_MS).unref();
+  const { chromium } = await import('playwright-core');
+  const url = await startServer(flags.wavegate);
+  await until(async () => (await health(url)).status === 'ok', 10000, 'media plane running (/health ok)', 200);
+  console.log(`${label}: wavegate at ${url}`);
+
+  profile = mkdtempSync(join(tmpdir(), 'wavegate-chromium-'));
+  context = await bounded(chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM, headless: true, timeout: 15000,
+    args: [
+      '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
+      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+      '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
+      '--no-default-browser-check', '--disable-default-apps', '--disable-extensions',
+      '--disable-features=WebRtcHideLocalIpsWithMdns,MediaRouter,OptimizationHints,Translate',
+      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+    ],
+  }), 20000, 'chromium launch');
+  const page = context.pages()[0] || await context.newPage();
+  page.on('console', m => { if (m.type() === 'error') console.log(`[page] ${m.text()}`); });
+  page.on('pageerror', e => console.log(`[page] uncaught: ${e.message}`));
+  await page.goto(`${url}phone.html`, { timeout: 10000 });
+  await page.waitForFunction(() => window.phone !== undefined, null, { timeout: 5000 });
+  const figures = { browser: context.browser() ? context.browser().version() : '' };
+
+  // 1. Protocol errors keep the session.
+  const proto = await page.evaluate(() => new Promise((res, rej) => {
+    const ws = new WebSocket(`${location.origin.replace('http', 'ws')}/ws`);
+    const got = [];
+    const t = setTimeout(() => { ws.close(); rej(new Error(`raw /ws: got ${JSON.stringify(got)}`)); }, 5000);
+    ws.onopen = () => { ws.send('{oops'); ws.send('{"type":"dance"}'); ws.send('{"type":"ping"}'); };
+    ws.onmessage = e => { got.push(JSON.parse(e.data)); if (got.length === 3) { clearTimeout(t); ws.close(); res(got); } };
+  }));
+  check(proto[0].type === 'error' && /malformed JSON/.test(proto[0].reason), `malformed JSON: ${JSON.stringify(proto[0])}`);
+  check(proto[1].type === 'error' && /unknown message type "dance"/.test(proto[1].reason), `unknown type: ${JSON.stringify(proto[1])}`);
+  check(proto[2].type === 'pong', `session kept after errors (pong): ${JSON.stringify(proto[2])}`);
+  console.log(`${label}: protocol errors: ${proto.slice(0, 2).map(m => m.reason).join(' | ')}; then pong`);
+
+  // 2. Seed-compatible global.
+  const compat = await page.evaluate(() => typeof Flashphoner === 'object' && typeof Flashphoner.createSession === 'function'
+    && Flashphoner.constants.SESSION_STATUS.ESTABLISHED === 'ESTABLISHED' && Flashphoner.constants.CALL_STATUS.FINISH === 'FINISH');
+  check(compat, 'Flashphoner global with createSession and constants');
+
+  // 3. The seed's illegal login fails at once, naming the field.
+  const text = sel => page.locator(sel).textContent({ timeout: 2000 });
+  await page.fill('#login', 'Ralf C12441@host.com');
+  await page.fill('#domain', 'host.com');
+  await page.fill('#visibleName', 'Ralf C');
+  let t0 = Date.now();
+  await page.click('#connect');
+  await page.waitForFunction(() => document.getElementById('sessionStatus').textContent === 'FAILED', null, { timeout: 3000 });
+  figures.illegalLoginMs = Date.now() - t0;
+  const cause = await text('#sessionCause');
+  check(/^\(login: /.test(cause), `FAILED cause names the login field: ${cause}`);
+  console.log(`${label}: illegal login -> FAILED in ${figures.illegalLoginMs} ms ${cause}`);
+
+  // 4. The right form connects; call echo.
+  await page.fill('#login', 'Ralf_C12441');
+  await page.click('#connect');
+  await page.waitForFunction(() => document.getElementById('sessionStatus').textContent === 'ESTABLISHED', null, { timeout: 5000 });
+  check((await page.inputValue('#callee')) === 'echo', 'callee defaults to echo');
+  t0 = Date.now();
+  await page.click('#call');
+  await page.waitForFunction(() => document.getElementById('callStatus').textContent === 'ESTABLISHED', null, { timeout: 10000 });
+  figures.establishedMs = Date.now() - t0;
+  const stats = () => page.evaluate(() => new Promise(res => window.phone.call.getStats(s => res({
+    sent: (s.outboundStream.audioStats || {}).packetsSent || 0, bytesSent: (s.outboundStream.audioStats || {}).bytesSent || 0,
+    received: (s.inboundStream.audioStats || {}).packetsReceived || 0, bytesReceived: (s.inboundStream.audioStats || {}).bytesReceived || 0,
+    level: (s.inboundStream.audioStats || {}).audioLevel || 0 }))));
+  const flowing = await until(async () => { const s = await stats(); return s.sent > 100 && s.received > 100 && s; }, 10000, 'audio both ways (100 packets each)', 250);
+  figures.mediaMs = Date.now() - t0;
+  figures.flowing = flowing;
+  const h = await health(url);
+  check(h.calls === 1, `/health shows the call: ${h.calls}`);
+  console.log(`${label}: ESTABLISHED in ${figures.establishedMs} ms; 100 packets both ways after ${figures.mediaMs} ms: ${JSON.stringify(flowing)}`);
+
+  // 5. DTMF: RFC 2833 digits reach the echo peer (reported back), INFO is acknowledged.
+  for (const d of ['1', '#']) {
+    const before = await text('#dtmfHeard');
+    await page.click(`#keypad button[data-digit="${d}"]`);
+    await page.waitForFunction(([b, d]) => document.getElementById('dtmfHeard').textContent === b + d, [before, d], { timeout: 3000 });
+  }
+  await page.selectOption('#dtmfType', 'INFO');
+  await page.click('#keypad button[data-digit="5"]');
+  await page.waitForFunction(() => document.getElementById('dtmfHeard').textContent === '1#5', null, { timeout: 3000 });
+  console.log(`${label}: DTMF heard by the far side: 1# (RFC2833), 5 (INFO)`);
+
+  // 6. Hold stops the echo; unhold resumes it.
+  await page.click('#hold');
+  await page.waitForFunction(() => document.getElementById('callStatus').textContent === 'HOLD', null, { timeout: 3000 });
+  await sleep(300); // packets already in flight
+  const h0 = await stats(); await sleep(1500); const h1 = await stats();
+  await page.click('#unhold');
+  await page.waitForFunction(() => document.getElementById('callStatus').textContent === 'ESTABLISHED', null, { timeout: 3000 });
+  await sleep(300);
+  const u0 = await stats(); await sleep(1500); const u1 = await stats();
+  figures.hold = { receivedDuringHold: h1.received - h0.received, sentDuringHold: h1.sent - h0.sent, receivedAfterUnhold: u1.received - u0.received };
+  check(figures.hold.sentDuringHold > 30, `the browser keeps sending on hold: ${JSON.stringify(figures.hold)}`);
+  check(figures.hold.receivedDuringHold <= 5, `no echo on hold: ${JSON.stringify(figures.hold)}`);
+  check(figures.hold.receivedAfterUnhold > 30, `echo after unhold: ${JSON.stringify(figures.hold)}`);
+  console.log(`${label}: hold/unhold ${JSON.stringify(figures.hold)}`);
+  mkdirSync(join(root, 'target', 'browser-artifacts'), { recursive: true });
+  await page.screenshot({ path: join(root, 'target', 'browser-artifacts', 'phone.png'), fullPage: true });
+
+  // 7. Hangup gives FINISH and frees the media session.
+  await page.click('#hangup');
+  await page.waitForFunction(() => document.getElementById('callStatus').textContent === 'FINISH', null, { timeout: 3000 });
+  await until(async () => (await health(url)).calls === 0, 3000, 'media session deleted after hangup');
+  console.log(`${label}: hangup -> FINISH (${await text('#callCause')}), /health calls 0`);
+
+  // 8. Closing the session with a call up ends the call.
+  await page.click('#call');
+  await page.waitForFunction(() => document.getElementById('callStatus').textContent === 'ESTABLISHED', null, { timeout: 10000 });
+  await until(async () => (await health(url)).calls === 1, 3000, 'second call on the media plane');
+  // Close the WebSocket itself (Disconnect would hang up first): the server must end the call.
+  await page.evaluate(() => window.phone.session._ws.close());
+  await page.waitForFunction(() => document.getElementById('sessionStatus').textContent === 'DISCONNECTED', null, { timeout: 3000 });
+  await until(async () => (await health(url)).calls === 0, 3000, 'session close ends its call');
+  console.log(`${label}: WebSocket closed with a call up -> DISCONNECTED, call ${await text('#callStatus')}, /health calls 0`);
+
+  await bounded(context.close(), 10000, 'chromium close');
+  context = null;
+  await stopServer();
+  rmSync(profile, { recursive: true, force: true });
+  console.log(`${label}: PASS ${JSON.stringify(figures)}`);
+}
+
+main().catch(e => fail(e.stack || String(e)));
