@@ -33,6 +33,24 @@ pub struct Config {
     pub media: MediaConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The SIP user agent (pages' calls to SIP callees).
+    pub sip: SipConfig,
+}
+
+/// SIP user agent settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipConfig {
+    /// UDP (and TCP, same port) address of the user agent; port 0 picks a free one.
+    pub listen: SocketAddr,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+        }
+    }
 }
 
 /// HTTP listener settings.
@@ -285,7 +303,12 @@ mod tests {
         c.media.webrtc_port_base = 0;
         assert!(c.validate().is_ok(), "0 turns WebRTC off");
         c.media.webrtc_port_base = 80;
-        assert!(c.validate().unwrap_err().to_string().contains("webrtc_port_base"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("webrtc_port_base")
+        );
         c.media.webrtc_port_base = 20010;
         assert!(c.validate().unwrap_err().to_string().contains("overlaps"));
         c.media.shards = 2;

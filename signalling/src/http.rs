@@ -21,6 +21,8 @@ pub struct AppState {
     pub supervisor: Supervisor,
     /// Media session control.
     pub media: MediaService,
+    /// The SIP user agent for pages' SIP calls (None when it could not start).
+    pub sip: Option<std::sync::Arc<crate::sip::client::SipUserAgent>>,
     /// The media bind address (built-in extensions such as `echo` open their sockets there).
     pub media_ip: std::net::IpAddr,
 }

@@ -24,6 +24,8 @@ pub struct Server {
     /// The supervision loop.
     pub supervision: tokio::task::JoinHandle<()>,
     media_ip: std::net::IpAddr,
+    /// The SIP user agent pages' SIP calls go through; set by `main` once started.
+    pub sip: Option<std::sync::Arc<sip::client::SipUserAgent>>,
 }
 
 impl Server {
@@ -38,6 +40,7 @@ impl Server {
             media,
             supervision,
             media_ip: config.media.bind_ip,
+            sip: None,
         }
     }
 
@@ -47,6 +50,7 @@ impl Server {
             supervisor: self.supervisor.clone(),
             media: self.media.clone(),
             media_ip: self.media_ip,
+            sip: self.sip.clone(),
         })
     }
 }

@@ -80,7 +80,16 @@ fn init_logging(config: &Config) {
 }
 
 async fn serve(config: Config) -> std::io::Result<()> {
-    let server = Server::start(&config);
+    let mut server = Server::start(&config);
+    match wavegate_signalling::sip::client::SipUserAgent::start(config.sip.listen).await {
+        Ok(ua) => {
+            tracing::info!(sip = %ua.local_addr(), "SIP user agent listening");
+            server.sip = Some(std::sync::Arc::new(ua));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "SIP user agent not started: pages can call only echo")
+        }
+    }
     let listener = tokio::net::TcpListener::bind(config.http.listen).await?;
     tracing::info!(
         url = %format!("http://{}/", listener.local_addr()?),

@@ -10,7 +10,10 @@
 //     comes back from the echo peer and INFO is acknowledged, hold stops the echo and unhold
 //     resumes it, hangup gives FINISH and frees the media session; closing the session with a
 //     call up ends that call too (the server's /health shows 0 calls);
-//   - the seed-compatible `Flashphoner` global exists.
+//   - the seed-compatible `Flashphoner` global exists;
+//   - a call to a SIP callee (SIPp answering Opus with -rtp_echo, sipp/uas_opus_echo.xml) goes
+//     RING (Ringing) -> ESTABLISHED, audio both ways through the media plane, hangup -> FINISH,
+//     SIPp's scenario passes (it got our BYE).
 // Every wait is bounded; a watchdog ends the run; the browser and the server are closed or killed
 // on every path. A screenshot of the page is kept in target/browser-artifacts/phone.png.
 //
@@ -32,7 +35,8 @@ const label = 'chromium-phone';
 const flags = {};
 for (let i = 2; i < process.argv.length; i++) if (process.argv[i].startsWith('--')) flags[process.argv[i].slice(2)] = process.argv[++i];
 
-let server = null, context = null, profile = null;
+let server = null, context = null, profile = null, sipp = null, sippDir = null;
+const SIPP = '/usr/bin/sipp';
 const serverLog = [];
 async function stopServer() {
   if (!server || server.exitCode !== null) return;
@@ -47,8 +51,10 @@ async function fail(msg) {
   failing = true;
   console.error(`${label}: last server log lines:\n${serverLog.slice(-25).join('\n')}`);
   if (context) await Promise.race([context.close().catch(() => {}), new Promise(res => setTimeout(res, 5000))]);
+  if (sipp && sipp.exitCode === null) sipp.kill('SIGKILL');
   await stopServer();
   if (profile) rmSync(profile, { recursive: true, force: true });
+  if (sippDir) rmSync(sippDir, { recursive: true, force: true });
   process.exit(1);
 }
 function bounded(promise, ms, what) {
@@ -230,6 +236,35 @@ async function main() {
   await page.waitForFunction(() => document.getElementById('sessionStatus').textContent === 'DISCONNECTED', null, { timeout: 3000 });
   await until(async () => (await health(url)).calls === 0, 3000, 'session close ends its call');
   console.log(`${label}: WebSocket closed with a call up -> DISCONNECTED, call ${await text('#callStatus')}, /health calls 0`);
+
+  // 9. A SIP call: SIPp answers Opus and echoes RTP (-rtp_echo); through the media plane.
+  check(existsSync(SIPP), `${SIPP} not found (scripts/deps.sh test installs sip-tester)`);
+  const sipPort = await freeUdpPort(), sipMedia = await freeUdpPort();
+  sippDir = mkdtempSync(join(tmpdir(), 'wavegate-sipp-'));
+  sipp = spawn(SIPP, ['-sf', join(here, 'sipp', 'uas_opus_echo.xml'), '-i', '127.0.0.1', '-p', String(sipPort),
+    '-mi', '127.0.0.1', '-mp', String(sipMedia), '-rtp_echo', '-m', '1', '-nostdin', '-timeout', '40s', '-trace_err'],
+    { cwd: sippDir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const sippExit = new Promise(res => sipp.once('exit', code => res(code)));
+  await sleep(500); // SIPp binds
+  await page.click('#connect');
+  await page.waitForFunction(() => document.getElementById('sessionStatus').textContent === 'ESTABLISHED', null, { timeout: 5000 });
+  await page.fill('#callee', `echo@127.0.0.1:${sipPort}`);
+  const logFrom = await page.evaluate(() => window.phone.log.length);
+  t0 = Date.now();
+  await page.click('#call');
+  await page.waitForFunction(() => document.getElementById('callStatus').textContent === 'ESTABLISHED', null, { timeout: 10000 });
+  figures.sipEstablishedMs = Date.now() - t0;
+  const sipLog = await page.evaluate(n => window.phone.log.slice(n).filter(l => / call /.test(l)).map(l => l.slice(13)), logFrom);
+  check(sipLog.some(l => /RING \(Ringing\)/.test(l)), `RING (Ringing) reported: ${JSON.stringify(sipLog)}`);
+  const sipFlow = await until(async () => { const s = await stats(); return s.sent > 100 && s.received > 100 && s; }, 10000, 'SIP call: audio both ways (100 packets each)', 250);
+  figures.sip = { log: sipLog, flowing: sipFlow };
+  await page.click('#hangup');
+  await page.waitForFunction(() => document.getElementById('callStatus').textContent === 'FINISH', null, { timeout: 5000 });
+  const code = await bounded(sippExit, 5000, 'SIPp exits after our BYE');
+  check(code === 0, `SIPp scenario passed (exit ${code})`);
+  await until(async () => (await health(url)).calls === 0, 3000, 'SIP call media deleted');
+  console.log(`${label}: SIP call to SIPp: ${sipLog.join(', ')}; ESTABLISHED in ${figures.sipEstablishedMs} ms; ${JSON.stringify(sipFlow)}; hangup -> FINISH, SIPp exit 0`);
+  rmSync(sippDir, { recursive: true, force: true });
 
   await bounded(context.close(), 10000, 'chromium close');
   context = null;

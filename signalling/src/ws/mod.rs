@@ -6,13 +6,16 @@
 //! an illegal SIP account is answered `session FAILED` at once with `SipAccount::parse`'s
 //! field-naming cause (no SIP packet is sent, nothing is left PENDING); when the socket closes,
 //! every call of the session is ended (its media deleted) before the task returns.
-//! This slice serves callee `echo` (the built-in extension, `crate::echo`); calls to SIP callees
-//! and registration are refused with a cause saying so (see the doc's "What is left").
+//! Callee `echo` is the built-in extension (`crate::echo`); any other callee is a SIP call
+//! (`sip_call`) from the session's account. Registration is refused with a cause saying so
+//! (see the doc's "What is left").
 
 pub mod messages;
+pub mod sip_call;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -24,9 +27,12 @@ use wavegate_shared::protocol::{DtmfToward, InjectDtmf};
 
 use crate::echo::{self, EchoCall, EchoEvent};
 use crate::http::AppState;
-use crate::media::{CallEnded, MediaService};
+use crate::media::{CallEnded, EndCause, MediaService};
 use crate::sip::SipAccount;
+use crate::sip::call::CallOptions;
+use crate::sip::client::SipUserAgent;
 use messages::{ClientMsg, DtmfType, ServerMsg, SessionStatus};
+use sip_call::{SipCmd, SipNote};
 
 /// Longest call id a page may choose.
 const MAX_CALL_ID: usize = 64;
@@ -47,15 +53,37 @@ pub async fn handler(ws: WebSocketUpgrade, State(state): State<AppState>) -> Res
 enum Internal {
     Echo(String, EchoEvent),
     DtmfRefused(String, String),
+    Sip(String, SipNote),
+}
+
+/// A call of the session.
+enum Call {
+    /// Answered by the built-in echo extension.
+    Echo(EchoCall),
+    /// A SIP call; its task owns the `CallHandle`.
+    Sip {
+        media_id: CallId,
+        commands: mpsc::UnboundedSender<SipCmd>,
+    },
+}
+
+impl Call {
+    fn media_id(&self) -> &CallId {
+        match self {
+            Call::Echo(e) => e.id(),
+            Call::Sip { media_id, .. } => media_id,
+        }
+    }
 }
 
 struct Session {
     media: MediaService,
+    sip: Option<Arc<SipUserAgent>>,
     bind: IpAddr,
     /// Session id: prefixes the media-plane call ids of this session.
     id: u64,
     account: Option<SipAccount>,
-    calls: HashMap<String, EchoCall>,
+    calls: HashMap<String, Call>,
     /// Media-plane call id -> page call id.
     by_media: HashMap<CallId, String>,
     internal_tx: mpsc::UnboundedSender<Internal>,
@@ -85,6 +113,7 @@ impl Session {
     fn new(state: AppState) -> Session {
         Session {
             media: state.media,
+            sip: state.sip,
             bind: state.media_ip,
             id: next_session_id(),
             account: None,
@@ -127,7 +156,11 @@ impl Session {
         }
         let n = self.calls.len();
         for (_, call) in self.calls.drain() {
-            call.end().await;
+            match call {
+                Call::Echo(e) => e.end().await,
+                // Dropping the command sender makes the call's task hang up and delete media.
+                Call::Sip { .. } => {}
+            }
         }
         tracing::info!(
             session = self.id,
@@ -157,10 +190,17 @@ impl Session {
                 vec![error(format!("answer: no incoming call {call_id:?}"))]
             }
             ClientMsg::Hangup { call_id } => match self.calls.remove(&call_id) {
-                Some(call) => {
+                Some(Call::Echo(call)) => {
                     self.by_media.remove(call.id());
                     call.end().await;
                     vec![call_msg(&call_id, "FINISH", "Normal call clearing")]
+                }
+                Some(Call::Sip { media_id, commands }) => {
+                    // The SIP layer reports the final state (FINISH, or FAILED/"Request
+                    // Terminated" for a CANCEL); keep the call until then.
+                    let _ = commands.send(SipCmd::Hangup);
+                    self.calls.insert(call_id, Call::Sip { media_id, commands });
+                    Vec::new()
                 }
                 None => vec![error(format!("hangup: no call {call_id:?}"))],
             },
@@ -214,20 +254,13 @@ impl Session {
         if self.calls.contains_key(&call_id) {
             return vec![error(format!("call: call {call_id:?} exists"))];
         }
-        if callee != echo::CALLEE {
-            return vec![call_msg(
-                &call_id,
-                "FAILED",
-                format!(
-                    "SIP calls through the WebSocket API are not available yet; only callee {:?} is served",
-                    echo::CALLEE
-                ),
-            )];
-        }
         let media_id = match CallId::new(&format!("ws{}-{call_id}", self.id)) {
             Ok(id) => id,
             Err(e) => return vec![error(format!("call: {e}"))],
         };
+        if callee != echo::CALLEE {
+            return self.sip_call(call_id, callee, sdp, media_id).await;
+        }
         let (etx, mut erx) = mpsc::unbounded_channel();
         let fwd = self.internal_tx.clone();
         let page_id = call_id.clone();
@@ -247,11 +280,76 @@ impl Session {
                 });
                 out.push(call_msg(&call_id, "ESTABLISHED", "Answered"));
                 self.by_media.insert(media_id, call_id.clone());
-                self.calls.insert(call_id, call);
+                self.calls.insert(call_id, Call::Echo(call));
             }
             Err(e) => out.push(call_msg(&call_id, "FAILED", e.to_string())),
         }
         out
+    }
+
+    /// A call to a SIP callee: WebRtcOffer, INVITE with its `sip_offer`, the browser's answer
+    /// at once (ICE and DTLS complete while the far end rings).
+    async fn sip_call(
+        &mut self,
+        call_id: String,
+        callee: &str,
+        sdp: String,
+        media_id: CallId,
+    ) -> Vec<ServerMsg> {
+        let (Some(ua), Some(account)) = (self.sip.clone(), self.account.clone()) else {
+            return vec![call_msg(
+                &call_id,
+                "FAILED",
+                "the SIP user agent is not running",
+            )];
+        };
+        let browser = match wavegate_shared::LegTag::new("browser") {
+            Ok(t) => t,
+            Err(e) => return vec![error(format!("call: {e}"))],
+        };
+        let reply = match self
+            .media
+            .webrtc_offer(media_id.clone(), browser, sdp, Default::default())
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return vec![call_msg(&call_id, "FAILED", e.to_string())],
+        };
+        let handle = match ua
+            .call(
+                &account,
+                callee,
+                reply.sip_offer,
+                None,
+                CallOptions::default(),
+            )
+            .await
+        {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = self.media.delete(media_id).await;
+                return vec![call_msg(&call_id, "FAILED", e.to_string())];
+            }
+        };
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let fwd = self.internal_tx.clone();
+        let page_id = call_id.clone();
+        tokio::spawn(sip_call::run(
+            handle,
+            self.media.clone(),
+            media_id.clone(),
+            commands_rx,
+            move |note| {
+                let _ = fwd.send(Internal::Sip(page_id.clone(), note));
+            },
+        ));
+        self.by_media.insert(media_id.clone(), call_id.clone());
+        self.calls
+            .insert(call_id.clone(), Call::Sip { media_id, commands });
+        vec![ServerMsg::Sdp {
+            call_id,
+            sdp: reply.browser_answer,
+        }]
     }
 
     fn hold(&mut self, call_id: &str, on: bool) -> Vec<ServerMsg> {
@@ -260,6 +358,12 @@ impl Session {
                 "{}: no call {call_id:?}",
                 if on { "hold" } else { "unhold" }
             ))];
+        };
+        let Call::Echo(call) = call else {
+            if let Call::Sip { commands, .. } = call {
+                let _ = commands.send(SipCmd::Hold(on));
+            }
+            return Vec::new(); // the SIP layer reports HOLD / ESTABLISHED "Resumed"
         };
         call.set_hold(on);
         if on {
@@ -284,9 +388,15 @@ impl Session {
                 "sendDTMF: {bad:?} is not a DTMF digit (0-9 * # A-D)"
             ))];
         }
-        match kind {
+        match (kind, call) {
+            (DtmfType::Info, Call::Sip { commands, .. }) => {
+                for d in digits.chars() {
+                    let _ = commands.send(SipCmd::Info(d));
+                }
+                Vec::new()
+            }
             // The echo extension has no SIP dialog to carry INFO: it takes the digits itself.
-            DtmfType::Info => digits
+            (DtmfType::Info, Call::Echo(_)) => digits
                 .chars()
                 .map(|d| ServerMsg::Dtmf {
                     call_id: call_id.to_string(),
@@ -294,9 +404,9 @@ impl Session {
                     dtmf_type: DtmfType::Info,
                 })
                 .collect(),
-            DtmfType::Rfc2833 => {
+            (DtmfType::Rfc2833, call) => {
                 let media = self.media.clone();
-                let id = call.id().clone();
+                let id = call.media_id().clone();
                 let digits: Vec<char> = digits.chars().collect();
                 let fwd = self.internal_tx.clone();
                 let page_id = call_id.to_string();
@@ -336,19 +446,44 @@ impl Session {
                 }]
             }
             Internal::Echo(..) => Vec::new(),
+            Internal::Sip(call_id, SipNote::State(status, cause, fin)) => {
+                if fin && let Some(call) = self.calls.remove(&call_id) {
+                    self.by_media.remove(call.media_id());
+                }
+                vec![call_msg(&call_id, status, cause)]
+            }
+            Internal::Sip(call_id, SipNote::Dtmf(d)) => vec![ServerMsg::Dtmf {
+                call_id,
+                digit: d.to_string(),
+                dtmf_type: DtmfType::Info,
+            }],
+            Internal::Sip(call_id, SipNote::Problem(why)) => {
+                vec![error(format!("call {call_id:?}: {why}"))]
+            }
         }
     }
 
     /// The media side ended a call of this session (media timeout, media plane lost).
     fn on_ended(&mut self, ev: CallEnded) -> Vec<ServerMsg> {
+        // Deleted is only ever our own request (hangup, a SIP call's final state).
+        if ev.cause == EndCause::Deleted {
+            return Vec::new();
+        }
         let Some(call_id) = self.by_media.remove(&ev.call) else {
             return Vec::new();
         };
         // Our own Delete is reported too; the call was removed from `calls` before it.
-        let Some(call) = self.calls.remove(&call_id) else {
-            return Vec::new();
-        };
-        drop(call);
-        vec![call_msg(&call_id, "FAILED", ev.cause.to_string())]
+        match self.calls.remove(&call_id) {
+            None => Vec::new(),
+            Some(Call::Echo(call)) => {
+                drop(call);
+                vec![call_msg(&call_id, "FAILED", ev.cause.to_string())]
+            }
+            // The SIP call ends itself (BYE) and reports its state; hang it up.
+            Some(Call::Sip { commands, .. }) => {
+                let _ = commands.send(SipCmd::Hangup);
+                vec![error(format!("call {call_id:?}: {}", ev.cause))]
+            }
+        }
     }
 }
