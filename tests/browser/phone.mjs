@@ -13,7 +13,9 @@
 //   - the seed-compatible `Flashphoner` global exists;
 //   - a call to a SIP callee (SIPp answering Opus with -rtp_echo, sipp/uas_opus_echo.xml) goes
 //     RING (Ringing) -> ESTABLISHED, audio both ways through the media plane, hangup -> FINISH,
-//     SIPp's scenario passes (it got our BYE).
+//     SIPp's scenario passes (it got our BYE);
+//   - registerRequired: a dead registrar gives session FAILED "Registration failed: …"; SIPp as
+//     registrar gives REGISTERED, and closing the session un-REGISTERs.
 // Every wait is bounded; a watchdog ends the run; the browser and the server are closed or killed
 // on every path. A screenshot of the page is kept in target/browser-artifacts/phone.png.
 //
@@ -264,6 +266,39 @@ async function main() {
   check(code === 0, `SIPp scenario passed (exit ${code})`);
   await until(async () => (await health(url)).calls === 0, 3000, 'SIP call media deleted');
   console.log(`${label}: SIP call to SIPp: ${sipLog.join(', ')}; ESTABLISHED in ${figures.sipEstablishedMs} ms; ${JSON.stringify(sipFlow)}; hangup -> FINISH, SIPp exit 0`);
+  rmSync(sippDir, { recursive: true, force: true });
+
+  // 10. Registration: a dead registrar gives FAILED with a cause (never PENDING); SIPp as the
+  // registrar gives REGISTERED, and closing the session un-REGISTERs (SIPp's scenario ends).
+  await page.evaluate(() => window.phone.session._ws.close());
+  await page.waitForFunction(() => document.getElementById('sessionStatus').textContent === 'DISCONNECTED', null, { timeout: 3000 });
+  await page.fill('#domain', '127.0.0.1');
+  await page.fill('#port', String(await freeUdpPort()));
+  await page.check('#registerRequired');
+  t0 = Date.now();
+  await page.click('#connect');
+  await page.waitForFunction(() => document.getElementById('sessionStatus').textContent === 'FAILED', null, { timeout: 15000 });
+  figures.deadRegistrarMs = Date.now() - t0;
+  const regCause = await text('#sessionCause');
+  check(/Registration failed/.test(regCause), `dead registrar cause: ${regCause}`);
+  console.log(`${label}: dead registrar -> FAILED in ${figures.deadRegistrarMs} ms ${regCause}`);
+  await page.evaluate(() => window.phone.session._ws.close());
+  const regPort = await freeUdpPort();
+  sippDir = mkdtempSync(join(tmpdir(), 'wavegate-sipp-'));
+  sipp = spawn(SIPP, ['-sf', join(here, 'sipp', 'uas_register.xml'), '-i', '127.0.0.1', '-p', String(regPort),
+    '-m', '1', '-nostdin', '-timeout', '30s', '-trace_err'], { cwd: sippDir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const regExit = new Promise(res => sipp.once('exit', code => res(code)));
+  await sleep(500);
+  await page.fill('#port', String(regPort));
+  t0 = Date.now();
+  await page.click('#connect');
+  await page.waitForFunction(() => document.getElementById('sessionStatus').textContent === 'REGISTERED', null, { timeout: 5000 });
+  figures.registeredMs = Date.now() - t0;
+  const regOk = await text('#sessionCause');
+  await page.evaluate(() => window.phone.session._ws.close());
+  const regCode = await bounded(regExit, 8000, 'SIPp registrar gets the un-REGISTER');
+  check(regCode === 0, `SIPp registrar scenario passed (exit ${regCode})`);
+  console.log(`${label}: REGISTERED in ${figures.registeredMs} ms ${regOk}; session close -> un-REGISTER, SIPp exit 0`);
   rmSync(sippDir, { recursive: true, force: true });
 
   await bounded(context.close(), 10000, 'chromium close');

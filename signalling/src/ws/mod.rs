@@ -30,7 +30,8 @@ use crate::http::AppState;
 use crate::media::{CallEnded, EndCause, MediaService};
 use crate::sip::SipAccount;
 use crate::sip::call::CallOptions;
-use crate::sip::client::SipUserAgent;
+use crate::sip::client::{RegisterOptions, SipUserAgent};
+use crate::sip::register::RegEvent;
 use messages::{ClientMsg, DtmfType, ServerMsg, SessionStatus};
 use sip_call::{SipCmd, SipNote};
 
@@ -38,6 +39,8 @@ use sip_call::{SipCmd, SipNote};
 const MAX_CALL_ID: usize = 64;
 /// Largest text frame accepted (an SDP offer with video is ~10 KiB).
 const MAX_MESSAGE: usize = 256 * 1024;
+/// Bound on each REGISTER transaction: a dead registrar is reported FAILED within this.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(8);
 /// Tone length and gap of injected RFC 4733 digits.
 const DTMF_MS: u32 = 120;
 const DTMF_GAP_MS: u64 = 80;
@@ -54,6 +57,7 @@ enum Internal {
     Echo(String, EchoEvent),
     DtmfRefused(String, String),
     Sip(String, SipNote),
+    Reg(RegEvent),
 }
 
 /// A call of the session.
@@ -87,6 +91,8 @@ struct Session {
     /// Media-plane call id -> page call id.
     by_media: HashMap<CallId, String>,
     internal_tx: mpsc::UnboundedSender<Internal>,
+    /// Dropping it stops the registration task (which un-REGISTERs in the background).
+    registration: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 fn next_session_id() -> u64 {
@@ -120,6 +126,7 @@ impl Session {
             calls: HashMap::new(),
             by_media: HashMap::new(),
             internal_tx: mpsc::unbounded_channel().0,
+            registration: None,
         }
     }
 
@@ -228,10 +235,40 @@ impl Session {
             }
         };
         if options.register_required {
-            return vec![ServerMsg::Session {
-                status: SessionStatus::Failed,
-                cause: "registerRequired: SIP registration is not available through the WebSocket API yet (connect with registerRequired false)".into(),
-            }];
+            let Some(ua) = self.sip.clone() else {
+                return vec![ServerMsg::Session {
+                    status: SessionStatus::Failed,
+                    cause: "registerRequired: the SIP user agent is not running".into(),
+                }];
+            };
+            let options = RegisterOptions {
+                transaction_timeout: REGISTER_TIMEOUT,
+                ..RegisterOptions::default()
+            };
+            let mut reg = match ua.register(account.clone(), options) {
+                Ok(r) => r,
+                Err(e) => {
+                    return vec![ServerMsg::Session {
+                        status: SessionStatus::Failed,
+                        cause: format!("Registration failed: {e}"),
+                    }];
+                }
+            };
+            let (stop, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let fwd = self.internal_tx.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        ev = reg.next_event() => match ev {
+                            Some(ev) => if fwd.send(Internal::Reg(ev)).is_err() { break },
+                            None => break,
+                        },
+                        _ = &mut stop_rx => break,
+                    }
+                }
+                drop(reg); // un-REGISTERs in the background
+            });
+            self.registration = Some(stop);
         }
         self.account = Some(account);
         vec![ServerMsg::Session {
@@ -457,6 +494,24 @@ impl Session {
                 digit: d.to_string(),
                 dtmf_type: DtmfType::Info,
             }],
+            Internal::Reg(RegEvent::Registered { expires, .. }) => vec![ServerMsg::Session {
+                status: SessionStatus::Registered,
+                cause: format!("Registered for {} s", expires.as_secs()),
+            }],
+            Internal::Reg(RegEvent::Unregistered) => vec![ServerMsg::Session {
+                status: SessionStatus::Unregistered,
+                cause: "Unregistered".into(),
+            }],
+            Internal::Reg(RegEvent::Failed { error, .. }) => {
+                // Reported once and final: the session is no longer connected (no silent
+                // retries leaving the page PENDING); the page may connect again.
+                self.registration = None;
+                self.account = None;
+                vec![ServerMsg::Session {
+                    status: SessionStatus::Failed,
+                    cause: format!("Registration failed: {error}"),
+                }]
+            }
             Internal::Sip(call_id, SipNote::Problem(why)) => {
                 vec![error(format!("call {call_id:?}: {why}"))]
             }
