@@ -8,6 +8,8 @@
 mod relay;
 mod report;
 mod sysinfo;
+mod webrtc;
+mod webrtc_report;
 mod wire;
 
 use std::path::PathBuf;
@@ -47,6 +49,85 @@ enum Scenario {
     ///     wavegate-loadtest relay --streams 50 --seconds 5 --out target/loadtest
     #[command(verbatim_doc_comment)]
     Relay(RelayArgs),
+    /// WebRTC <-> SIP calls: str0m browsers (ICE, DTLS, SRTP) and a plain RTP echo peer.
+    ///
+    /// Starts the media plane with --webrtc-port-base, sets up each call with WebRtcOffer and
+    /// Answer, then every browser sends --pps PCMU packets/s; the SIP-side peer echoes them, so
+    /// each packet crosses the media plane twice (SRTP -> RTP, RTP -> SRTP). Reports the media
+    /// plane's CPU per relayed packet, RSS per call, loss and the round trip.
+    /// Writes <out>/<name>.json and .md.
+    ///
+    /// Acceptance run (release build):
+    ///     wavegate-loadtest webrtc --calls 500 --seconds 20
+    ///
+    /// CI smoke test:
+    ///     wavegate-loadtest webrtc --calls 20 --seconds 5 --out target/loadtest
+    #[command(verbatim_doc_comment)]
+    Webrtc(WebRtcArgs),
+}
+
+#[derive(Debug, Args)]
+struct WebRtcArgs {
+    /// Number of calls (a browser and a SIP peer each).
+    #[arg(long, default_value_t = 100)]
+    calls: u32,
+    /// RTP packets per second per call per direction (50 = 20 ms ptime).
+    #[arg(long, default_value_t = 50)]
+    pps: u32,
+    /// Measured seconds, after the warm-up.
+    #[arg(long, default_value_t = 10)]
+    seconds: u32,
+    /// Seconds of traffic before measuring starts.
+    #[arg(long, default_value_t = 2)]
+    warmup_secs: u32,
+    /// Milliseconds to wait for late packets after the last send.
+    #[arg(long, default_value_t = 1000)]
+    drain_ms: u64,
+    /// Seconds every call may take to connect (ICE + DTLS) after set-up.
+    #[arg(long, default_value_t = 20)]
+    connect_timeout_secs: u64,
+    /// Threads driving the simulated browsers.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// The media-plane binary [default: wavegate-mediaplane next to this executable].
+    #[arg(long)]
+    mediaplane: Option<PathBuf>,
+    /// RTP port range handed to the media plane (one pair per call for the SIP side).
+    #[arg(long, default_value = "20000-39999")]
+    rtp_ports: String,
+    /// The media plane's WebRTC UDP port [default: a free port].
+    #[arg(long)]
+    webrtc_port: Option<u16>,
+    /// CPUs the media plane pins its shard to (its --cpus).
+    #[arg(long, default_value = "0")]
+    mp_cpus: String,
+    /// CPU for the load generator's own threads [default: 1 when there are 2+ CPUs].
+    #[arg(long)]
+    pin_cpu: Option<usize>,
+    /// Do not pin the load generator's threads.
+    #[arg(long)]
+    no_pin: bool,
+    /// RTP payload bytes per packet (at least 24: the probe).
+    #[arg(long, default_value_t = 160)]
+    payload: usize,
+    /// Deadline for each control request, ms.
+    #[arg(long, default_value_t = 5000)]
+    request_timeout_ms: u64,
+    /// Directory for the report files.
+    #[arg(long, default_value = "docs/benchmarks")]
+    out: PathBuf,
+    /// Report name: writes <out>/<name>.json and <out>/<name>.md [default: webrtc-<calls>].
+    #[arg(long)]
+    name: Option<String>,
+    /// Highest acceptable loss ratio over both crossings.
+    #[arg(long, default_value_t = 0.0)]
+    max_loss: f64,
+    /// Highest acceptable round-trip p99 in microseconds.
+    #[arg(long)]
+    max_p99_us: Option<f64>,
+    /// Highest acceptable media-plane CPU per relayed packet in microseconds.
+    #[arg(long)]
+    max_cpu_us: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -179,6 +260,81 @@ fn relay(args: RelayArgs) -> Result<bool, Box<dyn std::error::Error>> {
     Ok(report.failures.is_empty())
 }
 
+fn pin_cpu(no_pin: bool, pin: Option<usize>) -> Option<usize> {
+    match (no_pin, pin) {
+        (true, _) => None,
+        (false, Some(cpu)) => Some(cpu),
+        (false, None) => (sysinfo::nproc() >= 2).then_some(1),
+    }
+}
+
+fn webrtc(args: WebRtcArgs) -> Result<bool, Box<dyn std::error::Error>> {
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("webrtc-{}", args.calls));
+    let webrtc_port = match args.webrtc_port {
+        Some(p) => p,
+        // Free right now; the media plane binds it a moment later.
+        None => std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port(),
+    };
+    let plan = webrtc::WebRtcPlan {
+        calls: args.calls,
+        pps: args.pps.max(1),
+        seconds: args.seconds,
+        warmup_secs: args.warmup_secs,
+        drain_ms: args.drain_ms,
+        program: args.mediaplane.clone().unwrap_or_else(default_mediaplane),
+        mediaplane_args: vec![
+            "--rtp-ports".into(),
+            args.rtp_ports.clone(),
+            "--bind-ip".into(),
+            "127.0.0.1".into(),
+            "--cpus".into(),
+            args.mp_cpus.clone(),
+            "--webrtc-port-base".into(),
+            webrtc_port.to_string(),
+        ],
+        payload: args.payload,
+        threads: args.threads.max(1),
+        request_timeout: Duration::from_millis(args.request_timeout_ms),
+        connect_timeout: Duration::from_secs(args.connect_timeout_secs),
+        pin_cpu: pin_cpu(args.no_pin, args.pin_cpu),
+        name: name.clone(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut report = runtime.block_on(webrtc::run(&plan))?;
+    report.judge(args.max_loss, args.max_p99_us, args.max_cpu_us);
+    std::fs::create_dir_all(&args.out)?;
+    let json = args.out.join(format!("{name}.json"));
+    let md = args.out.join(format!("{name}.md"));
+    std::fs::write(&json, serde_json::to_string_pretty(&report)? + "\n")?;
+    std::fs::write(&md, report.markdown())?;
+    let r = &report.resources;
+    let l = &report.round_trip;
+    eprintln!(
+        "{name}: {:.0} packets/s, {:.3} us CPU/packet ({:.2}x the {} us target, {:.2}x rtpengine), \
+         round trip p50 {} us p99 {} us, loss {:.6}, RSS {:.1} KiB/call -> {} and {}",
+        r.packets_per_sec,
+        r.cpu_us_per_packet,
+        r.cpu_us_per_packet / webrtc_report::TARGET_CPU_US,
+        webrtc_report::TARGET_CPU_US,
+        r.cpu_us_per_packet / webrtc_report::RTPENGINE_CPU_US,
+        l.p50_us,
+        l.p99_us,
+        report.loss_ratio,
+        r.rss_per_stream_kib,
+        json.display(),
+        md.display()
+    );
+    for f in &report.failures {
+        eprintln!("FAILED: {f}");
+    }
+    Ok(report.failures.is_empty())
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -190,6 +346,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.scenario {
         Scenario::Relay(args) => relay(args),
+        Scenario::Webrtc(args) => webrtc(args),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

@@ -22,7 +22,7 @@ use str0m::config::DtlsCert;
 use str0m::format::{Codec, FormatParams};
 use str0m::media::{Direction, Frequency, MediaKind, Mid};
 use str0m::net::{Protocol, Receive, Transmit};
-use str0m::rtp::RtpWrite;
+use str0m::rtp::{Extension, RtpWrite};
 use str0m::stats::{MediaEgressStats, MediaIngressStats};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig, RtcError};
 use thiserror::Error;
@@ -276,6 +276,16 @@ impl WebRtcLeg {
             .set_local_ice_credentials(creds)
             .set_dtls_cert(cert.clone())
             .set_stats_interval(Some(STATS_INTERVAL))
+            // str0m's standard RTP header extensions without transport-cc: with it, every packet
+            // sent to the browser leaves a send record (88 bytes, up to 1000 kept: 88 KiB per
+            // call after 20 s of audio) for a bandwidth estimator we do not run.
+            .clear_extension_map()
+            .set_extension(1, Extension::AudioLevel)
+            .set_extension(2, Extension::AbsoluteSendTime)
+            .set_extension(4, Extension::RtpMid)
+            .set_extension(10, Extension::RtpStreamId)
+            .set_extension(11, Extension::RepairedRtpStreamId)
+            .set_extension(13, Extension::VideoOrientation)
             .clear_codecs();
         for c in codecs {
             let Some(rate) = Frequency::new(c.clock_rate) else {

@@ -1,0 +1,751 @@
+//! The `webrtc` scenario's driver: start the media plane with WebRTC enabled, set up N
+//! browser <-> SIP calls through `WebRtcOffer` / `Answer`, push paced audio both ways and
+//! measure the media plane's CPU per relayed packet, its memory per call, loss and round trip.
+//!
+//! The browsers are str0m `Rtc`s (full ICE, DTLS client, PCMU), each on its own loopback UDP
+//! socket, driven by a few threads ([`browser_loop`]: one epoll set per thread, polled without
+//! blocking so the media plane is not billed for waking a sleeping receiver). The SIP side is
+//! one plain UDP socket that echoes every RTP packet to where it came from ([`echo_loop`]): the
+//! media plane latches each call's SIP peer to it, so one socket serves every call. A browser
+//! packet thus crosses the media plane twice (SRTP -> RTP, then RTP -> SRTP) and comes back to
+//! its sender, which gives the round trip; both crossings count as relayed packets.
+//!
+//! Bounded in time: set-up requests have deadlines, connecting has `connect_timeout`, sending
+//! stops at the end of the window, the drain is `drain_ms`, deletes have a deadline.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use str0m::change::SdpAnswer;
+use str0m::config::DtlsCert;
+use str0m::format::Codec;
+use str0m::media::{Direction as MediaDirection, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+use tokio::task::JoinSet;
+use wavegate_shared::client::ControlClient;
+use wavegate_shared::clock::monotonic_ns;
+use wavegate_shared::protocol::{Answer, CallStats, Delete, OfferFlags, Ping, WebRtcOffer};
+use wavegate_shared::region::Geometry;
+use wavegate_shared::spawn::{MediaPlaneCommand, spawn_media_plane};
+use wavegate_shared::{CallId, LegTag, ShardId};
+
+use crate::relay::RunError;
+use crate::report::{LatencyFigures, Machine, Resources};
+use crate::sysinfo;
+use crate::webrtc_report::{Leg, WebRtcConfig, WebRtcReport};
+use crate::wire::{self, Direction, Probe};
+
+/// Everything the `webrtc` scenario needs to know.
+#[derive(Debug, Clone)]
+pub struct WebRtcPlan {
+    /// Calls (browser + SIP peer each).
+    pub calls: u32,
+    /// Packets per second per call, browser -> SIP (echoed back: the same rate the other way).
+    pub pps: u32,
+    /// Measured seconds.
+    pub seconds: u32,
+    /// Seconds of traffic before measuring.
+    pub warmup_secs: u32,
+    /// Milliseconds to wait for stragglers after the last send.
+    pub drain_ms: u64,
+    /// The media-plane binary.
+    pub program: PathBuf,
+    /// Its arguments (`--webrtc-port-base` included).
+    pub mediaplane_args: Vec<String>,
+    /// RTP payload bytes.
+    pub payload: usize,
+    /// Threads driving the browsers.
+    pub threads: usize,
+    /// Deadline of each control request.
+    pub request_timeout: Duration,
+    /// How long every call may take to connect (ICE + DTLS) once all are set up.
+    pub connect_timeout: Duration,
+    /// CPU for this process's threads once the media plane runs.
+    pub pin_cpu: Option<usize>,
+    /// Report name.
+    pub name: String,
+}
+
+/// One simulated browser.
+struct Browser {
+    index: u32,
+    rtc: Rtc,
+    sock: UdpSocket,
+    addr: SocketAddr,
+    mid: Mid,
+    pt: u8,
+    deadline: Instant,
+    connected: bool,
+    /// Next RTP packet's probe sequence number.
+    seq: u32,
+    next_send_ns: u64,
+}
+
+/// What one browser thread measured.
+struct BrowserCounts {
+    sent: u64,
+    received: u64,
+    received_in_window: u64,
+    round_trip: Histogram<u64>,
+    not_probes: u64,
+    errors: u64,
+}
+
+/// Shared between the main thread and the packet threads.
+struct Shared {
+    stop: AtomicBool,
+    /// 0 until every call is connected (or the wait gave up); then when sending starts.
+    send_start_ns: AtomicU64,
+    send_end_ns: AtomicU64,
+    window: (AtomicU64, AtomicU64),
+    connected: AtomicU64,
+    sent: AtomicU64,
+    received: AtomicU64,
+    echoed: AtomicU64,
+}
+
+impl Shared {
+    fn in_window(&self, ns: u64) -> bool {
+        let (a, b) = (
+            self.window.0.load(Ordering::Relaxed),
+            self.window.1.load(Ordering::Relaxed),
+        );
+        a != 0 && (a..b).contains(&ns)
+    }
+}
+
+fn offer_of(rtc: &mut Rtc) -> (Mid, String, str0m::change::SdpPendingOffer) {
+    let mut change = rtc.sdp_api();
+    let mid = change.add_media(MediaKind::Audio, MediaDirection::SendRecv, None, None, None);
+    let (offer, pending) = change
+        .apply()
+        .unwrap_or_else(|| unreachable!("a change that adds a media line always yields an offer"));
+    (mid, offer.to_sdp_string(), pending)
+}
+
+fn io_err(e: impl std::fmt::Display) -> RunError {
+    RunError::Io(std::io::Error::other(e.to_string()))
+}
+
+/// A browser with its socket and offer, not yet answered.
+fn new_browser(
+    index: u32,
+    cert: &DtlsCert,
+    start: Instant,
+) -> Result<(Browser, String, str0m::change::SdpPendingOffer), RunError> {
+    let sock = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))?;
+    sock.set_nonblocking(true)?;
+    let addr = sock.local_addr()?;
+    let mut rtc = RtcConfig::new()
+        .set_rtp_mode(true)
+        .set_dtls_cert(cert.clone())
+        .clear_codecs()
+        .enable_pcmu(true, false)
+        .build(start);
+    let candidate = Candidate::host(addr, "udp").map_err(io_err)?;
+    rtc.add_local_candidate(candidate)
+        .ok_or_else(|| io_err("candidate refused"))?;
+    let (mid, offer, pending) = offer_of(&mut rtc);
+    let pt = rtc
+        .codec_config()
+        .find(|p| p.spec().codec == Codec::PCMU)
+        .map(|p| *p.pt())
+        .ok_or_else(|| io_err("no PCMU in the browser's codecs"))?;
+    let browser = Browser {
+        index,
+        rtc,
+        sock,
+        addr,
+        mid,
+        pt,
+        deadline: start,
+        connected: false,
+        seq: 0,
+        next_send_ns: 0,
+    };
+    Ok((browser, offer, pending))
+}
+
+fn call_id(run: u32, call: u32) -> Result<CallId, RunError> {
+    Ok(CallId::new(&format!("wrtc{run}-{call}"))?)
+}
+
+/// `WebRtcOffer` then `Answer` (the SIP peer is the echo socket); returns the browser's answer.
+async fn program(
+    client: ControlClient,
+    run: u32,
+    index: u32,
+    offer: String,
+    echo: SocketAddrV4,
+) -> Result<String, RunError> {
+    let call = call_id(run, index)?;
+    let shard = client.shard_for(&call);
+    let from_tag = LegTag::new(&format!("browser{index}"))?;
+    let request = WebRtcOffer {
+        call: call.clone(),
+        from_tag: from_tag.clone(),
+        sdp: offer,
+        flags: OfferFlags {
+            media_timeout_secs: Some(0),
+        },
+    };
+    let reply = client.request(shard, &request).await?;
+    let answer = Answer {
+        call,
+        from_tag,
+        to_tag: LegTag::new(&format!("sip{index}"))?,
+        sdp: wire::endpoint_sdp(u64::from(index), *echo.ip(), echo.port()),
+    };
+    client.request(shard, &answer).await?;
+    Ok(reply.browser_answer)
+}
+
+/// Drains a browser's outputs: transmits go out, RTP is checked and timed.
+fn drain(b: &mut Browser, shared: &Shared, counts: &mut BrowserCounts, scratch: &mut Vec<u8>) {
+    // Bounded: str0m ends every drain with a timeout.
+    for _ in 0..10_000 {
+        match b.rtc.poll_output() {
+            Ok(Output::Timeout(at)) => {
+                b.deadline = at;
+                return;
+            }
+            Ok(Output::Transmit(t)) => {
+                if b.sock.send_to(&t.contents, t.destination).is_err() {
+                    counts.errors += 1;
+                }
+            }
+            Ok(Output::Event(Event::Connected)) => {
+                if !b.connected {
+                    b.connected = true;
+                    shared.connected.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok(Output::Event(Event::RtpPacket(p))) => {
+                let now = monotonic_ns();
+                // The probe parser wants a whole RTP packet: a neutral header in front.
+                scratch.clear();
+                scratch.extend_from_slice(&[0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+                scratch.extend_from_slice(&p.payload);
+                match wire::decode_packet(scratch) {
+                    Some(rx) if rx.probe.stream == b.index => {
+                        counts.received += 1;
+                        shared.received.fetch_add(1, Ordering::Relaxed);
+                        if shared.in_window(now) {
+                            counts.received_in_window += 1;
+                            let rtt = now.saturating_sub(rx.probe.sent_ns).max(1);
+                            let _ = counts.round_trip.record(rtt.min(60_000_000_000));
+                        }
+                    }
+                    _ => counts.not_probes += 1,
+                }
+            }
+            Ok(Output::Event(_)) => {}
+            Err(e) => {
+                tracing::debug!(browser = b.index, error = %e, "browser failed");
+                counts.errors += 1;
+                b.deadline = Instant::now() + Duration::from_secs(3600);
+                return;
+            }
+        }
+    }
+}
+
+fn epoll_add(ep: libc::c_int, fd: libc::c_int, token: u64) -> std::io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: token,
+    };
+    // SAFETY: epoll_ctl on fds we own, with a valid event struct.
+    if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sleep when a browser thread found nothing to do.
+const IDLE: Duration = Duration::from_micros(100);
+
+/// Drives a set of browsers until `shared.stop`.
+fn browser_loop(
+    mut browsers: Vec<Browser>,
+    shared: Arc<Shared>,
+    pps: u32,
+    payload: usize,
+) -> Result<BrowserCounts, RunError> {
+    let mut counts = BrowserCounts {
+        sent: 0,
+        received: 0,
+        received_in_window: 0,
+        round_trip: Histogram::new_with_bounds(1, 60_000_000_000, 3).map_err(io_err)?,
+        not_probes: 0,
+        errors: 0,
+    };
+    // SAFETY: epoll_create1 has no preconditions; the fd is closed below.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if ep < 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    for (k, b) in browsers.iter().enumerate() {
+        epoll_add(ep, b.sock.as_raw_fd(), k as u64)?;
+    }
+    let period = 1_000_000_000 / u64::from(pps.max(1));
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
+    let mut buf = vec![0u8; 2048];
+    let mut scratch = Vec::with_capacity(2048);
+    let mut packet = Vec::with_capacity(2048);
+    let count = browsers.len().max(1) as u64;
+    while !shared.stop.load(Ordering::Relaxed) {
+        let mut busy = false;
+        // SAFETY: events has room for 64 entries; timeout 0 never blocks.
+        let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), 64, 0) };
+        for ev in events.iter().take(n.max(0) as usize) {
+            let Some(b) = browsers.get_mut(ev.u64 as usize) else {
+                continue;
+            };
+            // Bounded per wake-up so one busy socket cannot starve the others.
+            for _ in 0..64 {
+                let Ok((len, src)) = b.sock.recv_from(&mut buf) else {
+                    break;
+                };
+                busy = true;
+                let Ok(contents) = buf[..len].try_into() else {
+                    continue;
+                };
+                let receive = Receive {
+                    proto: Protocol::Udp,
+                    source: src,
+                    destination: b.addr,
+                    contents,
+                };
+                if b.rtc
+                    .handle_input(Input::Receive(Instant::now(), receive))
+                    .is_err()
+                {
+                    counts.errors += 1;
+                }
+                drain(b, &shared, &mut counts, &mut scratch);
+            }
+        }
+        let now = Instant::now();
+        let now_ns = monotonic_ns();
+        let start = shared.send_start_ns.load(Ordering::Relaxed);
+        let end = shared.send_end_ns.load(Ordering::Relaxed);
+        for b in &mut browsers {
+            if start != 0 && b.connected && now_ns < end {
+                if b.next_send_ns == 0 {
+                    // Spread the calls evenly over one packet interval.
+                    b.next_send_ns = start + period * u64::from(b.index) / count % period;
+                }
+                if now_ns >= b.next_send_ns {
+                    b.next_send_ns += period;
+                    let probe = Probe {
+                        stream: b.index,
+                        direction: Direction::AToB,
+                        seq: b.seq,
+                        sent_ns: now_ns,
+                    };
+                    b.seq += 1;
+                    wire::encode_packet(&probe, payload, &mut packet);
+                    let seq = u64::from(probe.seq) + 1_000;
+                    let ts = (seq as u32).wrapping_mul(160);
+                    let mut api = b.rtc.direct_api();
+                    if let Some(tx) = api.stream_tx_by_mid(b.mid, None) {
+                        let body = packet[wire::RTP_HEADER..].to_vec();
+                        tx.write_rtp(RtpWrite::new(b.pt.into(), seq.into(), ts, now, body));
+                        counts.sent += 1;
+                        shared.sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                    busy = true;
+                    drain(b, &shared, &mut counts, &mut scratch);
+                }
+            }
+            if now >= b.deadline {
+                if b.rtc.handle_input(Input::Timeout(now)).is_err() {
+                    counts.errors += 1;
+                }
+                busy = true;
+                drain(b, &shared, &mut counts, &mut scratch);
+            }
+        }
+        if !busy {
+            std::thread::sleep(IDLE);
+        }
+    }
+    // SAFETY: closing the epoll fd created above.
+    unsafe { libc::close(ep) };
+    Ok(counts)
+}
+
+/// What the SIP-side echo measured.
+struct EchoCounts {
+    received: u64,
+    received_in_window: u64,
+    not_probes: u64,
+    errors: u64,
+}
+
+/// Echoes every datagram back to its source until `shared.stop` (polling, see `relay`).
+fn echo_loop(sock: UdpSocket, shared: Arc<Shared>) -> EchoCounts {
+    let mut counts = EchoCounts {
+        received: 0,
+        received_in_window: 0,
+        not_probes: 0,
+        errors: 0,
+    };
+    let mut buf = [0u8; 2048];
+    while !shared.stop.load(Ordering::Relaxed) {
+        match sock.recv_from(&mut buf) {
+            Ok((n, src)) => {
+                if wire::decode_packet(&buf[..n]).is_none() {
+                    counts.not_probes += 1;
+                    continue;
+                }
+                counts.received += 1;
+                if shared.in_window(monotonic_ns()) {
+                    counts.received_in_window += 1;
+                }
+                if sock.send_to(&buf[..n], src).is_ok() {
+                    shared.echoed.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    counts.errors += 1;
+                }
+            }
+            Err(_) => std::thread::sleep(crate::relay::RX_POLL),
+        }
+    }
+    counts
+}
+
+/// Raises the soft open-files limit to the hard one (a socket per browser).
+fn raise_nofile() {
+    // SAFETY: getrlimit/setrlimit with a valid struct.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+fn gone(child: &mut tokio::process::Child) -> Result<(), RunError> {
+    match child.try_wait()? {
+        Some(status) => Err(RunError::Exited(status)),
+        None => Ok(()),
+    }
+}
+
+async fn sleep_until_ns(t: u64) {
+    let now = monotonic_ns();
+    if t > now {
+        tokio::time::sleep(Duration::from_nanos(t - now)).await;
+    }
+}
+
+fn progress(t0: u64, shared: &Shared) {
+    let (s, r, e) = (
+        shared.sent.load(Ordering::Relaxed),
+        shared.received.load(Ordering::Relaxed),
+        shared.echoed.load(Ordering::Relaxed),
+    );
+    eprintln!(
+        "[{:>5.1}s] browsers sent {s:>9}, SIP echoed {e:>9}, browsers received {r:>9}",
+        monotonic_ns().saturating_sub(t0) as f64 / 1e9
+    );
+}
+
+/// Runs the scenario and returns its report (thresholds not yet judged).
+pub async fn run(plan: &WebRtcPlan) -> Result<WebRtcReport, RunError> {
+    let started_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    raise_nofile();
+    let loadavg_before = sysinfo::loadavg();
+    let mut mp = spawn_media_plane(&MediaPlaneCommand {
+        program: plan.program.clone(),
+        args: plan.mediaplane_args.iter().map(Into::into).collect(),
+        geometry: Geometry::with_shards(1),
+        request_timeout: plan.request_timeout,
+    })?;
+    let pid = mp.pid;
+    if let Some(cpu) = plan.pin_cpu
+        && let Err(e) = sysinfo::pin_current_thread(cpu)
+    {
+        tracing::warn!(error = %e, cpu, "cannot pin the load generator");
+    }
+    let mut ready = Err(RunError::Thread("ping"));
+    for _ in 0..10 {
+        match mp.client.request(ShardId(0), &Ping).await {
+            Ok(_) => {
+                ready = Ok(());
+                break;
+            }
+            Err(e) => ready = Err(RunError::NotReady(ShardId(0), e)),
+        }
+        gone(&mut mp.child)?;
+    }
+    ready?;
+    let rss_idle = {
+        gone(&mut mp.child)?;
+        sysinfo::rss_kib(pid)?
+    };
+
+    // One certificate for every simulated browser: key generation is not what is measured.
+    let cert = str0m::crypto::from_feature_flags()
+        .dtls_provider
+        .generate_certificate()
+        .ok_or_else(|| io_err("cannot generate a DTLS certificate"))?;
+    let echo = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))?;
+    echo.set_nonblocking(true)?;
+    let echo_addr = match echo.local_addr()? {
+        SocketAddr::V4(a) => a,
+        SocketAddr::V6(_) => return Err(io_err("expected IPv4")),
+    };
+    let run_id = std::process::id();
+
+    let setup_start = monotonic_ns();
+    let start = Instant::now();
+    let mut browsers: Vec<Option<Browser>> = Vec::with_capacity(plan.calls as usize);
+    let mut pendings = Vec::with_capacity(plan.calls as usize);
+    let mut tasks = JoinSet::new();
+    let mut next = 0u32;
+    while next < plan.calls || !tasks.is_empty() {
+        while next < plan.calls && tasks.len() < 32 {
+            let (b, offer, pending) = new_browser(next, &cert, start)?;
+            browsers.push(Some(b));
+            pendings.push(Some(pending));
+            let (client, i) = (mp.client.clone(), next);
+            tasks.spawn(async move { (i, program(client, run_id, i, offer, echo_addr).await) });
+            next += 1;
+        }
+        if let Some(done) = tasks.join_next().await {
+            let (i, answer) = done.map_err(|_| RunError::Thread("call setup"))?;
+            let answer = SdpAnswer::from_sdp_string(&answer?).map_err(io_err)?;
+            let (Some(b), Some(pending)) = (
+                browsers.get_mut(i as usize).and_then(Option::as_mut),
+                pendings.get_mut(i as usize).and_then(Option::take),
+            ) else {
+                continue;
+            };
+            b.rtc
+                .sdp_api()
+                .accept_answer(pending, answer)
+                .map_err(io_err)?;
+        }
+    }
+    let setup_ms = monotonic_ns().saturating_sub(setup_start) as f64 / 1e6;
+    tracing::info!(calls = plan.calls, setup_ms, "calls set up");
+
+    let shared = Arc::new(Shared {
+        stop: AtomicBool::new(false),
+        send_start_ns: AtomicU64::new(0),
+        send_end_ns: AtomicU64::new(0),
+        window: (AtomicU64::new(0), AtomicU64::new(0)),
+        connected: AtomicU64::new(0),
+        sent: AtomicU64::new(0),
+        received: AtomicU64::new(0),
+        echoed: AtomicU64::new(0),
+    });
+    let threads = plan.threads.clamp(1, plan.calls.max(1) as usize);
+    let mut groups: Vec<Vec<Browser>> = (0..threads).map(|_| Vec::new()).collect();
+    for (k, b) in browsers.into_iter().flatten().enumerate() {
+        groups[k % threads].push(b);
+    }
+    let mut workers = Vec::new();
+    for (k, group) in groups.into_iter().enumerate() {
+        let (shared, pps, payload) = (shared.clone(), plan.pps, plan.payload);
+        workers.push(
+            std::thread::Builder::new()
+                .name(format!("browsers-{k}"))
+                .spawn(move || browser_loop(group, shared, pps, payload))?,
+        );
+    }
+    let echo_thread = {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("sip-echo".into())
+            .spawn(move || echo_loop(echo, shared))?
+    };
+
+    // Connect every call (bounded), then send.
+    let t0 = monotonic_ns();
+    let connect_deadline = t0 + plan.connect_timeout.as_nanos() as u64;
+    while shared.connected.load(Ordering::Relaxed) < u64::from(plan.calls)
+        && monotonic_ns() < connect_deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        gone(&mut mp.child)?;
+    }
+    let connected = shared.connected.load(Ordering::Relaxed);
+    let connect_ms = monotonic_ns().saturating_sub(t0) as f64 / 1e6;
+    eprintln!(
+        "{connected} of {} calls connected (ICE + DTLS) in {connect_ms:.0} ms",
+        plan.calls
+    );
+    let send_start = monotonic_ns() + 20_000_000;
+    let window = (
+        send_start + u64::from(plan.warmup_secs) * 1_000_000_000,
+        send_start + u64::from(plan.warmup_secs + plan.seconds) * 1_000_000_000,
+    );
+    shared.window.0.store(window.0, Ordering::Relaxed);
+    shared.window.1.store(window.1, Ordering::Relaxed);
+    shared.send_end_ns.store(window.1, Ordering::Relaxed);
+    shared.send_start_ns.store(send_start, Ordering::Relaxed);
+
+    let mut cpu = Vec::new();
+    let mut tick = send_start + 1_000_000_000;
+    for edge in [window.0, window.1] {
+        while tick < edge {
+            sleep_until_ns(tick).await;
+            progress(send_start, &shared);
+            tick += 1_000_000_000;
+        }
+        sleep_until_ns(edge).await;
+        gone(&mut mp.child)?;
+        cpu.push((monotonic_ns(), sysinfo::cpu_ticks(pid)?));
+    }
+    let rss_end = {
+        gone(&mut mp.child)?;
+        sysinfo::rss_kib(pid)?
+    };
+    let loadavg_after = sysinfo::loadavg();
+    tokio::time::sleep(Duration::from_millis(plan.drain_ms)).await;
+    progress(send_start, &shared);
+    shared.stop.store(true, Ordering::Relaxed);
+    let mut counts = Vec::new();
+    for w in workers {
+        counts.push(
+            w.join()
+                .map_err(|_| RunError::Thread("browser"))??,
+        );
+    }
+    let echo_counts = echo_thread
+        .join()
+        .map_err(|_| RunError::Thread("echo"))?;
+
+    let (totals, delete_failures) = delete_all(&mp.client, run_id, plan.calls).await;
+    mp.client.close();
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    match tokio::time::timeout(Duration::from_secs(5), mp.child.wait()).await {
+        Ok(Ok(status)) => tracing::info!(%status, "media plane stopped"),
+        _ => {
+            tracing::warn!("media plane ignored SIGTERM for 5 s; killing it");
+            let _ = mp.child.kill().await;
+        }
+    }
+
+    let mut round_trip = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).map_err(io_err)?;
+    let (mut sent, mut received, mut received_in_window, mut errors, mut not_probes) =
+        (0, 0, 0, 0, 0);
+    for c in &counts {
+        round_trip
+            .add(&c.round_trip)
+            .map_err(|e| io_err(e.to_string()))?;
+        sent += c.sent;
+        received += c.received;
+        received_in_window += c.received_in_window;
+        errors += c.errors;
+        not_probes += c.not_probes;
+    }
+    let relayed_in_window = received_in_window + echo_counts.received_in_window;
+    let (c0, c1) = (cpu[0], cpu[1]);
+    Ok(WebRtcReport {
+        name: plan.name.clone(),
+        started_unix,
+        machine: Machine {
+            loadavg_before,
+            loadavg_after,
+            ..sysinfo::machine()
+        },
+        config: WebRtcConfig {
+            calls: plan.calls,
+            pps: plan.pps,
+            seconds: plan.seconds,
+            warmup_secs: plan.warmup_secs,
+            payload: plan.payload.max(wire::PROBE_LEN),
+            browser_threads: threads,
+            mediaplane_args: plan.mediaplane_args.clone(),
+        },
+        setup_ms,
+        connect_ms,
+        calls_connected: connected,
+        resources: Resources::compute(
+            c1.0.saturating_sub(c0.0),
+            c1.1.saturating_sub(c0.1),
+            sysinfo::ticks_per_sec(),
+            relayed_in_window,
+            (rss_idle, rss_end),
+            plan.calls,
+        ),
+        round_trip: LatencyFigures::from_ns(&round_trip),
+        browser_to_sip: Leg::new(sent, echo_counts.received),
+        sip_to_browser: Leg::new(shared.echoed.load(Ordering::Relaxed), received),
+        loss_ratio: 0.0,
+        load_generator_errors: errors + echo_counts.errors,
+        not_probes: not_probes + echo_counts.not_probes,
+        delete_failures,
+        mediaplane_rtp_in: totals.offerer.rtp_packets_in,
+        mediaplane_rtp_out: totals.offerer.rtp_packets_out,
+        mediaplane_dropped: totals.offerer.dropped,
+        failures: Vec::new(),
+    })
+}
+
+/// Longest the whole delete phase may take.
+const DELETE_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Deletes every call (64 at a time, within `DELETE_DEADLINE`) and sums the media plane's
+/// counters; returns them with the number of failed deletes.
+async fn delete_all(client: &ControlClient, run_id: u32, calls: u32) -> (CallStats, u64) {
+    let mut totals = CallStats::default();
+    let mut failures = 0u64;
+    let deletes = async {
+        let mut tasks = JoinSet::new();
+        let mut next = 0u32;
+        while next < calls || !tasks.is_empty() {
+            while next < calls && tasks.len() < 64 {
+                let Ok(call) = call_id(run_id, next) else {
+                    failures += 1;
+                    next += 1;
+                    continue;
+                };
+                let client = client.clone();
+                tasks.spawn(async move {
+                    client
+                        .request(client.shard_for(&call), &Delete { call })
+                        .await
+                });
+                next += 1;
+            }
+            match tasks.join_next().await {
+                Some(Ok(Ok(st))) => {
+                    for leg in [&st.offerer, &st.answerer] {
+                        totals.offerer.rtp_packets_in += leg.rtp_packets_in;
+                        totals.offerer.rtp_packets_out += leg.rtp_packets_out;
+                        totals.offerer.dropped += leg.dropped;
+                    }
+                }
+                Some(Ok(Err(e))) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, "delete failed");
+                }
+                Some(Err(_)) => failures += 1,
+                None => {}
+            }
+        }
+    };
+    if tokio::time::timeout(DELETE_DEADLINE, deletes).await.is_err() {
+        tracing::warn!("gave up deleting calls after {DELETE_DEADLINE:?}");
+        failures = failures.max(1);
+    }
+    (totals, failures)
+}
