@@ -5,7 +5,9 @@
 //! `cargo bench -p wavegate-benches --bench webrtc_memory [-- CALLS SECONDS]` (defaults 200
 //! calls, 10 s of virtual time at 50 packets/s each way, SRTP decrypted by the browsers so their
 //! RTCP reports flow back). Prints live bridge bytes per call after set-up, after ICE + DTLS,
-//! and after the traffic, with the live blocks by size class.
+//! and after the traffic, with the live blocks by size class. With `WAVEGATE_MEM_TRACE=<bytes>`
+//! every bridge block of at least that size remembers its allocation site and the live bytes
+//! are printed by site (slow: use a few calls).
 
 mod webrtc_common;
 
@@ -27,6 +29,12 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let calls = args.first().copied().unwrap_or(if full { 200 } else { 2 }) as usize;
     let seconds = args.get(1).copied().unwrap_or(if full { 10 } else { 1 });
+    let trace = std::env::var("WAVEGATE_MEM_TRACE")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(min) = trace {
+        alloc::trace_from(min);
+    }
     let before = alloc::bridge_live();
     let mut rig = Rig::new(calls, true);
     let connected = alloc::bridge_live();
@@ -66,6 +74,16 @@ fn main() {
                 (1u64 << (k + 1)) - 1,
                 *blocks as f64 / calls as f64,
                 kib(*bytes) / calls as f64
+            );
+        }
+    }
+    if trace.is_some() {
+        println!("live bridge bytes by allocation site (all calls):");
+        for (site, bytes, blocks) in alloc::trace_report(4).iter().take(20) {
+            println!(
+                "{:>8.1} KiB/call {:>5.1} blocks/call  {site}",
+                kib(*bytes as i64) / calls as f64,
+                *blocks as f64 / calls as f64
             );
         }
     }

@@ -111,7 +111,7 @@ fn set_int_opt(sock: &UdpSocket, opt: libc::c_int, value: libc::c_int) -> std::i
     }
 }
 
-fn udp_socket(rcvbuf: usize) -> Result<UdpSocket, RunError> {
+pub(crate) fn udp_socket(rcvbuf: usize) -> Result<UdpSocket, RunError> {
     let sock = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))?;
     let size = libc::c_int::try_from(rcvbuf).unwrap_or(libc::c_int::MAX);
     // SO_RCVBUFFORCE needs CAP_NET_ADMIN; without it SO_RCVBUF is capped by rmem_max.

@@ -13,7 +13,7 @@
 //! Bounded in time: set-up requests have deadlines, connecting has `connect_timeout`, sending
 //! stops at the end of the window, the drain is `drain_ms`, deletes have a deadline.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -72,6 +72,10 @@ pub struct WebRtcPlan {
     /// Report name.
     pub name: String,
 }
+
+/// Socket buffers of each browser and of the SIP echo (which carries every call).
+const BROWSER_SOCKET_BUF: usize = 1 << 20;
+const ECHO_SOCKET_BUF: usize = 16 << 20;
 
 /// One simulated browser.
 struct Browser {
@@ -140,7 +144,8 @@ fn new_browser(
     cert: &DtlsCert,
     start: Instant,
 ) -> Result<(Browser, String, str0m::change::SdpPendingOffer), RunError> {
-    let sock = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))?;
+    // Buffers that ride out a stall of the load generator's threads on a shared VM.
+    let sock = crate::relay::udp_socket(BROWSER_SOCKET_BUF)?;
     sock.set_nonblocking(true)?;
     let addr = sock.local_addr()?;
     let mut rtc = RtcConfig::new()
@@ -503,7 +508,7 @@ pub async fn run(plan: &WebRtcPlan) -> Result<WebRtcReport, RunError> {
         .dtls_provider
         .generate_certificate()
         .ok_or_else(|| io_err("cannot generate a DTLS certificate"))?;
-    let echo = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))?;
+    let echo = crate::relay::udp_socket(ECHO_SOCKET_BUF)?;
     echo.set_nonblocking(true)?;
     let echo_addr = match echo.local_addr()? {
         SocketAddr::V4(a) => a,

@@ -4,12 +4,20 @@
 //! simulated browsers, the network). Each block carries a 16-byte header with its owner, so a
 //! block freed outside the section still leaves the right account.
 //!
-//! Invariants: the allocator never allocates itself; the owner flag is a const-initialised
-//! thread-local (no lazy allocation); counters are relaxed atomics (one thread measures).
+//! Optionally ([`trace_from`]) every bridge block of at least a given size records the
+//! backtrace of its allocation until it is freed, so the live bytes can be grouped by call
+//! site ([`trace_report`]); that bookkeeping is done with the owner flag off and a re-entrancy
+//! guard, so it is never counted as the bridge's.
+//!
+//! Invariants: the counting path never allocates; the flags are const-initialised
+//! thread-locals (no lazy allocation); counters are relaxed atomics (one thread measures).
 
 use std::alloc::{GlobalAlloc, Layout};
+use std::backtrace::Backtrace;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 /// Bytes of header in front of every block.
 const HEADER: usize = 16;
@@ -18,6 +26,52 @@ pub const CLASSES: usize = 24;
 
 thread_local! {
     static IN_BRIDGE: Cell<bool> = const { Cell::new(false) };
+    /// Inside the tracing bookkeeping: allocate untracked.
+    static IN_TRACE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Smallest bridge block whose allocation site is recorded (`usize::MAX`: tracing off).
+static TRACE_MIN: AtomicUsize = AtomicUsize::new(usize::MAX);
+/// Live traced blocks: address -> (size, where it was allocated).
+static TRACES: Mutex<Option<HashMap<usize, (usize, Backtrace)>>> = Mutex::new(None);
+
+/// Records the allocation site of every later bridge block of at least `min_bytes`.
+pub fn trace_from(min_bytes: usize) {
+    TRACE_MIN.store(min_bytes, Relaxed);
+}
+
+fn traced(f: impl FnOnce()) {
+    IN_TRACE.with(|t| t.set(true));
+    f();
+    IN_TRACE.with(|t| t.set(false));
+}
+
+/// Live traced bridge bytes grouped by allocation site (the first `depth` frames of str0m or
+/// Wavegate code), largest first: (site, bytes, blocks).
+pub fn trace_report(depth: usize) -> Vec<(String, usize, usize)> {
+    let mut sites: HashMap<String, (usize, usize)> = HashMap::new();
+    let mut out = Vec::new();
+    traced(|| {
+        let Ok(guard) = TRACES.lock() else { return };
+        for (size, bt) in guard.iter().flat_map(|m| m.values()) {
+            let text = bt.to_string();
+            let frames: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| {
+                    !l.starts_with("at ")
+                        && (l.contains("str0m") || l.contains("wavegate") || l.contains("dimpl"))
+                })
+                .take(depth)
+                .collect();
+            let e = sites.entry(frames.join(" <- ")).or_default();
+            e.0 += size;
+            e.1 += 1;
+        }
+        out = sites.into_iter().map(|(k, (b, n))| (k, b, n)).collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1));
+    });
+    out
 }
 
 /// The allocator; make it the `#[global_allocator]` of a bench binary.
@@ -79,15 +133,26 @@ unsafe impl GlobalAlloc for Counting {
         if base.is_null() {
             return base;
         }
-        let bridge = IN_BRIDGE.with(Cell::get);
+        let tracing = IN_TRACE.with(Cell::get);
+        let bridge = IN_BRIDGE.with(Cell::get) && !tracing;
         // SAFETY: offset >= 16 bytes lie in the block; the tag byte sits just before the user
         // pointer.
-        unsafe {
+        let user = unsafe {
             let user = base.add(offset);
             *user.sub(1) = u8::from(bridge);
-            account(bridge, layout.size(), 1);
             user
+        };
+        account(bridge, layout.size(), 1);
+        if bridge && layout.size() >= TRACE_MIN.load(Relaxed) {
+            traced(|| {
+                let bt = Backtrace::force_capture();
+                if let Ok(mut g) = TRACES.lock() {
+                    g.get_or_insert_with(HashMap::new)
+                        .insert(user as usize, (layout.size(), bt));
+                }
+            });
         }
+        user
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -95,11 +160,19 @@ unsafe impl GlobalAlloc for Counting {
             return;
         };
         // SAFETY: ptr came from alloc above with this layout.
-        unsafe {
-            let bridge = *ptr.sub(1) == 1;
-            account(bridge, layout.size(), -1);
-            mimalloc::MiMalloc.dealloc(ptr.sub(offset), outer);
+        let bridge = unsafe { *ptr.sub(1) == 1 };
+        account(bridge, layout.size(), -1);
+        if bridge && layout.size() >= TRACE_MIN.load(Relaxed) && !IN_TRACE.with(Cell::get) {
+            traced(|| {
+                if let Ok(mut g) = TRACES.lock()
+                    && let Some(m) = g.as_mut()
+                {
+                    m.remove(&(ptr as usize));
+                }
+            });
         }
+        // SAFETY: as above.
+        unsafe { mimalloc::MiMalloc.dealloc(ptr.sub(offset), outer) };
     }
 }
 
