@@ -268,6 +268,28 @@ fn pin_cpu(no_pin: bool, pin: Option<usize>) -> Option<usize> {
     }
 }
 
+/// A UDP port free right now (the media plane binds it a moment later) and outside the RTP
+/// range `a-b`, where the media plane would also bind its port pairs.
+fn free_port_outside(range: &str) -> std::io::Result<u16> {
+    let (lo, hi) = range
+        .split_once('-')
+        .and_then(|(a, b)| Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?)))
+        .unwrap_or((0, 0));
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let port = sock.local_addr()?.port();
+        if !(lo..=hi).contains(&port) {
+            return Ok(port);
+        }
+        // Keep it bound so the next bind gets another port.
+        held.push(sock);
+    }
+    Err(std::io::Error::other(
+        "no free UDP port outside the RTP range; give --webrtc-port",
+    ))
+}
+
 fn webrtc(args: WebRtcArgs) -> Result<bool, Box<dyn std::error::Error>> {
     let name = args
         .name
@@ -275,8 +297,7 @@ fn webrtc(args: WebRtcArgs) -> Result<bool, Box<dyn std::error::Error>> {
         .unwrap_or_else(|| format!("webrtc-{}", args.calls));
     let webrtc_port = match args.webrtc_port {
         Some(p) => p,
-        // Free right now; the media plane binds it a moment later.
-        None => std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port(),
+        None => free_port_outside(&args.rtp_ports)?,
     };
     let plan = webrtc::WebRtcPlan {
         calls: args.calls,
