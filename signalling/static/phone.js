@@ -26,6 +26,7 @@ function buttons() {
   $('disconnect').disabled = !phone.session || !$('connect').disabled;
   $('call').disabled = !connected || live;
   $('hangup').disabled = !live;
+  $('answer').disabled = !(phone.call && phone.call.isIncoming() && c === CALL_STATUS.RING && !phone.call.peerConnection());
   $('hold').disabled = c !== CALL_STATUS.ESTABLISHED;
   $('unhold').disabled = c !== CALL_STATUS.HOLD;
   $('mute').disabled = !live;
@@ -50,6 +51,12 @@ $('connect').onclick = () => {
     phone.session.on(st, s => { show('session', st, s.cause()); buttons(); });
   }
   phone.session.on('error', e => log(`server error: ${e.reason}`));
+  phone.session.on(SESSION_STATUS.INCOMING_CALL, call => {
+    phone.call = call;
+    watchCall(call);
+    show('call', 'RING', `Incoming call from ${call.caller()}`);
+    buttons();
+  });
   buttons();
 };
 $('disconnect').onclick = () => { if (phone.session) phone.session.disconnect(); };
@@ -61,6 +68,11 @@ $('call').onclick = () => {
     remoteVideoDisplay: $('remote'), constraints: { audio: true, video: false },
     receiveAudio: true, receiveVideo: false,
   });
+  watchCall(call);
+  call.call();
+  buttons();
+};
+function watchCall(call) {
   for (const st of Object.values(CALL_STATUS)) {
     call.on(st, c => {
       show('call', st, c.cause());
@@ -70,9 +82,8 @@ $('call').onclick = () => {
     });
   }
   call.on('DTMF', d => { $('dtmfHeard').textContent += d.digit; log(`DTMF ${d.digit} (${d.type})`); });
-  call.call();
-  buttons();
-};
+}
+$('answer').onclick = () => { if (phone.call) { phone.call.answer({ remoteVideoDisplay: $('remote') }); buttons(); } };
 $('hangup').onclick = () => phone.call && phone.call.hangup();
 $('hold').onclick = () => phone.call && phone.call.hold();
 $('unhold').onclick = () => phone.call && phone.call.unhold();

@@ -15,7 +15,9 @@
 //     RING (Ringing) -> ESTABLISHED, audio both ways through the media plane, hangup -> FINISH,
 //     SIPp's scenario passes (it got our BYE);
 //   - registerRequired: a dead registrar gives session FAILED "Registration failed: …"; SIPp as
-//     registrar gives REGISTERED, and closing the session un-REGISTERs.
+//     registrar gives REGISTERED, and closing the session un-REGISTERs;
+//   - an incoming call from SIPp to the registered login: RING, Answer, ESTABLISHED, audio back
+//     from SIPp's RTP echo, SIPp's BYE gives FINISH.
 // Every wait is bounded; a watchdog ends the run; the browser and the server are closed or killed
 // on every path. A screenshot of the page is kept in target/browser-artifacts/phone.png.
 //
@@ -31,7 +33,7 @@ import { createInterface } from 'node:readline';
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
 const CHROMIUM = process.env.WAVEGATE_CHROMIUM || '/usr/bin/chromium';
-const WATCHDOG_MS = 75000;
+const WATCHDOG_MS = 90000;
 const label = 'chromium-phone';
 
 const flags = {};
@@ -75,14 +77,16 @@ function freeUdpPort() {
   });
 }
 
+let sipListen = 0;
 async function startServer(bin) {
   const webrtc = await freeUdpPort();
+  sipListen = await freeUdpPort();
   // The runner's own WAVEGATE_* variables (BIN_DIR, IN_NETNS) are not server configuration.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WAVEGATE_')));
   Object.assign(env, {
     WAVEGATE_HTTP__LISTEN: '127.0.0.1:0', WAVEGATE_MEDIA__SHARDS: '1', WAVEGATE_MEDIA__PIN: 'false',
     WAVEGATE_MEDIA__RTP_PORTS: '42000-42099', WAVEGATE_MEDIA__WEBRTC_PORT_BASE: String(webrtc),
-    WAVEGATE_LOG__FORMAT: 'json', WAVEGATE_LOG__LEVEL: 'info' });
+    WAVEGATE_LOG__FORMAT: 'json', WAVEGATE_LOG__LEVEL: 'info', WAVEGATE_SIP__LISTEN: `127.0.0.1:${sipListen}` });
   delete env.RUST_LOG;
   server = spawn(bin, [], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   const lines = createInterface({ input: server.stderr });
@@ -295,6 +299,37 @@ async function main() {
   await page.waitForFunction(() => document.getElementById('sessionStatus').textContent === 'REGISTERED', null, { timeout: 5000 });
   figures.registeredMs = Date.now() - t0;
   const regOk = await text('#sessionCause');
+
+  // 11. An incoming call from SIPp to the registered login: INCOMING_CALL (RING), Answer,
+  // ESTABLISHED, audio from SIPp's RTP echo, SIPp's BYE -> FINISH.
+  const uac = spawn(SIPP, [`127.0.0.1:${sipListen}`, '-sf', join(here, 'sipp', 'uac_to_page.xml'), '-s', 'Ralf_C12441',
+    '-i', '127.0.0.1', '-p', String(await freeUdpPort()), '-mi', '127.0.0.1', '-mp', String(await freeUdpPort()),
+    '-rtp_echo', '-m', '1', '-nostdin', '-timeout', '30s', '-trace_err'], { cwd: sippDir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const uacExit = new Promise(res => uac.once('exit', code => res(code)));
+  uac.stderr.on('data', d => serverLog.push(`[sipp uac] ${d.toString().trim()}`));
+  try {
+    await page.waitForFunction(() => document.getElementById('callStatus').textContent === 'RING', null, { timeout: 5000 });
+    const from = await text('#callCause');
+    t0 = Date.now();
+    await page.click('#answer');
+    await page.waitForFunction(() => document.getElementById('callStatus').textContent === 'ESTABLISHED', null, { timeout: 8000 });
+    figures.incomingEstablishedMs = Date.now() - t0;
+    let best = { received: 0 };
+    const end = Date.now() + 4000;
+    while (Date.now() < end && best.received <= 20) {
+      const st = await stats();
+      if (st.received > best.received) best = st;
+      await sleep(200);
+    }
+    figures.incoming = best;
+    check(best.received > 20, `incoming call: audio received from SIPp's echo: ${JSON.stringify(best)}`);
+    await page.waitForFunction(() => document.getElementById('callStatus').textContent === 'FINISH', null, { timeout: 8000 });
+    const uacCode = await bounded(uacExit, 5000, 'SIPp caller ends');
+    check(uacCode === 0, `SIPp caller scenario passed (exit ${uacCode})`);
+    console.log(`${label}: incoming call ${from}: answered -> ESTABLISHED in ${figures.incomingEstablishedMs} ms; ${JSON.stringify(best)}; SIPp BYE -> FINISH (${await text('#callCause')}), SIPp exit 0`);
+  } finally {
+    if (uac.exitCode === null) uac.kill('SIGKILL');
+  }
   await page.evaluate(() => window.phone.session._ws.close());
   const regCode = await bounded(regExit, 8000, 'SIPp registrar gets the un-REGISTER');
   check(regCode === 0, `SIPp registrar scenario passed (exit ${regCode})`);

@@ -32,5 +32,5 @@ fi
 ip link set lo up
 links=$(ip -o link show | awk -F': ' '{print $2}' | tr '\n' ' ')
 [ "$links" = "lo " ] || die "network namespace is not loopback-only: $links"
-timeout -k 5 90 node "$here/phone.mjs" --wavegate "$WAVEGATE_BIN_DIR/wavegate" \
+timeout -k 5 100 node "$here/phone.mjs" --wavegate "$WAVEGATE_BIN_DIR/wavegate" \
   || die "exit $? (see the FAILED line above)"

@@ -7,8 +7,8 @@
 //! field-naming cause (no SIP packet is sent, nothing is left PENDING); when the socket closes,
 //! every call of the session is ended (its media deleted) before the task returns.
 //! Callee `echo` is the built-in extension (`crate::echo`); any other callee is a SIP call
-//! (`sip_call`) from the session's account. Registration is refused with a cause saying so
-//! (see the doc's "What is left").
+//! (`sip_call`) from the session's account. `registerRequired` registers through the SIP user
+//! agent; a registered session receives the login's incoming calls (`incoming` / `answer`).
 
 pub mod messages;
 pub mod sip_call;
@@ -31,9 +31,12 @@ use crate::media::{CallEnded, EndCause, MediaService};
 use crate::sip::SipAccount;
 use crate::sip::call::CallOptions;
 use crate::sip::client::{RegisterOptions, SipUserAgent};
+use crate::sip::dispatch::InboundTx;
+use crate::sip::incoming::Incoming;
 use crate::sip::register::RegEvent;
 use messages::{ClientMsg, DtmfType, ServerMsg, SessionStatus};
 use sip_call::{SipCmd, SipNote};
+use wavegate_shared::protocol::{BrowserAnswer, OfferToBrowser};
 
 /// Longest call id a page may choose.
 const MAX_CALL_ID: usize = 64;
@@ -52,12 +55,12 @@ pub async fn handler(ws: WebSocketUpgrade, State(state): State<AppState>) -> Res
 }
 
 /// Events reaching the session task from its calls.
-#[derive(Debug)]
 enum Internal {
     Echo(String, EchoEvent),
     DtmfRefused(String, String),
     Sip(String, SipNote),
     Reg(RegEvent),
+    Inbound(InboundTx),
 }
 
 /// A call of the session.
@@ -143,7 +146,7 @@ impl Session {
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => Vec::new(),
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 },
-                Some(ev) = internal.recv() => self.on_internal(ev),
+                Some(ev) = internal.recv() => self.on_internal(ev).await,
                 ev = ended.recv() => match ev {
                     Ok(ev) => self.on_ended(ev),
                     Err(broadcast::error::RecvError::Lagged(_)) => Vec::new(),
@@ -193,9 +196,7 @@ impl Session {
                 sdp,
                 ..
             } => self.call(call_id, &callee, sdp).await,
-            ClientMsg::Answer { call_id, .. } => {
-                vec![error(format!("answer: no incoming call {call_id:?}"))]
-            }
+            ClientMsg::Answer { call_id, sdp } => self.answer(&call_id, sdp).await,
             ClientMsg::Hangup { call_id } => match self.calls.remove(&call_id) {
                 Some(Call::Echo(call)) => {
                     self.by_media.remove(call.id());
@@ -254,6 +255,9 @@ impl Session {
                     }];
                 }
             };
+            // New INVITEs for the login come to this session (replacing the registration's own
+            // route; `Registration::next_incoming` would need a second borrow of `reg`).
+            let mut inbound_rx = ua.listen(account.login.as_str());
             let (stop, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
             let fwd = self.internal_tx.clone();
             tokio::spawn(async move {
@@ -261,6 +265,10 @@ impl Session {
                     tokio::select! {
                         ev = reg.next_event() => match ev {
                             Some(ev) => if fwd.send(Internal::Reg(ev)).is_err() { break },
+                            None => break,
+                        },
+                        inbound = inbound_rx.recv() => match inbound {
+                            Some(tx) => if fwd.send(Internal::Inbound(tx)).is_err() { break },
                             None => break,
                         },
                         _ = &mut stop_rx => break,
@@ -389,6 +397,96 @@ impl Session {
         }]
     }
 
+    /// A new INVITE (or MESSAGE) for the registered login: the caller's SDP goes to the media
+    /// plane as `OfferToBrowser`, whose offer the page gets in `incoming`.
+    async fn incoming(&mut self, tx: InboundTx) -> Vec<ServerMsg> {
+        let Some(ua) = self.sip.clone() else {
+            return Vec::new();
+        };
+        let incoming = ua.accept(tx, None, CallOptions::default()).await;
+        let Incoming::Call(incoming) = incoming else {
+            return Vec::new(); // MESSAGE: answered 200 by the SIP layer; not forwarded yet
+        };
+        let Some(offer) = incoming.offer.clone() else {
+            // Delayed offer (INVITE without SDP) is not supported for pages yet.
+            incoming.reject(488);
+            return Vec::new();
+        };
+        let call_id = format!("in{}", next_session_id());
+        let media_id = match CallId::new(&format!("ws{}-{call_id}", self.id)) {
+            Ok(id) => id,
+            Err(_) => return Vec::new(),
+        };
+        let sip_tag = match wavegate_shared::LegTag::new("sip") {
+            Ok(t) => t,
+            Err(_) => return Vec::new(),
+        };
+        let req = OfferToBrowser {
+            call: media_id.clone(),
+            from_tag: sip_tag,
+            sip_sdp: Some(offer),
+            flags: Default::default(),
+        };
+        let browser_offer = match self.media.request(&media_id, &req).await {
+            Ok(r) => r.browser_offer,
+            Err(e) => {
+                tracing::warn!(error = %e, "incoming call: OfferToBrowser");
+                incoming.reject(488);
+                return Vec::new();
+            }
+        };
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let fwd = self.internal_tx.clone();
+        let page_id = call_id.clone();
+        let caller = incoming.from.clone();
+        tokio::spawn(sip_call::run(
+            incoming.call,
+            self.media.clone(),
+            media_id.clone(),
+            commands_rx,
+            move |note| {
+                let _ = fwd.send(Internal::Sip(page_id.clone(), note));
+            },
+        ));
+        self.by_media.insert(media_id.clone(), call_id.clone());
+        self.calls
+            .insert(call_id.clone(), Call::Sip { media_id, commands });
+        vec![ServerMsg::Incoming {
+            call_id,
+            caller,
+            sdp: browser_offer,
+        }]
+    }
+
+    /// The page's answer to an incoming call: `BrowserAnswer`, its reply SDP in our 200.
+    async fn answer(&mut self, call_id: &str, sdp: String) -> Vec<ServerMsg> {
+        let Some(Call::Sip { media_id, commands }) = self.calls.get(call_id) else {
+            return vec![error(format!("answer: no incoming call {call_id:?}"))];
+        };
+        let (media_id, commands) = (media_id.clone(), commands.clone());
+        let browser = match wavegate_shared::LegTag::new("browser") {
+            Ok(t) => t,
+            Err(e) => return vec![error(format!("answer: {e}"))],
+        };
+        let req = BrowserAnswer {
+            call: media_id.clone(),
+            to_tag: browser,
+            sdp,
+        };
+        match self.media.request(&media_id, &req).await {
+            Ok(reply) => {
+                let _ = commands.send(SipCmd::Answer(reply.sdp));
+                Vec::new()
+            }
+            Err(e) => {
+                let _ = commands.send(SipCmd::Hangup);
+                vec![error(format!(
+                    "answer: the media plane refused the browser's answer: {e}"
+                ))]
+            }
+        }
+    }
+
     fn hold(&mut self, call_id: &str, on: bool) -> Vec<ServerMsg> {
         let Some(call) = self.calls.get(call_id) else {
             return vec![error(format!(
@@ -470,8 +568,9 @@ impl Session {
         }
     }
 
-    fn on_internal(&mut self, ev: Internal) -> Vec<ServerMsg> {
+    async fn on_internal(&mut self, ev: Internal) -> Vec<ServerMsg> {
         match ev {
+            Internal::Inbound(tx) => self.incoming(tx).await,
             Internal::DtmfRefused(call_id, why) => {
                 vec![error(format!("sendDTMF on {call_id:?}: {why}"))]
             }

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use wavegate_shared::{CallId, LegTag};
 
 use crate::media::MediaService;
-use crate::sip::call::{CallEvent, CallHandle};
+use crate::sip::call::{CallEvent, CallHandle, Command};
 
 /// What the session asks of a SIP call.
 #[derive(Debug)]
@@ -25,6 +25,8 @@ pub enum SipCmd {
     Hold(bool),
     /// In-dialog INFO.
     Info(char),
+    /// Incoming calls: answer with this SDP for the SIP side.
+    Answer(String),
 }
 
 /// What a SIP call tells the session.
@@ -81,6 +83,7 @@ pub async fn run(
             cmd = commands.recv(), if orphan_deadline.is_none() => match cmd {
                 Some(SipCmd::Hangup) => handle.hangup(),
                 Some(SipCmd::Hold(on)) => handle.hold(on),
+                Some(SipCmd::Answer(sdp)) => handle.command(Command::Answer(sdp)),
                 Some(SipCmd::Info(d)) => {
                     if let Err(e) = handle.send_dtmf(d) {
                         notify(SipNote::Problem(e.to_string()));

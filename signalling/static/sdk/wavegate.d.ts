@@ -77,7 +77,10 @@ export declare class Call {
   callee(): string;
   peerConnection(): RTCPeerConnection | null;
   call(): Promise<void>;
-  answer(): never;
+  /** Answers an incoming call (delivered with SESSION_STATUS.INCOMING_CALL). */
+  answer(options?: { constraints?: MediaStreamConstraints; remoteVideoDisplay?: HTMLElement }): Promise<void>;
+  caller(): string;
+  isIncoming(): boolean;
   hangup(): void;
   hold(): void;
   unhold(): void;

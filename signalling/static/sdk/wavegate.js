@@ -118,6 +118,12 @@ export class Session extends Emitter {
     } else if (m.type === 'call' || m.type === 'sdp' || m.type === 'dtmf') {
       const c = this._calls.get(m.callId);
       if (c) c._onMessage(m);
+    } else if (m.type === 'incoming') {
+      const call = new Call(this, { callee: m.caller, caller: m.caller }, m.callId, m.sdp);
+      this._calls.set(call.id(), call);
+      call._status = CALL_STATUS.RING;
+      call._cause = 'Incoming call';
+      this._emit(SESSION_STATUS.INCOMING_CALL, call);
     } else if (m.type === 'error') {
       this._emit('error', { reason: m.reason });
     } else if (m.type === 'pong') {
@@ -150,11 +156,12 @@ let nextCall = 1;
 
 /** One call of a session. */
 export class Call extends Emitter {
-  constructor(session, options) {
+  constructor(session, options, incomingId = null, incomingOffer = null) {
     super();
     this._session = session;
     this._options = options;
-    this._id = `c${Date.now().toString(36)}${(nextCall++).toString(36)}`;
+    this._id = incomingId || `c${Date.now().toString(36)}${(nextCall++).toString(36)}`;
+    this._offer = incomingOffer;
     this._status = CALL_STATUS.NEW;
     this._cause = '';
     /** @type {RTCPeerConnection|null} */
@@ -238,13 +245,7 @@ export class Call extends Emitter {
       if (this._options.receiveVideo && !this._local.getVideoTracks().length) pc.addTransceiver('video', { direction: 'recvonly' });
       await pc.setLocalDescription(await pc.createOffer());
       // The media plane is ICE-lite without trickle: send the offer with its candidates.
-      await new Promise((res, rej) => {
-        if (pc.iceGatheringState === 'complete') return res();
-        const t = setTimeout(() => rej(new WavegateError(`ICE gathering did not finish within ${ICE_GATHER_MS} ms`)), ICE_GATHER_MS);
-        pc.addEventListener('icegatheringstatechange', () => {
-          if (pc.iceGatheringState === 'complete') { clearTimeout(t); res(); }
-        });
-      });
+      await this._gathered();
       if (FINAL.has(this._status)) return;
       this._session._send({ type: 'call', callId: this._id, callee: this._options.callee,
         visibleName: this._options.visibleName || '', sdp: pc.localDescription.sdp });
@@ -252,8 +253,50 @@ export class Call extends Emitter {
       this._setStatus(CALL_STATUS.FAILED, e.message || String(e));
     }
   }
-  /** Answers an incoming call (not in this server version: incoming calls are not offered yet). */
-  answer() { throw new WavegateError('answer(): incoming calls are not supported by this server version yet'); }
+  /** Who calls (incoming calls). */
+  caller() { return this._options.caller || ''; }
+  /** Whether the server offered this call to the page. */
+  isIncoming() { return this._offer !== null; }
+  /**
+   * Answers an incoming call (SESSION_STATUS.INCOMING_CALL): microphone, the server's offer,
+   * our answer with all candidates. @param {{constraints?: MediaStreamConstraints,
+   * remoteVideoDisplay?: HTMLElement}} [options]
+   */
+  async answer(options = {}) {
+    if (this._offer === null) throw new WavegateError('answer(): not an incoming call');
+    if (this._pc) throw new WavegateError('answer(): already answered');
+    requireApi(typeof RTCPeerConnection !== 'undefined', 'RTCPeerConnection');
+    requireApi(typeof navigator !== 'undefined' && navigator.mediaDevices && navigator.mediaDevices.getUserMedia, 'navigator.mediaDevices.getUserMedia');
+    Object.assign(this._options, options);
+    try {
+      this._local = await navigator.mediaDevices.getUserMedia(this._options.constraints || { audio: true, video: false });
+      const pc = this._pc = new RTCPeerConnection({ iceServers: [] });
+      pc.ontrack = e => this._renderRemote(e.track);
+      await pc.setRemoteDescription({ type: 'offer', sdp: this._offer });
+      for (const t of this._local.getTracks()) {
+        const tr = pc.getTransceivers().find(x => x.receiver.track.kind === t.kind && !x.sender.track);
+        if (!tr) continue;
+        await tr.sender.replaceTrack(t);
+        tr.sender.setStreams(this._local);
+        tr.direction = 'sendrecv';
+      }
+      await pc.setLocalDescription(await pc.createAnswer());
+      await this._gathered();
+      this._session._send({ type: 'answer', callId: this._id, sdp: pc.localDescription.sdp });
+    } catch (e) {
+      this._failLocally(e.message || String(e));
+    }
+  }
+  _gathered() {
+    const pc = this._pc;
+    return new Promise((res, rej) => {
+      if (pc.iceGatheringState === 'complete') return res();
+      const t = setTimeout(() => rej(new WavegateError(`ICE gathering did not finish within ${ICE_GATHER_MS} ms`)), ICE_GATHER_MS);
+      pc.addEventListener('icegatheringstatechange', () => {
+        if (pc.iceGatheringState === 'complete') { clearTimeout(t); res(); }
+      });
+    });
+  }
   hangup() {
     if (FINAL.has(this._status)) return;
     if (this._status === CALL_STATUS.NEW) return this._setStatus(CALL_STATUS.FINISH, 'Not placed');
