@@ -9,7 +9,7 @@
 use wavegate_shared::RequestId;
 use wavegate_shared::protocol::{
     self, Answer, AnyCommand, BrowserAnswer, Command, ControlError, Delete, Done, ErrorCode, FrameError, InjectDtmf,
-    Offer, OfferToBrowser, Ping, Pong, Query, SdpReply, Stats, WebRtcOffer,
+    Offer, OfferToBrowser, Ping, Pong, Query, SdpReply, ShardCounters, ShardStats, Stats, WebRtcOffer,
 };
 
 use crate::relay::{PortSockets, Relay};
@@ -148,6 +148,15 @@ pub fn handle_frame_with(
                 None => Err(disabled()),
             };
             protocol::encode_reply::<Stats>(id, &r, out)?;
+        }
+        AnyCommand::ShardStats(ShardStats) => {
+            let calls = relay.call_count() + bridge.as_ref().map_or(0, |b| b.call_count());
+            let counters = ShardCounters {
+                shard: relay.config().shard,
+                calls: calls as u32,
+                webrtc: bridge.as_ref().map(|b| b.drops().clone()).unwrap_or_default(),
+            };
+            protocol::encode_reply::<ShardStats>(id, &Ok(counters), out)?;
         }
         AnyCommand::InjectDtmf(d) => {
             let r = match bridge {

@@ -74,6 +74,8 @@ pub enum CommandKind {
     InjectDtmf = 9,
     /// [`Stats`]
     Stats = 10,
+    /// [`ShardStats`]
+    ShardStats = 11,
 }
 
 impl CommandKind {
@@ -90,6 +92,7 @@ impl CommandKind {
             8 => Self::BrowserAnswer,
             9 => Self::InjectDtmf,
             10 => Self::Stats,
+            11 => Self::ShardStats,
             other => return Err(FrameError::UnknownKind(other)),
         })
     }
@@ -320,6 +323,48 @@ pub struct Stats {
 impl Request for Stats {
     const KIND: CommandKind = CommandKind::Stats;
     type Reply = CallQuality;
+}
+
+/// Counters of the whole shard that belong to no call (datagrams refused before any call
+/// could own them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardStats;
+
+impl Request for ShardStats {
+    const KIND: CommandKind = CommandKind::ShardStats;
+    type Reply = ShardCounters;
+}
+
+/// Reply to [`ShardStats`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardCounters {
+    /// The shard that answered.
+    pub shard: ShardId,
+    /// Calls it currently holds (relay and WebRTC).
+    pub calls: u32,
+    /// Drops at the shard's WebRTC socket (all zero when WebRTC is disabled).
+    pub webrtc: WebRtcDrops,
+}
+
+/// Datagrams dropped at a shard's WebRTC socket, by reason. Counted since the shard started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebRtcDrops {
+    /// From a sender no leg knows: a STUN check for an unknown ufrag, or anything else from an
+    /// unknown 5-tuple.
+    pub strangers: u64,
+    /// STUN that does not parse (bad length, truncated attribute).
+    pub malformed_stun: u64,
+    /// Connectivity checks for a known ufrag whose MESSAGE-INTEGRITY does not verify with the
+    /// leg's password.
+    pub stun_refused: u64,
+    /// SRTP packets from a known 5-tuple that yielded no RTP: authentication failure, keys not
+    /// yet agreed (before DTLS), or an SSRC no m-line owns.
+    pub srtp_refused: u64,
+    /// SRTP packets whose SSRC and sequence number were already delivered (replays, network
+    /// duplicates).
+    pub srtp_replayed: u64,
+    /// Datagrams a leg refused outright (neither STUN, DTLS, RTP nor RTCP; str0m input errors).
+    pub other: u64,
 }
 
 /// Reply to [`Stats`].
@@ -560,6 +605,8 @@ pub enum AnyCommand {
     InjectDtmf(InjectDtmf),
     /// [`Stats`]
     Stats(Stats),
+    /// [`ShardStats`]
+    ShardStats(ShardStats),
 }
 
 /// Decodes a command frame of one of the original kinds ([`Command`]); a later kind is an
@@ -592,6 +639,7 @@ pub fn decode_any_command(frame: &[u8]) -> Result<(RequestId, AnyCommand), (Opti
         CommandKind::BrowserAnswer => return later(header, body, AnyCommand::BrowserAnswer),
         CommandKind::InjectDtmf => return later(header, body, AnyCommand::InjectDtmf),
         CommandKind::Stats => return later(header, body, AnyCommand::Stats),
+        CommandKind::ShardStats => return later(header, body, AnyCommand::ShardStats),
     }
     .map_err(|e| (Some(header), e))?;
     Ok((header.id, AnyCommand::Command(cmd)))
@@ -725,6 +773,7 @@ mod tests {
                 }),
             ),
             (10, AnyCommand::Stats(Stats { call: call.clone() })),
+            (11, AnyCommand::ShardStats(ShardStats)),
         ];
         for (kind, cmd) in reqs {
             let mut buf = Vec::new();
@@ -733,6 +782,7 @@ mod tests {
                 AnyCommand::BrowserAnswer(r) => encode_request(RequestId(3), r, &mut buf).unwrap(),
                 AnyCommand::InjectDtmf(r) => encode_request(RequestId(3), r, &mut buf).unwrap(),
                 AnyCommand::Stats(r) => encode_request(RequestId(3), r, &mut buf).unwrap(),
+                AnyCommand::ShardStats(r) => encode_request(RequestId(3), r, &mut buf).unwrap(),
                 _ => unreachable!("only later kinds listed"),
             }
             assert_eq!(buf[0], kind);

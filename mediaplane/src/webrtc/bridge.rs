@@ -30,13 +30,15 @@ use str0m::config::DtlsCert;
 use str0m::media::Mid;
 use wavegate_shared::ids::{CallId, LegTag};
 use wavegate_shared::protocol::{
-    CallQuality, CallStats, ControlError, DtmfToward, ErrorCode, LegQuality, LegStats, MediaEvent, WebRtcOfferReply,
+    CallQuality, CallStats, ControlError, DtmfToward, ErrorCode, LegQuality, LegStats, MediaEvent, WebRtcDrops,
+    WebRtcOfferReply,
 };
 
 use super::Clock;
 use super::demux::{Demux, LegId};
+use super::drops::{Delivered, count_unrouted, srtp_id};
 use super::dtmf::{DtmfDetector, DtmfPacket, DtmfSender, TelephoneEvent, rescale};
-use super::leg::{LegAddr, LegEvent, LegOutput, OutRtp, WebRtcLeg};
+use super::leg::{LegAddr, LegError, LegEvent, LegOutput, OutRtp, WebRtcLeg};
 use super::quality::{RecvStats, ReportBlock, report_blocks, ticks_to_us};
 use super::sdes::CryptoAttr;
 use super::srtp::{SrtpSession, rtp_header_len};
@@ -178,6 +180,8 @@ pub(super) struct BridgeCall {
     pub(super) browser_rx: RecvStats,
     pub(super) sip_rx: RecvStats,
     pub(super) sip_report: Option<ReportBlock>,
+    /// The browser's recently delivered RTP, to tell SRTP replays from forgeries.
+    pub(super) delivered: Delivered,
 }
 
 impl BridgeCall {
@@ -220,6 +224,8 @@ pub struct Bridge {
     pub(super) buf: Box<[u8; RTP_BUF]>,
     /// Events found on the packet path (DTMF), waiting for [`Bridge::take_events`].
     events: Vec<MediaEvent>,
+    /// Datagrams dropped at the WebRTC socket, by reason (see [`super::drops`]).
+    pub(super) drops: WebRtcDrops,
 }
 
 /// A side that declared `d` sends media.
@@ -246,6 +252,7 @@ impl Bridge {
             cert,
             announce_ip,
             demux: Demux::new(),
+            drops: WebRtcDrops::default(),
             calls: Vec::new(),
             free: Vec::new(),
             by_id: HashMap::new(),
@@ -259,6 +266,11 @@ impl Bridge {
     /// The shard's WebRTC socket address (bound).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr.bind
+    }
+
+    /// Datagrams dropped at the WebRTC socket since the bridge started, by reason.
+    pub fn drops(&self) -> &WebRtcDrops {
+        &self.drops
     }
 
     /// Calls held.
@@ -431,6 +443,7 @@ impl Bridge {
             Ok(r) => r.leg(),
             Err(e) => {
                 tracing::trace!(%src, error = %e, "webrtc datagram not routed");
+                count_unrouted(&mut self.drops, &e);
                 return;
             }
         };
@@ -441,11 +454,31 @@ impl Bridge {
             // Set-up only (never on the media path): the copy is replayed after the answer.
             c.early.push((src, datagram.to_vec()));
         }
-        if let Err(e) = c.leg.handle_input(now_ns, src, self.addr.bind, datagram) {
-            tracing::debug!(call = %c.id, error = %e, "webrtc input refused");
-            c.browser.dropped += 1;
-        }
+        let srtp = match c.leg.handle_input(now_ns, src, self.addr.bind, datagram) {
+            Ok(()) => srtp_id(datagram),
+            Err(e) => {
+                tracing::debug!(call = %c.id, error = %e, "webrtc input refused");
+                c.browser.dropped += 1;
+                match e {
+                    LegError::StunRefused => self.drops.stun_refused += 1,
+                    _ => self.drops.other += 1,
+                }
+                None
+            }
+        };
+        let before = c.browser.rtp_packets_in;
         drain(c, now_ns, &mut self.buf, io, &mut self.events);
+        // str0m drops SRTP that fails authentication or repeats a delivered packet silently:
+        // an SRTP packet that produced no RTP was one of those (see `drops`).
+        if let Some((ssrc, seq)) = srtp
+            && c.browser.rtp_packets_in == before
+        {
+            if c.delivered.seen(ssrc, seq) {
+                self.drops.srtp_replayed += 1;
+            } else {
+                self.drops.srtp_refused += 1;
+            }
+        }
         self.earliest = self.earliest.min(c.next_deadline());
     }
 
@@ -728,6 +761,7 @@ pub(super) fn drain(
             LegOutput::Transmit(t) => io.send_webrtc(t.destination, &t.contents),
             LegOutput::Rtp(r) => {
                 c.browser.rtp_packets_in += 1;
+                c.delivered.mark(r.ssrc, r.seq);
                 c.browser.rtp_bytes_in += r.payload.len() as u64;
                 c.last_media_ns = now_ns;
                 c.timed_out = false;

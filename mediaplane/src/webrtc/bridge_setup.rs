@@ -604,6 +604,7 @@ impl Bridge {
             browser_rx: Default::default(),
             sip_rx: Default::default(),
             sip_report: None,
+            delivered: Default::default(),
             early: Vec::new(),
             srtp: sdes_session,
             sip_crypto: ours_crypto,

@@ -521,3 +521,6 @@ fn sip_offer_to_browser_then_media_and_dtmf_both_ways() {
 
 #[path = "bridge_hold_tests.rs"]
 mod hold;
+
+#[path = "bridge_drops_tests.rs"]
+mod drops;

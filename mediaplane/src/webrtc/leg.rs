@@ -28,6 +28,7 @@ use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, 
 use thiserror::Error;
 
 use super::Clock;
+use super::stun;
 
 /// Why a leg operation failed.
 #[derive(Debug, Error)]
@@ -44,6 +45,9 @@ pub enum LegError {
     /// The datagram is not STUN, DTLS, RTP or RTCP.
     #[error("unrecognised datagram")]
     Datagram,
+    /// A connectivity check without a MESSAGE-INTEGRITY that verifies with our password.
+    #[error("STUN check with wrong credentials")]
+    StunRefused,
     /// `write_rtp` for an m-line that has no send stream (unknown mid or recvonly).
     #[error("no send stream for mid {0}")]
     NoSendStream(Mid),
@@ -225,6 +229,9 @@ pub struct WebRtcLeg {
     clock: Clock,
     addr: LegAddr,
     ufrag: String,
+    /// The local ICE password: the key of the browser's checks (verified before str0m sees
+    /// them, so wrong ones are counted).
+    pass: String,
     negotiated: bool,
     /// The m-lines the answer accepted (str0m reports `MediaAdded` only once SRTP is up, but the
     /// owner must know its mids as soon as it has answered).
@@ -270,6 +277,7 @@ impl WebRtcLeg {
     ) -> Result<Self, LegError> {
         let creds = IceCreds::new();
         let ufrag = creds.ufrag.clone();
+        let pass = creds.pass.clone();
         let mut config = RtcConfig::new()
             .set_ice_lite(true)
             .set_rtp_mode(true)
@@ -307,6 +315,7 @@ impl WebRtcLeg {
             clock,
             addr,
             ufrag,
+            pass,
             negotiated: false,
             media: Vec::new(),
             tx_seq: Vec::new(),
@@ -396,6 +405,16 @@ impl WebRtcLeg {
         dst: SocketAddr,
         datagram: &[u8],
     ) -> Result<(), LegError> {
+        if stun::message_type(datagram) == Ok(stun::BINDING_REQUEST) {
+            // str0m would drop a check with the wrong password silently; refuse it here so the
+            // owner can count it. Checks are rare (one per second or so), the HMAC is cheap.
+            let hmac = |key: &[u8], parts: &[&[u8]]| {
+                str0m::crypto::from_feature_flags().sha1_hmac_provider.sha1_hmac(key, parts)
+            };
+            if stun::integrity_ok(datagram, self.pass.as_bytes(), hmac) != Ok(true) {
+                return Err(LegError::StunRefused);
+            }
+        }
         let contents = datagram.try_into().map_err(|_| LegError::Datagram)?;
         // str0m matches checks against its candidates, so it must see the announced address.
         let destination = if dst == self.addr.bind { self.addr.announce } else { dst };

@@ -2,6 +2,7 @@
 //!
 //! - [`stun`]: the STUN header + USERNAME, enough to route a connectivity check.
 //! - [`demux`]: one WebRTC UDP port per shard; datagrams go to legs by ufrag, then by 5-tuple.
+//! - [`drops`]: why the WebRTC socket dropped a datagram (counted per shard).
 //! - [`leg`]: a sans-IO leg around `str0m::Rtc` in ICE-lite + RTP mode.
 //! - [`bridge`]: a shard's WebRTC <-> RTP calls: leg + SIP-side RTP port, passthrough.
 //! - [`dtmf`]: RFC 4733 telephone-events: payload, detector, generator.
@@ -17,6 +18,7 @@
 pub mod bridge;
 mod bridge_setup;
 pub mod demux;
+pub mod drops;
 pub mod dtmf;
 pub mod leg;
 pub mod quality;

@@ -3,9 +3,10 @@
 //!
 //! Invariants: every read is bounds-checked against the datagram and against the header's own
 //! length field, the walk over attributes is bounded by that length, and nothing allocates, so
-//! this is safe to run on every datagram of the shard's WebRTC port. Message integrity is not
-//! checked here: str0m does that once the datagram reaches the leg, and a routing decision made on
-//! an unauthenticated name can only deliver a packet to a leg that then rejects it.
+//! this is safe to run on every datagram of the shard's WebRTC port. Routing does not check message
+//! integrity (a decision made on an unauthenticated name can only deliver a packet to a leg that
+//! then rejects it); [`integrity_ok`] is what the leg runs on a Binding request before str0m
+//! sees it, so that checks with the wrong password are counted, not only dropped.
 
 use thiserror::Error;
 
@@ -15,6 +16,10 @@ pub const HEADER_LEN: usize = 20;
 pub const MAGIC_COOKIE: u32 = 0x2112_A442;
 /// RFC 8489 §14.3: USERNAME attribute type.
 pub const ATTR_USERNAME: u16 = 0x0006;
+/// RFC 8489 §14.5: MESSAGE-INTEGRITY attribute type (a 20-byte HMAC-SHA1).
+pub const ATTR_MESSAGE_INTEGRITY: u16 = 0x0008;
+/// RFC 8489 §18.2: the message type of a Binding request (an ICE connectivity check).
+pub const BINDING_REQUEST: u16 = 0x0001;
 /// RFC 8489 §14.3: a USERNAME is at most 509 bytes (we accept up to 513, the older limit).
 pub const MAX_USERNAME: usize = 513;
 
@@ -42,6 +47,9 @@ pub enum StunError {
     /// The USERNAME has no `:` separating the two ufrags, or an empty local ufrag.
     #[error("USERNAME is not `local:remote`")]
     NotIceUsername,
+    /// The message has no MESSAGE-INTEGRITY attribute (or a short one).
+    #[error("no MESSAGE-INTEGRITY attribute")]
+    NoIntegrity,
 }
 
 /// RFC 7983 demultiplexing: a first byte of 0..=3 means STUN on a WebRTC 5-tuple.
@@ -103,6 +111,42 @@ pub fn local_ufrag(datagram: &[u8]) -> Result<&[u8], StunError> {
         Some(0) | None => Err(StunError::NotIceUsername),
         Some(i) => Ok(&name[..i]),
     }
+}
+
+/// Whether the MESSAGE-INTEGRITY of `datagram` is right for `key` (RFC 8489 §14.5: HMAC-SHA1
+/// over the message up to the attribute, with the header's length covering it; ICE uses the
+/// receiver's password as the short-term key). `hmac(key, parts)` computes HMAC-SHA1 over the
+/// concatenation of `parts`. Allocation-free.
+pub fn integrity_ok(
+    datagram: &[u8],
+    key: &[u8],
+    hmac: impl Fn(&[u8], &[&[u8]]) -> [u8; 20],
+) -> Result<bool, StunError> {
+    let (_, attrs) = header(datagram)?;
+    let mut at = 0;
+    // Each iteration consumes at least 4 bytes, so the walk ends within len / 4 steps.
+    while at < attrs.len() {
+        let Some(tl) = attrs.get(at..at + 4) else {
+            return Err(StunError::BadAttribute);
+        };
+        let ty = u16::from_be_bytes([tl[0], tl[1]]);
+        let len = usize::from(u16::from_be_bytes([tl[2], tl[3]]));
+        let value = attrs.get(at + 4..at + 4 + len).ok_or(StunError::BadAttribute)?;
+        if ty == ATTR_MESSAGE_INTEGRITY {
+            let Ok(tag) = <&[u8; 20]>::try_from(value) else {
+                return Err(StunError::NoIntegrity);
+            };
+            // The length field as if the message ended with this attribute.
+            let covered = u16::try_from(at + 4 + 20).map_err(|_| StunError::BadLength)?;
+            let mut head = [0u8; HEADER_LEN];
+            head.copy_from_slice(&datagram[..HEADER_LEN]);
+            head[2..4].copy_from_slice(&covered.to_be_bytes());
+            let body = &datagram[HEADER_LEN..HEADER_LEN + at];
+            return Ok(hmac(key, &[&head, body]) == *tag);
+        }
+        at += 4 + len.div_ceil(4) * 4;
+    }
+    Err(StunError::NoIntegrity)
 }
 
 #[cfg(test)]
@@ -201,7 +245,39 @@ mod tests {
         assert_eq!(local_ufrag(&msg), Ok(&b"L1"[..]));
     }
 
+    fn sha1(key: &[u8], parts: &[&[u8]]) -> [u8; 20] {
+        str0m::crypto::from_feature_flags().sha1_hmac_provider.sha1_hmac(key, parts)
+    }
+
+    /// RFC 5769 §2.1/§2.2: both samples are signed with this short-term password.
+    const RFC5769_PASSWORD: &[u8] = b"VOkJxbRl1RmTxUk/WvJxBt";
+
+    #[test]
+    fn rfc5769_integrity_verifies_and_catches_wrong_keys_and_tampering() {
+        assert_eq!(message_type(&RFC5769_REQUEST), Ok(BINDING_REQUEST));
+        assert_eq!(integrity_ok(&RFC5769_REQUEST, RFC5769_PASSWORD, sha1), Ok(true));
+        assert_eq!(integrity_ok(&RFC5769_RESPONSE, RFC5769_PASSWORD, sha1), Ok(true));
+        assert_eq!(integrity_ok(&RFC5769_REQUEST, b"VOkJxbRl1RmTxUk/WvJxBu", sha1), Ok(false));
+        let mut tampered = RFC5769_REQUEST;
+        tampered[30] ^= 1; // inside SOFTWARE, covered by the HMAC
+        assert_eq!(integrity_ok(&tampered, RFC5769_PASSWORD, sha1), Ok(false));
+        // FINGERPRINT comes after MESSAGE-INTEGRITY and is not covered.
+        let mut fp = RFC5769_REQUEST;
+        fp[107] ^= 1;
+        assert_eq!(integrity_ok(&fp, RFC5769_PASSWORD, sha1), Ok(true));
+        let bare = build(&[(ATTR_USERNAME, b"a:b")]);
+        assert_eq!(integrity_ok(&bare, RFC5769_PASSWORD, sha1), Err(StunError::NoIntegrity));
+        let short = build(&[(ATTR_MESSAGE_INTEGRITY, &[0; 8])]);
+        assert_eq!(integrity_ok(&short, RFC5769_PASSWORD, sha1), Err(StunError::NoIntegrity));
+    }
+
     proptest! {
+        /// The integrity check never panics on arbitrary bytes.
+        #[test]
+        fn integrity_never_panics(data in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = integrity_ok(&data, b"pw", sha1);
+        }
+
         /// Never panics, and whatever it returns lies inside the datagram.
         #[test]
         fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..600)) {
