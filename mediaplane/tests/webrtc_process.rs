@@ -16,7 +16,7 @@ use str0m::{Candidate, Event, Input, Output, RtcConfig};
 use wavegate_mediaplane::rtp::{RtpPacket, write_rtp};
 use wavegate_mediaplane::sdp::Sdp;
 use wavegate_shared::client::ClientError;
-use wavegate_shared::protocol::{Answer, Delete, ErrorCode, MediaEvent, OfferFlags, Ping, Query, WebRtcOffer};
+use wavegate_shared::protocol::{Answer, Delete, ErrorCode, MediaEvent, OfferFlags, Ping, Query, ShardStats, WebRtcOffer};
 use wavegate_shared::region::Geometry;
 use wavegate_shared::spawn::{MediaPlaneCommand, spawn_media_plane};
 use wavegate_shared::{CallId, LegTag, ShardId};
@@ -314,4 +314,26 @@ async fn browser_and_sip_peer_exchange_audio_through_the_media_plane() {
         "{gone:?}"
     );
     assert_eq!(client.request(shard, &Ping).await.expect("ping").calls, 0);
+
+    // Strangers at the WebRTC port are counted per shard (ShardStats), not only dropped.
+    let before = client.request(shard, &ShardStats).await.expect("shard stats");
+    assert_eq!(before.shard, shard);
+    let stranger = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let target = format!("127.0.0.1:{webrtc_port}");
+    for junk in [&[0x80u8, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9][..], &[22, 254, 253, 0], &[0, 1, 0, 0]] {
+        stranger.send_to(junk, &target).unwrap();
+    }
+    let mut seen = before.webrtc.clone();
+    for _ in 0..50 {
+        seen = client.request(shard, &ShardStats).await.expect("shard stats").webrtc;
+        if seen.strangers + seen.malformed_stun >= before.webrtc.strangers + before.webrtc.malformed_stun + 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        seen.strangers >= before.webrtc.strangers + 2 && seen.malformed_stun > before.webrtc.malformed_stun,
+        "{before:?} -> {seen:?}"
+    );
+    assert_eq!(client.request(shard, &Ping).await.expect("ping").calls, 0, "still answering");
 }
