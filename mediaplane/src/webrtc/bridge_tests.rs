@@ -1,5 +1,6 @@
 use super::*;
 use crate::relay::RelayConfig;
+use crate::rtp::write_rtp;
 use crate::sdp::Sdp;
 use crate::webrtc::bridge_setup::sip_sdp_text;
 use crate::webrtc::leg::LegCodec;

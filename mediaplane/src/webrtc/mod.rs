@@ -16,6 +16,7 @@
 //! feeds [`bridge::Bridge`]: see docs/webrtc.md.
 
 pub mod bridge;
+mod bridge_media;
 mod bridge_setup;
 pub mod demux;
 pub mod drops;
