@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::transfer::{TransferStep, Transferor};
 use super::{Action, CallState, Cause, Direction, report};
 
 /// How long a 2xx waits for its ACK (64*T1) before the call is given up with BYE.
@@ -27,6 +28,10 @@ pub struct IncomingCall {
     phase: Phase,
     deadline: Option<Instant>,
     no_answer: Duration,
+    /// Direction asked in our pending re-INVITE (hold/unhold).
+    reinvite: Option<Direction>,
+    /// Our blind transfer of this call, if any.
+    transfer: Transferor,
 }
 
 impl IncomingCall {
@@ -37,6 +42,8 @@ impl IncomingCall {
             phase: Phase::Ringing,
             deadline: Some(now + no_answer),
             no_answer,
+            reinvite: None,
+            transfer: Transferor::default(),
         };
         (
             call,
@@ -172,6 +179,116 @@ impl IncomingCall {
         out
     }
 
+    /// Whether our re-INVITE waits for its answer (a far-end re-INVITE now is glare: 491).
+    pub fn reinvite_pending(&self) -> bool {
+        self.reinvite.is_some()
+    }
+
+    /// The owner asks for hold (`true`, re-INVITE sendonly) or unhold (sendrecv).
+    pub fn hold(&mut self, on: bool) -> Vec<Action> {
+        let want = if on {
+            CallState::Hold
+        } else {
+            CallState::Established
+        };
+        if self.phase != Phase::Confirmed || self.reinvite.is_some() || self.state == want {
+            return Vec::new();
+        }
+        let dir = if on {
+            Direction::SendOnly
+        } else {
+            Direction::SendRecv
+        };
+        self.reinvite = Some(dir);
+        vec![Action::SendReinvite(dir)]
+    }
+
+    /// The final response to our re-INVITE: 2xx changes the state, 408/481 end the dialog
+    /// (RFC 3261 §14.1), anything else (491 glare, 488) leaves the call as it was.
+    pub fn on_reinvite_final(&mut self, status: u16, reason: &str) -> Vec<Action> {
+        let mut out = Vec::new();
+        let Some(dir) = self.reinvite.take() else {
+            return out;
+        };
+        if self.phase != Phase::Confirmed {
+            return out;
+        }
+        let (state, cause) = match status {
+            200..=299 if dir.is_hold() => (CallState::Hold, Cause::LocalHold),
+            200..=299 => (CallState::Established, Cause::Resumed),
+            408 | 481 => {
+                out.push(Action::SendBye);
+                out.push(Action::ReleaseMedia);
+                let cause = Cause::Sip {
+                    status,
+                    reason: reason.to_string(),
+                };
+                self.finish(CallState::Failed, cause, &mut out);
+                return out;
+            }
+            _ => return out,
+        };
+        if state != self.state {
+            self.state = state;
+            out.push(report(state, cause));
+        }
+        out
+    }
+
+    /// The far end asked us (REFER, answered 202) to call `target` instead: this call ends
+    /// with BYE and the session places the new call.
+    pub fn on_refer(&mut self, target: &str) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.phase == Phase::Confirmed {
+            out.push(Action::SendBye);
+            out.push(Action::ReleaseMedia);
+            self.finish(
+                CallState::Finish,
+                Cause::Transferred(target.to_string()),
+                &mut out,
+            );
+        }
+        out
+    }
+
+    /// The owner transfers the established call to `target` (we send REFER).
+    pub fn transfer(&mut self, target: &str) -> Vec<Action> {
+        if self.phase != Phase::Confirmed || !self.transfer.start(target) {
+            return Vec::new();
+        }
+        vec![Action::SendRefer(target.to_string())]
+    }
+
+    /// The final response to our REFER (408 when it timed out).
+    pub fn on_refer_final(&mut self, status: u16, reason: &str) -> Vec<Action> {
+        let steps = self.transfer.on_refer_final(status, reason);
+        self.transfer_steps(steps)
+    }
+
+    /// A NOTIFY of our REFER's subscription with this sipfrag status.
+    pub fn on_transfer_notify(&mut self, status: u16, reason: &str) -> Vec<Action> {
+        let steps = self.transfer.on_notify(status, reason);
+        self.transfer_steps(steps)
+    }
+
+    fn transfer_steps(&mut self, steps: Vec<TransferStep>) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.phase != Phase::Confirmed {
+            return out;
+        }
+        for step in steps {
+            match step {
+                TransferStep::Report(p) => out.push(Action::Transfer(p)),
+                TransferStep::Done(target) => {
+                    out.push(Action::SendBye);
+                    out.push(Action::ReleaseMedia);
+                    self.finish(CallState::Finish, Cause::Transferred(target), &mut out);
+                }
+            }
+        }
+        out
+    }
+
     /// The time in [`deadline`](Self::deadline) has come.
     pub fn on_deadline(&mut self, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
@@ -253,6 +370,84 @@ mod tests {
             vec![(CallState::Finish, "Request Terminated".into())]
         );
         assert!(c.answer(t0).is_empty(), "no 200 after 487");
+    }
+
+    fn confirmed() -> IncomingCall {
+        let t0 = Instant::now();
+        let (mut c, _) = IncomingCall::new(t0, Duration::from_secs(60));
+        c.answer(t0);
+        c.on_ack();
+        c
+    }
+
+    #[test]
+    fn hold_and_unhold_by_the_callee() {
+        let t0 = Instant::now();
+        let (mut c, _) = IncomingCall::new(t0, Duration::from_secs(60));
+        assert!(c.hold(true).is_empty(), "no hold while ringing");
+        let mut c2 = confirmed();
+        assert_eq!(
+            c2.hold(true),
+            vec![Action::SendReinvite(Direction::SendOnly)]
+        );
+        assert!(c2.reinvite_pending());
+        assert!(c2.hold(false).is_empty(), "one re-INVITE at a time");
+        assert_eq!(
+            states(&c2.on_reinvite_final(200, "OK")),
+            vec![(CallState::Hold, "Hold".into())]
+        );
+        assert_eq!(
+            c2.hold(false),
+            vec![Action::SendReinvite(Direction::SendRecv)]
+        );
+        assert!(states(&c2.on_reinvite_final(491, "Request Pending")).is_empty());
+        assert_eq!(c2.state(), CallState::Hold);
+        c2.hold(false);
+        assert_eq!(
+            states(&c2.on_reinvite_final(200, "OK")),
+            vec![(CallState::Established, "Resumed".into())]
+        );
+        c2.hold(true);
+        let a = c2.on_reinvite_final(481, "Call/Transaction Does Not Exist");
+        assert_eq!(a[0], Action::SendBye);
+        assert_eq!(c2.state(), CallState::Failed);
+        c.answer(t0);
+    }
+
+    #[test]
+    fn transfers_both_ways() {
+        use crate::call::transfer::TransferProgress as P;
+        // The caller transfers us: BYE and FINISH "Transferred to …".
+        let mut c = confirmed();
+        let a = c.on_refer("sip:carol@h");
+        assert_eq!(a[..2], [Action::SendBye, Action::ReleaseMedia]);
+        assert_eq!(
+            states(&a),
+            vec![(CallState::Finish, "Transferred to sip:carol@h".into())]
+        );
+        assert!(c.is_done());
+        // We transfer the caller.
+        let mut c = confirmed();
+        assert_eq!(
+            c.transfer("sip:dave@h"),
+            vec![Action::SendRefer("sip:dave@h".into())]
+        );
+        assert_eq!(
+            c.on_refer_final(403, "Forbidden"),
+            vec![Action::Transfer(P::Rejected {
+                status: 403,
+                reason: "Forbidden".into()
+            })]
+        );
+        assert!(c.is_confirmed());
+        c.transfer("sip:dave@h");
+        c.on_refer_final(202, "Accepted");
+        let a = c.on_transfer_notify(200, "OK");
+        assert_eq!(a[1], Action::SendBye);
+        assert_eq!(
+            states(&a),
+            vec![(CallState::Finish, "Transferred to sip:dave@h".into())]
+        );
     }
 
     #[test]

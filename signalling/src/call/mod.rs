@@ -9,6 +9,7 @@
 
 pub mod incoming;
 pub mod outgoing;
+pub mod transfer;
 
 use std::fmt;
 
@@ -199,6 +200,10 @@ pub enum Action {
     Respond(u16),
     /// Free the call's media on the media plane.
     ReleaseMedia,
+    /// Send REFER in the dialog (blind transfer to this target).
+    SendRefer(String),
+    /// Tell the session how our transfer goes.
+    Transfer(transfer::TransferProgress),
 }
 
 pub(crate) fn report(state: CallState, cause: Cause) -> Action {

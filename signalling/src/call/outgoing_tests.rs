@@ -260,3 +260,77 @@ fn refer_ends_the_call_with_the_target_as_cause() {
         vec![(CallState::Finish, "Transferred to sip:carol@h".into())]
     );
 }
+
+#[test]
+fn our_transfer_reports_progress_and_ends_on_sipfrag_2xx() {
+    use crate::call::transfer::TransferProgress as P;
+    let mut c = started(Instant::now());
+    assert!(c.transfer("sip:carol@h").is_empty(), "no REFER before answer");
+    c.on_final(200, "OK");
+    assert_eq!(
+        c.transfer("sip:carol@h"),
+        vec![Action::SendRefer("sip:carol@h".into())]
+    );
+    assert!(c.transfer("sip:carol@h").is_empty(), "one REFER at a time");
+    assert_eq!(
+        c.on_refer_final(202, "Accepted"),
+        vec![Action::Transfer(P::Accepted {
+            status: 202,
+            reason: "Accepted".into()
+        })]
+    );
+    assert_eq!(
+        c.on_transfer_notify(100, "Trying"),
+        vec![Action::Transfer(P::Progress {
+            status: 100,
+            reason: "Trying".into()
+        })]
+    );
+    assert_eq!(c.state(), CallState::Established);
+    let a = c.on_transfer_notify(200, "OK");
+    assert_eq!(
+        a[..3],
+        [
+            Action::Transfer(P::Succeeded {
+                status: 200,
+                reason: "OK".into()
+            }),
+            Action::SendBye,
+            Action::ReleaseMedia
+        ]
+    );
+    assert_eq!(
+        reports(&a),
+        vec![(CallState::Finish, "Transferred to sip:carol@h".into())]
+    );
+    assert!(c.is_done());
+    assert!(c.hangup(Instant::now()).is_empty(), "nothing after the end");
+}
+
+#[test]
+fn refused_or_failed_transfer_keeps_the_call() {
+    use crate::call::transfer::TransferProgress as P;
+    let mut c = started(Instant::now());
+    c.on_final(200, "OK");
+    c.transfer("sip:carol@h");
+    assert_eq!(
+        c.on_refer_final(405, "Method Not Allowed"),
+        vec![Action::Transfer(P::Rejected {
+            status: 405,
+            reason: "Method Not Allowed".into()
+        })]
+    );
+    assert!(c.is_confirmed());
+    c.transfer("sip:carol@h");
+    c.on_refer_final(202, "Accepted");
+    assert_eq!(
+        c.on_transfer_notify(486, "Busy Here"),
+        vec![Action::Transfer(P::Failed {
+            status: 486,
+            reason: "Busy Here".into()
+        })]
+    );
+    assert!(c.is_confirmed());
+    assert_eq!(c.state(), CallState::Established);
+    assert_eq!(c.hangup(Instant::now())[0], Action::SendBye);
+}

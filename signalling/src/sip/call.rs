@@ -24,11 +24,12 @@ use super::client::{ClientError, SipUserAgent};
 use super::dialog::Dialog;
 use super::digest::{AuthHeader, Challenge, DigestSession};
 use super::dispatch::{InboundTx, Routes};
-pub(crate) use super::in_dialog::{InDialog, serve_in_dialog};
+pub(crate) use super::in_dialog::{InDialog, notify_refer, refer_request, serve_in_dialog};
 pub use super::in_dialog::{dtmf_digit, dtmf_relay_body};
 use super::uri::SipUri;
 use super::wire::{self, sdp_with_direction};
 use crate::call::outgoing::OutgoingCall;
+pub use crate::call::transfer::TransferProgress;
 use crate::call::{Action, Cause, StateChange};
 use crate::media::MediaService;
 
@@ -68,6 +69,10 @@ pub enum CallEvent {
         /// The Refer-To URI.
         target: String,
     },
+    /// How our own transfer ([`CallHandle::transfer`]) goes: REFER accepted or refused, then
+    /// the NOTIFYed status of the far end's call to the target. On `Succeeded` the call ends
+    /// FINISH "Transferred to …"; after `Rejected` or `Failed` it goes on.
+    TransferProgress(TransferProgress),
     /// A DTMF digit from an in-dialog INFO (`application/dtmf-relay` or `application/dtmf`).
     Dtmf(char),
     /// Any other in-dialog INFO or MESSAGE body from the far end.
@@ -90,6 +95,14 @@ pub(crate) enum Command {
     Reject(u16),
     /// Send an in-dialog INFO or MESSAGE with this content type and body.
     Send(Method, String, String),
+    /// Blind transfer of the far end to this target (REFER).
+    Transfer(String),
+}
+
+/// The final response of an in-dialog request whose outcome the core waits for.
+pub(crate) enum Done {
+    Reinvite(u16, String),
+    Refer(u16, String),
 }
 
 /// A call in progress; events arrive on [`next_event`](Self::next_event). Dropping it hangs up.
@@ -166,6 +179,12 @@ impl CallHandle {
     /// Holds (re-INVITE sendonly) or resumes (sendrecv).
     pub fn hold(&self, on: bool) {
         let _ = self.commands.send(Command::Hold(on));
+    }
+
+    /// Blind transfer (REFER) of the far end to `target` (a `sip:` URI); once established.
+    /// Progress arrives as [`CallEvent::TransferProgress`].
+    pub fn transfer(&self, target: &str) {
+        let _ = self.commands.send(Command::Transfer(target.to_string()));
     }
 
     /// Whether the call's task has ended.
@@ -313,6 +332,28 @@ impl SipUserAgent {
     }
 }
 
+/// Sends a REFER (or reports 481 when there is no dialog to send it in) and hands its final
+/// response to the call task.
+pub(crate) fn spawn_refer(
+    inner: &EndpointInnerRef,
+    sent: Option<(rsip::Request, SipAddr)>,
+    timeout: Duration,
+    done: &mpsc::UnboundedSender<Done>,
+) {
+    let Some((req, dest)) = sent else {
+        let _ = done.send(Done::Refer(481, "No dialog".into()));
+        return;
+    };
+    let inner = inner.clone();
+    let done = done.clone();
+    tokio::spawn(async move {
+        let (s, r) = wire::request_final(&inner, req, &dest, timeout)
+            .await
+            .unwrap_or((408, "Request Timeout".into()));
+        let _ = done.send(Done::Refer(s, r));
+    });
+}
+
 struct OutgoingTask {
     inner: EndpointInnerRef,
     routes: Routes,
@@ -365,7 +406,7 @@ impl OutgoingTask {
                 return;
             }
         };
-        let (reinvite_tx, mut reinvite_rx) = mpsc::unbounded_channel::<(u16, String)>();
+        let (reinvite_tx, mut reinvite_rx) = mpsc::unbounded_channel::<Done>();
         let mut responses_open = true;
         let mut commands_open = true;
         let mut got_final = false;
@@ -408,6 +449,7 @@ impl OutgoingTask {
                 c = commands.recv(), if commands_open => match c {
                     Some(Command::Hangup) => self.core.hangup(Instant::now().into_std()),
                     Some(Command::Hold(on)) => self.core.hold(on),
+                    Some(Command::Transfer(target)) => self.core.transfer(&target),
                     Some(Command::Answer(_) | Command::Reject(_)) => Vec::new(),
                     Some(Command::Send(method, content_type, body)) => {
                         if self.core.is_confirmed() {
@@ -422,7 +464,10 @@ impl OutgoingTask {
                     }
                 },
                 Some(req) = dialog_rx.recv() => self.on_in_dialog(req).await,
-                Some((status, reason)) = reinvite_rx.recv() => self.core.on_reinvite_final(status, &reason),
+                Some(done) = reinvite_rx.recv() => match done {
+                    Done::Reinvite(status, reason) => self.core.on_reinvite_final(status, &reason),
+                    Done::Refer(status, reason) => self.core.on_refer_final(status, &reason),
+                },
                 _ = sleep => {
                     if first_response_by.is_some_and(|t| t <= Instant::now()) {
                         first_response_by = None;
@@ -616,36 +661,16 @@ impl OutgoingTask {
                 self.notify_refer("SIP/2.0 100 Trying").await;
                 self.core.on_refer(&target)
             }
+            InDialog::Notify(status, reason) => self.core.on_transfer_notify(status, &reason),
             InDialog::Other => Vec::new(),
         }
     }
 
-    /// NOTIFY of the implicit REFER subscription (RFC 3515) with a sipfrag status line; the
-    /// subscription ends with the dialog (we BYE right after).
     async fn notify_refer(&mut self, status_line: &str) {
-        let Some(d) = self.dialog.as_mut() else {
-            return;
-        };
-        let Ok(mut req) = d.request(
-            Method::Notify,
-            Some((
-                "message/sipfrag;version=2.0",
-                status_line.as_bytes().to_vec(),
-            )),
-        ) else {
-            return;
-        };
-        req.headers
-            .push(Header::Other("Event".into(), "refer".into()));
-        req.headers.push(Header::Other(
-            "Subscription-State".into(),
-            "terminated;reason=noresource".into(),
-        ));
         let tcp = self.account.transport == Transport::Tcp;
-        // Awaited (bounded) so the NOTIFY is answered before our BYE goes out.
-        if let Ok(dest) = wire::sip_addr(&d.next_hop(), tcp) {
-            let _ = wire::request_final(&self.inner, req, &dest, self.options.transaction_timeout)
-                .await;
+        if let Some(d) = self.dialog.as_mut() {
+            let timeout = self.options.transaction_timeout;
+            notify_refer(&self.inner, d, tcp, timeout, status_line).await;
         }
     }
 
@@ -657,7 +682,7 @@ impl OutgoingTask {
     async fn execute_with(
         &mut self,
         actions: Vec<Action>,
-        reinvite_done: &mpsc::UnboundedSender<(u16, String)>,
+        reinvite_done: &mpsc::UnboundedSender<Done>,
     ) {
         for action in actions {
             match action {
@@ -690,15 +715,29 @@ impl OutgoingTask {
                             let timeout = self.options.transaction_timeout;
                             let done = reinvite_done.clone();
                             tokio::spawn(async move {
-                                let result = wire::request_final(&inner, req, &dest, timeout).await;
-                                let _ =
-                                    done.send(result.unwrap_or((408, "Request Timeout".into())));
+                                let (s, r) = wire::request_final(&inner, req, &dest, timeout)
+                                    .await
+                                    .unwrap_or((408, "Request Timeout".into()));
+                                let _ = done.send(Done::Reinvite(s, r));
                             });
                         }
                         None => {
-                            let _ = reinvite_done.send((481, "No dialog".into()));
+                            let _ = reinvite_done.send(Done::Reinvite(481, "No dialog".into()));
                         }
                     }
+                }
+                Action::SendRefer(target) => {
+                    let tcp = self.account.transport == Transport::Tcp;
+                    let timeout = self.options.transaction_timeout;
+                    let sent = self.dialog.as_mut().and_then(|d| {
+                        let req = refer_request(d, &target)?;
+                        let dest = wire::sip_addr(&d.next_hop(), tcp).ok()?;
+                        Some((req, dest))
+                    });
+                    spawn_refer(&self.inner, sent, timeout, reinvite_done);
+                }
+                Action::Transfer(p) => {
+                    let _ = self.events.send(CallEvent::TransferProgress(p));
                 }
                 Action::Respond(_) => {}
             }

@@ -8,9 +8,53 @@ use rsipstack::sip::{self as rsip, Header, Method};
 use tokio::sync::mpsc;
 
 use super::call::{CallEvent, CallOptions};
+use super::dialog::Dialog;
 use super::dispatch::{self, InboundTx};
 use super::wire::{self, answer_direction, sdp_with_direction};
 use crate::call::Direction;
+use crate::call::transfer::sipfrag_status;
+use rsipstack::transaction::endpoint::EndpointInnerRef;
+
+/// The REFER for a blind transfer of this dialog's far end to `target` (RFC 3515): Refer-To
+/// the target, Referred-By our URI. Sent by the driver; its final response goes to the core.
+pub(crate) fn refer_request(d: &mut Dialog, target: &str) -> Option<rsip::Request> {
+    let mut req = d.request(Method::Refer, None).ok()?;
+    let ours = d.local_uri.clone();
+    req.headers
+        .push(Header::Other("Refer-To".into(), format!("<{target}>")));
+    req.headers.push(Header::Other("Referred-By".into(), ours));
+    Some(req)
+}
+
+/// NOTIFY of the implicit subscription of a REFER we accepted (RFC 3515) with a sipfrag
+/// status line; the subscription ends with it (the call is BYEd right after). Awaited (bounded
+/// by `timeout`) so the NOTIFY is answered before our BYE goes out.
+pub(crate) async fn notify_refer(
+    inner: &EndpointInnerRef,
+    d: &mut Dialog,
+    tcp: bool,
+    timeout: std::time::Duration,
+    status_line: &str,
+) {
+    let Ok(mut req) = d.request(
+        Method::Notify,
+        Some((
+            "message/sipfrag;version=2.0",
+            status_line.as_bytes().to_vec(),
+        )),
+    ) else {
+        return;
+    };
+    req.headers
+        .push(Header::Other("Event".into(), "refer".into()));
+    req.headers.push(Header::Other(
+        "Subscription-State".into(),
+        "terminated;reason=noresource".into(),
+    ));
+    if let Ok(dest) = wire::sip_addr(&d.next_hop(), tcp) {
+        let _ = wire::request_final(inner, req, &dest, timeout).await;
+    }
+}
 
 /// What an in-dialog request meant for the call core.
 pub(crate) enum InDialog {
@@ -20,6 +64,8 @@ pub(crate) enum InDialog {
     Direction(Direction),
     /// REFER to this target (answered 202 Accepted).
     Refer(String),
+    /// NOTIFY of a REFER subscription (answered 200) with the sipfrag's status and reason.
+    Notify(u16, String),
     /// Anything else (answered; INFO/MESSAGE reported as [`CallEvent::Info`]).
     Other,
 }
@@ -72,6 +118,18 @@ pub(crate) async fn serve_in_dialog(
                     let _ = dispatch::reply(&mut req.tx, 400, "Refer-To missing", vec![]).await;
                     InDialog::Other
                 }
+            }
+        }
+        Method::Notify => {
+            let refer_event = req.tx.original.headers.iter().any(|h| match h {
+                Header::Event(e) => e.value().trim().to_ascii_lowercase().starts_with("refer"),
+                _ => false,
+            });
+            let body = String::from_utf8_lossy(&req.tx.original.body).into_owned();
+            let _ = dispatch::reply(&mut req.tx, 200, "OK", vec![]).await;
+            match sipfrag_status(&body) {
+                Some((status, reason)) if refer_event => InDialog::Notify(status, reason),
+                _ => InDialog::Other,
             }
         }
         Method::Info | Method::Message => {

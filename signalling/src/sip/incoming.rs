@@ -19,7 +19,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::call::{
-    CallEvent, CallHandle, CallOptions, Command, InDialog, MediaLeg, serve_in_dialog,
+    CallEvent, CallHandle, CallOptions, Command, Done, InDialog, MediaLeg, notify_refer,
+    refer_request, serve_in_dialog, spawn_refer,
 };
 use super::client::SipUserAgent;
 use super::dialog::Dialog;
@@ -294,7 +295,8 @@ impl IncomingTask {
         self.send_response(180, None);
         let (core, actions) = Core::new(Instant::now().into_std(), self.options.no_answer);
         self.core = Some(core);
-        self.execute(actions).await;
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+        self.execute(actions, &done_tx).await;
         let mut commands_open = true;
         while !self.core.as_ref().is_none_or(Core::is_done) {
             let deadline = self
@@ -325,7 +327,8 @@ impl IncomingTask {
                     Some(Command::Answer(sdp)) => self.answer(sdp, delayed).await,
                     Some(Command::Reject(status)) => self.core_mut().reject(status, &reason_for(status)),
                     Some(Command::Hangup) => self.core_mut().hangup(),
-                    Some(Command::Hold(_)) => Vec::new(),
+                    Some(Command::Hold(on)) => self.core_mut().hold(on),
+                    Some(Command::Transfer(target)) => self.core_mut().transfer(&target),
                     Some(Command::Send(method, content_type, body)) => {
                         self.send_in_dialog(method, &content_type, body);
                         Vec::new()
@@ -336,21 +339,34 @@ impl IncomingTask {
                     }
                 },
                 Some(req) = self.dialog_rx.recv() => {
-                    match serve_in_dialog(req, &mut self.sip_sdp, &self.contact, false, &self.events, &self.options).await {
+                    let pending = self.core.as_ref().is_some_and(Core::reinvite_pending);
+                    match serve_in_dialog(req, &mut self.sip_sdp, &self.contact, pending, &self.events, &self.options).await {
                         InDialog::Bye => self.core_mut().on_bye(),
                         InDialog::Direction(d) => self.core_mut().on_remote_direction(d),
-                        // Transfer of an incoming call: reported; the session decides (hang up,
-                        // call the target). No NOTIFY is sent for it yet.
+                        // The caller transfers us: as on outgoing calls, reported, NOTIFYed
+                        // (100 Trying; the new call is the session's) and ended with BYE.
                         InDialog::Refer(target) => {
-                            let _ = self.events.send(CallEvent::Transfer { target });
-                            Vec::new()
+                            let _ = self.events.send(CallEvent::Transfer { target: target.clone() });
+                            if self.core.as_ref().is_some_and(Core::is_confirmed) {
+                                let tcp = self.contact.contains("transport=tcp");
+                                let timeout = self.options.transaction_timeout;
+                                if let Some(d) = self.dialog.as_mut() {
+                                    notify_refer(&self.inner, d, tcp, timeout, "SIP/2.0 100 Trying").await;
+                                }
+                            }
+                            self.core_mut().on_refer(&target)
                         }
+                        InDialog::Notify(status, reason) => self.core_mut().on_transfer_notify(status, &reason),
                         InDialog::Other => Vec::new(),
                     }
                 }
+                Some(done) = done_rx.recv() => match done {
+                    Done::Reinvite(status, reason) => self.core_mut().on_reinvite_final(status, &reason),
+                    Done::Refer(status, reason) => self.core_mut().on_refer_final(status, &reason),
+                },
                 _ = sleep => self.core_mut().on_deadline(Instant::now().into_std()),
             };
-            self.execute(actions).await;
+            self.execute(actions, &done_tx).await;
         }
         if let Some(d) = &self.dialog {
             self.routes.remove_dialog(&d.key());
@@ -436,7 +452,7 @@ impl IncomingTask {
         Vec::new()
     }
 
-    async fn execute(&mut self, actions: Vec<Action>) {
+    async fn execute(&mut self, actions: Vec<Action>, done_tx: &mpsc::UnboundedSender<Done>) {
         for action in actions {
             match action {
                 Action::Report(change) => {
@@ -484,7 +500,48 @@ impl IncomingTask {
                         });
                     }
                 }
-                Action::SendCancel | Action::SendReinvite(_) => {}
+                Action::SendReinvite(dir) => {
+                    // Hold edits the direction of the SDP in our 200 (as on outgoing calls).
+                    let sdp = wire::sdp_with_direction(&self.sip_sdp, dir);
+                    self.sip_sdp = sdp.clone();
+                    let tcp = self.contact.contains("transport=tcp");
+                    let sent = self.dialog.as_mut().and_then(|d| {
+                        let req = d
+                            .request(Method::Invite, Some(("application/sdp", sdp.into_bytes())))
+                            .ok()?;
+                        let dest = wire::sip_addr(&d.next_hop(), tcp).ok()?;
+                        Some((req, dest))
+                    });
+                    match sent {
+                        Some((req, dest)) => {
+                            let inner = self.inner.clone();
+                            let timeout = self.options.transaction_timeout;
+                            let done = done_tx.clone();
+                            tokio::spawn(async move {
+                                let (s, r) = wire::request_final(&inner, req, &dest, timeout)
+                                    .await
+                                    .unwrap_or((408, "Request Timeout".into()));
+                                let _ = done.send(Done::Reinvite(s, r));
+                            });
+                        }
+                        None => {
+                            let _ = done_tx.send(Done::Reinvite(481, "No dialog".into()));
+                        }
+                    }
+                }
+                Action::SendRefer(target) => {
+                    let tcp = self.contact.contains("transport=tcp");
+                    let sent = self.dialog.as_mut().and_then(|d| {
+                        let req = refer_request(d, &target)?;
+                        let dest = wire::sip_addr(&d.next_hop(), tcp).ok()?;
+                        Some((req, dest))
+                    });
+                    spawn_refer(&self.inner, sent, self.options.transaction_timeout, done_tx);
+                }
+                Action::Transfer(p) => {
+                    let _ = self.events.send(CallEvent::TransferProgress(p));
+                }
+                Action::SendCancel => {}
             }
         }
     }
