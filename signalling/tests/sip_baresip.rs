@@ -63,7 +63,10 @@ async fn established(call: &mut CallHandle) -> String {
                 }
             }
             CallEvent::RemoteSdp { sdp: s, .. } => sdp = Some(s),
-            CallEvent::Info { .. } | CallEvent::Dtmf(_) | CallEvent::Transfer { .. } => {}
+            CallEvent::Info { .. }
+            | CallEvent::Dtmf(_)
+            | CallEvent::Transfer { .. }
+            | CallEvent::TransferProgress(_) => {}
         }
     }
     assert_eq!(states.first(), Some(&s(CallState::Pending, "Calling")));

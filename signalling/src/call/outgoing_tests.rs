@@ -265,7 +265,10 @@ fn refer_ends_the_call_with_the_target_as_cause() {
 fn our_transfer_reports_progress_and_ends_on_sipfrag_2xx() {
     use crate::call::transfer::TransferProgress as P;
     let mut c = started(Instant::now());
-    assert!(c.transfer("sip:carol@h").is_empty(), "no REFER before answer");
+    assert!(
+        c.transfer("sip:carol@h").is_empty(),
+        "no REFER before answer"
+    );
     c.on_final(200, "OK");
     assert_eq!(
         c.transfer("sip:carol@h"),

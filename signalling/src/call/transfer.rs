@@ -75,7 +75,9 @@ pub fn sipfrag_status(body: &str) -> Option<(u16, String)> {
         return None;
     }
     let status: u16 = code.parse().ok()?;
-    (100..700).contains(&status).then(|| (status, reason.to_string()))
+    (100..700)
+        .contains(&status)
+        .then(|| (status, reason.to_string()))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
