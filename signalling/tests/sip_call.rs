@@ -384,6 +384,7 @@ async fn info_dtmf_and_message_both_ways() {
             CallEvent::RemoteSdp { .. } => {}
             CallEvent::State(c) => panic!("unexpected state {c:?}"),
             CallEvent::Transfer { target } => panic!("unexpected transfer to {target}"),
+            CallEvent::TransferProgress(p) => panic!("unexpected {p}"),
         }
     }
     assert_eq!(
