@@ -332,6 +332,18 @@ impl SipUserAgent {
     }
 }
 
+/// The core's actions with the session reports first: a final state must not wait for the
+/// cleanup that follows it (the media plane's Delete is bounded by its request timeout, 2 s, and
+/// longer while the plane restarts after a missed heartbeat under load; a CANCEL or BYE waits
+/// for its transport). Seen once in CI: FINISH "Request Terminated" after a hangup while ringing
+/// came later than the test's 8 s wait.
+pub(crate) fn reports_first(actions: Vec<Action>) -> impl Iterator<Item = Action> {
+    let (reports, rest): (Vec<Action>, Vec<Action>) = actions
+        .into_iter()
+        .partition(|a| matches!(a, Action::Report(_) | Action::Transfer(_)));
+    reports.into_iter().chain(rest)
+}
+
 /// Sends a REFER (or reports 481 when there is no dialog to send it in) and hands its final
 /// response to the call task.
 pub(crate) fn spawn_refer(
@@ -684,7 +696,7 @@ impl OutgoingTask {
         actions: Vec<Action>,
         reinvite_done: &mpsc::UnboundedSender<Done>,
     ) {
-        for action in actions {
+        for action in reports_first(actions) {
             match action {
                 Action::Report(change) => {
                     let _ = self.events.send(CallEvent::State(change));

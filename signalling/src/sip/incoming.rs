@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use super::call::{
     CallEvent, CallHandle, CallOptions, Command, Done, InDialog, MediaLeg, notify_refer,
-    refer_request, serve_in_dialog, spawn_refer,
+    refer_request, reports_first, serve_in_dialog, spawn_refer,
 };
 use super::client::SipUserAgent;
 use super::dialog::Dialog;
@@ -453,7 +453,7 @@ impl IncomingTask {
     }
 
     async fn execute(&mut self, actions: Vec<Action>, done_tx: &mpsc::UnboundedSender<Done>) {
-        for action in actions {
+        for action in reports_first(actions) {
             match action {
                 Action::Report(change) => {
                     let _ = self.events.send(CallEvent::State(change));
