@@ -158,13 +158,38 @@ pub enum ClientMsg {
         #[serde(default)]
         dtmf_type: DtmfType,
     },
+    /// Blind transfer: REFER the far end to `target`.
+    #[serde(rename = "transfer")]
+    Transfer {
+        /// The call.
+        call_id: String,
+        /// A user at the account's domain, `user@host[:port]` or a `sip:` URI.
+        target: String,
+    },
+    /// An in-dialog SIP MESSAGE (text/plain) to the far end.
+    #[serde(rename = "sendMessage")]
+    SendMessage {
+        /// The call.
+        call_id: String,
+        /// The text.
+        text: String,
+    },
     /// Keepalive; answered with `pong`.
     #[serde(rename = "ping")]
     Ping {},
 }
 
-const TYPES: [&str; 8] = [
-    "connect", "call", "answer", "hangup", "hold", "unhold", "sendDTMF", "ping",
+const TYPES: [&str; 10] = [
+    "connect",
+    "call",
+    "answer",
+    "hangup",
+    "hold",
+    "unhold",
+    "sendDTMF",
+    "transfer",
+    "sendMessage",
+    "ping",
 ];
 
 /// Parses one text frame.
@@ -250,6 +275,28 @@ pub enum ServerMsg {
         digit: String,
         /// How it came (RFC2833 or INFO).
         dtmf_type: DtmfType,
+    },
+    /// A text message from the far end of a call (in-dialog SIP MESSAGE).
+    #[serde(rename = "message")]
+    Message {
+        /// The call.
+        call_id: String,
+        /// Its content type.
+        content_type: String,
+        /// The text.
+        text: String,
+    },
+    /// Progress of a blind transfer (`transfer accepted: 202 Accepted`, `… succeeded: 200 OK`).
+    #[serde(rename = "transfer")]
+    Transfer {
+        /// The call.
+        call_id: String,
+        /// `accepted`, `rejected`, `progress`, `succeeded` or `failed`.
+        status: &'static str,
+        /// SIP status code of the REFER's response or of the NOTIFY's sipfrag.
+        code: u16,
+        /// Human-readable.
+        cause: String,
     },
     /// A request was refused; the session stays.
     #[serde(rename = "error")]

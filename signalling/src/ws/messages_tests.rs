@@ -44,6 +44,20 @@ fn parses_every_client_message() {
     );
     assert_eq!(parse(r#"{"type":"ping"}"#).unwrap(), ClientMsg::Ping {});
     assert_eq!(
+        parse(r#"{"type":"transfer","callId":"c1","target":"carol"}"#).unwrap(),
+        ClientMsg::Transfer {
+            call_id: "c1".into(),
+            target: "carol".into()
+        }
+    );
+    assert_eq!(
+        parse(r#"{"type":"sendMessage","callId":"c1","text":"hi"}"#).unwrap(),
+        ClientMsg::SendMessage {
+            call_id: "c1".into(),
+            text: "hi".into()
+        }
+    );
+    assert_eq!(
         parse(r#"{"type":"hold","callId":"x"}"#).unwrap(),
         ClientMsg::Hold {
             call_id: "x".into()
@@ -72,6 +86,8 @@ fn refusals_name_the_problem() {
     let e = parse(r#"{"type":"call","callId":"c1","callee":"echo"}"#).unwrap_err();
     assert!(e.to_string().contains("sdp"), "{e}");
     assert!(e.to_string().starts_with("bad \"call\" message"), "{e}");
+    let e = parse(r#"{"type":"transfer","callId":"c1"}"#).unwrap_err();
+    assert!(e.to_string().contains("target"), "{e}");
     let e = parse(r#"{"type":"sendDTMF","callId":"c","digits":"1","dtmfType":"SMS"}"#).unwrap_err();
     assert!(e.to_string().contains("SMS"), "{e}");
 }
@@ -105,6 +121,25 @@ fn server_messages_are_camel_case_json() {
         m.to_json(),
         r##"{"type":"dtmf","callId":"c","digit":"#","dtmfType":"RFC2833"}"##
     );
+    let m = ServerMsg::Message {
+        call_id: "c".into(),
+        content_type: "text/plain".into(),
+        text: "hi".into(),
+    };
+    assert_eq!(
+        m.to_json(),
+        r#"{"type":"message","callId":"c","contentType":"text/plain","text":"hi"}"#
+    );
+    let m = ServerMsg::Transfer {
+        call_id: "c".into(),
+        status: "succeeded",
+        code: 200,
+        cause: "transfer succeeded: 200 OK".into(),
+    };
+    assert_eq!(
+        m.to_json(),
+        r#"{"type":"transfer","callId":"c","status":"succeeded","code":200,"cause":"transfer succeeded: 200 OK"}"#
+    );
 }
 
 proptest! {
@@ -114,7 +149,7 @@ proptest! {
     }
 
     #[test]
-    fn parse_never_panics_on_typed_objects(t in "(connect|call|hangup|hold|sendDTMF|ping|x)", body in ".{0,80}") {
+    fn parse_never_panics_on_typed_objects(t in "(connect|call|hangup|hold|sendDTMF|transfer|sendMessage|ping|x)", body in ".{0,80}") {
         let _ = parse(&format!("{{\"type\":\"{t}\",{body}}}"));
         let _ = parse(&format!("{{\"type\":\"{t}\",\"callId\":{body}}}"));
     }

@@ -219,6 +219,38 @@ impl Session {
                 digits,
                 dtmf_type,
             } => self.dtmf(&call_id, &digits, dtmf_type),
+            ClientMsg::Transfer { call_id, target } => {
+                // A bare user means one at the account's domain, as for callees: the REFER
+                // carries a full URI (`Refer-To: <sip:carol@domain>`).
+                let uri = self
+                    .account
+                    .as_ref()
+                    .map(|a| crate::sip::call::callee_uri(a, target.trim()));
+                match uri {
+                    Some(Ok(uri)) => {
+                        self.sip_command(&call_id, "transfer", SipCmd::Transfer(uri.to_string()))
+                    }
+                    Some(Err(e)) => vec![error(format!("transfer: {e}"))],
+                    None => vec![error("not connected: send \"connect\" first")],
+                }
+            }
+            ClientMsg::SendMessage { call_id, text } => {
+                self.sip_command(&call_id, "sendMessage", SipCmd::Message(text))
+            }
+        }
+    }
+
+    /// A command only SIP calls take (transfer, sendMessage); the echo has no SIP dialog.
+    fn sip_command(&mut self, call_id: &str, what: &str, cmd: SipCmd) -> Vec<ServerMsg> {
+        match self.calls.get(call_id) {
+            Some(Call::Sip { commands, .. }) => {
+                let _ = commands.send(cmd);
+                Vec::new()
+            }
+            Some(Call::Echo(_)) => vec![error(format!(
+                "{what}: the echo extension has no SIP dialog ({what} needs a SIP call)"
+            ))],
+            None => vec![error(format!("{what}: no call {call_id:?}"))],
         }
     }
 
@@ -609,6 +641,29 @@ impl Session {
                 vec![ServerMsg::Session {
                     status: SessionStatus::Failed,
                     cause: format!("Registration failed: {error}"),
+                }]
+            }
+            Internal::Sip(call_id, SipNote::Message(content_type, text)) => {
+                vec![ServerMsg::Message {
+                    call_id,
+                    content_type,
+                    text,
+                }]
+            }
+            Internal::Sip(call_id, SipNote::Transfer(p)) => {
+                use crate::sip::call::TransferProgress as T;
+                let (status, code) = match &p {
+                    T::Accepted { status, .. } => ("accepted", *status),
+                    T::Rejected { status, .. } => ("rejected", *status),
+                    T::Progress { status, .. } => ("progress", *status),
+                    T::Succeeded { status, .. } => ("succeeded", *status),
+                    T::Failed { status, .. } => ("failed", *status),
+                };
+                vec![ServerMsg::Transfer {
+                    call_id,
+                    status,
+                    code,
+                    cause: p.to_string(),
                 }]
             }
             Internal::Sip(call_id, SipNote::Problem(why)) => {

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use wavegate_shared::{CallId, LegTag};
 
 use crate::media::MediaService;
-use crate::sip::call::{CallEvent, CallHandle, Command};
+use crate::sip::call::{CallEvent, CallHandle, Command, TransferProgress};
 
 /// What the session asks of a SIP call.
 #[derive(Debug)]
@@ -27,6 +27,10 @@ pub enum SipCmd {
     Info(char),
     /// Incoming calls: answer with this SDP for the SIP side.
     Answer(String),
+    /// Blind transfer (REFER) to this target.
+    Transfer(String),
+    /// In-dialog MESSAGE (text/plain).
+    Message(String),
 }
 
 /// What a SIP call tells the session.
@@ -38,6 +42,10 @@ pub enum SipNote {
     Dtmf(char),
     /// Something went wrong that is not a state (the media plane refused the far end's SDP).
     Problem(String),
+    /// An in-dialog MESSAGE from the far end: content type, body.
+    Message(String, String),
+    /// Progress of our blind transfer.
+    Transfer(TransferProgress),
 }
 
 /// How long a call whose session is gone may take to reach its final state after hangup.
@@ -78,12 +86,18 @@ pub async fn run(
                     }
                 }
                 Some(CallEvent::Dtmf(d)) => notify(SipNote::Dtmf(d)),
+                Some(CallEvent::Info { method, content_type, body }) if method == "MESSAGE" => {
+                    notify(SipNote::Message(content_type, body));
+                }
+                Some(CallEvent::TransferProgress(p)) => notify(SipNote::Transfer(p)),
                 Some(other) => tracing::debug!(call = %media_id, ?other, "SIP call event not forwarded"),
             },
             cmd = commands.recv(), if orphan_deadline.is_none() => match cmd {
                 Some(SipCmd::Hangup) => handle.hangup(),
                 Some(SipCmd::Hold(on)) => handle.hold(on),
                 Some(SipCmd::Answer(sdp)) => handle.command(Command::Answer(sdp)),
+                Some(SipCmd::Transfer(target)) => handle.transfer(&target),
+                Some(SipCmd::Message(text)) => handle.send_message(&text),
                 Some(SipCmd::Info(d)) => {
                     if let Err(e) = handle.send_dtmf(d) {
                         notify(SipNote::Problem(e.to_string()));
