@@ -1,6 +1,6 @@
 // The Phone page: the SDK's seed-style API behind a few buttons. State for tests and the
 // console: window.phone = {session, call, log}.
-import { createSession, SESSION_STATUS, CALL_STATUS } from '/sdk/wavegate.js';
+import { createSession, getMediaDevices, SESSION_STATUS, CALL_STATUS, MEDIA_DEVICE_KIND } from '/sdk/wavegate.js';
 
 const $ = id => document.getElementById(id);
 const phone = window.phone = { session: null, call: null, log: [] };
@@ -30,6 +30,8 @@ function buttons() {
   $('hold').disabled = c !== CALL_STATUS.ESTABLISHED;
   $('unhold').disabled = c !== CALL_STATUS.HOLD;
   $('mute').disabled = !live;
+  const up = c === CALL_STATUS.ESTABLISHED || c === CALL_STATUS.HOLD;
+  for (const b of ['transfer', 'sendMessage', 'switchMic', 'switchCam', 'setSpeaker']) $(b).disabled = !up;
   for (const b of $('keypad').children) b.disabled = !live;
 }
 
@@ -42,7 +44,7 @@ $('connect').onclick = () => {
   };
   show('session', 'PENDING', 'Connecting');
   try {
-    phone.session = createSession({ urlServer: location.origin, sipOptions });
+    phone.session = createSession({ urlServer: location.origin, sipOptions, appKey: v('appKey') });
   } catch (e) {
     show('session', 'FAILED', e.message);
     return;
@@ -82,6 +84,8 @@ function watchCall(call) {
     });
   }
   call.on('DTMF', d => { $('dtmfHeard').textContent += d.digit; log(`DTMF ${d.digit} (${d.type})`); });
+  call.on('MESSAGE', m => { $('messages').textContent += `[${m.text}] `; log(`message: ${m.text}`); });
+  call.on('TRANSFER', t => { $('transferStatus').textContent = `${t.status} (${t.code})`; log(t.cause); });
 }
 $('answer').onclick = () => { if (phone.call) { phone.call.answer({ remoteVideoDisplay: $('remote') }); buttons(); } };
 $('hangup').onclick = () => phone.call && phone.call.hangup();
@@ -98,6 +102,36 @@ for (const d of '123A456B789C*0#D') {
   b.onclick = () => { try { phone.call.sendDTMF(d, $('dtmfType').value); } catch (e) { log(e.message); } };
   $('keypad').appendChild(b);
 }
+
+// Transfer, messages, devices: errors from the SDK (WavegateError) go to the device/log lines.
+const guard = (what, fn) => async () => {
+  try { await fn(); } catch (e) { log(`${what}: ${e.message}`); $('deviceStatus').textContent = `${what}: ${e.message}`; }
+};
+$('transfer').onclick = guard('transfer', () => phone.call.transfer($('transferTarget').value.trim()));
+$('sendMessage').onclick = guard('sendMessage', () => phone.call.sendMessage($('messageText').value));
+async function listDevices() {
+  const devices = phone.devices = await getMediaDevices(null, true, MEDIA_DEVICE_KIND.ALL);
+  for (const [type, list] of [['mic', 'micList'], ['camera', 'camList'], ['speaker', 'speakerList']]) {
+    $(list).replaceChildren(...devices.filter(d => d.type === type).map(d => {
+      const o = document.createElement('option'); o.value = d.id; o.textContent = d.label || d.id; return o;
+    }));
+  }
+  $('deviceStatus').textContent = `${devices.length} devices`;
+  return devices;
+}
+$('listDevices').onclick = guard('devices', listDevices);
+$('switchMic').onclick = guard('switchMic', async () => {
+  const id = await phone.call.switchMic($('micList').value || undefined);
+  $('deviceStatus').textContent = `microphone ${id}`;
+});
+$('switchCam').onclick = guard('switchCam', async () => {
+  const id = await phone.call.switchCam($('camList').value || undefined);
+  $('deviceStatus').textContent = `camera ${id}`;
+});
+$('setSpeaker').onclick = guard('setAudioOutputId', async () => {
+  await phone.call.setAudioOutputId($('speakerList').value);
+  $('deviceStatus').textContent = `speaker ${$('speakerList').value}`;
+});
 
 function readStats() {
   if (!phone.call) return;

@@ -35,7 +35,12 @@ export interface SipOptions {
   visibleName?: string;
 }
 
-export interface SessionOptions { urlServer?: string; sipOptions?: SipOptions; }
+export interface SessionOptions {
+  urlServer?: string;
+  sipOptions?: SipOptions;
+  /** The server's application key or auth token (config `ws.app_keys`), sent with `connect`. */
+  appKey?: string;
+}
 
 export interface CallOptions {
   callee: string;
@@ -70,7 +75,7 @@ export declare class Session {
 }
 
 export declare class Call {
-  on(event: CallStatus | 'DTMF', fn: (call: any) => void): this;
+  on(event: CallStatus | 'DTMF' | 'MESSAGE' | 'TRANSFER', fn: (arg: any) => void): this;
   id(): string;
   status(): CallStatus;
   cause(): string;
@@ -85,6 +90,14 @@ export declare class Call {
   hold(): void;
   unhold(): void;
   sendDTMF(digits: string, type?: DtmfType): void;
+  /** Blind transfer (SIP REFER); progress as 'TRANSFER' events {status, code, cause}. */
+  transfer(target: string): void;
+  /** In-dialog SIP MESSAGE; the far end's texts come as 'MESSAGE' events {text, contentType}. */
+  sendMessage(text: string): void;
+  /** Switches the microphone (the given one or the next); resolves to the new device id. */
+  switchMic(deviceId?: string): Promise<string>;
+  /** Switches the camera (the given one or the next); resolves to the new device id. */
+  switchCam(deviceId?: string): Promise<string>;
   muteAudio(): void;
   unmuteAudio(): void;
   isAudioMuted(): boolean;

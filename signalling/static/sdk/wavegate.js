@@ -73,7 +73,7 @@ function requireApi(ok, what) {
  * A connection to the server with one SIP account.
  */
 export class Session extends Emitter {
-  /** @param {{urlServer?: string, sipOptions?: object}} options */
+  /** @param {{urlServer?: string, sipOptions?: object, appKey?: string}} options */
   constructor(options = {}) {
     super();
     requireApi(typeof WebSocket !== 'undefined', 'WebSocket');
@@ -83,14 +83,15 @@ export class Session extends Emitter {
     /** @type {Map<string, Call>} */
     this._calls = new Map();
     this._ws = new WebSocket(wsUrl(options.urlServer));
-    this._ws.onopen = () => this._send({ type: 'connect', sipOptions: options.sipOptions || {} });
+    this._ws.onopen = () => this._send(Object.assign({ type: 'connect', sipOptions: options.sipOptions || {} },
+      options.appKey ? { appKey: String(options.appKey) } : {}));
     this._ws.onmessage = e => this._onMessage(e.data);
     this._ws.onclose = () => {
       for (const c of this._calls.values()) c._setStatus(CALL_STATUS.FAILED, 'Session closed');
       this._calls.clear();
-      if (this._status !== SESSION_STATUS.FAILED) this._setStatus(SESSION_STATUS.DISCONNECTED, this._cause || 'Connection closed');
+      if (this._status !== SESSION_STATUS.FAILED) this._setStatus(SESSION_STATUS.DISCONNECTED, this._wsError || 'Connection closed');
     };
-    this._ws.onerror = () => { this._cause = 'WebSocket error'; };
+    this._ws.onerror = () => { this._wsError = 'WebSocket error'; };
   }
   /** @returns {string} the last session status */
   status() { return this._status; }
@@ -115,7 +116,7 @@ export class Session extends Emitter {
     try { m = JSON.parse(data); } catch { return; }
     if (m.type === 'session') {
       this._setStatus(m.status, m.cause);
-    } else if (m.type === 'call' || m.type === 'sdp' || m.type === 'dtmf') {
+    } else if (['call', 'sdp', 'dtmf', 'message', 'transfer'].includes(m.type)) {
       const c = this._calls.get(m.callId);
       if (c) c._onMessage(m);
     } else if (m.type === 'incoming') {
@@ -201,6 +202,10 @@ export class Call extends Emitter {
       }
     } else if (m.type === 'dtmf') {
       this._emit('DTMF', { digit: m.digit, type: m.dtmfType });
+    } else if (m.type === 'message') {
+      this._emit('MESSAGE', { text: m.text, contentType: m.contentType });
+    } else if (m.type === 'transfer') {
+      this._emit('TRANSFER', { status: m.status, code: m.code, cause: m.cause });
     }
   }
   _failLocally(cause) {
@@ -312,6 +317,60 @@ export class Call extends Emitter {
     if (type !== DTMF_TYPE.RFC2833 && type !== DTMF_TYPE.INFO) throw new WavegateError(`sendDTMF: type must be RFC2833 or INFO`);
     this._session._send({ type: 'sendDTMF', callId: this._id, digits: String(digits), dtmfType: type });
   }
+  /**
+   * Blind transfer (SIP REFER) of the far end to `target` (a user, user@host or sip: URI).
+   * Progress comes as 'TRANSFER' events {status: accepted|rejected|progress|succeeded|failed,
+   * code, cause}; on success the SIP side ends the call (FINISH). @param {string} target
+   */
+  transfer(target) {
+    if (!target || typeof target !== 'string') throw new WavegateError('transfer: a target is required');
+    this._session._send({ type: 'transfer', callId: this._id, target });
+  }
+  /**
+   * Sends a text to the far end (in-dialog SIP MESSAGE); texts from it come as 'MESSAGE'
+   * events {text, contentType}. @param {string} text
+   */
+  sendMessage(text) {
+    if (typeof text !== 'string' || !text) throw new WavegateError('sendMessage: a non-empty text is required');
+    this._session._send({ type: 'sendMessage', callId: this._id, text });
+  }
+  /**
+   * Switches the call's microphone (or camera) to `deviceId`, or to the next device of that
+   * kind when none is given; resolves to the new device id. Fails with a WavegateError naming
+   * what is missing (no call media yet, one device only, no RTCRtpSender.replaceTrack).
+   */
+  async _switch(kind, deviceId) {
+    const what = kind === 'audio' ? 'switchMic' : 'switchCam';
+    requireApi(typeof navigator !== 'undefined' && navigator.mediaDevices && navigator.mediaDevices.enumerateDevices, 'navigator.mediaDevices.enumerateDevices');
+    requireApi(typeof RTCRtpSender !== 'undefined' && typeof RTCRtpSender.prototype.replaceTrack === 'function', 'RTCRtpSender.replaceTrack');
+    if (!this._pc || !this._local) throw new WavegateError(`${what}: the call has no local media yet`);
+    const old = this._local.getTracks().find(t => t.kind === kind);
+    const sender = this._pc.getSenders().find(x => x.track && x.track.kind === kind);
+    if (!old || !sender) throw new WavegateError(`${what}: the call sends no ${kind}`);
+    const current = old.getSettings ? old.getSettings().deviceId : undefined;
+    if (!deviceId) {
+      const ids = (await navigator.mediaDevices.enumerateDevices())
+        .filter(d => d.kind === (kind === 'audio' ? 'audioinput' : 'videoinput'))
+        .map(d => d.deviceId).filter((id, i, a) => id && id !== 'default' && id !== 'communications' && a.indexOf(id) === i);
+      const others = ids.filter(id => id !== current);
+      if (!others.length) throw new WavegateError(`${what}: no other ${kind === 'audio' ? 'microphone' : 'camera'} to switch to`);
+      deviceId = others[(ids.indexOf(current) + 1) % others.length] || others[0];
+    }
+    const base = (this._options.constraints || {})[kind];
+    const c = Object.assign({}, typeof base === 'object' ? base : {}, { deviceId: { exact: deviceId } });
+    const stream = await navigator.mediaDevices.getUserMedia({ [kind]: c });
+    const track = stream.getTracks()[0];
+    track.enabled = old.enabled; // a muted call stays muted
+    await sender.replaceTrack(track);
+    this._local.removeTrack(old);
+    old.stop();
+    this._local.addTrack(track);
+    return (track.getSettings && track.getSettings().deviceId) || deviceId;
+  }
+  /** Switches the microphone during a call. @param {string} [deviceId] @returns {Promise<string>} the new device id */
+  switchMic(deviceId) { return this._switch('audio', deviceId); }
+  /** Switches the camera during a call. @param {string} [deviceId] @returns {Promise<string>} the new device id */
+  switchCam(deviceId) { return this._switch('video', deviceId); }
   _setTracks(kind, enabled) {
     if (this._local) this._local.getTracks().filter(t => t.kind === kind).forEach(t => { t.enabled = enabled; });
   }
@@ -345,7 +404,8 @@ export class Call extends Emitter {
           out.outboundStream[key] = { bytesSent: v.bytesSent, packetsSent: v.packetsSent, framesEncoded: v.framesEncoded };
         } else if (v.type === 'inbound-rtp') {
           out.inboundStream[key] = { bytesReceived: v.bytesReceived, packetsReceived: v.packetsReceived,
-            packetsLost: v.packetsLost, jitter: v.jitter, audioLevel: v.audioLevel, framesDecoded: v.framesDecoded };
+            packetsLost: v.packetsLost, jitter: v.jitter, audioLevel: v.audioLevel, totalAudioEnergy: v.totalAudioEnergy,
+            framesDecoded: v.framesDecoded };
         }
       });
       cb(out);
