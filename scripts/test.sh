@@ -21,6 +21,7 @@ step "headless Chromium <-> media plane <-> RTP echo peer (loopback-only network
   --ignore-scripts --no-audit --no-fund)
 tests/browser/run.sh
 tests/browser/phone.sh  # the Phone page + JS SDK + WebSocket API against the real wavegate binary, calling echo
+tests/browser/sip.sh    # the Phone page through Kamailio to baresip, and in-call features against SIPp
 
 step "benches compile and run once in test mode"
 cargo test --locked -p wavegate-benches --benches -q
