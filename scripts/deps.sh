@@ -8,8 +8,9 @@ mode="${1:-build}"
 build_pkgs=(build-essential cmake pkg-config)
 # kamailio: registrar/proxy; sip-tester: SIPp; baresip-core: a real softphone; chromium: the
 # browser the SDK tests drive (through playwright-core from npm, never a downloaded browser);
+# firefox-esr: the second engine (puppeteer-core over WebDriver BiDi, no downloaded browser);
 # util-linux: unshare, for the loopback-only network namespace browsers run in.
-test_pkgs=(iproute2 procps python3 kamailio sip-tester baresip-core chromium util-linux)
+test_pkgs=(iproute2 procps python3 kamailio sip-tester baresip-core chromium firefox-esr util-linux)
 # Node.js runs Playwright; use the machine's own when there is one, else Debian's.
 command -v node >/dev/null 2>&1 || test_pkgs+=(nodejs npm)
 pkgs=("${build_pkgs[@]}")

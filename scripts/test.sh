@@ -17,11 +17,12 @@ step "unit, property, integration and two-process tests"
 cargo nextest run --locked --workspace --no-fail-fast
 
 step "headless Chromium <-> media plane <-> RTP echo peer (loopback-only network namespace)"
-(cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --cache "$PWD/../../target/npm-cache" \
+(cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1 npm ci --cache "$PWD/../../target/npm-cache" \
   --ignore-scripts --no-audit --no-fund)
 tests/browser/run.sh
 tests/browser/phone.sh  # the Phone page + JS SDK + WebSocket API against the real wavegate binary, calling echo
 tests/browser/sip.sh    # the Phone page through Kamailio to baresip, and in-call features against SIPp
+tests/browser/firefox.sh  # Firefox ESR (puppeteer-core, WebDriver BiDi): echo and baresip calls
 
 step "benches compile and run once in test mode"
 cargo test --locked -p wavegate-benches --benches -q

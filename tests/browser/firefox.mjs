@@ -1,0 +1,133 @@
+// The Phone page in Firefox ESR (firefox.sh runs it inside a loopback-only network namespace):
+// Debian's /usr/lib/firefox-esr driven by puppeteer-core over WebDriver BiDi (no downloaded
+// browser, no geckodriver), fake devices, the quiet prefs of firefox-prefs.mjs plus
+// MOZ_DISABLE_NONLOCAL_CONNECTIONS=1. Against the real `wavegate` binary:
+//   - a call to `echo`: ESTABLISHED, audio both ways (SDK getStats: 50+ packets each way,
+//     inbound audio level > 0), hangup -> FINISH, the media session freed;
+//   - alice registers at Kamailio and calls carol (baresip, Opus first) through it:
+//     ESTABLISHED, inbound packets and audio level > 0, hangup -> FINISH, baresip received RTP.
+// Screenshot in target/browser-artifacts/firefox-phone.png. Bounded waits, watchdog, cleanup.
+//
+// usage: node firefox.mjs --wavegate BIN
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { root, sleep, check, bounded, until, cleanup, startServer, startKamailio, startBaresip, tempDir } from './lib.mjs';
+import { prefs } from './firefox-prefs.mjs';
+
+const label = 'firefox-phone';
+const FIREFOX = process.env.WAVEGATE_FIREFOX || '/usr/lib/firefox-esr/firefox-esr';
+const WATCHDOG_MS = 90000;
+const flags = {};
+for (let i = 2; i < process.argv.length; i++) if (process.argv[i].startsWith('--')) flags[process.argv[i].slice(2)] = process.argv[++i];
+
+let browser = null, server = null, baresip = null, page = null;
+let failing = false;
+async function fail(msg) {
+  console.error(`${label}: FAILED: ${msg}`);
+  if (failing) return;
+  failing = true;
+  if (page) {
+    const log = await bounded(page.evaluate(() => window.phone.log.slice(-20)), 2000, 'page log').catch(() => []);
+    console.error(`${label}: the page's last log lines:\n${log.join('\n')}`);
+  }
+  if (server) console.error(`${label}: last server log lines:\n${server.log.slice(-15).join('\n')}`);
+  if (baresip) console.error(`${label}: baresip log tail:\n${baresip.log().slice(-2000)}`);
+  if (browser) await Promise.race([browser.close().catch(() => {}), sleep(5000)]);
+  await cleanup();
+  process.exit(1);
+}
+
+async function main() {
+  check(existsSync(FIREFOX), `${FIREFOX} not found (scripts/deps.sh test installs firefox-esr)`);
+  check(flags.wavegate && existsSync(flags.wavegate), `wavegate binary not found: ${flags.wavegate}`);
+  setTimeout(() => fail(`watchdog: not done within ${WATCHDOG_MS} ms`), WATCHDOG_MS).unref();
+  const artifacts = join(root, 'target', 'browser-artifacts');
+  mkdirSync(artifacts, { recursive: true });
+  server = await startServer(flags.wavegate, '42400-42499');
+  console.log(`${label}: wavegate at ${server.url}`);
+
+  const { default: puppeteer } = await import('puppeteer-core');
+  let t0 = Date.now();
+  browser = await bounded(puppeteer.launch({
+    browser: 'firefox', executablePath: FIREFOX, protocol: 'webDriverBiDi', headless: true,
+    userDataDir: tempDir('wavegate-firefox-'), extraPrefsFirefox: prefs, timeout: 30000,
+    env: { ...process.env, MOZ_DISABLE_NONLOCAL_CONNECTIONS: '1' },
+  }), 40000, 'firefox launch');
+  const figures = { browser: await browser.version(), launchMs: Date.now() - t0 };
+  page = (await browser.pages())[0] || await browser.newPage();
+  page.on('pageerror', e => console.log(`[page] uncaught: ${e.message}`));
+  await page.goto(`${server.url}phone.html`, { timeout: 15000 });
+  await page.waitForFunction(() => window.phone !== undefined, { timeout: 5000 });
+
+  const fill = (sel, v) => page.$eval(sel, (el, val) => { el.value = val; }, v);
+  const status = (which, want, ms = 5000) => page.waitForFunction((w, s) => document.getElementById(`${w}Status`).textContent === s,
+    { timeout: ms }, which, want);
+  const text = sel => page.$eval(sel, el => el.textContent);
+  const stats = () => page.evaluate(() => new Promise(res => window.phone.call.getStats(s => {
+    const o = s.outboundStream.audioStats || {}, i = s.inboundStream.audioStats || {};
+    res({ sent: o.packetsSent || 0, bytesSent: o.bytesSent || 0, received: i.packetsReceived || 0,
+      bytesReceived: i.bytesReceived || 0, level: i.audioLevel || 0 });
+  })));
+  const audio = async what => {
+    let best = { level: 0 };
+    await until(async () => {
+      const s = await stats();
+      best = { ...s, level: Math.max(s.level, best.level) };
+      return s.sent > 50 && s.received > 50 && best.level > 0;
+    }, 10000, `${what}: 50+ packets each way and inbound audio level > 0 (last ${JSON.stringify(best)})`, 250);
+    return best;
+  };
+
+  // 1. The built-in echo.
+  await fill('#login', 'Ralf_C12441');
+  await fill('#domain', 'host.com');
+  await page.click('#connect');
+  await status('session', 'ESTABLISHED');
+  t0 = Date.now();
+  await page.click('#call');
+  await status('call', 'ESTABLISHED', 10000);
+  figures.echoEstablishedMs = Date.now() - t0;
+  figures.echo = await audio('echo call');
+  const offer = await page.evaluate(() => window.phone.call.peerConnection().localDescription.sdp);
+  figures.offeredAudio = (/m=audio [^\r\n]*/.exec(offer) || [''])[0];
+  await page.screenshot({ path: join(artifacts, 'firefox-phone.png'), fullPage: true });
+  await page.click('#hangup');
+  await status('call', 'FINISH');
+  await until(async () => (await server.health()).calls === 0, 3000, 'media deleted after hangup');
+  console.log(`${label}: ${figures.browser}: echo ESTABLISHED in ${figures.echoEstablishedMs} ms, ${JSON.stringify(figures.echo)}; hangup -> FINISH; offer ${figures.offeredAudio}`);
+  await page.click('#disconnect');
+  await status('session', 'DISCONNECTED');
+
+  // 2. Through Kamailio to baresip.
+  const kamailio = await startKamailio('proxy.cfg');
+  baresip = await startBaresip(kamailio.port, 42500, { opus: true });
+  await until(() => /AoR: carol/.test(kamailio.locations()), 10000, 'baresip (carol) registered at Kamailio', 200);
+  await fill('#login', 'alice');
+  await fill('#password', 'alicepw');
+  await fill('#domain', '127.0.0.1');
+  await fill('#port', String(kamailio.port));
+  await page.click('#registerRequired');
+  await page.click('#connect');
+  await status('session', 'REGISTERED', 8000);
+  await fill('#callee', 'carol');
+  t0 = Date.now();
+  await page.click('#call');
+  await status('call', 'ESTABLISHED', 10000);
+  figures.sipEstablishedMs = Date.now() - t0;
+  figures.sip = await audio('call to baresip');
+  await page.click('#hangup');
+  await status('call', 'FINISH');
+  await baresip.waitEvent('CALL_CLOSED', 1);
+  const rx = await until(() => /packets:\s+(\d+)\s+(\d+)/.exec(baresip.log()), 3000, 'baresip RTP statistics');
+  figures.baresipRtp = { sent: Number(rx[1]), received: Number(rx[2]) };
+  check(figures.baresipRtp.received > 50, `baresip received the page's RTP: ${JSON.stringify(figures.baresipRtp)}`);
+  console.log(`${label}: carol via Kamailio ESTABLISHED in ${figures.sipEstablishedMs} ms, ${JSON.stringify(figures.sip)}; hangup -> FINISH (${await text('#callCause')}); baresip RTP ${JSON.stringify(figures.baresipRtp)}`);
+
+  await bounded(browser.close(), 10000, 'firefox close');
+  browser = null;
+  page = null;
+  await cleanup();
+  console.log(`${label}: PASS ${JSON.stringify(figures)}`);
+}
+
+main().catch(e => fail(e.stack || String(e)));
