@@ -35,6 +35,71 @@ pub struct Config {
     pub log: LogConfig,
     /// The SIP user agent (pages' calls to SIP callees).
     pub sip: SipConfig,
+    /// The REST API under `/rest-api/` and `/metrics`.
+    pub rest: RestConfig,
+    /// REST hooks: the back end called on connect, calls and call status events.
+    pub hooks: HooksConfig,
+}
+
+/// When the REST API (and `/metrics`) asks for the API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RestAuth {
+    /// On when `http.listen` is not a loopback address, off on loopback.
+    #[default]
+    Auto,
+    /// Always ask for the key.
+    On,
+    /// Never ask (only behind a trusted proxy).
+    Off,
+}
+
+/// REST API settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RestConfig {
+    /// Whether requests must carry the key (`X-Api-Key: <key>` or `Authorization: Bearer <key>`).
+    pub auth: RestAuth,
+    /// The API key; required when auth is in force.
+    pub api_key: String,
+}
+
+impl RestConfig {
+    /// Whether the key is asked for, given where HTTP listens.
+    pub fn auth_required(&self, listen: SocketAddr) -> bool {
+        match self.auth {
+            RestAuth::On => true,
+            RestAuth::Off => false,
+            RestAuth::Auto => !listen.ip().is_loopback(),
+        }
+    }
+}
+
+/// REST hook settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HooksConfig {
+    /// Base URL of the back end (`http://host:port/path`); empty turns hooks off. Each hook is
+    /// a POST to `<url>/<hook>` (`connect`, `outgoing_call`, `incoming_call`, `call_status`).
+    pub url: String,
+    /// Deadline of one attempt.
+    pub timeout_ms: u64,
+    /// Further attempts after a failed one (transport error, timeout or 5xx).
+    pub retries: u32,
+    /// What a `connect` hook that cannot be reached means: false lets the session in
+    /// (fail open), true refuses it (fail closed).
+    pub connect_fail_closed: bool,
+}
+
+impl Default for HooksConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            timeout_ms: 2000,
+            retries: 1,
+            connect_fail_closed: false,
+        }
+    }
 }
 
 /// SIP user agent settings.
@@ -222,6 +287,27 @@ impl Config {
                 self.media.rtp_ports
             )));
         }
+        if self.rest.auth_required(self.http.listen) && self.rest.api_key.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "rest.api_key must be set: the REST API asks for it because {} (set rest.auth = \"off\" only behind a trusted proxy)",
+                if self.rest.auth == RestAuth::On {
+                    "rest.auth = \"on\"".to_string()
+                } else {
+                    format!("http.listen {} is not a loopback address", self.http.listen)
+                }
+            )));
+        }
+        if !self.hooks.url.is_empty() && !self.hooks.url.starts_with("http://") {
+            return Err(ConfigError::Invalid(format!(
+                "hooks.url {:?} must start with http:// (https is not supported yet)",
+                self.hooks.url
+            )));
+        }
+        if self.hooks.timeout_ms == 0 || self.hooks.retries > 5 {
+            return Err(ConfigError::Invalid(
+                "hooks.timeout_ms must be > 0 and hooks.retries at most 5".into(),
+            ));
+        }
         if self.media.heartbeat_timeout_ms < 750 {
             return Err(ConfigError::Invalid(
                 "media.heartbeat_timeout_ms must be at least 750 (shards beat every 250 ms)".into(),
@@ -314,6 +400,30 @@ mod tests {
         c.media.shards = 2;
         c.media.webrtc_port_base = 65535;
         assert!(c.validate().is_err(), "no room for the second shard");
+    }
+
+    #[test]
+    fn rest_key_required_off_loopback() {
+        let mut c = Config::default();
+        assert!(!c.rest.auth_required(c.http.listen));
+        c.http.listen = "0.0.0.0:8080".parse().unwrap();
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("rest.api_key")
+        );
+        c.rest.api_key = "k".into();
+        assert!(c.validate().is_ok());
+        c.rest.auth = RestAuth::Off;
+        c.rest.api_key.clear();
+        assert!(c.validate().is_ok());
+        c.http.listen = "127.0.0.1:8080".parse().unwrap();
+        c.rest.auth = RestAuth::On;
+        assert!(c.validate().is_err());
+        c.rest.auth = RestAuth::Auto;
+        c.hooks.url = "https://x".into();
+        assert!(c.validate().unwrap_err().to_string().contains("hooks.url"));
     }
 
     #[test]

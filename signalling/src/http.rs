@@ -25,6 +25,38 @@ pub struct AppState {
     pub sip: Option<std::sync::Arc<crate::sip::client::SipUserAgent>>,
     /// The media bind address (built-in extensions such as `echo` open their sockets there).
     pub media_ip: std::net::IpAddr,
+    /// Live sessions and calls, shared by the WebSocket and REST APIs; it owns the metrics.
+    pub registry: crate::registry::Registry,
+    /// The REST hooks' client (None when no hook URL is configured).
+    pub hooks: Option<crate::hooks::Hooks>,
+}
+
+/// Reads each shard's figures into the metrics (`ShardStats`, one request per shard with the
+/// control client's deadline; a shard that does not answer keeps its last figures).
+pub async fn refresh_shard_metrics(state: &AppState) {
+    let Some((client, _)) = state.supervisor.client() else {
+        return;
+    };
+    let metrics = state.registry.metrics();
+    for k in 0..client.shard_count() {
+        let shard = wavegate_shared::ShardId(k);
+        let age = client.heartbeat_age(shard);
+        let calls = client.region().shard(shard).map_or(0, |s| s.calls());
+        let start = std::time::Instant::now();
+        match client
+            .request(shard, &wavegate_shared::protocol::ShardStats)
+            .await
+        {
+            Ok(c) => {
+                metrics.media_request(start.elapsed());
+                metrics.shard(k, c.calls, age, Some(&c.webrtc));
+            }
+            Err(e) => {
+                tracing::debug!(shard = k, error = %e, "metrics: ShardStats");
+                metrics.shard(k, calls, age, None);
+            }
+        }
+    }
 }
 
 #[derive(serde::Serialize)]
@@ -71,8 +103,9 @@ const JS: &str = "text/javascript; charset=utf-8";
 const TS: &str = "application/typescript; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
 
-/// The router with every route.
-pub fn router(state: AppState) -> Router {
+/// The router with every route; REST and `/metrics` ask for `rest_key` when it is set.
+pub fn router(state: AppState, rest_key: Option<String>) -> Router {
+    let rest = crate::rest::router(state.clone(), rest_key);
     let phone = asset(HTML, include_str!("../static/phone.html"));
     let phone_js = asset(JS, include_str!("../static/phone.js"));
     let sdk = asset(JS, include_str!("../static/sdk/wavegate.js"));
@@ -87,4 +120,5 @@ pub fn router(state: AppState) -> Router {
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/health", get(health))
         .with_state(state)
+        .merge(rest)
 }

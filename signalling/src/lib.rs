@@ -5,8 +5,12 @@
 pub mod call;
 pub mod config;
 pub mod echo;
+pub mod hooks;
 pub mod http;
 pub mod media;
+pub mod metrics;
+pub mod registry;
+pub mod rest;
 pub mod sip;
 pub mod supervisor;
 pub mod ws;
@@ -26,6 +30,12 @@ pub struct Server {
     media_ip: std::net::IpAddr,
     /// The SIP user agent pages' SIP calls go through; set by `main` once started.
     pub sip: Option<std::sync::Arc<sip::client::SipUserAgent>>,
+    /// Live sessions and calls (WebSocket and REST), with the metrics.
+    pub registry: registry::Registry,
+    /// The REST API key when the API asks for one (`rest.auth`, docs/configuration.md).
+    pub rest_key: Option<String>,
+    /// The REST hooks' client, when `hooks.url` is set.
+    pub hooks: Option<hooks::Hooks>,
 }
 
 impl Server {
@@ -34,8 +44,20 @@ impl Server {
         let calls = CallRegistry::new();
         let (supervisor, supervision) =
             Supervisor::start(config.media.clone(), config.log.format, calls.clone());
-        let media = MediaService::new(supervisor.clone(), calls);
+        let metrics = metrics::Metrics::new();
+        let media = MediaService::new(supervisor.clone(), calls).with_metrics(metrics.clone());
+        let registry = registry::Registry::new(metrics);
+        let hooks = hooks::Hooks::new(&config.hooks, registry.metrics().clone());
+        if let Some(h) = &hooks {
+            h.spawn_status_feed(registry.subscribe());
+        }
         Server {
+            registry,
+            rest_key: config
+                .rest
+                .auth_required(config.http.listen)
+                .then(|| config.rest.api_key.clone()),
+            hooks,
             supervisor,
             media,
             supervision,
@@ -46,11 +68,16 @@ impl Server {
 
     /// The HTTP router for this server.
     pub fn router(&self) -> axum::Router {
-        http::router(http::AppState {
-            supervisor: self.supervisor.clone(),
-            media: self.media.clone(),
-            media_ip: self.media_ip,
-            sip: self.sip.clone(),
-        })
+        http::router(
+            http::AppState {
+                supervisor: self.supervisor.clone(),
+                media: self.media.clone(),
+                media_ip: self.media_ip,
+                sip: self.sip.clone(),
+                registry: self.registry.clone(),
+                hooks: self.hooks.clone(),
+            },
+            self.rest_key.clone(),
+        )
     }
 }

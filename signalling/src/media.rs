@@ -154,12 +154,30 @@ pub enum MediaError {
 pub struct MediaService {
     supervisor: Supervisor,
     calls: CallRegistry,
+    /// Request round trips and the final counters of deleted calls are counted here.
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 impl MediaService {
     /// Wraps a supervisor and the registry it reports losses to.
     pub fn new(supervisor: Supervisor, calls: CallRegistry) -> Self {
-        Self { supervisor, calls }
+        Self {
+            supervisor,
+            calls,
+            metrics: None,
+        }
+    }
+
+    /// Counts request round trips and deleted calls' packets into `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn observe(&self, start: std::time::Instant) {
+        if let Some(m) = &self.metrics {
+            m.media_request(start.elapsed());
+        }
     }
 
     /// The registry of calls.
@@ -185,6 +203,7 @@ impl MediaService {
         flags: OfferFlags,
     ) -> Result<String, MediaError> {
         let (client, generation, shard) = self.route(&call)?;
+        let start = std::time::Instant::now();
         let reply = client
             .request(
                 shard,
@@ -196,6 +215,7 @@ impl MediaService {
                 },
             )
             .await?;
+        self.observe(start);
         self.calls.insert(call, generation);
         Ok(reply.sdp)
     }
@@ -267,7 +287,12 @@ impl MediaService {
     /// Ends a call's media; returns its final counters.
     pub async fn delete(&self, call: CallId) -> Result<CallStats, MediaError> {
         let (client, _, shard) = self.route(&call)?;
+        let start = std::time::Instant::now();
         let stats = client.request(shard, &Delete { call: call.clone() }).await;
+        self.observe(start);
+        if let (Some(m), Ok(s)) = (&self.metrics, &stats) {
+            m.media_call_ended(shard.0, s);
+        }
         self.calls.end(&call, EndCause::Deleted);
         Ok(stats?)
     }

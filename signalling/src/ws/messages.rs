@@ -307,6 +307,15 @@ pub enum ServerMsg {
     /// Reply to `ping`.
     #[serde(rename = "pong")]
     Pong,
+    /// The REST API asks the page to place a call (`call/startup` with this session's id): the
+    /// page calls `callee` with this `callId` as if its user had (a `call` message follows).
+    #[serde(rename = "startCall")]
+    StartCall {
+        /// The call id to use in the `call` message.
+        call_id: String,
+        /// Who to call.
+        callee: String,
+    },
 }
 
 impl ServerMsg {

@@ -11,6 +11,7 @@
 //! agent; a registered session receives the login's incoming calls (`incoming` / `answer`).
 
 pub mod messages;
+mod rest_hooks;
 pub mod sip_call;
 
 use std::collections::HashMap;
@@ -85,6 +86,8 @@ impl Call {
 
 struct Session {
     media: MediaService,
+    /// Live sessions and calls, shared with REST (see `rest_hooks`).
+    registry: crate::registry::Registry,
     sip: Option<Arc<SipUserAgent>>,
     bind: IpAddr,
     /// Session id: prefixes the media-plane call ids of this session.
@@ -122,6 +125,7 @@ impl Session {
     fn new(state: AppState) -> Session {
         Session {
             media: state.media,
+            registry: state.registry,
             sip: state.sip,
             bind: state.media_ip,
             id: next_session_id(),
@@ -137,6 +141,7 @@ impl Session {
         let (tx, mut internal) = mpsc::unbounded_channel();
         self.internal_tx = tx;
         let mut ended = self.media.calls().subscribe();
+        let mut rest = self.registry.open_session(&self.id.to_string());
         tracing::info!(session = self.id, "websocket session opened");
         loop {
             let out: Vec<ServerMsg> = tokio::select! {
@@ -152,9 +157,17 @@ impl Session {
                     Err(broadcast::error::RecvError::Lagged(_)) => Vec::new(),
                     Err(broadcast::error::RecvError::Closed) => Vec::new(),
                 },
+                Some(ctl) = rest.recv() => match self.on_rest(ctl).await {
+                    Ok(out) => out,
+                    Err(last) => {
+                        let _ = socket.send(Message::text(last.to_json())).await;
+                        break;
+                    }
+                },
             };
             let mut closed = false;
             for msg in out {
+                self.observe(&msg);
                 if socket.send(Message::text(msg.to_json())).await.is_err() {
                     closed = true;
                     break;
@@ -164,6 +177,7 @@ impl Session {
                 break;
             }
         }
+        self.registry.close_session(&self.id.to_string());
         let n = self.calls.len();
         for (_, call) in self.calls.drain() {
             match call {
@@ -331,6 +345,7 @@ impl Session {
         if self.calls.contains_key(&call_id) {
             return vec![error(format!("call: call {call_id:?} exists"))];
         }
+        self.rest_call_created(&call_id, callee);
         let media_id = match CallId::new(&format!("ws{}-{call_id}", self.id)) {
             Ok(id) => id,
             Err(e) => return vec![error(format!("call: {e}"))],

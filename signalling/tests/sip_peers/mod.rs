@@ -200,6 +200,11 @@ fn mediaplane_binary() -> PathBuf {
 
 /// A server with one media-plane shard on `first_port..first_port+99`, running.
 pub async fn media_server(first_port: u16) -> Server {
+    media_server_with(first_port, |_| {}).await
+}
+
+/// As [`media_server`], with the configuration adjusted by `tune` first.
+pub async fn media_server_with(first_port: u16, tune: impl FnOnce(&mut Config)) -> Server {
     let mut c = Config::default();
     c.media.binary = Some(mediaplane_binary());
     c.media.shards = 1;
@@ -209,6 +214,7 @@ pub async fn media_server(first_port: u16) -> Server {
         last: first_port + 99,
     };
     c.http.listen = "127.0.0.1:0".parse().unwrap();
+    tune(&mut c);
     let server = Server::start(&c);
     let mut rx = server.supervisor.watch_state();
     tokio::time::timeout(

@@ -1,0 +1,198 @@
+//! REST call control against SIPp on loopback (media ports 46000-46399): a server-side call
+//! started through `call/startup` reaches SIPp, `call/find` shows it live, hold/unhold,
+//! send_dtmf (INFO) and transfer produce the re-INVITEs, INFO and REFER SIPp's scenario checks,
+//! `call/terminate` ends a call with a BYE, click-to-call bridges two SIPp callees; refusals
+//! carry 400/401/404/409 with a reason; `/metrics` parses and its counters move.
+
+mod rest_common;
+
+use std::time::Duration;
+
+use rest_common::sip_peers::Sipp;
+use rest_common::start;
+
+fn account() -> &'static str {
+    r#"{"login":"alice","domain":"127.0.0.1"}"#
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_hold_unhold_dtmf_transfer_against_sipp() {
+    let s = start(46000, None).await;
+    let sipp = Sipp::uas("uas_rest_control.xml", false);
+    let body = format!(
+        r#"{{"callId":"c1","account":{},"callee":"bob@127.0.0.1:{}"}}"#,
+        account(),
+        sipp.port
+    );
+    let (status, call) = s.post("call/startup", &body).await;
+    assert_eq!(status, 200, "{call}");
+    assert_eq!(call["callId"], "c1");
+    assert_eq!(call["kind"], "server");
+    // A duplicate id while the call lives is 409.
+    let (status, err) = s.post("call/startup", &body).await;
+    assert_eq!(status, 409, "{err}");
+    assert!(err["reason"].as_str().unwrap().contains("in use"), "{err}");
+
+    let seen = s.wait_status("c1", "ESTABLISHED").await;
+    assert!(
+        seen.contains(&"RING".to_string()) || seen.len() > 1,
+        "{seen:?}"
+    );
+    let (status, all) = s.post("call/find_all", "").await;
+    assert_eq!(status, 200);
+    assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
+    let (status, by_callee) = s.post("call/find", r#"{"callee":"bob"}"#).await;
+    assert_eq!((status, by_callee.as_array().unwrap().len()), (200, 1));
+    let (_, none) = s.post("call/find", r#"{"status":"HOLD"}"#).await;
+    assert_eq!(none.as_array().unwrap().len(), 0);
+
+    let (status, r) = s.post("call/hold", r#"{"callId":"c1"}"#).await;
+    assert_eq!(status, 200, "{r}");
+    s.wait_status("c1", "HOLD").await;
+    let (status, _) = s.post("call/unhold", r#"{"callId":"c1"}"#).await;
+    assert_eq!(status, 200);
+    s.wait_status("c1", "ESTABLISHED").await;
+
+    // RFC 4733 needs a WebRTC leg: refused for a server-side call, with the reason.
+    let (status, err) = s
+        .post("call/send_dtmf", r#"{"callId":"c1","dtmf":"5"}"#)
+        .await;
+    assert_eq!(status, 409, "{err}");
+    let (status, r) = s
+        .post(
+            "call/send_dtmf",
+            r#"{"callId":"c1","dtmf":"5","type":"INFO"}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{r}");
+    // Let the INFO's transaction finish before the REFER (SIPp expects them in order).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, r) = s
+        .post(
+            "call/transfer",
+            r#"{"callId":"c1","target":"carol@127.0.0.1"}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{r}");
+    s.wait_status("c1", "GONE").await;
+    sipp.expect_success().await;
+
+    let (status, metrics) = s.get("/metrics").await;
+    assert_eq!(status, 200);
+    let lines = metrics.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text format");
+    let value = |name: &str, label: Option<(&str, &str)>| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name)
+            .filter(|s| label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            })
+            .sum()
+    };
+    assert_eq!(
+        value("wavegate_calls_total", Some(("direction", "outgoing"))),
+        1.0
+    );
+    assert_eq!(value("wavegate_calls_active", None), 0.0);
+    assert_eq!(
+        value("wavegate_calls_ended_total", Some(("cause", "Transferred"))),
+        1.0,
+        "{metrics}"
+    );
+    assert!(
+        value(
+            "wavegate_rest_requests_total",
+            Some(("endpoint", "call/hold"))
+        ) >= 1.0
+    );
+    assert!(value("wavegate_media_packets_total", None) >= 0.0);
+    assert!(value("wavegate_shard_calls", None) >= 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_sends_bye_and_errors_carry_status() {
+    let s = start(46100, Some("k3y")).await;
+    // 401 without or with a wrong key.
+    let (status, err) = s.post_key("call/find_all", "{}", None).await;
+    assert_eq!(status, 401, "{err}");
+    assert!(err["reason"].as_str().unwrap().contains("missing API key"));
+    let (status, _) = s.post_key("call/find_all", "{}", Some("nope")).await;
+    assert_eq!(status, 401);
+    // The OpenAPI document is public.
+    let (status, doc) = s.get("/rest-api/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(doc.contains("\"openapi\""));
+    // 400: bad JSON, missing fields, unknown fields, both kinds.
+    for (body, needle) in [
+        ("{", "invalid JSON"),
+        (r#"{"callee":"bob"}"#, "sessionId or account"),
+        (r#"{"callee":"bob","account":{},"x":1}"#, "unknown field"),
+        (r#"{"account":{}}"#, "callee"),
+        (
+            r#"{"callee":"bob","account":{"login":"a@b","domain":"x"}}"#,
+            "account.login",
+        ),
+    ] {
+        let (status, err) = s.post("call/startup", body).await;
+        assert_eq!(status, 400, "{body}: {err}");
+        assert!(
+            err["reason"].as_str().unwrap().contains(needle),
+            "{body}: {err}"
+        );
+        assert_eq!(err["status"], 400);
+    }
+    // 404: unknown call or session.
+    let (status, _) = s.post("call/terminate", r#"{"callId":"nope"}"#).await;
+    assert_eq!(status, 404);
+    let (status, _) = s.post("session/terminate", r#"{"sessionId":"nope"}"#).await;
+    assert_eq!(status, 404);
+    let (status, _) = s
+        .post("call/startup", r#"{"sessionId":"nope","callee":"bob"}"#)
+        .await;
+    assert_eq!(status, 404);
+
+    let sipp = Sipp::uas("uas_answer.xml", false);
+    let body = format!(
+        r#"{{"callId":"t1","account":{},"callee":"sip:bob@127.0.0.1:{}"}}"#,
+        account(),
+        sipp.port
+    );
+    let (status, r) = s.post("call/startup", &body).await;
+    assert_eq!(status, 200, "{r}");
+    s.wait_status("t1", "ESTABLISHED").await;
+    let (status, r) = s.post("call/terminate", r#"{"callId":"t1"}"#).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["result"], "accepted");
+    s.wait_status("t1", "GONE").await;
+    sipp.expect_success().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn click_to_call_bridges_two_callees() {
+    let s = start(46200, None).await;
+    let a = Sipp::uas("uas_answer.xml", true);
+    let b = Sipp::uas("uas_answer.xml", true);
+    let body = format!(
+        r#"{{"callId":"ctc","account":{},"callee":"a@127.0.0.1:{}","bridgeTo":"b@127.0.0.1:{}"}}"#,
+        account(),
+        a.port,
+        b.port
+    );
+    let (status, r) = s.post("call/startup", &body).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["bridgedTo"], format!("b@127.0.0.1:{}", b.port));
+    s.wait_status("ctc", "ESTABLISHED").await;
+    // Give the second leg time to be answered, then end both.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, _) = s.post("call/terminate", r#"{"callId":"ctc"}"#).await;
+    assert_eq!(status, 200);
+    s.wait_status("ctc", "GONE").await;
+    a.expect_success().await;
+    b.expect_success().await;
+}
