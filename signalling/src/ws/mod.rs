@@ -88,6 +88,8 @@ struct Session {
     media: MediaService,
     /// Live sessions and calls, shared with REST (see `rest_hooks`).
     registry: crate::registry::Registry,
+    /// The REST hooks (connect, incoming call), when configured.
+    hooks: Option<crate::hooks::Hooks>,
     sip: Option<Arc<SipUserAgent>>,
     bind: IpAddr,
     /// Session id: prefixes the media-plane call ids of this session.
@@ -126,6 +128,7 @@ impl Session {
         Session {
             media: state.media,
             registry: state.registry,
+            hooks: state.hooks,
             sip: state.sip,
             bind: state.media_ip,
             id: next_session_id(),
@@ -200,7 +203,7 @@ impl Session {
         };
         match msg {
             ClientMsg::Ping {} => vec![ServerMsg::Pong],
-            ClientMsg::Connect { sip_options } => self.connect(&sip_options),
+            ClientMsg::Connect { sip_options } => self.connect_hooked(sip_options).await,
             _ if self.account.is_none() => {
                 vec![error("not connected: send \"connect\" first")]
             }
@@ -617,7 +620,7 @@ impl Session {
 
     async fn on_internal(&mut self, ev: Internal) -> Vec<ServerMsg> {
         match ev {
-            Internal::Inbound(tx) => self.incoming(tx).await,
+            Internal::Inbound(tx) => self.incoming_hooked(tx).await,
             Internal::DtmfRefused(call_id, why) => {
                 vec![error(format!("sendDTMF on {call_id:?}: {why}"))]
             }

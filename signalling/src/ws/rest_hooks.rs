@@ -4,12 +4,36 @@
 //! [`SessionCtl`]s. A REST call command is applied as the equivalent page message (`hangup`,
 //! `hold`, `sendDTMF`, …), so REST and the page take exactly the same paths and refusals.
 //!
+//! The REST hooks (`crate::hooks`) decide here too: a `connect` may be refused (session FAILED
+//! with the back end's reason) or completed with the back end's SIP account (so the page needs
+//! no password), and an incoming INVITE may be refused (403) before the page hears of it.
+//!
 //! Invariant: the registry is told only what the page is told, after the fact; nothing here
-//! changes a call.
+//! changes a call except a hook's refusal.
+
+use rsipstack::sip::Header;
+use serde_json::{Value, json};
 
 use super::Session;
-use super::messages::{ServerMsg, SessionStatus};
+use super::messages::{PortValue, ServerMsg, SessionStatus, SipOptions};
+use crate::hooks::Verdict;
 use crate::registry::{CallCmd, CallDirection, SessionCtl};
+use crate::sip::dispatch::{self, InboundTx};
+
+/// The page's `sipOptions` as JSON (what the connect hook sees, and what its answer overlays).
+fn options_json(o: &SipOptions) -> Value {
+    let port = match &o.port {
+        None => Value::Null,
+        Some(PortValue::Number(n)) => json!(n),
+        Some(PortValue::Text(t)) => json!(t),
+    };
+    json!({
+        "login": o.login, "authenticationName": o.authentication_name, "password": o.password,
+        "domain": o.domain, "outboundProxy": o.outbound_proxy, "port": port,
+        "transport": o.transport, "registerRequired": o.register_required,
+        "visibleName": o.visible_name,
+    })
+}
 
 fn status_name(s: SessionStatus) -> &'static str {
     match s {
@@ -55,6 +79,69 @@ impl Session {
             }
             _ => {}
         }
+    }
+
+    /// `connect`, through the connect hook when one is configured.
+    pub(super) async fn connect_hooked(&mut self, options: SipOptions) -> Vec<ServerMsg> {
+        let Some(hooks) = self.hooks.clone() else {
+            return self.connect(&options);
+        };
+        if self.account.is_some() {
+            return self.connect(&options); // refused there: already connected
+        }
+        let mut page = options_json(&options);
+        match hooks.on_connect(&self.id.to_string(), &page).await {
+            Verdict::Reject(reason) => {
+                tracing::info!(session = self.id, %reason, "connect refused by the hook");
+                vec![ServerMsg::Session {
+                    status: SessionStatus::Failed,
+                    cause: reason,
+                }]
+            }
+            Verdict::Allow(None) => self.connect(&options),
+            Verdict::Allow(Some(supplied)) => {
+                if let Some(o) = page.as_object_mut() {
+                    for (k, v) in supplied {
+                        o.insert(k, v);
+                    }
+                }
+                match serde_json::from_value::<SipOptions>(page) {
+                    Ok(merged) => self.connect(&merged),
+                    Err(e) => vec![ServerMsg::Session {
+                        status: SessionStatus::Failed,
+                        cause: format!("the connect hook's sipOptions are invalid: {e}"),
+                    }],
+                }
+            }
+        }
+    }
+
+    /// An incoming INVITE or MESSAGE, through the incoming-call hook when one is configured.
+    pub(super) async fn incoming_hooked(&mut self, mut tx: InboundTx) -> Vec<ServerMsg> {
+        if let Some(hooks) = self.hooks.clone()
+            && tx.inbound.method == rsipstack::sip::Method::Invite
+        {
+            let caller = tx
+                .tx
+                .original
+                .headers
+                .iter()
+                .find_map(|h| match h {
+                    Header::From(f) => Some(f.value().to_string()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            let callee = tx.inbound.user.clone().unwrap_or_default();
+            if let Err(reason) = hooks
+                .on_incoming(&self.id.to_string(), &caller, &callee)
+                .await
+            {
+                tracing::info!(session = self.id, %reason, "incoming call refused by the hook");
+                let _ = dispatch::reply(&mut tx.tx, 403, &reason, vec![]).await;
+                return Vec::new();
+            }
+        }
+        self.incoming(tx).await
     }
 
     /// The page placed a call (its id checked and new in the session).
