@@ -52,6 +52,10 @@ struct Args {
     /// shard, demultiplexed by ICE ufrag and 5-tuple). 0 disables WebRTC.
     #[arg(long, default_value_t = 0)]
     webrtc_port_base: u16,
+    /// Milliseconds between keyframe requests toward a browser whose video goes to a SIP peer
+    /// that has sent no PLI/FIR on the call (SIP video phones without RTCP feedback); 0 = never.
+    #[arg(long, default_value_t = wavegate_mediaplane::webrtc::bridge::DEFAULT_KEYFRAME_INTERVAL_MS)]
+    video_keyframe_interval_ms: u32,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -138,6 +142,7 @@ fn main() -> ExitCode {
             Some(WebRtcSetup {
                 bind: std::net::SocketAddr::new(args.bind_ip, port),
                 announce_ip: args.announce_ip.unwrap_or(args.bind_ip),
+                keyframe_interval_ms: args.video_keyframe_interval_ms,
             })
         };
         let setup = ShardSetup {

@@ -103,6 +103,9 @@ pub struct WebRtcSetup {
     pub bind: SocketAddr,
     /// The IP written into the browser answer's host candidate (the port is the bound one).
     pub announce_ip: IpAddr,
+    /// Periodic keyframe requests toward browsers for SIP video peers without RTCP feedback
+    /// (milliseconds, 0 = off; `Bridge::set_keyframe_interval_ms`).
+    pub keyframe_interval_ms: u32,
 }
 
 const HEARTBEAT_NS: u64 = 250_000_000;
@@ -184,7 +187,9 @@ fn webrtc_bridge(id: ShardId, setup: WebRtcSetup, sockets: &mut SocketTable, ann
     };
     let addr = LegAddr { bind: bound, announce: SocketAddr::new(setup.announce_ip, bound.port()) };
     tracing::info!(shard = %id, bind = %bound, announce = %addr.announce, "WebRTC socket open");
-    Some(Bridge::new(Clock::new(base), addr, cert, announce_ip))
+    let mut bridge = Bridge::new(Clock::new(base), addr, cert, announce_ip);
+    bridge.set_keyframe_interval_ms(setup.keyframe_interval_ms);
+    Some(bridge)
 }
 
 fn run_shard(setup: ShardSetup) -> Result<(), IoError> {

@@ -20,8 +20,12 @@
 //! earliest timeout of all legs and DTMF senders is kept as a lower bound
 //! ([`Bridge::next_deadline`]) for the shard loop's wait.
 //!
+//! Video (VP8, H.264) has its own SIP-side port pair and path, in [`super::bridge_video`].
+//!
 //! Invariants: sans-IO (time is `now_ns`, datagrams leave through [`BridgeIo`]); one audio
-//! m-line per call; SIP-side RTCP is dropped (str0m keeps RTCP with the browser).
+//! m-line and at most one video m-line per call; SIP-side audio RTCP is read for `Stats` and
+//! dropped (str0m keeps RTCP with the browser); SIP-side video RTCP is read for keyframe
+//! requests.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -35,9 +39,10 @@ use wavegate_shared::protocol::{
 };
 
 use super::Clock;
-use super::demux::{Demux, LegId};
 pub(super) use super::bridge_media::drain;
 use super::bridge_media::{pump_dtmf, tele_target};
+use super::bridge_video::{self, VideoPath};
+use super::demux::{Demux, LegId};
 use super::drops::{Delivered, count_unrouted, srtp_id};
 use super::dtmf::{DtmfDetector, DtmfSender, TelephoneEvent, rescale};
 use super::leg::{LegAddr, LegError, OutRtp, WebRtcLeg};
@@ -184,6 +189,8 @@ pub(super) struct BridgeCall {
     pub(super) sip_report: Option<ReportBlock>,
     /// The browser's recently delivered RTP, to tell SRTP replays from forgeries.
     pub(super) delivered: Delivered,
+    /// The call's video, when the browser's m-line offered or accepted a bridged format.
+    pub(super) video: Option<Box<VideoPath>>,
 }
 
 impl BridgeCall {
@@ -205,9 +212,15 @@ impl BridgeCall {
         sends(self.sip_dir) && receives(self.browser_dir)
     }
 
-    /// The earliest of the leg's and the DTMF senders' deadlines.
+    /// RTP packets (audio and video) the browser leg delivered so far.
+    pub(super) fn browser_rtp_in(&self) -> u64 {
+        self.browser.rtp_packets_in + self.video.as_ref().map_or(0, |v| v.q.packets_from_browser)
+    }
+
+    /// The earliest of the leg's, the DTMF senders' and the video keyframe timer's deadlines.
     pub(super) fn next_deadline(&self) -> u64 {
-        self.deadline.min(self.dtmf_to_browser.deadline()).min(self.dtmf_to_sip.deadline())
+        let video = self.video.as_ref().map_or(u64::MAX, |v| v.next_keyframe_ns);
+        self.deadline.min(self.dtmf_to_browser.deadline()).min(self.dtmf_to_sip.deadline()).min(video)
     }
 }
 
@@ -228,7 +241,15 @@ pub struct Bridge {
     events: Vec<MediaEvent>,
     /// Datagrams dropped at the WebRTC socket, by reason (see [`super::drops`]).
     pub(super) drops: WebRtcDrops,
+    /// Periodic keyframe requests toward the browser for SIP peers without RTCP feedback
+    /// (0: none); see [`Bridge::set_keyframe_interval_ms`].
+    pub(super) keyframe_interval_ns: u64,
 }
+
+/// Default of [`Bridge::set_keyframe_interval_ms`]: a SIP video phone that sends no PLI/FIR
+/// sees a frozen picture after a loss for at most this long, for about one extra keyframe
+/// every 5 s (a few percent of the bitrate), and only on calls whose SIP side never asked.
+pub const DEFAULT_KEYFRAME_INTERVAL_MS: u32 = 5000;
 
 /// A side that declared `d` sends media.
 fn sends(d: Direction) -> bool {
@@ -262,7 +283,14 @@ impl Bridge {
             earliest: u64::MAX,
             buf: Box::new([0; RTP_BUF]),
             events: Vec::new(),
+            keyframe_interval_ns: u64::from(DEFAULT_KEYFRAME_INTERVAL_MS) * 1_000_000,
         }
+    }
+
+    /// How often the browser is asked for a keyframe on calls whose SIP side has sent no PLI or
+    /// FIR (SIP video phones without RTCP feedback); 0 turns it off.
+    pub fn set_keyframe_interval_ms(&mut self, ms: u32) {
+        self.keyframe_interval_ns = u64::from(ms) * 1_000_000;
     }
 
     /// The shard's WebRTC socket address (bound).
@@ -377,7 +405,8 @@ impl Bridge {
             sip.remote_fraction_lost = Some(r.fraction_lost);
             sip.remote_jitter_us = Some(ticks_to_us(r.jitter, clock));
         }
-        Ok(CallQuality { browser, sip })
+        let video = c.video.as_ref().map(|v| v.q.clone());
+        Ok(CallQuality { browser, sip, video })
     }
 
     /// Ends the call: closes the leg (DTLS close_notify goes out), frees its port pair.
@@ -399,6 +428,11 @@ impl Bridge {
             self.demux.remove(c.leg_id);
             self.by_sip_port.remove(&c.sip_port);
             relay.release_pair(c.sip_port, &mut *sockets);
+            if let Some(v) = &c.video {
+                self.by_sip_port.remove(&v.sip_port);
+                self.by_sip_port.remove(&v.sip_port.wrapping_add(1));
+                relay.release_pair(v.sip_port, &mut *sockets);
+            }
         }
         self.free.push(slot);
         Ok(stats)
@@ -468,12 +502,12 @@ impl Bridge {
                 None
             }
         };
-        let before = c.browser.rtp_packets_in;
+        let before = c.browser_rtp_in();
         drain(c, now_ns, &mut self.buf, io, &mut self.events);
         // str0m drops SRTP that fails authentication or repeats a delivered packet silently:
         // an SRTP packet that produced no RTP was one of those (see `drops`).
         if let Some((ssrc, seq)) = srtp
-            && c.browser.rtp_packets_in == before
+            && c.browser_rtp_in() == before
         {
             if c.delivered.seen(ssrc, seq) {
                 self.drops.srtp_replayed += 1;
@@ -500,6 +534,11 @@ impl Bridge {
         let Some(c) = self.calls.get_mut(slot as usize).and_then(Option::as_mut) else {
             return false;
         };
+        if c.video.as_ref().is_some_and(|v| local_port == v.sip_port || local_port == v.sip_port.wrapping_add(1)) {
+            bridge_video::from_sip(c, now_ns, src, buf, &mut self.buf, io, &mut self.events);
+            self.earliest = self.earliest.min(c.next_deadline());
+            return true;
+        }
         if c.sip_latched && c.sip_remote != Some(src) {
             c.sip.dropped += 1;
             return true;
@@ -633,6 +672,9 @@ impl Bridge {
             }
             if c.dtmf_to_browser.deadline().min(c.dtmf_to_sip.deadline()) <= now_ns {
                 pump_dtmf(c, now_ns, &mut self.buf, io, &mut self.events);
+            }
+            if c.video.as_ref().is_some_and(|v| v.next_keyframe_ns <= now_ns) {
+                bridge_video::periodic(c, now_ns, self.keyframe_interval_ns, &mut self.buf, io, &mut self.events);
             }
             earliest = earliest.min(c.next_deadline());
         }

@@ -83,7 +83,9 @@ pub(super) fn pump_dtmf(
                 if d.marker {
                     buf[1] |= 0x80;
                 }
-                let Some(n) = protect(c, &mut buf[..], n) else { continue };
+                let Some(n) = protect(c, &mut buf[..], n) else {
+                    continue;
+                };
                 io.send_rtp(c.sip_port, dst, &buf[..n]);
                 c.sip.rtp_packets_out += 1;
                 c.sip.rtp_bytes_out += n as u64;
@@ -136,6 +138,11 @@ pub(super) fn drain(
             }
             LegOutput::Transmit(t) => io.send_webrtc(t.destination, &t.contents),
             LegOutput::Rtp(r) => {
+                if c.video.as_ref().is_some_and(|v| r.mid == Some(v.mid)) {
+                    c.delivered.mark(r.ssrc, r.seq);
+                    super::bridge_video::from_browser(c, now_ns, &r, buf, io);
+                    continue;
+                }
                 c.browser.rtp_packets_in += 1;
                 c.delivered.mark(r.ssrc, r.seq);
                 c.browser.rtp_bytes_in += r.payload.len() as u64;
@@ -204,8 +211,11 @@ pub(super) fn drain(
                     tracing::debug!(call = %c.id, "webrtc leg: ICE connected");
                     c.ice_lost_at = None;
                 }
-                LegEvent::DtlsConnected => tracing::debug!(call = %c.id, "webrtc leg: DTLS connected"),
+                LegEvent::DtlsConnected => {
+                    tracing::debug!(call = %c.id, "webrtc leg: DTLS connected")
+                }
                 LegEvent::MediaAdded { .. } => {}
+                LegEvent::KeyframeRequest { mid, fir } => super::bridge_video::keyframe_to_sip(c, mid, fir, buf, io),
             },
         }
     }

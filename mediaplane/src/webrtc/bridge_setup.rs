@@ -14,6 +14,7 @@ use wavegate_shared::ids::{CallId, LegTag};
 use wavegate_shared::protocol::{ControlError, ErrorCode, OfferFlags, OfferToBrowserReply, WebRtcOfferReply};
 
 use super::bridge::{Bridge, BridgeCall, BridgeIo, BridgeSockets, DtmfOut, Stage, Tele, drain, err};
+use super::bridge_video::{VideoPath, map_formats, video_codecs, video_mline, video_of};
 use super::demux::LegId;
 use super::dtmf::DtmfDetector;
 use super::leg::{DEFAULT_CODECS, LegCodec, WebRtcLeg};
@@ -54,7 +55,7 @@ fn leg_codec(m: &Media, pt: u8) -> Option<LegCodec> {
         ("telephone-event", 8000 | 48_000, 1) => (Codec::Tele, None),
         _ => return None,
     };
-    Some(LegCodec { pt, codec, clock_rate: clock, channels })
+    Some(LegCodec { pt, codec, clock_rate: clock, channels, profile_level_id: None })
 }
 
 /// The telephone-event payload types of an m-line, in its order.
@@ -90,8 +91,10 @@ fn answer_direction(offered: Direction) -> Direction {
     }
 }
 
-/// Plain RTP/AVP SDP for the SIP side: one audio m-line on our `port` with `codecs`, and the
-/// offer's other m-lines rejected (port 0) when this is an answer to `offer`.
+/// Plain RTP/AVP SDP for the SIP side: one audio m-line on our `port` with `codecs`, with
+/// `video` (port, formats) a video m-line after it (in an answer: at the offer's first video
+/// m-line), and the offer's other m-lines rejected (port 0) when this is an answer to `offer`.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn sip_sdp_text(
     ip: IpAddr,
     port: u16,
@@ -100,6 +103,7 @@ pub(super) fn sip_sdp_text(
     direction: Direction,
     offer: Option<(&Sdp, usize)>,
     crypto: Option<&CryptoAttr>,
+    video: Option<(u16, &[LegCodec])>,
 ) -> String {
     let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
     let mut s =
@@ -119,12 +123,21 @@ pub(super) fn sip_sdp_text(
         }
         s.push_str(&format!("a={}\r\n", direction_attr(direction)));
     };
+    let video = video.filter(|(_, codecs)| !codecs.is_empty());
     match offer {
-        None => ours(&mut s),
+        None => {
+            ours(&mut s);
+            if let Some((vport, vcodecs)) = video {
+                video_mline(&mut s, vport, vcodecs, direction_attr(direction));
+            }
+        }
         Some((sdp, audio_index)) => {
+            let video_index = sdp.media.iter().position(|m| m.desc.kind == "video");
             for (i, m) in sdp.media.iter().enumerate() {
                 if i == audio_index {
                     ours(&mut s);
+                } else if let (Some((vport, vcodecs)), true) = (video, Some(i) == video_index) {
+                    video_mline(&mut s, vport, vcodecs, direction_attr(direction));
                 } else {
                     let formats = if m.desc.formats.is_empty() { "0".to_owned() } else { m.desc.formats.join(" ") };
                     s.push_str(&format!("m={} 0 {} {formats}\r\n", m.desc.kind, m.desc.proto));
@@ -150,8 +163,12 @@ fn offered_direction(sdp: &str) -> Result<Direction, ControlError> {
 /// Takes the SIP side's media address from its SDP: a new address (a re-INVITE moving the media,
 /// RFC 3264 §8.3.1) replaces even a latched one, which then latches again on the next packet.
 fn learn_sip_address(c: &mut BridgeCall, sdp: &Sdp, index: usize) {
-    let Some(m) = sdp.media.get(index) else { return };
-    let Some(ip) = sdp.media_address(index).filter(|ip| !ip.is_unspecified()) else { return };
+    let Some(m) = sdp.media.get(index) else {
+        return;
+    };
+    let Some(ip) = sdp.media_address(index).filter(|ip| !ip.is_unspecified()) else {
+        return;
+    };
     if m.desc.port == 0 {
         return;
     }
@@ -188,6 +205,16 @@ struct NewCall<'a> {
     sip_dir: Direction,
     /// The SIP side's SDES key when it offered RTP/SAVP.
     sdes: Option<CryptoAttr>,
+    /// The call's video (its own port pair, reserved), when a bridged format was negotiated.
+    video: Option<VideoPath>,
+}
+
+/// Frees the SIP-side port pairs of a call that could not be set up.
+fn release(relay: &mut Relay, sockets: &mut dyn BridgeSockets, port: u16, video: Option<&VideoPath>) {
+    relay.release_pair(port, &mut *sockets);
+    if let Some(v) = video {
+        relay.release_pair(v.sip_port, &mut *sockets);
+    }
 }
 
 impl Bridge {
@@ -212,11 +239,17 @@ impl Bridge {
         let browser_dir = offered_direction(browser_sdp)?;
         // The leg takes the passthrough codecs in the browser's order of preference (str0m
         // answers in its configured order, and the browser sends the answer's first codec).
-        let offered: Vec<LegCodec> = Sdp::parse(browser_sdp)
-            .ok()
-            .and_then(|sdp| audio(&sdp).map(|(_, m)| m.payload_types().filter_map(|pt| leg_codec(m, pt)).collect()))
+        let parsed_offer = Sdp::parse(browser_sdp).ok();
+        let offered: Vec<LegCodec> = parsed_offer
+            .as_ref()
+            .and_then(|sdp| audio(sdp).map(|(_, m)| m.payload_types().filter_map(|pt| leg_codec(m, pt)).collect()))
             .unwrap_or_default();
-        let codecs = if offered.is_empty() { DEFAULT_CODECS.to_vec() } else { offered };
+        let mut codecs = if offered.is_empty() { DEFAULT_CODECS.to_vec() } else { offered };
+        // Video: the browser's bridged formats (VP8, H.264 packetization-mode=1; see
+        // `bridge_video::video_codec`), in its order and with its numbers.
+        codecs.extend(
+            parsed_offer.as_ref().and_then(|sdp| video_of(sdp).map(|(_, m)| video_codecs(m))).unwrap_or_default(),
+        );
         let mut leg = WebRtcLeg::with_codecs(self.clock, now_ns, self.addr, &self.cert, &codecs)
             .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
         let browser_answer =
@@ -237,12 +270,26 @@ impl Bridge {
                 "no codec both a browser and a SIP peer can share (Opus, G.722, PCMU, PCMA)",
             ));
         }
+        let video_mid = leg.media().iter().find(|(_, kind)| *kind == MediaKind::Video).map(|(mid, _)| *mid);
+        let answered_video = video_of(&answer_sdp).filter(|(_, m)| m.desc.port != 0).map(|(_, m)| video_codecs(m));
         let sip_port = relay.reserve_pair(&mut *sockets)?;
-        let sip_offer = sip_sdp_text(self.announce_ip, sip_port, 1, &codecs, Direction::SendRecv, None, None);
+        let video = match (video_mid, answered_video) {
+            (Some(mid), Some(formats)) if !formats.is_empty() => match relay.reserve_pair(&mut *sockets) {
+                Ok(port) => Some(VideoPath::new(mid, port, formats, relay.random_ssrc())),
+                Err(e) => {
+                    relay.release_pair(sip_port, &mut *sockets);
+                    return Err(e);
+                }
+            },
+            _ => None,
+        };
+        let video_sdp = video.as_ref().map(|v| (v.sip_port, v.codecs.as_slice()));
+        let sip_offer =
+            sip_sdp_text(self.announce_ip, sip_port, 1, &codecs, Direction::SendRecv, None, None, video_sdp);
         let sip_local = match own_audio(&sip_offer) {
             Ok(m) => m,
             Err(e) => {
-                relay.release_pair(sip_port, &mut *sockets);
+                release(relay, sockets, sip_port, video.as_ref());
                 return Err(e);
             }
         };
@@ -259,6 +306,7 @@ impl Bridge {
             browser_dir,
             sip_dir: Direction::SendRecv,
             sdes: None,
+            video,
         };
         self.insert_call(now_ns, new, flags, relay, sockets)?;
         let reply = WebRtcOfferReply { browser_answer, sip_offer };
@@ -286,6 +334,9 @@ impl Bridge {
         }
         let mut offered = None;
         let mut sdes = None;
+        // The SIP offer's video m-line (index, bridged formats), offered to the browser beside
+        // the audio (not with SDES-SRTP: the video m-line is then rejected).
+        let mut sip_video: Option<(usize, Vec<LegCodec>)> = None;
         let (codecs, sip_remote, sip_offer) = match sip_sdp {
             None => (DEFAULT_CODECS.to_vec(), None, None),
             Some(text) => {
@@ -297,7 +348,9 @@ impl Bridge {
                     "RTP/SAVP" => Some(sdes_offer(m).ok_or_else(|| {
                         err(ErrorCode::BadSdp, "RTP/SAVP without a supported a=crypto (AES_CM_128_HMAC_SHA1_80/32)")
                     })?),
-                    other => return Err(err(ErrorCode::BadSdp, format!("{other} is not supported towards SIP"))),
+                    other => {
+                        return Err(err(ErrorCode::BadSdp, format!("{other} is not supported towards SIP")));
+                    }
                 };
                 let codecs: Vec<LegCodec> = m.payload_types().filter_map(|pt| leg_codec(m, pt)).collect();
                 if !codecs.iter().any(|c| c.codec != Codec::Tele) {
@@ -306,23 +359,49 @@ impl Bridge {
                         "the SIP offer has no codec a browser takes (Opus, G.722, PCMU, PCMA)",
                     ));
                 }
+                if sdes.is_none() {
+                    sip_video = video_of(&sdp)
+                        .filter(|(_, v)| v.desc.port != 0 && v.desc.proto == "RTP/AVP")
+                        .map(|(i, v)| (i, video_codecs(v)))
+                        .filter(|(_, formats)| !formats.is_empty());
+                }
                 let remote = sdp.media_address(index).filter(|ip| !ip.is_unspecified() && m.desc.port != 0);
                 let result = (codecs, remote.map(|ip| SocketAddr::new(ip, m.desc.port)), Some(m.direction()));
                 offered = Some((sdp.clone(), index));
                 result
             }
         };
-        let mut leg = WebRtcLeg::with_codecs(self.clock, now_ns, self.addr, &self.cert, &codecs)
+        let mut leg_codecs = codecs.clone();
+        if let Some((_, formats)) = &sip_video {
+            leg_codecs.extend_from_slice(formats);
+        }
+        let mut leg = WebRtcLeg::with_codecs(self.clock, now_ns, self.addr, &self.cert, &leg_codecs)
             .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
-        let browser_offer =
-            leg.make_offer(now_ns, LegDirection::SendRecv).map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+        let browser_offer = leg
+            .make_offer(now_ns, LegDirection::SendRecv, sip_video.is_some())
+            .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+        let video_mid = leg.media().iter().find(|(_, kind)| *kind == MediaKind::Video).map(|(mid, _)| *mid);
         let sip_port = relay.reserve_pair(&mut *sockets)?;
+        let video = match (video_mid, sip_video) {
+            (Some(mid), Some((index, formats))) => match relay.reserve_pair(&mut *sockets) {
+                Ok(port) => {
+                    let mut v = VideoPath::new(mid, port, formats, relay.random_ssrc());
+                    v.sip_index = Some(index);
+                    Some(v)
+                }
+                Err(e) => {
+                    relay.release_pair(sip_port, &mut *sockets);
+                    return Err(e);
+                }
+            },
+            _ => None,
+        };
         // Until the browser answers, the SIP-side m-line is what the browser was offered.
-        let text = sip_sdp_text(self.announce_ip, sip_port, 1, &codecs, Direction::SendRecv, None, None);
+        let text = sip_sdp_text(self.announce_ip, sip_port, 1, &codecs, Direction::SendRecv, None, None, None);
         let sip_local = match own_audio(&text) {
             Ok(m) => m,
             Err(e) => {
-                relay.release_pair(sip_port, &mut *sockets);
+                release(relay, sockets, sip_port, video.as_ref());
                 return Err(e);
             }
         };
@@ -339,6 +418,7 @@ impl Bridge {
             browser_dir: Direction::SendRecv,
             sip_offer: offered,
             sdes,
+            video,
         };
         self.insert_call(now_ns, new, flags, relay, sockets)?;
         Ok(OfferToBrowserReply { browser_offer })
@@ -369,6 +449,14 @@ impl Bridge {
         if m.desc.port == 0 || !accepted.iter().any(|x| x.codec != Codec::Tele) {
             return Err(err(ErrorCode::BadSdp, "the browser accepted no offered codec"));
         }
+        // The video formats the browser accepted (the SIP side's numbers), none if it rejected
+        // the m-line: the SIP answer then rejects it too.
+        let video_accepted: Vec<LegCodec> = match (c.video.as_deref(), video_of(&parsed)) {
+            (Some(v), Some((_, bm))) if bm.desc.port != 0 => {
+                bm.payload_types().filter_map(|pt| v.codecs.iter().find(|x| x.pt == pt).copied()).collect()
+            }
+            _ => Vec::new(),
+        };
         c.leg.handle_answer(now_ns, sdp).map_err(|e| err(ErrorCode::BadSdp, e.to_string()))?;
         c.to_tag = Some(to_tag.clone());
         // What the browser sent before its answer arrived (it starts checks, nominates and sends
@@ -391,7 +479,15 @@ impl Bridge {
             direction,
             offer,
             c.sip_crypto.as_ref(),
+            c.video.as_ref().map(|v| (v.sip_port, video_accepted.as_slice())),
         );
+        if let (Some(v), Some((sip_sdp, _))) = (c.video.as_deref_mut(), c.sip_offer.as_ref()) {
+            let identity = video_accepted.iter().map(|x| (x.pt, x.pt)).collect();
+            if let Some(index) = v.sip_index {
+                v.activate(identity, sip_sdp, index);
+            }
+            v.codecs = video_accepted;
+        }
         c.browser_dir = m.direction();
         c.sip_local = own_audio(&text)?;
         c.browser_tele = tele_of(&c.sip_local);
@@ -405,7 +501,7 @@ impl Bridge {
             c.stage = Stage::AwaitSipAnswer;
         }
         drain(c, now_ns, &mut self.buf, io, &mut Vec::new());
-        self.earliest = self.earliest.min(c.deadline);
+        self.earliest = self.earliest.min(c.next_deadline());
         Ok(text)
     }
 
@@ -435,6 +531,22 @@ impl Bridge {
             c.to_tag = Some(to_tag.clone());
         }
         c.stage = Stage::Up;
+        // Video: the formats of our offer the SIP side answered with (H.264 by profile);
+        // none, or a rejected m-line, leaves the call audio-only (the browser's video is
+        // received and counted, not forwarded).
+        if let Some(v) = c.video.as_deref_mut() {
+            match video_of(&sdp) {
+                Some((vi, vm)) if vm.desc.port != 0 => {
+                    let map = map_formats(&v.codecs, &video_codecs(vm));
+                    v.activate(map, &sdp, vi);
+                }
+                _ => v.active = false,
+            }
+        }
+        let video_on = c.video.as_ref().is_some_and(|v| v.active);
+        if video_on {
+            self.earliest = 0; // schedule the periodic keyframe timer
+        }
         Ok(String::new())
     }
 
@@ -468,8 +580,17 @@ impl Bridge {
         c.browser_dir = direction;
         let codecs: Vec<LegCodec> = c.sip_local.payload_types().filter_map(|pt| leg_codec(&c.sip_local, pt)).collect();
         c.sip_sdp_version += 1;
-        let sip_offer =
-            sip_sdp_text(announce_ip, c.sip_port, c.sip_sdp_version, &codecs, direction, None, c.sip_crypto.as_ref());
+        let video = c.video.as_ref().map(|v| (v.sip_port, v.codecs.clone()));
+        let sip_offer = sip_sdp_text(
+            announce_ip,
+            c.sip_port,
+            c.sip_sdp_version,
+            &codecs,
+            direction,
+            None,
+            c.sip_crypto.as_ref(),
+            video.as_ref().map(|(port, formats)| (*port, formats.as_slice())),
+        );
         c.sip_local = own_audio(&sip_offer)?;
         c.stage = Stage::AwaitSipAnswer;
         drain(c, now_ns, &mut self.buf, io, &mut Vec::new());
@@ -503,7 +624,9 @@ impl Bridge {
                     c.sip_their_crypto = Some(theirs);
                 }
             }
-            (_, proto) => return Err(err(ErrorCode::BadSdp, format!("{proto} does not match the call's profile"))),
+            (_, proto) => {
+                return Err(err(ErrorCode::BadSdp, format!("{proto} does not match the call's profile")));
+            }
         }
         // What the call has, in the re-offer's numbers.
         let ours: Vec<LegCodec> = c.sip_local.payload_types().filter_map(|pt| leg_codec(&c.sip_local, pt)).collect();
@@ -515,6 +638,17 @@ impl Bridge {
         if !accepted.iter().any(|x| x.codec != Codec::Tele) {
             return Err(err(ErrorCode::BadSdp, "the re-offer keeps no codec the browser negotiated"));
         }
+        // Video: the re-offer's formats that match the call's (its numbers); none, or no video
+        // m-line, stops the video.
+        let video: Option<(usize, Vec<(u8, u8)>, Vec<LegCodec>)> = match (c.video.as_deref(), video_of(&sdp)) {
+            (Some(v), Some((vi, vm))) if vm.desc.port != 0 && c.srtp.is_none() => {
+                let theirs = video_codecs(vm);
+                let map = map_formats(&v.codecs, &theirs);
+                let answered = theirs.iter().filter(|t| map.iter().any(|(_, s)| *s == t.pt)).copied().collect();
+                Some((vi, map, answered))
+            }
+            _ => None,
+        };
         c.sip_sdp_version += 1;
         let answer = sip_sdp_text(
             announce_ip,
@@ -524,7 +658,17 @@ impl Bridge {
             answer_direction(m.direction()),
             Some((&sdp, index)),
             c.sip_crypto.as_ref(),
+            match (c.video.as_deref(), &video) {
+                (Some(v), Some((_, _, answered))) => Some((v.sip_port, answered.as_slice())),
+                _ => None,
+            },
         );
+        if let Some(v) = c.video.as_deref_mut() {
+            match video {
+                Some((vi, map, _)) => v.activate(map, &sdp, vi),
+                None => v.active = false,
+            }
+        }
         let answered = own_audio(&answer)?;
         c.to_sip = PtMap::between(&c.sip_local, &answered);
         c.to_browser = PtMap::between(&answered, &c.sip_local);
@@ -544,13 +688,13 @@ impl Bridge {
         sockets: &mut dyn BridgeSockets,
     ) -> Result<(), ControlError> {
         let Some(&(mid, _)) = new.leg.media().iter().find(|(_, kind)| *kind == MediaKind::Audio) else {
-            relay.release_pair(new.sip_port, &mut *sockets);
+            release(relay, sockets, new.sip_port, new.video.as_ref());
             return Err(err(ErrorCode::BadSdp, "no audio m-line"));
         };
         let slot = self.free.pop().unwrap_or(self.calls.len() as u32);
         let leg_id = LegId(slot);
         if let Err(e) = self.demux.insert(leg_id, new.leg.local_ufrag()) {
-            relay.release_pair(new.sip_port, &mut *sockets);
+            release(relay, sockets, new.sip_port, new.video.as_ref());
             self.free.push(slot);
             return Err(err(ErrorCode::Internal, e.to_string()));
         }
@@ -609,6 +753,7 @@ impl Bridge {
             srtp: sdes_session,
             sip_crypto: ours_crypto,
             sip_their_crypto: new.sdes.clone(),
+            video: new.video.map(Box::new),
         };
         drain(&mut c, now_ns, &mut self.buf, &mut *sockets, &mut Vec::new());
         self.earliest = self.earliest.min(c.deadline);
@@ -619,6 +764,11 @@ impl Bridge {
         }
         self.by_id.insert(new.call.clone(), slot);
         self.by_sip_port.insert(new.sip_port, slot);
+        if let Some(v) = self.calls.get(slot as usize).and_then(Option::as_ref).and_then(|c| c.video.as_ref()) {
+            let port = v.sip_port;
+            self.by_sip_port.insert(port, slot);
+            self.by_sip_port.insert(port.wrapping_add(1), slot);
+        }
         tracing::debug!(call = %new.call, sip_port = new.sip_port, "webrtc call created");
         Ok(())
     }

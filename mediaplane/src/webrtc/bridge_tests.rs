@@ -126,12 +126,20 @@ fn call_life_cycle_media_timeout_latching_and_delete() {
 #[test]
 fn sip_offer_lists_the_browser_codecs_and_parses() {
     let codecs = [
-        LegCodec { pt: 111, codec: Codec::Opus, clock_rate: 48_000, channels: Some(2) },
-        LegCodec { pt: 0, codec: Codec::PCMU, clock_rate: 8000, channels: None },
-        LegCodec { pt: 126, codec: Codec::Tele, clock_rate: 8000, channels: None },
+        LegCodec { pt: 111, codec: Codec::Opus, clock_rate: 48_000, channels: Some(2), profile_level_id: None },
+        LegCodec { pt: 0, codec: Codec::PCMU, clock_rate: 8000, channels: None, profile_level_id: None },
+        LegCodec { pt: 126, codec: Codec::Tele, clock_rate: 8000, channels: None, profile_level_id: None },
     ];
-    let text =
-        sip_sdp_text("127.0.0.1".parse().unwrap(), 30_000, 1, &codecs, crate::sdp::Direction::SendRecv, None, None);
+    let text = sip_sdp_text(
+        "127.0.0.1".parse().unwrap(),
+        30_000,
+        1,
+        &codecs,
+        crate::sdp::Direction::SendRecv,
+        None,
+        None,
+        None,
+    );
     let sdp = Sdp::parse(&text).unwrap();
     let m = &sdp.media[0];
     assert_eq!((m.desc.port, m.desc.proto.as_str()), (30_000, "RTP/AVP"));
@@ -525,3 +533,6 @@ mod hold;
 
 #[path = "bridge_drops_tests.rs"]
 mod drops;
+
+#[path = "bridge_video_tests.rs"]
+mod video;

@@ -20,7 +20,7 @@ use std::time::Duration;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::config::DtlsCert;
 use str0m::format::{Codec, FormatParams};
-use str0m::media::{Direction, Frequency, MediaKind, Mid};
+use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::rtp::{Extension, RtpWrite};
 use str0m::stats::{MediaEgressStats, MediaIngressStats};
@@ -68,7 +68,7 @@ pub enum LegError {
     NothingToOffer,
 }
 
-/// One payload format a leg may negotiate (audio codecs and telephone-event).
+/// One payload format a leg may negotiate (audio codecs, telephone-event, VP8, H.264).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LegCodec {
     /// Payload type offered (answers follow the offer's numbers anyway).
@@ -79,11 +79,30 @@ pub struct LegCodec {
     pub clock_rate: u32,
     /// Channels (Opus: 2).
     pub channels: Option<u8>,
+    /// H.264 only: the `profile-level-id` (always with packetization-mode=1, the only mode
+    /// bridged). str0m matches H.264 by profile (RFC 6184 §8.2.2: the level may differ), so a
+    /// browser offer whose profile differs is not answered with this format.
+    pub profile_level_id: Option<u32>,
 }
 
 impl LegCodec {
     const fn new(pt: u8, codec: Codec, clock_rate: u32, channels: Option<u8>) -> Self {
-        Self { pt, codec, clock_rate, channels }
+        Self { pt, codec, clock_rate, channels, profile_level_id: None }
+    }
+
+    /// A VP8 format (90 kHz).
+    pub const fn vp8(pt: u8) -> Self {
+        Self::new(pt, Codec::Vp8, 90_000, None)
+    }
+
+    /// An H.264 format, packetization-mode=1, with `profile_level_id` (e.g. 0x42e01f).
+    pub const fn h264(pt: u8, profile_level_id: u32) -> Self {
+        Self { pt, codec: Codec::H264, clock_rate: 90_000, channels: None, profile_level_id: Some(profile_level_id) }
+    }
+
+    /// Whether this is a video format.
+    pub fn is_video(&self) -> bool {
+        self.codec.is_video()
     }
 }
 
@@ -118,6 +137,13 @@ pub enum LegEvent {
     },
     /// The browser closed DTLS, or the leg was closed.
     Closed,
+    /// The browser asks for a keyframe (RTCP PLI or FIR) of what we send on `mid`.
+    KeyframeRequest {
+        /// The m-line (video).
+        mid: Mid,
+        /// FIR rather than PLI.
+        fir: bool,
+    },
 }
 
 /// An RTP packet received from the browser, after SRTP.
@@ -302,6 +328,12 @@ impl WebRtcLeg {
             let format = match c.codec {
                 // What browsers put in their own Opus fmtp (str0m's `enable_opus` does the same).
                 Codec::Opus => FormatParams { min_p_time: Some(10), use_inband_fec: Some(true), ..Default::default() },
+                Codec::H264 => FormatParams {
+                    level_asymmetry_allowed: Some(true),
+                    packetization_mode: Some(1),
+                    profile_level_id: c.profile_level_id,
+                    ..Default::default()
+                },
                 _ => FormatParams::default(),
             };
             config.codec_config().add_config(c.pt.into(), None, c.codec, rate, c.channels, format);
@@ -362,18 +394,23 @@ impl WebRtcLeg {
         Ok(answer)
     }
 
-    /// Makes our offer: one audio m-line (`direction` as seen from the leg) with the leg's codecs,
-    /// ICE-lite, `a=setup:actpass`. The browser's answer goes to [`Self::handle_answer`].
-    pub fn make_offer(&mut self, now_ns: u64, direction: Direction) -> Result<String, LegError> {
+    /// Makes our offer: one audio m-line (`direction` as seen from the leg) with the leg's audio
+    /// codecs, and with `video` a video m-line with its video codecs, ICE-lite,
+    /// `a=setup:actpass`. The browser's answer goes to [`Self::handle_answer`].
+    pub fn make_offer(&mut self, now_ns: u64, direction: Direction, video: bool) -> Result<String, LegError> {
         if self.negotiated || self.pending.is_some() {
             return Err(LegError::AlreadyNegotiated);
         }
         self.rtc.handle_input(Input::Timeout(self.clock.instant(now_ns)))?;
         let mut change = self.rtc.sdp_api();
         let mid = change.add_media(MediaKind::Audio, direction, None, None, None);
+        let video_mid = video.then(|| change.add_media(MediaKind::Video, direction, None, None, None));
         let (offer, pending) = change.apply().ok_or(LegError::NothingToOffer)?;
         self.pending = Some(pending);
         self.media.push((mid, MediaKind::Audio));
+        if let Some(v) = video_mid {
+            self.media.push((v, MediaKind::Video));
+        }
         Ok(offer.to_sdp_string())
     }
 
@@ -471,7 +508,10 @@ impl WebRtcLeg {
                     self.egress = Some(s);
                     continue;
                 }
-                // Feedback, keyframe requests: not used by an audio relay yet.
+                Event::KeyframeRequest(k) => {
+                    LegEvent::KeyframeRequest { mid: k.mid, fir: k.kind == KeyframeRequestKind::Fir }
+                }
+                // Sender feedback (REMB, TWCC), stream pauses: not used by a passthrough relay.
                 _ => continue,
             };
             return Ok(LegOutput::Event(out));
@@ -520,6 +560,19 @@ impl WebRtcLeg {
         let write = RtpWrite::new(rtp.pt.into(), seq.into(), rtp.timestamp, wallclock, rtp.payload).marker(rtp.marker);
         stream.write_rtp(write);
         Ok(())
+    }
+
+    /// Asks the browser for a keyframe on the video it sends on `mid` (str0m sends the RTCP
+    /// PLI, or FIR, at its next poll). `false` when the browser sends nothing there yet.
+    pub fn request_keyframe(&mut self, mid: Mid, fir: bool) -> bool {
+        let kind = if fir { KeyframeRequestKind::Fir } else { KeyframeRequestKind::Pli };
+        match self.rtc.direct_api().stream_rx_by_mid(mid, None) {
+            Some(rx) => {
+                rx.request_keyframe(kind);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Starts closing (RTCP BYE, DTLS close_notify); keep polling until [`Self::is_alive`] is false.

@@ -4,7 +4,9 @@
 //! - [`demux`]: one WebRTC UDP port per shard; datagrams go to legs by ufrag, then by 5-tuple.
 //! - [`drops`]: why the WebRTC socket dropped a datagram (counted per shard).
 //! - [`leg`]: a sans-IO leg around `str0m::Rtc` in ICE-lite + RTP mode.
-//! - [`bridge`]: a shard's WebRTC <-> RTP calls: leg + SIP-side RTP port, passthrough.
+//! - [`bridge`]: a shard's WebRTC <-> RTP calls: leg + SIP-side RTP port(s), passthrough audio
+//!   and video (`bridge_video`).
+//! - [`rtcp_fb`]: RTCP keyframe requests (PLI, FIR) for the video bridge.
 //! - [`dtmf`]: RFC 4733 telephone-events: payload, detector, generator.
 //! - [`quality`]: receive statistics and RTCP report blocks for the `Stats` request.
 //! - [`srtp`], [`sdes`]: SRTP (RFC 3711) with SDES keys (RFC 4568) toward SIP peers offering
@@ -18,11 +20,13 @@
 pub mod bridge;
 mod bridge_media;
 mod bridge_setup;
+mod bridge_video;
 pub mod demux;
 pub mod drops;
 pub mod dtmf;
 pub mod leg;
 pub mod quality;
+pub mod rtcp_fb;
 pub mod sdes;
 pub mod srtp;
 pub mod stun;

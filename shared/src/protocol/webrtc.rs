@@ -182,6 +182,33 @@ pub struct CallQuality {
     pub browser: LegQuality,
     /// The SIP side's RTP (measured by the media plane; remote figures from the peer's RTCP).
     pub sip: LegQuality,
+    /// The call's video, when both sides negotiated a video m-line (protocol version 4).
+    pub video: Option<VideoQuality>,
+}
+
+/// Counters of a call's video passthrough (VP8 / H.264) and its keyframe-request translation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoQuality {
+    /// Video RTP packets received from the browser.
+    pub packets_from_browser: u64,
+    /// Of those, sent to the SIP side (not on hold, SIP side known).
+    pub packets_to_sip: u64,
+    /// Video RTP packets received from the SIP side (its negotiated formats, latched source).
+    pub packets_from_sip: u64,
+    /// Of those, sent to the browser.
+    pub packets_to_browser: u64,
+    /// Video datagrams dropped (strangers, unknown payload types, video not agreed).
+    pub dropped: u64,
+    /// Keyframe requests (PLI/FIR) the browser sent about our video.
+    pub keyframe_requests_from_browser: u64,
+    /// PLI/FIR packets we sent to the SIP side (translated from the browser's).
+    pub keyframe_requests_to_sip: u64,
+    /// RTCP packets from the SIP side carrying a PLI or FIR.
+    pub keyframe_requests_from_sip: u64,
+    /// Keyframe requests we made of the browser (translated, at start, periodic).
+    pub keyframe_requests_to_browser: u64,
+    /// Of those, periodic ones (SIP side without RTCP feedback).
+    pub periodic_keyframe_requests: u64,
 }
 
 /// One leg's media quality. `*_in` is what we receive from the peer, `remote_*` what the peer
