@@ -15,6 +15,10 @@
 //! With `--incoming` the call goes the other way: the echo peer is a SIP caller whose offer
 //! (`POST /incoming` → `OfferToBrowser`) yields the media plane's offer for the page, and the
 //! page's answer (`POST /answer` → `BrowserAnswer`) yields the SIP answer.
+//! With `--video vp8|h264` the echo peer also answers the SIP offer's video m-line with that
+//! codec (H.264: packetization-mode=1, constrained baseline preferred), `a=rtcp-mux`, on a
+//! second echo socket that echoes RTP and RTCP (a PLI about the browser's own stream comes back
+//! to it as a keyframe request); its counters are `video_echo` in the JSON.
 //! Start-up failures (missing binary, media plane not answering) exit non-zero with a message.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
@@ -49,6 +53,15 @@ enum SipCodec {
     Pcmu,
 }
 
+/// The video codec the echo peer answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum VideoCodec {
+    /// VP8/90000.
+    Vp8,
+    /// H264/90000, packetization-mode=1.
+    H264,
+}
+
 /// Server side of the headless-Chromium WebRTC echo test.
 #[derive(Debug, Parser)]
 struct Args {
@@ -65,6 +78,9 @@ struct Args {
     /// offering (WebRtcOffer/Answer).
     #[arg(long)]
     incoming: bool,
+    /// Also answer (and echo) the video m-line with this codec.
+    #[arg(long, value_enum)]
+    video: Option<VideoCodec>,
     /// Hard lifetime; the harness exits with code 3 when it passes.
     #[arg(long, default_value_t = 50)]
     max_secs: u64,
@@ -137,6 +153,11 @@ struct App {
     page: PathBuf,
     echo_port: u16,
     echo: Arc<Mutex<EchoStats>>,
+    video: Option<VideoCodec>,
+    video_echo_port: u16,
+    video_echo: Arc<Mutex<EchoStats>>,
+    /// The payload type the echo peer answered for video.
+    video_pt: Mutex<Option<u8>>,
     call: Mutex<Option<CallInfo>>,
     events: Arc<Mutex<Vec<String>>>,
     /// Re-offers from the browser: `(SIP re-offer direction, echo peer's answer direction)`.
@@ -252,6 +273,44 @@ fn echo_answer(offer: &str, codec: SipCodec, echo_port: u16) -> Option<(u8, Opti
              m=audio {echo_port} RTP/AVP {pt}{te_fmt}\r\na=rtpmap:{pt} {enc}\r\n{fmtp}{te_lines}a={direction}\r\n"
         ),
     ))
+}
+
+/// The echo peer's video m-line answering the first m=video section of `offer` with `codec`
+/// (H.264: mode 1, profile 42e01f first), RTCP multiplexed; `(pt, m-line)`.
+fn echo_video_answer(offer: &str, codec: VideoCodec, port: u16, direction: &str) -> Option<(u8, String)> {
+    let section: Vec<&str> = offer
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| !l.starts_with("m=video "))
+        .take_while({
+            let mut first = true;
+            move |l| std::mem::take(&mut first) || !l.starts_with("m=")
+        })
+        .collect();
+    let fmtp = |pt: &str| {
+        section
+            .iter()
+            .find_map(|l| l.strip_prefix(&format!("a=fmtp:{pt} ")).map(str::to_string))
+            .unwrap_or_default()
+    };
+    let mut candidates: Vec<(String, String, String)> = section
+        .iter()
+        .filter_map(|l| l.strip_prefix("a=rtpmap:")?.split_once(' '))
+        .filter(|(pt, enc)| match codec {
+            VideoCodec::Vp8 => enc.eq_ignore_ascii_case("VP8/90000"),
+            VideoCodec::H264 => {
+                enc.eq_ignore_ascii_case("H264/90000") && fmtp(pt).contains("packetization-mode=1")
+            }
+        })
+        .map(|(pt, enc)| (pt.to_string(), enc.to_string(), fmtp(pt)))
+        .collect();
+    candidates.sort_by_key(|(_, _, f)| !f.contains("42e01f"));
+    let (pt, enc, f) = candidates.into_iter().next()?;
+    let fmtp_line = if f.is_empty() { String::new() } else { format!("a=fmtp:{pt} {f}\r\n") };
+    let line = format!(
+        "m=video {port} RTP/AVP {pt}\r\na=rtpmap:{pt} {enc}\r\n{fmtp_line}a=rtcp-fb:{pt} nack pli\r\na=rtcp-mux\r\na={direction}\r\n"
+    );
+    Some((pt.parse().ok()?, line))
 }
 
 /// Sends every datagram back to its source; counts RTP (and RTCP, which it also echoes).
@@ -450,7 +509,7 @@ async fn offer(State(app): State<Arc<App>>, body: String) -> Response {
         Ok(r) => r,
         Err(e) => return text(StatusCode::BAD_GATEWAY, format!("WebRtcOffer: {e}")),
     };
-    let Some((sip_pt, te_pt, sip_answer)) =
+    let Some((sip_pt, te_pt, mut sip_answer)) =
         echo_answer(&reply.sip_offer, app.sip_codec, app.echo_port)
     else {
         return text(
@@ -461,6 +520,21 @@ async fn offer(State(app): State<Arc<App>>, body: String) -> Response {
             ),
         );
     };
+    if let Some(codec) = app.video {
+        let dir = offered_direction(&sip_answer);
+        match echo_video_answer(&reply.sip_offer, codec, app.video_echo_port, dir) {
+            Some((pt, line)) => {
+                sip_answer.push_str(&line);
+                *lock(&app.video_pt) = Some(pt);
+            }
+            None => {
+                return text(
+                    StatusCode::BAD_GATEWAY,
+                    format!("the SIP offer has no {codec:?} video:\n{}", reply.sip_offer),
+                );
+            }
+        }
+    }
     let ans = Answer {
         call: call.clone(),
         from_tag: browser,
@@ -565,7 +639,16 @@ async fn stats_json(app: &App, delete: bool) -> serde_json::Value {
             "dtmf_durations_ms": s.dtmf_durations_ms,
         })
     };
+    let video_echo = {
+        let s = lock(&app.video_echo);
+        json!({
+            "rtp_packets": s.rtp_packets, "rtp_bytes": s.rtp_bytes, "rtcp_packets": s.rtcp_packets,
+            "payload_types": s.payload_types, "ssrcs": s.ssrcs,
+        })
+    };
     json!({
+        "video_pt": *lock(&app.video_pt),
+        "video_echo": video_echo,
         "sip_codec": format!("{:?}", app.sip_codec).to_lowercase(),
         "sip_pt": info.as_ref().map(|i| i.sip_pt),
         "te_pt": info.as_ref().and_then(|i| i.te_pt),
@@ -662,6 +745,10 @@ async fn run(args: Args) -> Result<(), HarnessError> {
     let echo_port = echo_sock.local_addr()?.port();
     let echo = Arc::new(Mutex::new(EchoStats::default()));
     tokio::spawn(run_echo(echo_sock, echo.clone()));
+    let video_sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+    let video_echo_port = video_sock.local_addr()?.port();
+    let video_echo = Arc::new(Mutex::new(EchoStats::default()));
+    tokio::spawn(run_echo(video_sock, video_echo.clone()));
 
     let app = Arc::new(App {
         client: client.clone(),
@@ -670,6 +757,10 @@ async fn run(args: Args) -> Result<(), HarnessError> {
         page,
         echo_port,
         echo,
+        video: args.video,
+        video_echo_port,
+        video_echo,
+        video_pt: Mutex::new(None),
         call: Mutex::new(None),
         events,
         reoffers: Mutex::new(Vec::new()),

@@ -33,6 +33,11 @@ const VARIANTS = {
   // plane must answer the browser in its codec order (before it knows the SIP answer), or
   // Chromium sends Opus, which the bridge cannot map to the PCMU-only SIP side.
   'pcmu-prefer': { sipCodec: 'pcmu', prefer: 'PCMU' },
+  // Audio (Opus) and the fake camera: the browser offers only VP8 (or only H.264 with
+  // packetization-mode=1) for video, the echo peer answers it and echoes video and its RTCP;
+  // the echoed video must decode (framesDecoded). No DTMF.
+  vp8: { sipCodec: 'opus', video: 'vp8', dtmf: '' },
+  h264: { sipCodec: 'opus', video: 'h264', dtmf: '' },
 };
 
 const flags = {}, names = [];
@@ -85,7 +90,7 @@ async function main() {
     return fail(`playwright-core is not installed (run: npm ci in tests/browser): ${e.message}`);
   }
   for (const n of names) {
-    const opts = { ...common, prefer: '', only: '', incoming: false, holdMs: 0, ...VARIANTS[n] };
+    const opts = { ...common, prefer: '', only: '', incoming: false, holdMs: 0, video: '', ...VARIANTS[n] };
     label = `chromium-echo[${n}]`;
     watchdog = setTimeout(() => fail(`watchdog: not finished within ${WATCHDOG_MS} ms`), WATCHDOG_MS);
     await runVariant(chromium, opts);
@@ -97,7 +102,7 @@ async function main() {
 
 async function runVariant(chromium, opts) {
   const t0 = Date.now();
-  harness = spawn(opts.harness, ['--mediaplane', opts.mediaplane, '--www', join(here, 'www'), '--sip-codec', opts.sipCodec, '--max-secs', '35', ...(opts.incoming ? ['--incoming'] : [])],
+  harness = spawn(opts.harness, ['--mediaplane', opts.mediaplane, '--www', join(here, 'www'), '--sip-codec', opts.sipCodec, '--max-secs', '35', ...(opts.incoming ? ['--incoming'] : []), ...(opts.video ? ['--video', opts.video] : [])],
     { stdio: ['ignore', 'pipe', 'inherit'] });
   harness.on('exit', (code, sig) => { if (code !== 0 && code !== null) console.error(`${label}: harness exited with ${code}`); });
   const url = await bounded(new Promise((res, rej) => {
@@ -131,6 +136,7 @@ async function runVariant(chromium, opts) {
   if (opts.dtmf) q.set('dtmf', opts.dtmf);
   if (opts.incoming) q.set('incoming', '1');
   if (opts.holdMs) q.set('hold_ms', String(opts.holdMs));
+  if (opts.video) q.set('video', opts.video);
   await page.goto(`${url}echo.html?${q}`, { timeout: 10000 });
   await page.waitForFunction(() => window.__result !== undefined, null, { timeout: opts.mediaMs + 20000 });
   const r = await page.evaluate(() => window.__result);
@@ -219,12 +225,28 @@ async function runVariant(chromium, opts) {
     if (!(resumed('toBrowser') > want && resumed('received') > want)) problems.push(`resume: the echo did not reach the browser again (to browser +${resumed('toBrowser')}, received +${resumed('received')})`);
     for (const k of ['heldEnd', 'resumedEnd']) if (!hd[k] || hd[k].connection !== 'connected') problems.push(`connection ${hd[k] && hd[k].connection} at ${k}`);
   }
+  if (opts.video) checkVideo(opts, r, h, problems);
   const wantCodec = opts.sipCodec === 'pcmu' ? 'audio/pcmu' : 'audio/opus';
   for (const [dir, c] of [['outbound', out.codec], ['inbound', inb.codec]]) {
     if (!c || !c.toLowerCase().startsWith(wantCodec)) problems.push(`${dir} codec ${c}, expected ${wantCodec}`);
   }
   if (problems.length) return fail(problems.join('; '));
   console.log(`${label}: PASS`);
+}
+
+// Video variants: the browser encodes the fake camera in the chosen codec, the echo peer gets it
+// as the answered payload type (one SSRC) through the media plane, and what comes back decodes.
+function checkVideo(opts, r, h, problems) {
+  const s = r.stats || {}, vi = s.videoIn || {}, vo = s.videoOut || {}, ve = h.video_echo || {};
+  const mv = (h.quality || {}).video || {};
+  const want = `video/${opts.video}`;
+  console.log(`  video: sent ${vo.packetsSent} packets, ${vo.framesEncoded} frames (${vo.keyFramesEncoded} key) as ${vo.codec} by ${vo.encoderImplementation}, PLI/FIR received ${vo.pliCount}/${vo.firCount}; received ${vi.packetsReceived} packets, decoded ${vi.framesDecoded} frames (${vi.keyFramesDecoded} key, ${vi.frameWidth}x${vi.frameHeight}) as ${vi.codec} by ${vi.decoderImplementation}, lost ${vi.packetsLost}, PLI/FIR sent ${vi.pliCount}/${vi.firCount}`);
+  console.log(`  video echo peer: ${ve.rtp_packets} RTP (pt ${JSON.stringify(ve.payload_types)}, answered ${h.video_pt}, ssrcs ${(ve.ssrcs || []).length}), ${ve.rtcp_packets} RTCP; media plane video ${JSON.stringify(mv)}`);
+  if (!(vo.framesEncoded > 0) || !vo.codec || !vo.codec.toLowerCase().startsWith(want)) problems.push(`browser encoded ${vo.framesEncoded} frames as ${vo.codec}, expected ${want}`);
+  if (!(vi.framesDecoded > 10) || !vi.codec || !vi.codec.toLowerCase().startsWith(want)) problems.push(`browser decoded ${vi.framesDecoded} echoed frames as ${vi.codec}, expected > 10 as ${want}`);
+  if (!(ve.rtp_packets > opts.minPackets / 2)) problems.push(`video echo peer saw ${ve.rtp_packets} RTP packets`);
+  if (!(ve.payload_types && ve.payload_types.length === 1 && ve.payload_types[0] === h.video_pt && ve.ssrcs.length === 1)) problems.push(`video echo peer saw payload types ${JSON.stringify(ve.payload_types)} (answered ${h.video_pt}), ${(ve.ssrcs || []).length} SSRCs`);
+  if (!(mv.packets_to_sip > opts.minPackets / 2 && mv.packets_to_browser > opts.minPackets / 2)) problems.push(`media plane video counters ${JSON.stringify(mv)}`);
 }
 
 main().catch(e => fail(e && e.stack || String(e)));

@@ -4,7 +4,7 @@
 # binaries (wavegate-mediaplane and the webrtc_echo_harness example) and `npm ci` done here
 # beforehand (scripts/test.sh does both; the install must happen before entering the namespace).
 #
-# usage: tests/browser/run.sh          the default variants: opus pcmu-prefer opus-in
+# usage: tests/browser/run.sh          the default variants: opus pcmu-prefer opus-in vp8 h264
 #        tests/browser/run.sh VARIANT...  opus pcmu opus-in pcmu-in pcmu-prefer (see run.mjs)
 # env:   WAVEGATE_BIN_DIR (default ${CARGO_TARGET_DIR:-target}/debug)
 set -euo pipefail
@@ -37,7 +37,7 @@ ip link set lo up
 links=$(ip -o link show | awk -F': ' '{print $2}' | tr '\n' ' ')
 [ "$links" = "lo " ] || die "network namespace is not loopback-only: $links"
 bin=$WAVEGATE_BIN_DIR
-[ $# -gt 0 ] || set -- opus pcmu-prefer opus-in
+[ $# -gt 0 ] || set -- opus pcmu-prefer opus-in vp8 h264
 # Variants are defined in run.mjs; it stops at the first failure. 35 s per variant at most.
 timeout -k 5 $((35 * $#)) node "$here/run.mjs" --harness "$bin/examples/webrtc_echo_harness" \
   --mediaplane "$bin/wavegate-mediaplane" "$@" || die "exit $? (see the FAILED line above)"
