@@ -39,6 +39,8 @@ pub struct Config {
     pub rest: RestConfig,
     /// REST hooks: the back end called on connect, calls and call status events.
     pub hooks: HooksConfig,
+    /// The WebSocket API (`/ws`): application keys, per-browser codec policy.
+    pub ws: WsConfig,
 }
 
 /// When the REST API (and `/metrics`) asks for the API key.
@@ -98,6 +100,44 @@ impl Default for HooksConfig {
             timeout_ms: 2000,
             retries: 1,
             connect_fail_closed: false,
+        }
+    }
+}
+
+/// WebSocket API settings (docs/configuration.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WsConfig {
+    /// Keys (or auth tokens) a page must give in `connect` (`appKey`); empty: none needed.
+    pub app_keys: Vec<String>,
+    /// Codec policy per browser family (`chrome`, `edge`, `firefox`, `safari`, `other`).
+    pub codecs: std::collections::BTreeMap<String, CodecRule>,
+}
+
+/// What one browser family must not use and should prefer (codec names as in `a=rtpmap`,
+/// case-insensitive: `opus`, `G722`, `PCMU`, `VP8`, `H264`, `SILK`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CodecRule {
+    /// Removed from the SDP the page and the media plane exchange.
+    pub strip: Vec<String>,
+    /// Moved to the front of offers, in this order.
+    pub prefer: Vec<String>,
+}
+
+/// Browser families `ws.codecs` may name.
+pub const BROWSER_FAMILIES: [&str; 5] = ["chrome", "edge", "firefox", "safari", "other"];
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        // The seed's known problem 2: Edge failed calls until SILK and G.722 were disabled.
+        let edge = CodecRule {
+            strip: vec!["SILK".into(), "G722".into()],
+            prefer: Vec::new(),
+        };
+        Self {
+            app_keys: Vec::new(),
+            codecs: [("edge".to_string(), edge)].into_iter().collect(),
         }
     }
 }
@@ -308,6 +348,30 @@ impl Config {
                 "hooks.timeout_ms must be > 0 and hooks.retries at most 5".into(),
             ));
         }
+        for (family, rule) in &self.ws.codecs {
+            if !BROWSER_FAMILIES.contains(&family.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "ws.codecs.{family}: unknown browser family (one of {})",
+                    BROWSER_FAMILIES.join(", ")
+                )));
+            }
+            let names = rule.strip.iter().chain(&rule.prefer);
+            if let Some(bad) = names.into_iter().find(|n| {
+                n.is_empty()
+                    || !n
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            }) {
+                return Err(ConfigError::Invalid(format!(
+                    "ws.codecs.{family}: {bad:?} is not a codec name (as in a=rtpmap: opus, G722, VP8)"
+                )));
+            }
+        }
+        if self.ws.app_keys.iter().any(|k| k.is_empty()) {
+            return Err(ConfigError::Invalid(
+                "ws.app_keys: an empty key would let anyone in; remove it".into(),
+            ));
+        }
         if self.media.heartbeat_timeout_ms < 750 {
             return Err(ConfigError::Invalid(
                 "media.heartbeat_timeout_ms must be at least 750 (shards beat every 250 ms)".into(),
@@ -379,6 +443,44 @@ mod tests {
         assert!(
             Config::load_with_env(Some(&dir.join("missing.toml")), Env::prefixed("WGT2_")).is_err()
         );
+    }
+
+    #[test]
+    fn ws_app_keys_and_codec_policy() {
+        assert_eq!(
+            Config::default().ws.codecs["edge"].strip,
+            vec!["SILK".to_string(), "G722".to_string()]
+        );
+        let dir = std::env::temp_dir().join(format!("wg-config-ws-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ws.toml");
+        std::fs::write(
+            &path,
+            "[ws]\napp_keys = [\"k1\"]\n[ws.codecs.firefox]\nprefer = [\"PCMU\"]\n",
+        )
+        .unwrap();
+        let c = Config::load_with_env(Some(&path), Env::prefixed("WGT4_")).unwrap();
+        assert_eq!(c.ws.app_keys, vec!["k1".to_string()]);
+        assert_eq!(c.ws.codecs["firefox"].prefer, vec!["PCMU".to_string()]);
+        // The file adds to the defaults: Edge's rule stays unless overridden.
+        assert_eq!(c.ws.codecs["edge"].strip.len(), 2);
+        for (text, want) in [
+            (
+                "[ws.codecs.opera]\nstrip = [\"G722\"]\n",
+                "unknown browser family",
+            ),
+            (
+                "[ws.codecs.chrome]\nstrip = [\"G 722\"]\n",
+                "not a codec name",
+            ),
+            ("[ws]\napp_keys = [\"\"]\n", "empty key"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = Config::load_with_env(Some(&path), Env::prefixed("WGT4_"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct AppState {
     pub registry: crate::registry::Registry,
     /// The REST hooks' client (None when no hook URL is configured).
     pub hooks: Option<crate::hooks::Hooks>,
+    /// The WebSocket API's settings (app keys, codec policy).
+    pub ws: std::sync::Arc<crate::config::WsConfig>,
 }
 
 /// Reads each shard's figures into the metrics (`ShardStats`, one request per shard with the

@@ -28,6 +28,7 @@ pub struct Server {
     /// The supervision loop.
     pub supervision: tokio::task::JoinHandle<()>,
     media_ip: std::net::IpAddr,
+    ws: std::sync::Arc<config::WsConfig>,
     /// The SIP user agent pages' SIP calls go through; set by `main` once started.
     pub sip: Option<std::sync::Arc<sip::client::SipUserAgent>>,
     /// Live sessions and calls (WebSocket and REST), with the metrics.
@@ -62,6 +63,7 @@ impl Server {
             media,
             supervision,
             media_ip: config.media.bind_ip,
+            ws: std::sync::Arc::new(config.ws.clone()),
             sip: None,
         }
     }
@@ -76,6 +78,7 @@ impl Server {
                 sip: self.sip.clone(),
                 registry: self.registry.clone(),
                 hooks: self.hooks.clone(),
+                ws: self.ws.clone(),
             },
             self.rest_key.clone(),
         )

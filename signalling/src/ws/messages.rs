@@ -107,6 +107,9 @@ pub enum ClientMsg {
         /// The account.
         #[serde(default)]
         sip_options: SipOptions,
+        /// The application key or auth token (config `ws.app_keys`); `authToken` also accepted.
+        #[serde(default, alias = "authToken")]
+        app_key: String,
     },
     /// Place a call with the browser's SDP offer.
     #[serde(rename = "call")]

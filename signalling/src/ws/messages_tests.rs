@@ -8,7 +8,11 @@ fn parses_every_client_message() {
         "password":"demo","domain":"host.com","port":5060,"registerRequired":true,"visibleName":"Ralf C"}}"#,
     )
     .unwrap();
-    let ClientMsg::Connect { sip_options } = m else {
+    let ClientMsg::Connect {
+        sip_options,
+        app_key,
+    } = m
+    else {
         panic!("{m:?}")
     };
     let raw = sip_options.to_raw();
@@ -17,6 +21,16 @@ fn parses_every_client_message() {
     assert_eq!(raw.port, "5060");
     assert!(raw.register_required);
     assert_eq!(raw.visible_name, "Ralf C");
+    assert_eq!(app_key, "");
+    for text in [
+        r#"{"type":"connect","appKey":"k1"}"#,
+        r#"{"type":"connect","authToken":"k1"}"#,
+    ] {
+        assert!(
+            matches!(parse(text), Ok(ClientMsg::Connect { app_key, .. }) if app_key == "k1"),
+            "{text}"
+        );
+    }
     assert_eq!(
         parse(r#"{"type":"call","callId":"c1","callee":"echo","sdp":"v=0"}"#).unwrap(),
         ClientMsg::Call {
@@ -66,7 +80,7 @@ fn parses_every_client_message() {
     assert_eq!(
         parse(r#"{"type":"connect","sipOptions":{"port":"5070"}}"#)
             .map(|m| match m {
-                ClientMsg::Connect { sip_options } => sip_options.to_raw().port,
+                ClientMsg::Connect { sip_options, .. } => sip_options.to_raw().port,
                 _ => String::new(),
             })
             .unwrap(),

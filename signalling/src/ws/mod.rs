@@ -10,6 +10,7 @@
 //! (`sip_call`) from the session's account. `registerRequired` registers through the SIP user
 //! agent; a registered session receives the login's incoming calls (`incoming` / `answer`).
 
+pub mod codecs;
 pub mod messages;
 mod rest_hooks;
 pub mod sip_call;
@@ -50,9 +51,20 @@ const DTMF_MS: u32 = 120;
 const DTMF_GAP_MS: u64 = 80;
 
 /// `GET /ws`: upgrades and runs the session.
-pub async fn handler(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+pub async fn handler(
+    ws: WebSocketUpgrade,
+    headers: axum::http::HeaderMap,
+    State(state): State<AppState>,
+) -> Response {
+    // The browser family picks the codec policy (config `ws.codecs`).
+    let family = codecs::Family::from_user_agent(
+        headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+    );
     ws.max_message_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| Session::new(state).run(socket))
+        .on_upgrade(move |socket| Session::new(state, family).run(socket))
 }
 
 /// Events reaching the session task from its calls.
@@ -101,6 +113,10 @@ struct Session {
     internal_tx: mpsc::UnboundedSender<Internal>,
     /// Dropping it stops the registration task (which un-REGISTERs in the background).
     registration: Option<tokio::sync::oneshot::Sender<()>>,
+    /// App keys and the codec policy.
+    ws: Arc<crate::config::WsConfig>,
+    /// The page's browser family (from its User-Agent).
+    family: codecs::Family,
 }
 
 fn next_session_id() -> u64 {
@@ -124,7 +140,7 @@ fn error(reason: impl Into<String>) -> ServerMsg {
 }
 
 impl Session {
-    fn new(state: AppState) -> Session {
+    fn new(state: AppState, family: codecs::Family) -> Session {
         Session {
             media: state.media,
             registry: state.registry,
@@ -137,7 +153,31 @@ impl Session {
             by_media: HashMap::new(),
             internal_tx: mpsc::unbounded_channel().0,
             registration: None,
+            ws: state.ws,
+            family,
         }
+    }
+
+    /// The session's browser family's codec policy applied to an SDP for or from the page
+    /// (`reorder`: an offer, whose preferred codecs go first).
+    fn policy(&self, sdp: String, reorder: bool) -> Result<String, codecs::PolicyError> {
+        match self.ws.codecs.get(self.family.name()) {
+            Some(rule) if !codecs::is_noop(rule) => codecs::apply(&sdp, rule, self.family, reorder),
+            _ => Ok(sdp),
+        }
+    }
+
+    /// Whether `key` is one of the configured app keys (any key when none are configured).
+    fn key_ok(&self, key: &str) -> bool {
+        // Compared in full, not stopping at the first differing byte.
+        self.ws.app_keys.is_empty()
+            || self.ws.app_keys.iter().any(|k| {
+                k.len() == key.len()
+                    && k.bytes()
+                        .zip(key.bytes())
+                        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                        == 0
+            })
     }
 
     async fn run(mut self, mut socket: WebSocket) {
@@ -145,7 +185,11 @@ impl Session {
         self.internal_tx = tx;
         let mut ended = self.media.calls().subscribe();
         let mut rest = self.registry.open_session(&self.id.to_string());
-        tracing::info!(session = self.id, "websocket session opened");
+        tracing::info!(
+            session = self.id,
+            family = self.family.name(),
+            "websocket session opened"
+        );
         loop {
             let out: Vec<ServerMsg> = tokio::select! {
                 frame = socket.recv() => match frame {
@@ -203,7 +247,26 @@ impl Session {
         };
         match msg {
             ClientMsg::Ping {} => vec![ServerMsg::Pong],
-            ClientMsg::Connect { sip_options } => self.connect_hooked(sip_options).await,
+            ClientMsg::Connect {
+                sip_options,
+                app_key,
+            } => {
+                if self.key_ok(&app_key) {
+                    self.connect_hooked(sip_options).await
+                } else {
+                    let why = if app_key.is_empty() {
+                        "missing"
+                    } else {
+                        "not accepted"
+                    };
+                    vec![ServerMsg::Session {
+                        status: SessionStatus::Failed,
+                        cause: format!(
+                            "appKey: {why} (this server needs an application key, config ws.app_keys)"
+                        ),
+                    }]
+                }
+            }
             _ if self.account.is_none() => {
                 vec![error("not connected: send \"connect\" first")]
             }
@@ -353,6 +416,10 @@ impl Session {
             Ok(id) => id,
             Err(e) => return vec![error(format!("call: {e}"))],
         };
+        let sdp = match self.policy(sdp, true) {
+            Ok(s) => s,
+            Err(e) => return vec![call_msg(&call_id, "FAILED", e.to_string())],
+        };
         if callee != echo::CALLEE {
             return self.sip_call(call_id, callee, sdp, media_id).await;
         }
@@ -369,9 +436,12 @@ impl Session {
         let mut out = vec![call_msg(&call_id, "PENDING", "Calling")];
         match EchoCall::start(&self.media, media_id.clone(), sdp, self.bind, etx).await {
             Ok(call) => {
+                let sdp = self
+                    .policy(call.browser_answer.clone(), false)
+                    .unwrap_or_else(|_| call.browser_answer.clone());
                 out.push(ServerMsg::Sdp {
                     call_id: call_id.clone(),
-                    sdp: call.browser_answer.clone(),
+                    sdp,
                 });
                 out.push(call_msg(&call_id, "ESTABLISHED", "Answered"));
                 self.by_media.insert(media_id, call_id.clone());
@@ -441,10 +511,11 @@ impl Session {
         self.by_media.insert(media_id.clone(), call_id.clone());
         self.calls
             .insert(call_id.clone(), Call::Sip { media_id, commands });
-        vec![ServerMsg::Sdp {
-            call_id,
-            sdp: reply.browser_answer,
-        }]
+        // The answer answers a filtered offer; filtering it again only guards the invariant.
+        let sdp = self
+            .policy(reply.browser_answer.clone(), false)
+            .unwrap_or(reply.browser_answer);
+        vec![ServerMsg::Sdp { call_id, sdp }]
     }
 
     /// A new INVITE (or MESSAGE) for the registered login: the caller's SDP goes to the media
@@ -477,8 +548,19 @@ impl Session {
             sip_sdp: Some(offer),
             flags: Default::default(),
         };
-        let browser_offer = match self.media.request(&media_id, &req).await {
-            Ok(r) => r.browser_offer,
+        let browser_offer = match self
+            .media
+            .request(&media_id, &req)
+            .await
+            .map(|r| self.policy(r.browser_offer, true))
+        {
+            Ok(Ok(offer)) => offer,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "incoming call: codec policy");
+                let _ = self.media.delete(media_id).await;
+                incoming.reject(488);
+                return Vec::new();
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "incoming call: OfferToBrowser");
                 incoming.reject(488);
