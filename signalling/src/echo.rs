@@ -1,8 +1,8 @@
 //! The built-in `echo` extension: a call to callee `echo` is answered by the server itself, so the
 //! demo works with no PBX. The browser's WebRTC offer goes to the media plane as a `WebRtcOffer`;
 //! its plain RTP/AVP `sip_offer` is answered here by an RTP echo peer (one UDP socket that sends
-//! every datagram back to its source) with one codec the browser negotiated (Opus if offered,
-//! else PCMU, else the first) plus telephone-event when offered.
+//! every datagram back to its source) with the offer's first codec (the browser's preference,
+//! after the codec policy) plus telephone-event when offered.
 //!
 //! Demo-grade by design: one UDP socket per call on the media bind address, echo in a tokio task
 //! (not on the media plane's hot path), no jitter buffer, no SIP dialog. Hold pauses the echo (as
@@ -111,15 +111,10 @@ pub fn answer_sdp(offer: &str, ip: IpAddr, port: u16) -> Option<(Option<u8>, Str
         .iter()
         .filter(|(_, e)| !is(e, "telephone-event"))
         .collect();
-    let (pt, enc) = media
-        .iter()
-        .find(|(_, e)| is(e, "opus/48000"))
-        .or_else(|| {
-            media
-                .iter()
-                .find(|(pt, e)| is(e, "pcmu/8000") || (e.is_empty() && *pt == 0))
-        })
-        .or_else(|| media.first())?;
+    // The offerer's first codec (RFC 3264 answerer etiquette): the media plane's offer keeps
+    // the browser's order, which is what the browser was answered with and sends, so any other
+    // choice would echo nothing (no transcoding) — and a codec policy's `prefer` holds.
+    let (pt, enc) = media.first()?;
     let enc = match (enc.is_empty(), *pt) {
         (false, _) => enc.clone(),
         (true, 0) => "PCMU/8000".into(),
@@ -286,6 +281,14 @@ mod tests {
         assert!(sdp.contains("m=audio 5004 RTP/AVP 111 101\r\n"), "{sdp}");
         assert!(sdp.contains("a=rtpmap:111 opus/48000/2\r\n"));
         assert!(sdp.contains("c=IN IP4 127.0.0.1\r\n"));
+    }
+
+    #[test]
+    fn answers_the_offerers_first_codec() {
+        let offer = "v=0\r\nm=audio 4000 RTP/AVP 0 111 101\r\na=rtpmap:111 opus/48000/2\r\n\
+            a=rtpmap:101 telephone-event/8000\r\n";
+        let (_, sdp) = answer_sdp(offer, "127.0.0.1".parse().unwrap(), 5004).unwrap();
+        assert!(sdp.contains("m=audio 5004 RTP/AVP 0 101\r\n"), "{sdp}");
     }
 
     #[test]
