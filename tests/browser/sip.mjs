@@ -15,7 +15,12 @@
 //      getMediaDevices kinds, switchMic during the call (a new device id, audio keeps flowing),
 //      switchCam and setAudioOutputId errors are clear, hold seen as a=sendonly and unhold as
 //      a=sendrecv by SIPp, INFO digit, sendMessage both ways, blind transfer (REFER to carol,
-//      NOTIFY progress, FINISH); SIPp's exit status proves what the SIP side saw.
+//      NOTIFY progress, FINISH); SIPp's exit status proves what the SIP side saw;
+//   D. a second server with ws.app_keys and a chrome codec rule: a missing or wrong app key
+//      gives FAILED with a cause, the right one connects; the chrome rule (prefer PCMU) puts
+//      PCMU first in the media plane's answer and the echo follows it; the same browser with an
+//      Edge User-Agent gets the Edge rule (SILK, G722 and, in this test, PCMA stripped from what
+//      reaches the media plane and the page).
 // Screenshots in target/browser-artifacts/sip-*.png. Every wait is bounded; a watchdog ends the
 // run; every child is killed on every path.
 //
@@ -261,6 +266,54 @@ async function main() {
   const code = await bounded(sipp.exit, 8000, 'SIPp features scenario ends');
   check(code === 0, `SIPp saw sendonly/sendrecv, INFO 5, the MESSAGE and the REFER (exit ${code}):\n${sipp.logs()}`);
   console.log(`${label}: SIPp: hold sendonly, unhold sendrecv, INFO 5, MESSAGE both ways, transfer ${figures.transfer.join(' | ')}; exit 0`);
+
+  // D. App key and per-browser codec policy, on a second server configured through the
+  // environment: ws.app_keys = ["sesame"], ws.codecs.chrome.prefer = ["PCMU"] (and the default
+  // Edge rule: strip SILK, G722).
+  const keyed = await startServer(flags.wavegate, '42600-42699', {
+    WAVEGATE_WS__APP_KEYS: '["sesame"]', WAVEGATE_WS__CODECS__CHROME__PREFER: '["PCMU"]',
+    // The default Edge rule plus PCMA, which (unlike SILK and G722) this media plane would
+    // otherwise answer, so the stripping shows in the answer the page gets.
+    WAVEGATE_WS__CODECS__EDGE__STRIP: '["SILK", "G722", "PCMA"]' });
+  await page.goto(`${keyed.url}phone.html`, { timeout: 10000 });
+  await page.waitForFunction(() => window.phone !== undefined, null, { timeout: 5000 });
+  await page.fill('#login', 'Ralf_C12441');
+  await page.fill('#domain', 'host.com');
+  for (const [key, want] of [['', /^\(appKey: missing/], ['open-please', /^\(appKey: not accepted/]]) {
+    await page.fill('#appKey', key);
+    await page.click('#connect');
+    await p.status('session', 'FAILED');
+    const why = await p.text('#sessionCause');
+    check(want.test(why), `app key ${JSON.stringify(key)} refused with a cause: ${why}`);
+  }
+  await page.fill('#appKey', 'sesame');
+  await page.click('#connect');
+  await p.status('session', 'ESTABLISHED');
+  const answerOf = async () => {
+    await page.fill('#callee', 'echo');
+    await page.click('#call');
+    await p.status('call', 'ESTABLISHED', 10000);
+    const sdp = await page.evaluate(() => ({ offer: window.phone.call.peerConnection().localDescription.sdp,
+      answer: window.phone.call.peerConnection().remoteDescription.sdp }));
+    await until(async () => (await p.stats()).received > 10, 5000, 'echo audio with the policy', 200);
+    await page.click('#hangup');
+    await p.status('call', 'FINISH');
+    return { offer: /m=audio [^\r\n]*/.exec(sdp.offer)[0], answer: /m=audio [^\r\n]*/.exec(sdp.answer)[0], pcma: /PCMA/i.test(sdp.answer) };
+  };
+  const chrome = await answerOf();
+  check(/^m=audio \d+ \S+ 0( |$)/.test(chrome.answer) && chrome.pcma, `chrome policy prefers PCMU, keeps PCMA: ${JSON.stringify(chrome)}`);
+  // The same Chromium presenting itself as Edge (its WebSocket handshake carries the UA).
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Network.setUserAgentOverride', { userAgent: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36 Edg/156.0.0.0' });
+  await page.click('#disconnect');
+  await p.status('session', 'DISCONNECTED');
+  await page.click('#connect');
+  await p.status('session', 'ESTABLISHED');
+  const edge = await answerOf();
+  check(/ 8( |$)/.test(edge.offer) && !edge.pcma && / 8( |$)/.test(chrome.answer) && !/ 8( |$)/.test(edge.answer)
+    && /^m=audio \d+ \S+ 111( |$)/.test(edge.answer), `edge policy strips PCMA (and SILK, G722), chrome's prefer does not apply: ${JSON.stringify(edge)}`);
+  figures.codecPolicy = { chrome, edge };
+  console.log(`${label}: app key: missing/wrong -> FAILED, right -> ESTABLISHED; codec policy: chrome ${chrome.answer}, edge ${edge.answer} (offered ${edge.offer})`);
 
   await bounded(context.close(), 10000, 'chromium close');
   context = null;
