@@ -81,7 +81,13 @@ fn init_logging(config: &Config) {
 
 async fn serve(config: Config) -> std::io::Result<()> {
     let mut server = Server::start(&config);
-    match wavegate_signalling::sip::client::SipUserAgent::start(config.sip.listen).await {
+    let counter = wavegate_signalling::metrics::SipCounter(server.registry.metrics().clone());
+    match wavegate_signalling::sip::client::SipUserAgent::start_observed(
+        config.sip.listen,
+        Some(Box::new(counter)),
+    )
+    .await
+    {
         Ok(ua) => {
             tracing::info!(sip = %ua.local_addr(), "SIP user agent listening");
             server.sip = Some(std::sync::Arc::new(ua));

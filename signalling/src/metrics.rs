@@ -428,6 +428,47 @@ impl Metrics {
     }
 }
 
+/// Counts every SIP message the user agent sends or receives (retransmissions included: they
+/// are on the wire) by direction, method (a response's from its CSeq) and status code.
+pub struct SipCounter(pub Metrics);
+
+fn sip_labels(msg: &rsipstack::sip::SipMessage) -> (String, u16) {
+    use rsipstack::sip::{HeadersExt as _, SipMessage};
+    match msg {
+        SipMessage::Request(r) => (r.method().to_string(), 0),
+        SipMessage::Response(r) => {
+            let method = r
+                .cseq_header()
+                .ok()
+                .and_then(|c| c.method().ok())
+                .map_or_else(|| "?".to_string(), |m| m.to_string());
+            (method, r.status_code.code())
+        }
+    }
+}
+
+impl rsipstack::transaction::endpoint::MessageInspector for SipCounter {
+    fn before_send(
+        &self,
+        msg: rsipstack::sip::SipMessage,
+        _dest: Option<&rsipstack::transport::SipAddr>,
+    ) -> rsipstack::sip::SipMessage {
+        let (method, code) = sip_labels(&msg);
+        self.0.sip_message(true, &method, code);
+        msg
+    }
+
+    fn after_received(
+        &self,
+        msg: rsipstack::sip::SipMessage,
+        _from: Option<&rsipstack::transport::SipAddr>,
+    ) -> rsipstack::sip::SipMessage {
+        let (method, code) = sip_labels(&msg);
+        self.0.sip_message(false, &method, code);
+        msg
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,6 +46,20 @@ async fn startup_hold_unhold_dtmf_transfer_against_sipp() {
     let (_, none) = s.post("call/find", r#"{"status":"HOLD"}"#).await;
     assert_eq!(none.as_array().unwrap().len(), 0);
 
+    // During the call: it is active and established, the INVITE was counted.
+    let (_, during) = s.get("/metrics").await;
+    assert!(during.contains("wavegate_calls_active 1"), "{during}");
+    assert!(
+        during.contains("wavegate_calls{status=\"ESTABLISHED\"} 1"),
+        "{during}"
+    );
+    assert!(
+        during.contains(
+            "wavegate_sip_messages_total{code=\"\",direction=\"out\",method=\"INVITE\"} 1"
+        ),
+        "{during}"
+    );
+
     let (status, r) = s.post("call/hold", r#"{"callId":"c1"}"#).await;
     assert_eq!(status, 200, "{r}");
     s.wait_status("c1", "HOLD").await;
@@ -111,7 +125,39 @@ async fn startup_hold_unhold_dtmf_transfer_against_sipp() {
             Some(("endpoint", "call/hold"))
         ) >= 1.0
     );
-    assert!(value("wavegate_media_packets_total", None) >= 0.0);
+    let sip = |dir: &str, method: &str, code: &str| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == "wavegate_sip_messages_total")
+            .filter(|s| {
+                s.labels.get("direction") == Some(dir)
+                    && s.labels.get("method") == Some(method)
+                    && s.labels.get("code").unwrap_or("") == code
+            })
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v) => v,
+                _ => 0.0,
+            })
+            .sum()
+    };
+    // INVITE + hold + unhold re-INVITEs out, their 200s in; INFO, REFER, BYE out; NOTIFY in.
+    assert!(sip("out", "INVITE", "") >= 3.0, "{metrics}");
+    assert!(sip("in", "INVITE", "200") >= 3.0, "{metrics}");
+    assert!(sip("in", "INVITE", "180") >= 1.0, "{metrics}");
+    assert!(
+        sip("out", "REFER", "") >= 1.0 && sip("in", "REFER", "202") >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        sip("in", "NOTIFY", "") >= 1.0 && sip("out", "NOTIFY", "200") >= 1.0,
+        "{metrics}"
+    );
+    assert!(sip("out", "BYE", "") >= 1.0, "{metrics}");
+    assert!(
+        value("wavegate_media_request_seconds_count", None) >= 2.0,
+        "{metrics}"
+    );
     assert!(value("wavegate_shard_calls", None) >= 0.0);
 }
 

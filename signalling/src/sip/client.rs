@@ -87,6 +87,15 @@ impl SipUserAgent {
     /// Binds UDP on `bind` (use port 0) and TCP on the same port, starts rsipstack's endpoint
     /// loop and the incoming-request dispatcher.
     pub async fn start(bind: SocketAddr) -> Result<SipUserAgent, ClientError> {
+        Self::start_observed(bind, None).await
+    }
+
+    /// As [`start`](Self::start), with an inspector seeing every message sent and received
+    /// (the metrics' SIP counters).
+    pub async fn start_observed(
+        bind: SocketAddr,
+        inspector: Option<Box<dyn rsipstack::transaction::endpoint::MessageInspector>>,
+    ) -> Result<SipUserAgent, ClientError> {
         let cancel = CancellationToken::new();
         let transport_layer = TransportLayer::new(cancel.clone());
         // rsipstack binds its TCP listener later and only logs a failure, so find a port where
@@ -119,11 +128,15 @@ impl SipUserAgent {
             .await
             .map_err(|e| ClientError::Endpoint(e.to_string()))?;
         transport_layer.add_transport(tcp.into());
-        let endpoint = EndpointBuilder::new()
+        let mut builder = EndpointBuilder::new();
+        builder
             .with_cancel_token(cancel.clone())
             .with_transport_layer(transport_layer)
-            .with_user_agent("wavegate")
-            .build();
+            .with_user_agent("wavegate");
+        if let Some(i) = inspector {
+            builder.with_inspector(i);
+        }
+        let endpoint = builder.build();
         let inner = endpoint.inner.clone();
         let incoming = endpoint
             .incoming_transactions()

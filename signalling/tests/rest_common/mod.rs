@@ -43,7 +43,8 @@ pub async fn start_with(
         tune(c)
     })
     .await;
-    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
+    let counter = wavegate_signalling::metrics::SipCounter(server.registry.metrics().clone());
+    let ua = SipUserAgent::start_observed("127.0.0.1:0".parse().unwrap(), Some(Box::new(counter)))
         .await
         .expect("SIP user agent");
     server.sip = Some(Arc::new(ua));
