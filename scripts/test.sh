@@ -16,6 +16,9 @@ cargo build --locked --workspace --all-targets
 step "unit, property, integration and two-process tests"
 cargo nextest run --locked --workspace --no-fail-fast
 
+step "REST API fuzzed against its OpenAPI document (schemathesis, real wavegate, loopback-only namespace)"
+tests/rest/schemathesis.sh
+
 step "headless Chromium <-> media plane <-> RTP echo peer (loopback-only network namespace)"
 (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1 npm ci --cache "$PWD/../../target/npm-cache" \
   --ignore-scripts --no-audit --no-fund)

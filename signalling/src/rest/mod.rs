@@ -116,7 +116,15 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, RestError> {
     } else {
         body
     };
-    serde_json::from_slice(body)
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| RestError::BadRequest(format!("invalid JSON body: {e}")))?;
+    // serde would take an array for a struct (fields by position): only objects are bodies.
+    if !value.is_object() {
+        return Err(RestError::BadRequest(
+            "invalid JSON body: expected a JSON object".into(),
+        ));
+    }
+    serde_json::from_value(value)
         .map_err(|e| RestError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
