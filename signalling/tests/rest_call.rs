@@ -222,8 +222,13 @@ async fn terminate_sends_bye_and_errors_carry_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn click_to_call_bridges_two_callees() {
     let s = start(46200, None).await;
+    // A echoes RTP (SIPp -rtp_echo); B's media is this socket.
     let a = Sipp::uas("uas_answer.xml", true);
-    let b = Sipp::uas("uas_answer.xml", true);
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let peer_port = peer.local_addr().unwrap().port().to_string();
+    let b = Sipp::uas_with("uas_answer_port.xml", &["-key", "rtp_port", &peer_port]);
     let body = format!(
         r#"{{"callId":"ctc","account":{},"callee":"a@127.0.0.1:{}","bridgeTo":"b@127.0.0.1:{}"}}"#,
         account(),
@@ -234,8 +239,44 @@ async fn click_to_call_bridges_two_callees() {
     assert_eq!(status, 200, "{r}");
     assert_eq!(r["bridgedTo"], format!("b@127.0.0.1:{}", b.port));
     s.wait_status("ctc", "ESTABLISHED").await;
-    // Give the second leg time to be answered, then end both.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Wait (bounded) until B's answer re-offered the bridged leg with B's address.
+    let id = wavegate_shared::CallId::new("rest-ctc").unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    let relay_port = loop {
+        let st = s.server.media.query(id.clone()).await.expect("Query");
+        if st.offerer.remote_rtp == Some(peer.local_addr().unwrap()) {
+            break st.offerer.local_rtp.expect("bridged leg's port");
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "B's address never reached the relay: {st:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // B -> relay -> A (echo) -> relay -> B.
+    let mut back = 0;
+    let mut buf = [0u8; 2048];
+    for seq in 0..30u16 {
+        peer.send_to(&rest_common::sip_peers::rtp(seq), relay_port)
+            .unwrap();
+        while let Ok((n, _)) = peer.recv_from(&mut buf) {
+            if n >= 12 && buf[1] & 0x7f == 0 {
+                back += 1;
+            }
+            if back > seq as usize {
+                break;
+            }
+        }
+    }
+    assert!(
+        back >= 20,
+        "only {back} of 30 packets came back through both legs"
+    );
+    let st = s.server.media.query(id).await.expect("Query");
+    assert!(
+        st.answerer.rtp_packets_in >= 20,
+        "A's echo not relayed: {st:?}"
+    );
     let (status, _) = s.post("call/terminate", r#"{"callId":"ctc"}"#).await;
     assert_eq!(status, 200);
     s.wait_status("ctc", "GONE").await;

@@ -33,6 +33,14 @@ async fn back_end(registrar_port: u16) -> (SocketAddr, Seen) {
                 move |State(seen): State<Seen>, Path(hook): Path<String>, body: String| async move {
                     let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
                     seen.lock().unwrap().push((hook.clone(), body.clone()));
+                    if hook == "incoming_call"
+                        && body["caller"].as_str().is_some_and(|c| c.contains("sipp"))
+                    {
+                        return (
+                            StatusCode::FORBIDDEN,
+                            json!({"reason": "Caller blocked"}).to_string(),
+                        );
+                    }
                     if hook != "connect" {
                         return (StatusCode::OK, "{}".to_string());
                     }
@@ -183,6 +191,43 @@ async fn connect_hook_rejects_and_supplies_credentials_status_hooks_follow_calls
         )
         .await;
     assert_eq!(status, 409);
+
+    // An incoming call the hook refuses: the caller gets 403, the page hears nothing.
+    let ua = s.server.sip.as_ref().unwrap().local_addr();
+    let caller = Sipp::uac("uac_refused.xml", ua, &["-s", "alice"]);
+    caller.expect_success().await;
+    {
+        let seen = seen.lock().unwrap();
+        let inc: Vec<&Value> = seen
+            .iter()
+            .filter(|(h, _)| h == "incoming_call")
+            .map(|(_, b)| b)
+            .collect();
+        assert_eq!(inc.len(), 1, "{inc:?}");
+        assert_eq!(inc[0]["callee"], "alice");
+    }
+    send(&mut alice, json!({"type": "ping"})).await;
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let frame = tokio::time::timeout(
+            until.saturating_duration_since(Instant::now()),
+            alice.next(),
+        )
+        .await
+        .expect("pong within 5 s")
+        .unwrap()
+        .unwrap();
+        if let Message::Text(t) = frame {
+            let v: Value = serde_json::from_str(t.as_str()).unwrap();
+            assert_ne!(
+                v["type"], "incoming",
+                "the refused call reached the page: {v}"
+            );
+            if v["type"] == "pong" {
+                break;
+            }
+        }
+    }
 
     // session/terminate closes the page's session.
     let (status, r) = s
