@@ -18,7 +18,9 @@ fn account() -> &'static str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn startup_hold_unhold_dtmf_transfer_against_sipp() {
     let s = start(46000, None).await;
-    let sipp = Sipp::uas("uas_rest_control.xml", false);
+    let media = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let media_port = media.local_addr().unwrap().port().to_string();
+    let sipp = Sipp::uas_with("uas_rest_control.xml", &["-key", "rtp_port", &media_port]);
     let body = format!(
         r#"{{"callId":"c1","account":{},"callee":"bob@127.0.0.1:{}"}}"#,
         account(),
