@@ -24,6 +24,7 @@ step "headless Chromium <-> media plane <-> RTP echo peer (loopback-only network
   --ignore-scripts --no-audit --no-fund)
 tests/browser/run.sh
 tests/browser/phone.sh  # the Phone page + JS SDK + WebSocket API against the real wavegate binary, calling echo
+tests/browser/phone-video.sh  # the Phone Video page: a VP8 call to echo through the SDK, the echoed camera decoded
 tests/browser/sip.sh    # the Phone page through Kamailio to baresip, and in-call features against SIPp
 tests/browser/firefox.sh  # Firefox ESR (puppeteer-core, WebDriver BiDi): echo and baresip calls
 

@@ -8,7 +8,12 @@
 //! (not on the media plane's hot path), no jitter buffer, no SIP dialog. Hold pauses the echo (as
 //! a SIP peer answering `recvonly` would stop sending); RFC 4733 digits the echo peer receives
 //! are reported back so a page can see its DTMF arrive on the "SIP side".
-//! Invariants: dropping an [`EchoCall`] stops its echo task; the media session is deleted by
+//! Video: when the media plane's offer has a video m-line (the page sent a camera), the echo
+//! peer answers it too — VP8, else H.264 packetization-mode=1 (constrained baseline first) —
+//! with `a=rtcp-mux` on a second socket that echoes video RTP and RTCP alike, so the page sees
+//! its own camera come back and a keyframe request about that stream (a PLI the media plane
+//! translated) returns to the browser that encodes it.
+//! Invariants: dropping an [`EchoCall`] stops its echo tasks; the media session is deleted by
 //! [`EchoCall::end`] (the session layer calls it on hangup and when the WebSocket closes).
 
 use std::net::{IpAddr, SocketAddr};
@@ -67,7 +72,10 @@ pub struct EchoCall {
     hold: Arc<AtomicBool>,
     /// The echo peer's counters.
     pub counters: Arc<EchoCounters>,
+    /// The video echo's counters, when video was answered.
+    pub video_counters: Option<Arc<EchoCounters>>,
     task: tokio::task::JoinHandle<()>,
+    video_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// `(pt, encoding)` of the first audio m-line, with its port.
@@ -135,6 +143,65 @@ pub fn answer_sdp(offer: &str, ip: IpAddr, port: u16) -> Option<(Option<u8>, Str
         format!(
             "v=0\r\no=echo 1 1 IN {ipv} {ip}\r\ns=echo\r\nc=IN {ipv} {ip}\r\nt=0 0\r\n\
              m=audio {port} RTP/AVP {pt}{te_fmt}\r\na=rtpmap:{pt} {enc}\r\n{te_lines}a=sendrecv\r\n"
+        ),
+    ))
+}
+
+/// The echo peer's video m-line for the first `m=video` section of the media plane's offer:
+/// `(payload type, m-line)`; VP8, else H.264 with packetization-mode=1 (profile-level-id
+/// 42e01f preferred), RTCP multiplexed. `None` without a video section or such a codec.
+pub fn video_answer(offer: &str, port: u16) -> Option<(u8, String)> {
+    let mut lines = offer
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| !l.starts_with("m=video "));
+    let m = lines.next()?;
+    if m.split_whitespace().nth(1) == Some("0") {
+        return None;
+    }
+    let attrs: Vec<&str> = lines.take_while(|l| !l.starts_with("m=")).collect();
+    let fmtp = |pt: &str| {
+        attrs
+            .iter()
+            .find_map(|l| {
+                l.strip_prefix("a=fmtp:")?
+                    .strip_prefix(pt)?
+                    .strip_prefix(' ')
+            })
+            .unwrap_or_default()
+    };
+    let maps: Vec<(&str, &str)> = attrs
+        .iter()
+        .filter_map(|l| l.strip_prefix("a=rtpmap:")?.split_once(' '))
+        .collect();
+    let vp8 = maps
+        .iter()
+        .find(|(_, enc)| enc.eq_ignore_ascii_case("VP8/90000"));
+    let h264 = || {
+        let mode1: Vec<&(&str, &str)> = maps
+            .iter()
+            .filter(|(pt, enc)| {
+                enc.eq_ignore_ascii_case("H264/90000") && fmtp(pt).contains("packetization-mode=1")
+            })
+            .collect();
+        mode1
+            .iter()
+            .find(|(pt, _)| fmtp(pt).contains("42e01f"))
+            .or_else(|| mode1.first())
+            .copied()
+    };
+    let (pt, enc) = vp8.or_else(h264)?;
+    let f = fmtp(pt);
+    let fmtp_line = if f.is_empty() {
+        String::new()
+    } else {
+        format!("a=fmtp:{pt} {f}\r\n")
+    };
+    Some((
+        pt.parse().ok()?,
+        format!(
+            "m=video {port} RTP/AVP {pt}\r\na=rtpmap:{pt} {enc}\r\n{fmtp_line}\
+             a=rtcp-fb:{pt} nack pli\r\na=rtcp-mux\r\na=sendrecv\r\n"
         ),
     ))
 }
@@ -220,9 +287,25 @@ impl EchoCall {
                 OfferFlags::default(),
             )
             .await?;
-        let Some((te, sdp)) = answer_sdp(&reply.sip_offer, bind, port) else {
+        let Some((te, mut sdp)) = answer_sdp(&reply.sip_offer, bind, port) else {
             let _ = media.delete(call).await;
             return Err(EchoError::NoCodec);
+        };
+        // Video, when the page sent a camera: a second echo socket.
+        let video_sock = if reply.sip_offer.contains("m=video ") {
+            Some(UdpSocket::bind(SocketAddr::new(bind, 0)).await?)
+        } else {
+            None
+        };
+        let video_sock = match video_sock {
+            Some(v) => match video_answer(&reply.sip_offer, v.local_addr()?.port()) {
+                Some((_, line)) => {
+                    sdp.push_str(&line);
+                    Some(v)
+                }
+                None => None,
+            },
+            None => None,
         };
         if let Err(e) = media.answer(call.clone(), browser, sip, sdp).await {
             let _ = media.delete(call).await;
@@ -230,6 +313,14 @@ impl EchoCall {
         }
         let hold = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(EchoCounters::default());
+        let (video_counters, video_task) = match video_sock {
+            Some(v) => {
+                let c = Arc::new(EchoCounters::default());
+                let t = tokio::spawn(run_echo(v, None, hold.clone(), c.clone(), events.clone()));
+                (Some(c), Some(t))
+            }
+            None => (None, None),
+        };
         let task = tokio::spawn(run_echo(sock, te, hold.clone(), counters.clone(), events));
         Ok(EchoCall {
             media: media.clone(),
@@ -237,7 +328,9 @@ impl EchoCall {
             browser_answer: reply.browser_answer,
             hold,
             counters,
+            video_counters,
             task,
+            video_task,
         })
     }
 
@@ -254,6 +347,9 @@ impl EchoCall {
     /// Stops the echo and deletes the media session.
     pub async fn end(self) {
         self.task.abort();
+        if let Some(t) = &self.video_task {
+            t.abort();
+        }
         if let Err(e) = self.media.delete(self.call.clone()).await {
             tracing::debug!(call = %self.call, error = %e, "echo: delete");
         }
@@ -263,6 +359,9 @@ impl EchoCall {
 impl Drop for EchoCall {
     fn drop(&mut self) {
         self.task.abort();
+        if let Some(t) = &self.video_task {
+            t.abort();
+        }
     }
 }
 
@@ -313,6 +412,33 @@ mod tests {
             answer_sdp(
                 "v=0\r\nm=audio 4000 RTP/AVP 96\r\n",
                 "::1".parse().unwrap(),
+                1
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn answers_video_vp8_first_then_h264_mode_1() {
+        let offer = "v=0\r\nm=audio 4000 RTP/AVP 0\r\nm=video 4002 RTP/AVP 102 108 96\r\n\
+            a=rtpmap:102 H264/90000\r\na=fmtp:102 profile-level-id=42001f;packetization-mode=0\r\n\
+            a=rtpmap:108 H264/90000\r\na=fmtp:108 profile-level-id=42e01f;packetization-mode=1\r\n\
+            a=rtpmap:96 VP8/90000\r\n";
+        let (pt, line) = video_answer(offer, 7000).unwrap();
+        assert_eq!(pt, 96);
+        assert!(
+            line.starts_with("m=video 7000 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n"),
+            "{line}"
+        );
+        assert!(line.contains("a=rtcp-mux\r\n"));
+        let no_vp8 = offer.replace("a=rtpmap:96 VP8/90000\r\n", "");
+        let (pt, line) = video_answer(&no_vp8, 7000).unwrap();
+        assert_eq!(pt, 108, "mode 1 only: {line}");
+        assert!(line.contains("a=fmtp:108 profile-level-id=42e01f;packetization-mode=1\r\n"));
+        assert!(video_answer(OFFER, 7000).is_none(), "no video m-line");
+        assert!(
+            video_answer(
+                "v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n",
                 1
             )
             .is_none()

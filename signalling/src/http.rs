@@ -1,5 +1,6 @@
 //! The HTTP surface: `/health`, the WebSocket API at `/ws` (docs/websocket-api.md), the JS SDK
-//! under `/sdk/` and the example pages (Phone at `/phone.html`, linked from `/`). Static files are
+//! under `/sdk/` and the example pages (Phone at `/phone.html`, Phone Video at `/phone-video.html`,
+//! linked from `/`). Static files are
 //! compiled in (`include_str!`), so the binary serves them with no files beside it.
 //!
 //! `/health` answers 200 with the media plane's state when every shard is running and 503
@@ -110,12 +111,19 @@ pub fn router(state: AppState, rest_key: Option<String>) -> Router {
     let rest = crate::rest::router(state.clone(), rest_key);
     let phone = asset(HTML, include_str!("../static/phone.html"));
     let phone_js = asset(JS, include_str!("../static/phone.js"));
+    let phone_video = asset(HTML, include_str!("../static/phone-video.html"));
+    let phone_video_js = asset(JS, include_str!("../static/phone-video.js"));
     let sdk = asset(JS, include_str!("../static/sdk/wavegate.js"));
     let sdk_ts = asset(TS, include_str!("../static/sdk/wavegate.d.ts"));
     Router::new()
         .route("/", get(index))
         .route("/phone.html", get(move || async move { phone }))
         .route("/phone.js", get(move || async move { phone_js }))
+        .route("/phone-video.html", get(move || async move { phone_video }))
+        .route(
+            "/phone-video.js",
+            get(move || async move { phone_video_js }),
+        )
         .route("/sdk/wavegate.js", get(move || async move { sdk }))
         .route("/sdk/wavegate.d.ts", get(move || async move { sdk_ts }))
         .route("/ws", get(crate::ws::handler))

@@ -45,10 +45,16 @@ export interface SessionOptions {
 export interface CallOptions {
   callee: string;
   visibleName?: string;
+  /** Gets a muted <video> of the local camera when the constraints ask for video. */
   localVideoDisplay?: HTMLElement;
+  /** Gets the <video> (or, audio-only, <audio>) element playing what the far side sends. */
   remoteVideoDisplay?: HTMLElement;
+  /** Passed to getUserMedia as given, e.g. `{ audio: true, video: { width: 640, height: 480,
+   * deviceId: { exact: id } } }`; default `{ audio: true, video: false }`. The media plane
+   * bridges VP8 and H.264 (packetization-mode=1) video to SIP. */
   constraints?: MediaStreamConstraints;
   receiveAudio?: boolean;
+  /** Offer a receive-only video m-line when the constraints have no camera. */
   receiveVideo?: boolean;
 }
 

@@ -219,7 +219,7 @@ export class Call extends Emitter {
     let el = display && display.querySelector && display.querySelector('video,audio');
     if (!el) {
       // Chromium decodes received audio only when something plays it.
-      el = document.createElement(track.kind === 'video' ? 'video' : 'audio');
+      el = document.createElement(this._remoteElementKind(track));
       el.autoplay = true;
       el.playsInline = true;
       if (display && display.appendChild) display.appendChild(el);
@@ -228,6 +228,14 @@ export class Call extends Emitter {
     el.srcObject = stream;
     const p = el.play && el.play();
     if (p && p.catch) p.catch(() => { /* autoplay policy: the user's next click plays it */ });
+  }
+  // Video calls: a remoteVideoDisplay gets a <video> element (it plays the audio too) as soon as
+  // video is expected (receiveVideo, or a camera in the constraints), whichever track arrives
+  // first; an <audio> element there would never show the video track added to its stream.
+  _remoteElementKind(track) {
+    const o = this._options;
+    const video = track.kind === 'video' || !!o.receiveVideo || !!(o.constraints && o.constraints.video);
+    return video && (track.kind === 'video' || o.remoteVideoDisplay) ? 'video' : 'audio';
   }
   /** Places the call: microphone, offer, `call` to the server. */
   async call() {
