@@ -289,11 +289,10 @@ async function main() {
     const live = call.peerConnection().getSenders().find(s => s.track && s.track.kind === 'video').track.readyState;
     return { before, after, sending, live, framesBeforeSwitch: b1 - b0, framesAfterSwitch: f1 - f0 };
   });
-  // Frames after the switch are reported, not required: against the echo (which returns no
-  // video and no video RTCP) Chromium's encoder stops after replaceTrack with the other fake
-  // camera's track (with or without stopping the old one first), while it keeps encoding
-  // without a switch or with a clone of the same camera's track — not yet explained (a
-  // keyframe against a congestion window without feedback is the suspect); see the docs.
+  // Frames after the switch are reported, not required: Chromium's sender gets no frames from
+  // the other fake camera's track after replaceTrack (its media-source counter stops), while it
+  // goes on without a switch or with a clone of the same camera's track — not explained yet;
+  // see docs/websocket-api.md "What is left".
   check(cam.after && cam.after !== cam.before && cam.sending === cam.after && cam.live === 'live' && cam.framesBeforeSwitch > 5,
     `switchCam during a video call: ${JSON.stringify(cam)}`);
   figures.switchCam = cam;
