@@ -4,6 +4,7 @@
 // MOZ_DISABLE_NONLOCAL_CONNECTIONS=1. Against the real `wavegate` binary:
 //   - a call to `echo`: ESTABLISHED, audio both ways (SDK getStats: 50+ packets each way,
 //     inbound audio level > 0), hangup -> FINISH, the media session freed;
+//   - a VP8 video call to `echo` (which echoes video): 10+ frames decoded in the page;
 //   - alice registers at Kamailio and calls carol (baresip, Opus first) through it:
 //     ESTABLISHED, inbound packets and audio level > 0, hangup -> FINISH, baresip received RTP.
 // Screenshot in target/browser-artifacts/firefox-phone.png. Bounded waits, watchdog, cleanup.
@@ -95,6 +96,27 @@ async function main() {
   await status('call', 'FINISH');
   await until(async () => (await server.health()).calls === 0, 3000, 'media deleted after hangup');
   console.log(`${label}: ${figures.browser}: echo ESTABLISHED in ${figures.echoEstablishedMs} ms, ${JSON.stringify(figures.echo)}; hangup -> FINISH; offer ${figures.offeredAudio}`);
+
+  // 1b. A VP8 video call to echo (which echoes video): frames decoded in the page.
+  const video = await page.evaluate(async () => {
+    const call = window.phone.session.createCall({ callee: 'echo', constraints: { audio: true, video: true },
+      receiveVideo: true, remoteVideoDisplay: document.getElementById('remote') });
+    const up = new Promise((res, rej) => { call.on('ESTABLISHED', res); call.on('FAILED', c => rej(new Error(c.cause()))); });
+    call.call();
+    await up;
+    const vs = async () => (await call.getStats(() => {})).inboundStream.videoStats || {};
+    let got = {};
+    for (let i = 0; i < 40 && !(got.framesDecoded > 10); i++) { await new Promise(r => setTimeout(r, 250)); got = await vs(); }
+    const answer = call.peerConnection().remoteDescription.sdp;
+    const sent = (await call.getStats(() => {})).outboundStream.videoStats || {};
+    call.hangup();
+    return { decoded: got.framesDecoded || 0, encoded: sent.framesEncoded || 0, videoLine: (/m=video [^\r\n]*/.exec(answer) || [''])[0],
+      codec: (/a=rtpmap:\d+ (VP8|H264|VP9|AV1)/.exec(answer) || ['', ''])[1] };
+  });
+  figures.video = video;
+  check(video.decoded > 10 && video.codec === 'VP8', `VP8 video call to echo: frames decoded in the page: ${JSON.stringify(video)}`);
+  await status('call', 'FINISH');
+  console.log(`${label}: VP8 video call to echo: ${video.decoded} frames decoded, ${video.encoded} encoded (${video.videoLine})`);
   await page.click('#disconnect');
   await status('session', 'DISCONNECTED');
 
