@@ -109,23 +109,9 @@ pub struct RestAuth {
     pub key: Option<Arc<str>>,
 }
 
-/// Parses a JSON body; an empty body is `{}`.
+/// Parses a JSON body (see [`types::parse`]).
 fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, RestError> {
-    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        body
-    };
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| RestError::BadRequest(format!("invalid JSON body: {e}")))?;
-    // serde would take an array for a struct (fields by position): only objects are bodies.
-    if !value.is_object() {
-        return Err(RestError::BadRequest(
-            "invalid JSON body: expected a JSON object".into(),
-        ));
-    }
-    serde_json::from_value(value)
-        .map_err(|e| RestError::BadRequest(format!("invalid JSON body: {e}")))
+    Ok(types::parse(body)?)
 }
 
 type Reply<T> = Result<axum::Json<T>, RestError>;
@@ -436,18 +422,7 @@ async fn count(State(state): State<AppState>, req: Request, next: Next) -> Respo
     resp
 }
 
-const ROUTES: &[&str] = &[
-    "call/startup",
-    "call/terminate",
-    "call/hold",
-    "call/unhold",
-    "call/transfer",
-    "call/send_dtmf",
-    "call/find",
-    "call/find_all",
-    "session/find_all",
-    "session/terminate",
-];
+const ROUTES: &[&str] = &types::ENDPOINTS;
 
 /// The REST routes (and `/metrics`), behind the API key when `key` is set.
 pub fn router(state: AppState, key: Option<String>) -> Router {

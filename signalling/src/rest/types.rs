@@ -15,6 +15,50 @@ pub const MAX_CALL_ID: usize = 64;
 #[error("{0}")]
 pub struct Invalid(pub String);
 
+/// Parses a request body: a JSON object (an empty or blank body is `{}`). Arrays are refused
+/// even where serde would read a struct from a sequence.
+pub fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Invalid> {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| Invalid(format!("invalid JSON body: {e}")))?;
+    if !value.is_object() {
+        return Err(Invalid("invalid JSON body: expected a JSON object".into()));
+    }
+    serde_json::from_value(value).map_err(|e| Invalid(format!("invalid JSON body: {e}")))
+}
+
+/// Parses and checks `body` as the named endpoint's request (`call/startup`, …); what the
+/// handlers do before acting, for the fuzz target and property tests.
+pub fn check_body(endpoint: &str, body: &[u8]) -> Result<(), Invalid> {
+    match endpoint {
+        "call/startup" => parse::<Startup>(body)?.check().map(drop),
+        "call/terminate" | "call/hold" | "call/unhold" => parse::<CallRef>(body).map(drop),
+        "call/transfer" => parse::<Transfer>(body).map(drop),
+        "call/send_dtmf" => parse::<SendDtmf>(body)?.command().map(drop),
+        "call/find" => parse::<Find>(body).map(drop),
+        "session/terminate" => parse::<SessionRef>(body).map(drop),
+        _ => parse::<Empty>(body).map(drop),
+    }
+}
+
+/// Every endpoint [`check_body`] knows.
+pub const ENDPOINTS: [&str; 10] = [
+    "call/startup",
+    "call/terminate",
+    "call/hold",
+    "call/unhold",
+    "call/transfer",
+    "call/send_dtmf",
+    "call/find",
+    "call/find_all",
+    "session/find_all",
+    "session/terminate",
+];
+
 /// A call id: 1-64 of `A-Z a-z 0-9 - _`.
 pub fn check_call_id(field: &str, id: &str) -> Result<(), Invalid> {
     if id.is_empty()
@@ -300,6 +344,44 @@ mod tests {
                 .unwrap_err()
                 .contains("unknown field")
         );
+    }
+
+    #[test]
+    fn bodies_must_be_objects() {
+        assert!(parse::<Empty>(b"").is_ok());
+        assert!(parse::<Empty>(b"  \n").is_ok());
+        assert!(parse::<Empty>(b"[]").unwrap_err().0.contains("object"));
+        assert!(parse::<Find>(br#"{"callId":null}"#).is_ok());
+        assert!(
+            parse::<CallRef>(br#"{"callId":5}"#)
+                .unwrap_err()
+                .0
+                .contains("invalid type")
+        );
+        assert!(check_body("call/send_dtmf", br#"{"callId":"c","dtmf":"1","type":"X"}"#).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_any_endpoint_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256), which in 0usize..10) {
+            let _ = check_body(ENDPOINTS[which], &body);
+        }
+
+        #[test]
+        fn json_shaped_bodies_never_panic(
+            id in "[ -~]{0,80}",
+            callee in "[ -~]{0,80}",
+            digits in "[ -~]{0,40}",
+            which in 0usize..10,
+        ) {
+            let body = serde_json::json!({"callId": id, "callee": callee, "dtmf": digits,
+                                          "account": {"login": callee}}).to_string();
+            let _ = check_body(ENDPOINTS[which], body.as_bytes());
+            let startup = serde_json::json!({"callId": id, "callee": callee, "sessionId": digits}).to_string();
+            if let Ok(()) = check_body("call/startup", startup.as_bytes()) {
+                proptest::prop_assert!(id.len() <= MAX_CALL_ID && !callee.contains(' '));
+            }
+        }
     }
 
     #[test]
