@@ -5,7 +5,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 mode="${1:-build}"
-build_pkgs=(build-essential cmake pkg-config)
+# libclang-dev: bindgen in speex-sys (transcoding) generates its bindings at build time.
+build_pkgs=(build-essential cmake pkg-config libclang-dev)
 # kamailio: registrar/proxy; sip-tester: SIPp; baresip-core: a real softphone; chromium: the
 # browser the SDK tests drive (through playwright-core from npm, never a downloaded browser);
 # firefox-esr: the second engine (puppeteer-core over WebDriver BiDi, no downloaded browser);

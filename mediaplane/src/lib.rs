@@ -5,6 +5,7 @@
 //! - [`ports`]: port ranges, shard slices and the pair allocator.
 //! - [`call`]: endpoints, rewriters, payload-type maps.
 //! - [`relay`]: a shard's calls and the per-packet function [`relay::Relay::on_packet`].
+//! - [`transcode`]: audio transcoding core (codecs, resampling, jitter buffer, pipeline).
 //! - [`control`]: command frames in, reply frames out.
 //! - [`io`] (driver): one pinned thread per shard running an io_uring loop: sockets, control, timers.
 //!
@@ -18,4 +19,5 @@ pub mod ports;
 pub mod relay;
 pub mod rtp;
 pub mod sdp;
+pub mod transcode;
 pub mod webrtc;

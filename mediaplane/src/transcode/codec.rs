@@ -1,0 +1,230 @@
+//! Codec identities, the decoder/encoder traits every codec implements, and construction.
+//!
+//! A decoder turns one RTP payload into 16-bit mono PCM at the codec's PCM rate and can conceal a
+//! lost frame; an encoder turns a whole number of codec frames of PCM into one payload. Both write
+//! into caller-provided buffers so the per-frame path allocates nothing; states are boxed once at
+//! call setup.
+
+use super::{g711, g722, g729, opus, speex};
+
+/// Largest frame any decoder here produces: 120 ms at 48 kHz (an Opus maximum).
+pub const MAX_FRAME_SAMPLES: usize = 5760;
+/// Largest payload any encoder here produces for one packet (Opus' recommended ceiling).
+pub const MAX_PAYLOAD: usize = 1500;
+
+/// The audio codecs the media plane can transcode between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    /// G.711 µ-law (PT 0).
+    Pcmu,
+    /// G.711 A-law (PT 8).
+    Pcma,
+    /// G.722 64 kbit/s, 16 kHz audio on an 8 kHz RTP clock (RFC 3551 §4.5.2).
+    G722,
+    /// G.729 (Annex A compatible bitstream; Annex B SID frames decoded).
+    G729,
+    /// Speex narrowband (8 kHz).
+    SpeexNb,
+    /// Speex wideband (16 kHz).
+    SpeexWb,
+    /// Opus (48 kHz RTP clock; decoded and encoded at the other side's rate).
+    Opus,
+}
+
+/// Errors of codec construction and of the per-frame calls.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("opus: {0}")]
+    Opus(#[from] ::opus::Error),
+    #[error("speex: {0}")]
+    Speex(&'static str),
+    #[error("{codec:?} cannot use {samples} samples per packet")]
+    Frame { codec: Codec, samples: usize },
+    #[error("{codec:?} payload of {len} bytes is malformed")]
+    Payload { codec: Codec, len: usize },
+    #[error("{codec:?} cannot run at {rate} Hz")]
+    Rate { codec: Codec, rate: u32 },
+    #[error("buffer too small: need {need}, have {have}")]
+    Buffer { need: usize, have: usize },
+}
+
+/// Opus encoder settings (the density knobs of issue 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpusSettings {
+    /// 0..=10; libopus encode at 8 kHz input costs roughly 19 µs at 0 to 46 µs at 5 per frame.
+    pub complexity: u8,
+    /// Inband FEC (LBRR): the encoder embeds a coarse copy of the previous frame.
+    pub fec: bool,
+    /// Discontinuous transmission: silence is sent as rare tiny frames.
+    pub dtx: bool,
+    /// Target bitrate, bit/s.
+    pub bitrate: u32,
+    /// The loss the encoder plans FEC for, percent (only used with `fec`).
+    pub expected_loss_pct: u8,
+}
+
+impl Default for OpusSettings {
+    fn default() -> Self {
+        Self {
+            complexity: 5,
+            fec: true,
+            dtx: false,
+            bitrate: 24_000,
+            expected_loss_pct: 10,
+        }
+    }
+}
+
+impl Codec {
+    /// All codecs, for tests and benches that walk every pair.
+    pub const ALL: [Codec; 7] = [
+        Codec::Pcmu,
+        Codec::Pcma,
+        Codec::G722,
+        Codec::G729,
+        Codec::SpeexNb,
+        Codec::SpeexWb,
+        Codec::Opus,
+    ];
+
+    /// The RTP timestamp clock (what the SDP's rtpmap says).
+    pub fn rtp_clock(self) -> u32 {
+        match self {
+            Codec::Opus => 48_000,
+            Codec::SpeexWb => 16_000,
+            _ => 8_000,
+        }
+    }
+
+    /// The PCM rate the codec works at natively; `None` for Opus, which runs at the rate the
+    /// pipeline chooses (8, 12, 16, 24 or 48 kHz) so that no resampler is needed next to it.
+    pub fn native_rate(self) -> Option<u32> {
+        match self {
+            Codec::Pcmu | Codec::Pcma | Codec::G729 | Codec::SpeexNb => Some(8_000),
+            Codec::G722 | Codec::SpeexWb => Some(16_000),
+            Codec::Opus => None,
+        }
+    }
+
+    /// The rtpmap encoding name.
+    pub fn sdp_name(self) -> &'static str {
+        match self {
+            Codec::Pcmu => "PCMU",
+            Codec::Pcma => "PCMA",
+            Codec::G722 => "G722",
+            Codec::G729 => "G729",
+            Codec::SpeexNb | Codec::SpeexWb => "speex",
+            Codec::Opus => "opus",
+        }
+    }
+
+    /// The static payload type, when RFC 3551 assigns one.
+    pub fn static_pt(self) -> Option<u8> {
+        match self {
+            Codec::Pcmu => Some(0),
+            Codec::Pcma => Some(8),
+            Codec::G722 => Some(9),
+            Codec::G729 => Some(18),
+            _ => None,
+        }
+    }
+
+    /// The codec an rtpmap line names (case-insensitive), if we can transcode it.
+    pub fn from_rtpmap(name: &str, clock: u32) -> Option<Codec> {
+        let is = |n: &str| name.eq_ignore_ascii_case(n);
+        match clock {
+            8_000 if is("PCMU") => Some(Codec::Pcmu),
+            8_000 if is("PCMA") => Some(Codec::Pcma),
+            8_000 if is("G722") => Some(Codec::G722),
+            8_000 if is("G729") => Some(Codec::G729),
+            8_000 if is("speex") => Some(Codec::SpeexNb),
+            16_000 if is("speex") => Some(Codec::SpeexWb),
+            48_000 if is("opus") => Some(Codec::Opus),
+            _ => None,
+        }
+    }
+
+    /// Whether a packet may carry `samples` PCM samples at `rate` (codec frame granularity).
+    pub fn accepts_frame(self, samples: usize, rate: u32) -> bool {
+        let ms10 = rate as usize / 100;
+        if samples == 0 || samples % (rate as usize / 400) != 0 {
+            return false;
+        }
+        match self {
+            Codec::Pcmu | Codec::Pcma | Codec::G722 => samples % ms10 == 0 && samples <= 12 * ms10,
+            Codec::G729 => samples % ms10 == 0 && samples <= 12 * ms10,
+            Codec::SpeexNb | Codec::SpeexWb => samples % (2 * ms10) == 0 && samples <= 12 * ms10,
+            // 10, 20, 40 and 60 ms single frames (2.5 and 5 ms are legal but useless for SIP).
+            Codec::Opus => [1, 2, 4, 6].iter().any(|m| samples == m * ms10),
+        }
+    }
+}
+
+/// Decodes one codec's payloads to PCM at its PCM rate.
+pub trait AudioDecoder: Send {
+    /// Decodes `payload` into `out`; returns the number of samples written.
+    fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> Result<usize, CodecError>;
+    /// Conceals one lost frame of exactly `out.len()` samples.
+    fn conceal(&mut self, out: &mut [i16]) -> Result<usize, CodecError>;
+    /// Rebuilds the lost frame before `next` from `next`'s inband FEC, when the codec has any.
+    fn decode_fec(&mut self, _next: &[u8], _out: &mut [i16]) -> Result<Option<usize>, CodecError> {
+        Ok(None)
+    }
+}
+
+/// Encodes PCM at the codec's PCM rate into one payload.
+pub trait AudioEncoder: Send {
+    /// Encodes all of `pcm` (a whole number of codec frames) into `out`; returns the bytes
+    /// written (0 means "send nothing", e.g. a DTX gap).
+    fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError>;
+}
+
+/// The PCM rate `codec` runs at in a pipeline whose other side runs at `other_rate`.
+pub fn pcm_rate(codec: Codec, other_rate: u32) -> u32 {
+    codec.native_rate().unwrap_or(other_rate)
+}
+
+/// Builds a decoder producing PCM at `rate` (which must be the codec's native rate, or any Opus
+/// rate for Opus).
+pub fn new_decoder(codec: Codec, rate: u32) -> Result<Box<dyn AudioDecoder>, CodecError> {
+    check_rate(codec, rate)?;
+    Ok(match codec {
+        Codec::Pcmu => Box::new(g711::Decoder::new(g711::Law::Mu, rate)),
+        Codec::Pcma => Box::new(g711::Decoder::new(g711::Law::A, rate)),
+        Codec::G722 => Box::new(g722::Decoder::new()),
+        Codec::G729 => Box::new(g729::Decoder::new()),
+        Codec::SpeexNb => Box::new(speex::Decoder::new(false)?),
+        Codec::SpeexWb => Box::new(speex::Decoder::new(true)?),
+        Codec::Opus => Box::new(opus::Decoder::new(rate)?),
+    })
+}
+
+/// Builds an encoder taking PCM at `rate`.
+pub fn new_encoder(
+    codec: Codec,
+    rate: u32,
+    settings: OpusSettings,
+) -> Result<Box<dyn AudioEncoder>, CodecError> {
+    check_rate(codec, rate)?;
+    Ok(match codec {
+        Codec::Pcmu => Box::new(g711::Encoder::new(g711::Law::Mu)),
+        Codec::Pcma => Box::new(g711::Encoder::new(g711::Law::A)),
+        Codec::G722 => Box::new(g722::Encoder::new()),
+        Codec::G729 => Box::new(g729::Encoder::new()),
+        Codec::SpeexNb => Box::new(speex::Encoder::new(false)?),
+        Codec::SpeexWb => Box::new(speex::Encoder::new(true)?),
+        Codec::Opus => Box::new(opus::Encoder::new(rate, settings)?),
+    })
+}
+
+fn check_rate(codec: Codec, rate: u32) -> Result<(), CodecError> {
+    let ok = match codec.native_rate() {
+        Some(native) => rate == native,
+        None => matches!(rate, 8_000 | 12_000 | 16_000 | 24_000 | 48_000),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(CodecError::Rate { codec, rate })
+    }
+}
