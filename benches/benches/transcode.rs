@@ -1,0 +1,226 @@
+//! CPU cost of audio transcoding (mediaplane::transcode), without sockets.
+//!
+//! Groups:
+//! - `transcode_pair/<from>-><to>`: one 20 ms frame through a `Transcoder` (jitter buffer,
+//!   decode, resample when needed, encode) per iteration, for every codec pair; the input is a
+//!   pre-encoded second of a 1004 Hz tone plus speech-like noise, cycled.
+//! - `opus_pcmu_call/complexity_N`: both directions of one Opus<->PCMU call for 20 ms; calls per
+//!   core = 20 000 µs / this time.
+//! - `resample_8k_16k/<kind>`: 20 ms through rubato's FFT, sinc and cubic resamplers; the SNR of
+//!   each on a 1 kHz tone is printed once (quality), the time is the cost.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use rubato::audioadapter_buffers::direct::InterleavedSlice;
+use rubato::{
+    Async, Fft, FixedAsync, FixedSync, PolynomialDegree, Resampler, SincInterpolationParameters,
+};
+use wavegate_mediaplane::transcode::codec::{self, Codec, OpusSettings};
+use wavegate_mediaplane::transcode::pipeline::{Transcoder, TranscoderConfig};
+
+const MS: u64 = 1_000_000;
+
+fn rate(c: Codec) -> u32 {
+    c.native_rate().unwrap_or(48_000)
+}
+
+/// A tone with some noise, so that codecs do real work (not a trivially predictable signal).
+fn signal(rate: u32, n: usize) -> Vec<i16> {
+    let mut x: u32 = 12345;
+    (0..n)
+        .map(|i| {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let noise = ((x >> 16) as i32 - 32768) as f64 / 32768.0 * 1500.0;
+            let t = i as f64 / rate as f64;
+            (6000.0 * (2.0 * std::f64::consts::PI * 1004.0 * t).sin() + noise) as i16
+        })
+        .collect()
+}
+
+/// One second of `c` packets (20 ms each).
+fn packets(c: Codec) -> Vec<Vec<u8>> {
+    let r = rate(c);
+    let mut enc = codec::new_encoder(c, r, OpusSettings::default()).expect("encoder");
+    let pcm = signal(r, r as usize);
+    let mut buf = [0u8; 1500];
+    pcm.chunks_exact(r as usize / 50)
+        .map(|f| {
+            let n = enc.encode(f, &mut buf).expect("encode");
+            buf[..n].to_vec()
+        })
+        .collect()
+}
+
+struct Dir {
+    tc: Transcoder,
+    input: Vec<Vec<u8>>,
+    k: u64,
+    out: [u8; 1500],
+    ts_step: u32,
+}
+
+impl Dir {
+    fn new(from: Codec, to: Codec, complexity: u8) -> Self {
+        let mut cfg = TranscoderConfig::new(from, to);
+        cfg.opus.complexity = complexity;
+        Self {
+            tc: Transcoder::new(cfg).expect("transcoder"),
+            input: packets(from),
+            k: 0,
+            out: [0; 1500],
+            ts_step: from.rtp_clock() / 50,
+        }
+    }
+
+    /// One 20 ms frame in and (after the prefill) one frame out.
+    fn step(&mut self) -> usize {
+        let now = self.k * 20 * MS;
+        let p = &self.input[(self.k % self.input.len() as u64) as usize];
+        self.tc.push(
+            now,
+            self.k as u16,
+            (self.k as u32).wrapping_mul(self.ts_step),
+            p,
+        );
+        let mut n = 0;
+        while let Some(r) = self.tc.poll(now, &mut self.out).expect("poll") {
+            n += r.len;
+        }
+        self.k += 1;
+        n
+    }
+}
+
+fn pairs(c: &mut Criterion) {
+    let mut g = c.benchmark_group("transcode_pair");
+    g.warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_millis(800))
+        .sample_size(20);
+    for from in Codec::ALL {
+        for to in Codec::ALL {
+            if from == to {
+                continue;
+            }
+            let mut d = Dir::new(from, to, 5);
+            for _ in 0..10 {
+                d.step();
+            }
+            g.bench_function(format!("{from:?}->{to:?}"), |b| {
+                b.iter(|| black_box(d.step()))
+            });
+        }
+    }
+    g.finish();
+}
+
+fn opus_call(c: &mut Criterion) {
+    let mut g = c.benchmark_group("opus_pcmu_call");
+    g.warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    for complexity in [0u8, 3, 5] {
+        let mut a = Dir::new(Codec::Opus, Codec::Pcmu, complexity);
+        let mut b2 = Dir::new(Codec::Pcmu, Codec::Opus, complexity);
+        for _ in 0..10 {
+            a.step();
+            b2.step();
+        }
+        g.bench_function(format!("complexity_{complexity}"), |b| {
+            b.iter(|| black_box(a.step() + b2.step()))
+        });
+    }
+    g.finish();
+}
+
+fn to_f32(x: &[i16]) -> Vec<f32> {
+    x.iter().map(|s| *s as f32 / 32768.0).collect()
+}
+
+/// SNR of a resampled 1 kHz tone against the ideal one (best delay search over 0..200 samples).
+fn resampler_snr(r: &mut dyn Resampler<f32>, chunk_in: usize) -> f64 {
+    let input: Vec<f32> = (0..8000)
+        .map(|i| 0.5 * (2.0 * std::f64::consts::PI * 1000.0 * i as f64 / 8000.0).sin() as f32)
+        .collect();
+    let mut out = Vec::new();
+    let mut buf = vec![0f32; r.output_frames_max()];
+    let mut pos = 0;
+    while pos + r.input_frames_next() <= input.len() {
+        let need = r.input_frames_next();
+        let a = InterleavedSlice::new(&input[pos..pos + need], 1, need).expect("in");
+        let max = buf.len();
+        let mut b = InterleavedSlice::new_mut(&mut buf[..], 1, max).expect("out");
+        let (_, n) = r.process_into_buffer(&a, &mut b, None).expect("process");
+        out.extend_from_slice(&buf[..n]);
+        pos += need;
+    }
+    let _ = chunk_in;
+    let mut best = f64::MIN;
+    for delay in 0..200usize {
+        let (mut s, mut e) = (0f64, 0f64);
+        for (i, v) in out.iter().enumerate().skip(delay + 2000).take(8000) {
+            let ideal =
+                0.5 * (2.0 * std::f64::consts::PI * 1000.0 * (i - delay) as f64 / 16000.0).sin();
+            s += ideal * ideal;
+            e += (*v as f64 - ideal).powi(2);
+        }
+        best = best.max(10.0 * (s / e.max(1e-12)).log10());
+    }
+    best
+}
+
+fn resamplers(c: &mut Criterion) {
+    let mut g = c.benchmark_group("resample_8k_16k");
+    g.warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
+    let input = to_f32(&signal(8000, 160));
+    let mut kinds: Vec<(&str, Box<dyn Resampler<f32>>)> = vec![
+        (
+            "fft",
+            Box::new(Fft::<f32>::new(8000, 16000, 80, 1, FixedSync::Both).expect("fft")),
+        ),
+        (
+            "sinc256",
+            Box::new(
+                Async::<f32>::new_sinc(
+                    2.0,
+                    1.0,
+                    &SincInterpolationParameters::default(),
+                    80,
+                    1,
+                    FixedAsync::Input,
+                )
+                .expect("sinc"),
+            ),
+        ),
+        (
+            "cubic",
+            Box::new(
+                Async::<f32>::new_poly(2.0, 1.0, PolynomialDegree::Cubic, 80, 1, FixedAsync::Input)
+                    .expect("poly"),
+            ),
+        ),
+    ];
+    for (name, r) in kinds.iter_mut() {
+        eprintln!(
+            "resample_8k_16k/{name}: SNR {:.1} dB on a 1 kHz tone",
+            resampler_snr(r.as_mut(), 80)
+        );
+        r.reset();
+        let mut out = vec![0f32; r.output_frames_max()];
+        g.bench_function(*name, |b| {
+            b.iter(|| {
+                for half in input.chunks_exact(80) {
+                    let a = InterleavedSlice::new(half, 1, 80).expect("in");
+                    let max = out.len();
+                    let mut o = InterleavedSlice::new_mut(&mut out[..], 1, max).expect("out");
+                    black_box(r.process_into_buffer(&a, &mut o, None).expect("process"));
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, opus_call, resamplers, pairs);
+criterion_main!(benches);
