@@ -197,6 +197,9 @@ pub struct MediaConfig {
     pub pin: bool,
     /// Seconds without media before a call fails with "Failed by RTP activity"; 0 disables.
     pub media_timeout_secs: u32,
+    /// Milliseconds between keyframe requests toward a browser whose video goes to a SIP peer
+    /// that sent no PLI/FIR on the call (the media plane's `--video-keyframe-interval-ms`); 0 = off.
+    pub video_keyframe_interval_ms: u32,
     /// Deadline for one control request to the media plane.
     pub request_timeout_ms: u64,
     /// A shard whose heartbeat is older than this is considered hung; the media plane restarts.
@@ -220,6 +223,7 @@ impl Default for MediaConfig {
             cpus: Vec::new(),
             pin: true,
             media_timeout_secs: 60,
+            video_keyframe_interval_ms: 5000,
             request_timeout_ms: 2000,
             heartbeat_timeout_ms: 1000,
             startup_timeout_ms: 5000,

@@ -171,6 +171,8 @@ impl Supervisor {
             c.bind_ip.to_string(),
             "--media-timeout-secs".into(),
             c.media_timeout_secs.to_string(),
+            "--video-keyframe-interval-ms".into(),
+            c.video_keyframe_interval_ms.to_string(),
             "--log-format".into(),
             match log_format {
                 LogFormat::Text => "text".into(),
