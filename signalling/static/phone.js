@@ -44,7 +44,8 @@ $('connect').onclick = () => {
   };
   show('session', 'PENDING', 'Connecting');
   try {
-    phone.session = createSession({ urlServer: location.origin, sipOptions, appKey: v('appKey') });
+    phone.session = createSession({ urlServer: location.origin, sipOptions, appKey: v('appKey'),
+      startCallOptions: { remoteVideoDisplay: $('remote'), constraints: { audio: true, video: false } } });
   } catch (e) {
     show('session', 'FAILED', e.message);
     return;
@@ -57,6 +58,14 @@ $('connect').onclick = () => {
     phone.call = call;
     watchCall(call);
     show('call', 'RING', `Incoming call from ${call.caller()}`);
+    buttons();
+  });
+  // A call the REST API started for this session (call/startup with its sessionId): the SDK
+  // places it right after this handler; the page shows it like its own.
+  phone.session.on('START_CALL', call => {
+    phone.call = call;
+    watchCall(call);
+    log(`REST started a call to ${call.callee()}`);
     buttons();
   });
   buttons();

@@ -10,6 +10,8 @@
 //     comes back from the echo peer and INFO is acknowledged, hold stops the echo and unhold
 //     resumes it, hangup gives FINISH and frees the media session; closing the session with a
 //     call up ends that call too (the server's /health shows 0 calls);
+//   - REST call/startup with the page's session: the SDK places the call (startCall), it reaches
+//     ESTABLISHED with echo audio, call/find shows it, call/terminate gives FINISH;
 //   - the seed-compatible `Flashphoner` global exists;
 //   - a call to a SIP callee (SIPp answering Opus with -rtp_echo, sipp/uas_opus_echo.xml) goes
 //     RING (Ringing) -> ESTABLISHED, audio both ways through the media plane, hangup -> FINISH,
@@ -232,6 +234,36 @@ async function main() {
   await page.waitForFunction(() => document.getElementById('callStatus').textContent === 'FINISH', null, { timeout: 3000 });
   await until(async () => (await health(url)).calls === 0, 3000, 'media session deleted after hangup');
   console.log(`${label}: hangup -> FINISH (${await text('#callCause')}), /health calls 0`);
+
+  // 7b. REST call/startup with this session: the SDK places the call (startCall), the page shows
+  // it, call/find sees it ESTABLISHED, call/terminate ends it with FINISH.
+  const rest = async (path, body) => {
+    const r = await bounded(fetch(`${url}rest-api/${path}`, { method: 'POST',
+      headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }), 3000, `POST ${path}`);
+    const j = await r.json().catch(() => ({}));
+    check(r.ok, `POST ${path} -> ${r.status} ${JSON.stringify(j)}`);
+    return j;
+  };
+  const sessions = await rest('session/find_all', {});
+  const listed = JSON.stringify(sessions);
+  const mine = (Array.isArray(sessions) ? sessions : [])
+    .filter(x => x.login === 'Ralf_C12441' && x.status === 'ESTABLISHED');
+  check(mine.length === 1, `session/find_all lists the page's one live session: ${listed}`);
+  const sessionId = mine[0].sessionId;
+  check(sessionId, `session/find_all lists the page's session: ${listed}`);
+  const restCallId = `rest-${Date.now().toString(36)}`;
+  t0 = Date.now();
+  await rest('call/startup', { sessionId, callee: 'echo', callId: restCallId });
+  await page.waitForFunction(id => window.phone.call && window.phone.call.id() === id
+    && document.getElementById('callStatus').textContent === 'ESTABLISHED', restCallId, { timeout: 10000 });
+  figures.restStartupMs = Date.now() - t0;
+  const found = JSON.stringify(await rest('call/find', { callId: restCallId }));
+  check(/ESTABLISHED/.test(found), `call/find shows the REST-started call ESTABLISHED: ${found}`);
+  await until(async () => { const s = await stats(); return s.received > 20 && s; }, 5000, 'echo audio on the REST-started call', 250);
+  await rest('call/terminate', { callId: restCallId });
+  await page.waitForFunction(() => document.getElementById('callStatus').textContent === 'FINISH', null, { timeout: 3000 });
+  await until(async () => (await health(url)).calls === 0, 3000, 'media session deleted after call/terminate');
+  console.log(`${label}: REST call/startup -> page call ${restCallId} ESTABLISHED in ${figures.restStartupMs} ms, audio back; call/terminate -> FINISH`);
 
   // 8. Closing the session with a call up ends the call.
   await page.click('#call');

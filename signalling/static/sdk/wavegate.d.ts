@@ -40,6 +40,10 @@ export interface SessionOptions {
   sipOptions?: SipOptions;
   /** The server's application key or auth token (config `ws.app_keys`), sent with `connect`. */
   appKey?: string;
+  /** Place calls the REST API starts for this session (`startCall`) at once; default true. */
+  autoStartCalls?: boolean;
+  /** Options (displays, constraints) for calls the REST API starts; `callee` comes from the server. */
+  startCallOptions?: Omit<CallOptions, 'callee'>;
 }
 
 export interface CallOptions {
@@ -69,7 +73,8 @@ export interface CallStats { outboundStream: StreamStats; inboundStream: StreamS
 export interface MediaDevice { id: string; label: string; type: 'mic' | 'speaker' | 'camera'; }
 
 export declare class Session {
-  on(event: SessionStatus | 'error' | 'pong', fn: (arg: any) => void): this;
+  /** 'START_CALL' passes the Call a REST `call/startup` created for this session (see autoStartCalls). */
+  on(event: SessionStatus | 'START_CALL' | 'error' | 'pong', fn: (arg: any) => void): this;
   status(): SessionStatus;
   cause(): string;
   id(): string;

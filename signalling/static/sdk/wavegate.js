@@ -73,7 +73,8 @@ function requireApi(ok, what) {
  * A connection to the server with one SIP account.
  */
 export class Session extends Emitter {
-  /** @param {{urlServer?: string, sipOptions?: object, appKey?: string}} options */
+  /** @param {{urlServer?: string, sipOptions?: object, appKey?: string, autoStartCalls?: boolean,
+   *   startCallOptions?: object}} options */
   constructor(options = {}) {
     super();
     requireApi(typeof WebSocket !== 'undefined', 'WebSocket');
@@ -125,6 +126,14 @@ export class Session extends Emitter {
       call._status = CALL_STATUS.RING;
       call._cause = 'Incoming call';
       this._emit(SESSION_STATUS.INCOMING_CALL, call);
+    } else if (m.type === 'startCall') {
+      // The REST API (call/startup with this session) asks the page to place a call. Handlers of
+      // START_CALL run first (they may attach displays, constraints and status handlers); the call
+      // is then placed unless one of them already did, or the session has autoStartCalls: false.
+      const call = new Call(this, { callee: m.callee, ...(this._options.startCallOptions || {}) }, m.callId);
+      this._calls.set(call.id(), call);
+      this._emit('START_CALL', call);
+      if (this._options.autoStartCalls !== false && call.status() === CALL_STATUS.NEW) call.call();
     } else if (m.type === 'error') {
       this._emit('error', { reason: m.reason });
     } else if (m.type === 'pong') {
