@@ -12,10 +12,11 @@
 //! - Packet loss concealment and the adaptive jitter buffer exist on this path only; passthrough
 //!   calls keep end-to-end timing untouched.
 //!
-//! Layout: [`codec`] (the codec traits, [`codec::Codec`] and construction), one file per codec
+//! Layout: [`call`] (codec choice and a call's two directions, for the bridge), [`codec`] (the codec traits, [`codec::Codec`] and construction), one file per codec
 //! ([`g711`], [`g722`], [`g729`], [`opus`], [`speex`]), [`plc`] (concealment for codecs that
 //! have none), [`resample`], [`jitter`], [`pipeline`].
 
+pub mod call;
 pub mod codec;
 pub mod g711;
 pub mod g722;
