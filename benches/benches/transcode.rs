@@ -8,6 +8,9 @@
 //!   core = 20 000 µs / this time.
 //! - `resample_8k_16k/<kind>`: 20 ms through rubato's FFT, sinc and cubic resamplers; the SNR of
 //!   each on a 1 kHz tone is printed once (quality), the time is the cost.
+//!
+//! Times are the measuring thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), not wall time, so other
+//! load on the shared VM inflates them less.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -21,6 +24,25 @@ use wavegate_mediaplane::transcode::codec::{self, Codec, OpusSettings};
 use wavegate_mediaplane::transcode::pipeline::{Transcoder, TranscoderConfig};
 
 const MS: u64 = 1_000_000;
+
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Thread CPU time of `iters` runs of `f`.
+fn cpu_time(iters: u64, mut f: impl FnMut()) -> Duration {
+    let t0 = thread_cpu_ns();
+    for _ in 0..iters {
+        f();
+    }
+    Duration::from_nanos(thread_cpu_ns() - t0)
+}
 
 fn rate(c: Codec) -> u32 {
     c.native_rate().unwrap_or(48_000)
@@ -108,7 +130,11 @@ fn pairs(c: &mut Criterion) {
                 d.step();
             }
             g.bench_function(format!("{from:?}->{to:?}"), |b| {
-                b.iter(|| black_box(d.step()))
+                b.iter_custom(|n| {
+                    cpu_time(n, || {
+                        black_box(d.step());
+                    })
+                })
             });
         }
     }
@@ -127,7 +153,11 @@ fn opus_call(c: &mut Criterion) {
             b2.step();
         }
         g.bench_function(format!("complexity_{complexity}"), |b| {
-            b.iter(|| black_box(a.step() + b2.step()))
+            b.iter_custom(|n| {
+                cpu_time(n, || {
+                    black_box(a.step() + b2.step());
+                })
+            })
         });
     }
     g.finish();
@@ -209,13 +239,15 @@ fn resamplers(c: &mut Criterion) {
         r.reset();
         let mut out = vec![0f32; r.output_frames_max()];
         g.bench_function(*name, |b| {
-            b.iter(|| {
-                for half in input.chunks_exact(80) {
-                    let a = InterleavedSlice::new(half, 1, 80).expect("in");
-                    let max = out.len();
-                    let mut o = InterleavedSlice::new_mut(&mut out[..], 1, max).expect("out");
-                    black_box(r.process_into_buffer(&a, &mut o, None).expect("process"));
-                }
+            b.iter_custom(|n| {
+                cpu_time(n, || {
+                    for half in input.chunks_exact(80) {
+                        let a = InterleavedSlice::new(half, 1, 80).expect("in");
+                        let max = out.len();
+                        let mut o = InterleavedSlice::new_mut(&mut out[..], 1, max).expect("out");
+                        black_box(r.process_into_buffer(&a, &mut o, None).expect("process"));
+                    }
+                })
             })
         });
     }
