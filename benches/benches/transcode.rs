@@ -4,7 +4,7 @@
 //! - `transcode_pair/<from>-><to>`: one 20 ms frame through a `Transcoder` (jitter buffer,
 //!   decode, resample when needed, encode) per iteration, for every codec pair; the input is a
 //!   pre-encoded second of a 1004 Hz tone plus speech-like noise, cycled.
-//! - `opus_pcmu_call/complexity_N`: both directions of one Opus<->PCMU call for 20 ms; calls per
+//! - `opus_pcmu_call/complexity_N[_nofec]`: both directions of one Opus<->PCMU call for 20 ms; calls per
 //!   core = 20 000 µs / this time.
 //! - `resample_8k_16k/<kind>`: 20 ms through rubato's FFT, sinc and cubic resamplers; the SNR of
 //!   each on a 1 kHz tone is printed once (quality), the time is the cost.
@@ -85,8 +85,13 @@ struct Dir {
 
 impl Dir {
     fn new(from: Codec, to: Codec, complexity: u8) -> Self {
+        Self::with_fec(from, to, complexity, true)
+    }
+
+    fn with_fec(from: Codec, to: Codec, complexity: u8, fec: bool) -> Self {
         let mut cfg = TranscoderConfig::new(from, to);
         cfg.opus.complexity = complexity;
+        cfg.opus.fec = fec;
         Self {
             tc: Transcoder::new(cfg).expect("transcoder"),
             input: packets(from),
@@ -145,20 +150,23 @@ fn opus_call(c: &mut Criterion) {
     let mut g = c.benchmark_group("opus_pcmu_call");
     g.warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    for complexity in [0u8, 3, 5] {
-        let mut a = Dir::new(Codec::Opus, Codec::Pcmu, complexity);
-        let mut b2 = Dir::new(Codec::Pcmu, Codec::Opus, complexity);
+    for (complexity, fec) in [(0u8, true), (3, true), (5, true), (0, false), (5, false)] {
+        let mut a = Dir::with_fec(Codec::Opus, Codec::Pcmu, complexity, fec);
+        let mut b2 = Dir::with_fec(Codec::Pcmu, Codec::Opus, complexity, fec);
         for _ in 0..10 {
             a.step();
             b2.step();
         }
-        g.bench_function(format!("complexity_{complexity}"), |b| {
-            b.iter_custom(|n| {
-                cpu_time(n, || {
-                    black_box(a.step() + b2.step());
+        g.bench_function(
+            format!("complexity_{complexity}{}", if fec { "" } else { "_nofec" }),
+            |b| {
+                b.iter_custom(|n| {
+                    cpu_time(n, || {
+                        black_box(a.step() + b2.step());
+                    })
                 })
-            })
-        });
+            },
+        );
     }
     g.finish();
 }
