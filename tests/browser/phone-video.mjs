@@ -12,111 +12,31 @@
 // on every path. RTP ports 28000-28099.
 //
 // usage: node phone-video.mjs --wavegate BIN
-import { spawn } from 'node:child_process';
-import { createSocket } from 'node:dgram';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { sleep, check, bounded, until, cleanup, startServer, launchChromium } from './lib.mjs';
 
-const CHROMIUM = process.env.WAVEGATE_CHROMIUM || '/usr/bin/chromium';
 const WATCHDOG_MS = 60000;
 const label = 'chromium-phone-video';
 const flags = {};
 for (let i = 2; i < process.argv.length; i++) if (process.argv[i].startsWith('--')) flags[process.argv[i].slice(2)] = process.argv[++i];
 
-let server = null, context = null, profile = null;
-const serverLog = [];
-async function stopServer() {
-  if (!server || server.exitCode !== null) return;
-  server.kill('SIGTERM');
-  const exited = await Promise.race([new Promise(res => server.once('exit', () => res(true))), new Promise(res => setTimeout(() => res(false), 5000))]);
-  if (!exited) server.kill('SIGKILL');
-}
+let server = null, context = null;
 let failing = false;
 async function fail(msg) {
   console.error(`${label}: FAILED: ${msg}`);
   if (failing) return;
   failing = true;
-  console.error(`${label}: last server log lines:\n${serverLog.slice(-20).join('\n')}`);
-  if (context) await Promise.race([context.close().catch(() => {}), new Promise(res => setTimeout(res, 5000))]);
-  await stopServer();
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  if (server) console.error(`${label}: last server log lines:\n${server.log.slice(-20).join('\n')}`);
+  if (context) await Promise.race([context.close().catch(() => {}), sleep(5000)]);
+  await cleanup();
   process.exit(1);
-}
-function bounded(promise, ms, what) {
-  let t;
-  return Promise.race([promise.finally(() => clearTimeout(t)),
-    new Promise((_, rej) => { t = setTimeout(() => rej(new Error(`${what}: no result within ${ms} ms`)), ms); })]);
-}
-const sleep = ms => new Promise(res => setTimeout(res, ms));
-function check(ok, what) { if (!ok) throw new Error(what); }
-function freeUdpPort() {
-  return new Promise((res, rej) => {
-    const s = createSocket('udp4');
-    s.once('error', rej);
-    s.bind(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); });
-  });
-}
-async function until(fn, ms, what, every = 100) {
-  const end = Date.now() + ms;
-  let last;
-  while (Date.now() < end) {
-    last = await fn();
-    if (last) return last;
-    await sleep(every);
-  }
-  throw new Error(`${what}: not within ${ms} ms (last ${JSON.stringify(last)})`);
-}
-
-async function startServer(bin) {
-  const webrtc = await freeUdpPort(), sip = await freeUdpPort();
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WAVEGATE_')));
-  Object.assign(env, {
-    WAVEGATE_HTTP__LISTEN: '127.0.0.1:0', WAVEGATE_MEDIA__SHARDS: '1', WAVEGATE_MEDIA__PIN: 'false',
-    WAVEGATE_MEDIA__RTP_PORTS: '28000-28099', WAVEGATE_MEDIA__WEBRTC_PORT_BASE: String(webrtc),
-    WAVEGATE_LOG__FORMAT: 'json', WAVEGATE_LOG__LEVEL: 'info', WAVEGATE_SIP__LISTEN: `127.0.0.1:${sip}` });
-  delete env.RUST_LOG;
-  server = spawn(bin, [], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  const lines = createInterface({ input: server.stderr });
-  return bounded(new Promise((res, rej) => {
-    lines.on('line', l => {
-      serverLog.push(l);
-      try {
-        const j = JSON.parse(l);
-        if (j.fields && j.fields.message === 'wavegate listening') res(j.fields.url);
-      } catch { /* not JSON */ }
-    });
-    server.on('exit', code => rej(new Error(`wavegate exited (${code}) before listening`)));
-    server.on('error', rej);
-  }), 10000, 'wavegate start');
-}
-async function health(url) {
-  const r = await bounded(fetch(`${url}health`), 3000, 'GET /health');
-  return r.json();
 }
 
 async function main() {
-  for (const [what, path] of [['chromium', CHROMIUM], ['wavegate binary', flags.wavegate]]) {
-    if (!path || !existsSync(path)) return fail(`${what} not found: ${path}`);
-  }
+  check(flags.wavegate, 'usage: node phone-video.mjs --wavegate BIN');
   setTimeout(() => fail(`watchdog: not done within ${WATCHDOG_MS} ms`), WATCHDOG_MS).unref();
-  const { chromium } = await import('playwright-core');
-  const url = await startServer(flags.wavegate);
-  await until(async () => (await health(url)).status === 'ok', 10000, 'media plane running (/health ok)', 200);
-  profile = mkdtempSync(join(tmpdir(), 'wavegate-chromium-'));
-  context = await bounded(chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM, headless: true, timeout: 15000,
-    args: [
-      '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-      '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
-      '--no-default-browser-check', '--disable-default-apps', '--disable-extensions',
-      '--disable-features=WebRtcHideLocalIpsWithMdns,MediaRouter,OptimizationHints,Translate',
-      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-    ],
-  }), 20000, 'chromium launch');
+  server = await startServer(flags.wavegate, '28000-28099');
+  const { url, health } = server;
+  context = await launchChromium();
   const page = context.pages()[0] || await context.newPage();
   page.on('console', m => { if (m.type() === 'error') console.log(`[page] ${m.text()}`); });
   page.on('pageerror', e => console.log(`[page] uncaught: ${e.message}`));
@@ -162,16 +82,15 @@ async function main() {
     return c && c.mimeType;
   });
   check(/^video\/(VP8|H264)$/.test(figures.codec || ''), `echoed video codec ${figures.codec}`);
-  check((await health(url)).calls === 1, '/health shows the call');
+  check((await health()).calls === 1, '/health shows the call');
   console.log(`${label}: ESTABLISHED in ${figures.establishedMs} ms; echoed video ${figures.codec} decoded after ${figures.videoMs} ms: ${JSON.stringify(figures.video)}`);
 
   await page.click('#hangup');
   await page.waitForFunction(() => document.getElementById('callStatus').textContent === 'FINISH', null, { timeout: 5000 });
-  await until(async () => (await health(url)).calls === 0, 3000, 'hangup frees the media session');
+  await until(async () => (await health()).calls === 0, 3000, 'hangup frees the media session');
   await bounded(context.close(), 10000, 'chromium close');
   context = null;
-  await stopServer();
-  rmSync(profile, { recursive: true, force: true });
+  await cleanup();
   console.log(`${label}: PASS ${JSON.stringify(figures)}`);
 }
 

@@ -25,124 +25,38 @@
 //
 // usage: node phone.mjs --wavegate BIN
 import { spawn } from 'node:child_process';
-import { createSocket } from 'node:dgram';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  root, here, SIPP, sleep, check, bounded, until, freeUdpPort, cleanup, track, tempDir, startServer,
+  launchChromium,
+} from './lib.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..', '..');
-const CHROMIUM = process.env.WAVEGATE_CHROMIUM || '/usr/bin/chromium';
 const WATCHDOG_MS = 90000;
 const label = 'chromium-phone';
 
 const flags = {};
 for (let i = 2; i < process.argv.length; i++) if (process.argv[i].startsWith('--')) flags[process.argv[i].slice(2)] = process.argv[++i];
 
-let server = null, context = null, profile = null, sipp = null, sippDir = null;
-const SIPP = '/usr/bin/sipp';
-const serverLog = [];
-async function stopServer() {
-  if (!server || server.exitCode !== null) return;
-  server.kill('SIGTERM');
-  const exited = await Promise.race([new Promise(res => server.once('exit', () => res(true))), new Promise(res => setTimeout(() => res(false), 5000))]);
-  if (!exited) server.kill('SIGKILL');
-}
+let server = null, context = null;
 let failing = false;
 async function fail(msg) {
   console.error(`${label}: FAILED: ${msg}`);
   if (failing) return;
   failing = true;
-  console.error(`${label}: last server log lines:\n${serverLog.slice(-25).join('\n')}`);
-  if (context) await Promise.race([context.close().catch(() => {}), new Promise(res => setTimeout(res, 5000))]);
-  if (sipp && sipp.exitCode === null) sipp.kill('SIGKILL');
-  await stopServer();
-  if (profile) rmSync(profile, { recursive: true, force: true });
-  if (sippDir) rmSync(sippDir, { recursive: true, force: true });
+  if (server) console.error(`${label}: last server log lines:\n${server.log.slice(-25).join('\n')}`);
+  if (context) await Promise.race([context.close().catch(() => {}), sleep(5000)]);
+  await cleanup();
   process.exit(1);
-}
-function bounded(promise, ms, what) {
-  let t;
-  return Promise.race([promise.finally(() => clearTimeout(t)),
-    new Promise((_, rej) => { t = setTimeout(() => rej(new Error(`${what}: no result within ${ms} ms`)), ms); })]);
-}
-const sleep = ms => new Promise(res => setTimeout(res, ms));
-function check(ok, what) { if (!ok) throw new Error(what); }
-
-function freeUdpPort() {
-  return new Promise((res, rej) => {
-    const s = createSocket('udp4');
-    s.once('error', rej);
-    s.bind(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); });
-  });
-}
-
-let sipListen = 0;
-async function startServer(bin) {
-  const webrtc = await freeUdpPort();
-  sipListen = await freeUdpPort();
-  // The runner's own WAVEGATE_* variables (BIN_DIR, IN_NETNS) are not server configuration.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WAVEGATE_')));
-  Object.assign(env, {
-    WAVEGATE_HTTP__LISTEN: '127.0.0.1:0', WAVEGATE_MEDIA__SHARDS: '1', WAVEGATE_MEDIA__PIN: 'false',
-    WAVEGATE_MEDIA__RTP_PORTS: '42000-42099', WAVEGATE_MEDIA__WEBRTC_PORT_BASE: String(webrtc),
-    WAVEGATE_LOG__FORMAT: 'json', WAVEGATE_LOG__LEVEL: 'info', WAVEGATE_SIP__LISTEN: `127.0.0.1:${sipListen}` });
-  delete env.RUST_LOG;
-  server = spawn(bin, [], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  const lines = createInterface({ input: server.stderr });
-  return bounded(new Promise((res, rej) => {
-    lines.on('line', l => {
-      serverLog.push(l);
-      try {
-        const j = JSON.parse(l);
-        if (j.fields && j.fields.message === 'wavegate listening') res(j.fields.url);
-      } catch { /* not JSON */ }
-    });
-    server.on('exit', code => rej(new Error(`wavegate exited (${code}) before listening`)));
-    server.on('error', rej);
-  }), 10000, 'wavegate start');
-}
-
-async function health(url) {
-  const r = await bounded(fetch(`${url}health`), 3000, 'GET /health');
-  return r.json();
-}
-async function until(fn, ms, what, every = 100) {
-  const end = Date.now() + ms;
-  let last;
-  while (Date.now() < end) {
-    last = await fn();
-    if (last) return last;
-    await sleep(every);
-  }
-  throw new Error(`${what}: not within ${ms} ms`);
 }
 
 async function main() {
-  for (const [what, path] of [['chromium', CHROMIUM], ['wavegate binary', flags.wavegate]]) {
-    if (!path || !existsSync(path)) return fail(`${what} not found: ${path}`);
-  }
+  check(flags.wavegate, 'usage: node phone.mjs --wavegate BIN');
   setTimeout(() => fail(`watchdog: not done within ${WATCHDOG_MS} ms`), WATCHDOG_MS).unref();
-  const { chromium } = await import('playwright-core');
-  const url = await startServer(flags.wavegate);
-  await until(async () => (await health(url)).status === 'ok', 10000, 'media plane running (/health ok)', 200);
+  server = await startServer(flags.wavegate, '42000-42099');
+  const { url, health } = server;
   console.log(`${label}: wavegate at ${url}`);
-
-  profile = mkdtempSync(join(tmpdir(), 'wavegate-chromium-'));
-  context = await bounded(chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM, headless: true, timeout: 15000,
-    args: [
-      '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-      '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
-      '--no-default-browser-check', '--disable-default-apps', '--disable-extensions',
-      '--disable-features=WebRtcHideLocalIpsWithMdns,MediaRouter,OptimizationHints,Translate',
-      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-    ],
-  }), 20000, 'chromium launch');
+  context = await launchChromium();
   const page = context.pages()[0] || await context.newPage();
   page.on('console', m => { if (m.type() === 'error') console.log(`[page] ${m.text()}`); });
   page.on('pageerror', e => console.log(`[page] uncaught: ${e.message}`));
@@ -197,7 +111,7 @@ async function main() {
   const flowing = await until(async () => { const s = await stats(); return s.sent > 100 && s.received > 100 && s; }, 10000, 'audio both ways (100 packets each)', 250);
   figures.mediaMs = Date.now() - t0;
   figures.flowing = flowing;
-  const h = await health(url);
+  const h = await health();
   check(h.calls === 1, `/health shows the call: ${h.calls}`);
   console.log(`${label}: ESTABLISHED in ${figures.establishedMs} ms; 100 packets both ways after ${figures.mediaMs} ms: ${JSON.stringify(flowing)}`);
 
@@ -232,7 +146,7 @@ async function main() {
   // 7. Hangup gives FINISH and frees the media session.
   await page.click('#hangup');
   await page.waitForFunction(() => document.getElementById('callStatus').textContent === 'FINISH', null, { timeout: 3000 });
-  await until(async () => (await health(url)).calls === 0, 3000, 'media session deleted after hangup');
+  await until(async () => (await health()).calls === 0, 3000, 'media session deleted after hangup');
   console.log(`${label}: hangup -> FINISH (${await text('#callCause')}), /health calls 0`);
 
   // 7b. REST call/startup with this session: the SDK places the call (startCall), the page shows
@@ -262,26 +176,25 @@ async function main() {
   await until(async () => { const s = await stats(); return s.received > 20 && s; }, 5000, 'echo audio on the REST-started call', 250);
   await rest('call/terminate', { callId: restCallId });
   await page.waitForFunction(() => document.getElementById('callStatus').textContent === 'FINISH', null, { timeout: 3000 });
-  await until(async () => (await health(url)).calls === 0, 3000, 'media session deleted after call/terminate');
+  await until(async () => (await health()).calls === 0, 3000, 'media session deleted after call/terminate');
   console.log(`${label}: REST call/startup -> page call ${restCallId} ESTABLISHED in ${figures.restStartupMs} ms, audio back; call/terminate -> FINISH`);
 
   // 8. Closing the session with a call up ends the call.
   await page.click('#call');
   await page.waitForFunction(() => document.getElementById('callStatus').textContent === 'ESTABLISHED', null, { timeout: 10000 });
-  await until(async () => (await health(url)).calls === 1, 3000, 'second call on the media plane');
+  await until(async () => (await health()).calls === 1, 3000, 'second call on the media plane');
   // Close the WebSocket itself (Disconnect would hang up first): the server must end the call.
   await page.evaluate(() => window.phone.session._ws.close());
   await page.waitForFunction(() => document.getElementById('sessionStatus').textContent === 'DISCONNECTED', null, { timeout: 3000 });
-  await until(async () => (await health(url)).calls === 0, 3000, 'session close ends its call');
+  await until(async () => (await health()).calls === 0, 3000, 'session close ends its call');
   console.log(`${label}: WebSocket closed with a call up -> DISCONNECTED, call ${await text('#callStatus')}, /health calls 0`);
 
   // 9. A SIP call: SIPp answers Opus and echoes RTP (-rtp_echo); through the media plane.
-  check(existsSync(SIPP), `${SIPP} not found (scripts/deps.sh test installs sip-tester)`);
   const sipPort = await freeUdpPort(), sipMedia = await freeUdpPort();
-  sippDir = mkdtempSync(join(tmpdir(), 'wavegate-sipp-'));
-  sipp = spawn(SIPP, ['-sf', join(here, 'sipp', 'uas_opus_echo.xml'), '-i', '127.0.0.1', '-p', String(sipPort),
+  let sippDir = tempDir('wavegate-sipp-');
+  let sipp = track(spawn(SIPP, ['-sf', join(here, 'sipp', 'uas_opus_echo.xml'), '-i', '127.0.0.1', '-p', String(sipPort),
     '-mi', '127.0.0.1', '-mp', String(sipMedia), '-rtp_echo', '-m', '1', '-nostdin', '-timeout', '40s', '-trace_err'],
-    { cwd: sippDir, stdio: ['ignore', 'ignore', 'pipe'] });
+    { cwd: sippDir, stdio: ['ignore', 'ignore', 'pipe'] }));
   const sippExit = new Promise(res => sipp.once('exit', code => res(code)));
   await sleep(500); // SIPp binds
   await page.click('#connect');
@@ -300,9 +213,8 @@ async function main() {
   await page.waitForFunction(() => document.getElementById('callStatus').textContent === 'FINISH', null, { timeout: 5000 });
   const code = await bounded(sippExit, 5000, 'SIPp exits after our BYE');
   check(code === 0, `SIPp scenario passed (exit ${code})`);
-  await until(async () => (await health(url)).calls === 0, 3000, 'SIP call media deleted');
+  await until(async () => (await health()).calls === 0, 3000, 'SIP call media deleted');
   console.log(`${label}: SIP call to SIPp: ${sipLog.join(', ')}; ESTABLISHED in ${figures.sipEstablishedMs} ms; ${JSON.stringify(sipFlow)}; hangup -> FINISH, SIPp exit 0`);
-  rmSync(sippDir, { recursive: true, force: true });
 
   // 10. Registration: a dead registrar gives FAILED with a cause (never PENDING); SIPp as the
   // registrar gives REGISTERED, and closing the session un-REGISTERs (SIPp's scenario ends).
@@ -320,9 +232,9 @@ async function main() {
   console.log(`${label}: dead registrar -> FAILED in ${figures.deadRegistrarMs} ms ${regCause}`);
   await page.evaluate(() => window.phone.session._ws.close());
   const regPort = await freeUdpPort();
-  sippDir = mkdtempSync(join(tmpdir(), 'wavegate-sipp-'));
-  sipp = spawn(SIPP, ['-sf', join(here, 'sipp', 'uas_register.xml'), '-i', '127.0.0.1', '-p', String(regPort),
-    '-m', '1', '-nostdin', '-timeout', '30s', '-trace_err'], { cwd: sippDir, stdio: ['ignore', 'ignore', 'pipe'] });
+  sippDir = tempDir('wavegate-sipp-');
+  sipp = track(spawn(SIPP, ['-sf', join(here, 'sipp', 'uas_register.xml'), '-i', '127.0.0.1', '-p', String(regPort),
+    '-m', '1', '-nostdin', '-timeout', '30s', '-trace_err'], { cwd: sippDir, stdio: ['ignore', 'ignore', 'pipe'] }));
   const regExit = new Promise(res => sipp.once('exit', code => res(code)));
   await sleep(500);
   await page.fill('#port', String(regPort));
@@ -334,11 +246,11 @@ async function main() {
 
   // 11. An incoming call from SIPp to the registered login: INCOMING_CALL (RING), Answer,
   // ESTABLISHED, audio from SIPp's RTP echo, SIPp's BYE -> FINISH.
-  const uac = spawn(SIPP, [`127.0.0.1:${sipListen}`, '-sf', join(here, 'sipp', 'uac_to_page.xml'), '-s', 'Ralf_C12441',
+  const uac = track(spawn(SIPP, [`127.0.0.1:${server.sipPort}`, '-sf', join(here, 'sipp', 'uac_to_page.xml'), '-s', 'Ralf_C12441',
     '-i', '127.0.0.1', '-p', String(await freeUdpPort()), '-mi', '127.0.0.1', '-mp', String(await freeUdpPort()),
-    '-rtp_echo', '-m', '1', '-nostdin', '-timeout', '30s', '-trace_err'], { cwd: sippDir, stdio: ['ignore', 'ignore', 'pipe'] });
+    '-rtp_echo', '-m', '1', '-nostdin', '-timeout', '30s', '-trace_err'], { cwd: sippDir, stdio: ['ignore', 'ignore', 'pipe'] }));
   const uacExit = new Promise(res => uac.once('exit', code => res(code)));
-  uac.stderr.on('data', d => serverLog.push(`[sipp uac] ${d.toString().trim()}`));
+  uac.stderr.on('data', d => server.log.push(`[sipp uac] ${d.toString().trim()}`));
   try {
     await page.waitForFunction(() => document.getElementById('callStatus').textContent === 'RING', null, { timeout: 5000 });
     const from = await text('#callCause');
@@ -366,12 +278,10 @@ async function main() {
   const regCode = await bounded(regExit, 8000, 'SIPp registrar gets the un-REGISTER');
   check(regCode === 0, `SIPp registrar scenario passed (exit ${regCode})`);
   console.log(`${label}: REGISTERED in ${figures.registeredMs} ms ${regOk}; session close -> un-REGISTER, SIPp exit 0`);
-  rmSync(sippDir, { recursive: true, force: true });
 
   await bounded(context.close(), 10000, 'chromium close');
   context = null;
-  await stopServer();
-  rmSync(profile, { recursive: true, force: true });
+  await cleanup();
   console.log(`${label}: PASS ${JSON.stringify(figures)}`);
 }
 
