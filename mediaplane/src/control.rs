@@ -44,6 +44,9 @@ impl PortSockets for PortsOnly<'_> {
     fn close(&mut self, rtp_port: u16) {
         self.0.close(rtp_port);
     }
+    fn traffic(&self) -> wavegate_shared::protocol::ShardTraffic {
+        self.0.traffic()
+    }
 }
 
 impl BridgeIo for PortsOnly<'_> {
@@ -155,6 +158,7 @@ pub fn handle_frame_with(
                 shard: relay.config().shard,
                 calls: calls as u32,
                 webrtc: bridge.as_ref().map(|b| b.drops().clone()).unwrap_or_default(),
+                traffic: sockets.traffic(),
             };
             protocol::encode_reply::<ShardStats>(id, &Ok(counters), out)?;
         }

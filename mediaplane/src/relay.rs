@@ -31,6 +31,11 @@ pub trait PortSockets {
     fn open(&mut self, rtp_port: u16) -> std::io::Result<()>;
     /// Closes both sockets of the pair.
     fn close(&mut self, rtp_port: u16);
+    /// The shard's cumulative traffic counted by the driver (zero for cores without sockets);
+    /// copied into the `ShardStats` reply.
+    fn traffic(&self) -> wavegate_shared::protocol::ShardTraffic {
+        wavegate_shared::protocol::ShardTraffic::default()
+    }
 }
 
 /// For cores without sockets (tests, benches): every open succeeds.

@@ -20,7 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{CallId, LegTag, RequestId, ShardId};
 
+mod traffic;
 mod webrtc;
+pub use traffic::*;
 pub use webrtc::*;
 
 /// Bytes before the body: kind (1) + request id (8).

@@ -27,7 +27,7 @@ use crate::ring::{self, Consumer, Producer, RING_HEADER_BYTES};
 /// "WAVEGATE" in ASCII, little-endian.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"WAVEGATE");
 /// Bumped on every incompatible change of the layout or of the message schema.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 const PAGE: usize = 4096;
 const SLOT_BYTES: usize = 64;
 /// Most shards one region can describe.
@@ -174,6 +174,19 @@ struct Mapping {
     guest_taken: AtomicBool,
 }
 
+/// Occupancy of one shard's two rings ([`Region::ring_depths`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingDepths {
+    /// Bytes queued in the command ring.
+    pub commands: u64,
+    /// Bytes queued in the event ring.
+    pub events: u64,
+    /// Data bytes of the command ring.
+    pub command_capacity: u32,
+    /// Data bytes of the event ring.
+    pub event_capacity: u32,
+}
+
 /// A mapped control region. Cheap to clone; the mapping lives while any clone or endpoint does.
 #[derive(Clone)]
 pub struct Region {
@@ -301,6 +314,21 @@ impl Region {
         Some(unsafe { &*(self.base().add(PAGE + usize::from(shard.0) * SLOT_BYTES) as *const ShardSlot) })
     }
 
+    /// Bytes queued now in `shard`'s command ring (host to shard) and event ring (shard to
+    /// host), read from the ring headers: no endpoint, no lock. `None` when out of range.
+    pub fn ring_depths(&self, shard: ShardId) -> Option<RingDepths> {
+        if shard.0 >= self.inner.geometry.shards {
+            return None;
+        }
+        let g = self.inner.geometry;
+        let (cmd, evt) = self.ring_bases(shard.0);
+        // SAFETY: both bases are ring headers inside the live mapping held by `self`.
+        let (commands, events) = unsafe {
+            (ring::depth(cmd, u64::from(g.command_ring_bytes)), ring::depth(evt, u64::from(g.event_ring_bytes)))
+        };
+        Some(RingDepths { commands, events, command_capacity: g.command_ring_bytes, event_capacity: g.event_ring_bytes })
+    }
+
     /// Takes the host ends of every shard's rings (once per process).
     pub fn take_host_channels(&self) -> Result<Vec<HostChannel>, RegionError> {
         if self.inner.host_taken.swap(true, Ordering::AcqRel) {
@@ -386,6 +414,31 @@ mod tests {
         guest.shard(ShardId(1)).unwrap().beat(123, 4);
         assert_eq!(host.shard(ShardId(1)).unwrap().heartbeat_ns(), 123);
         assert!(host.shard(ShardId(2)).is_none());
+    }
+
+    #[test]
+    fn ring_depths_follow_push_and_pop() {
+        let host = Region::create(Geometry::with_shards(2)).unwrap();
+        let guest = Region::attach(dup(&host)).unwrap();
+        let mut h = host.take_host_channels().unwrap();
+        let mut g = guest.take_guest_channels().unwrap();
+        let empty = host.ring_depths(ShardId(1)).unwrap();
+        assert_eq!((empty.commands, empty.events), (0, 0));
+        assert_eq!(empty.command_capacity, Geometry::with_shards(2).command_ring_bytes);
+        h[1].commands.try_push(b"hello").unwrap();
+        h[1].commands.try_push(b"again!!!!").unwrap();
+        g[1].events.try_push(b"back").unwrap();
+        // 4-byte length prefix, padded to 8: 5 -> 16, 9 -> 16, 4 -> 8.
+        let d = guest.ring_depths(ShardId(1)).unwrap();
+        assert_eq!((d.commands, d.events), (32, 8));
+        assert_eq!(h[1].commands.queued_bytes(), 32);
+        assert_eq!(host.ring_depths(ShardId(0)).unwrap().commands, 0);
+        let mut out = Vec::new();
+        assert!(g[1].commands.try_pop(&mut out).unwrap());
+        assert!(h[1].events.try_pop(&mut out).unwrap());
+        let d = host.ring_depths(ShardId(1)).unwrap();
+        assert_eq!((d.commands, d.events), (16, 0));
+        assert!(host.ring_depths(ShardId(2)).is_none());
     }
 
     #[test]

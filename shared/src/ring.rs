@@ -126,6 +126,21 @@ pub(crate) unsafe fn endpoints(
     (Producer { raw, head, _keep: keep.clone() }, Consumer { raw, tail, _keep: keep })
 }
 
+/// Bytes queued in the ring at `base` (producer position minus consumer position, clamped to
+/// `capacity`), read from its header without being either endpoint: for gauges. The two
+/// positions are read one after the other, so the figure is a snapshot of a moving ring.
+///
+/// # Safety
+/// `base` points at a ring header inside a live mapping (as for [`endpoints`]).
+pub(crate) unsafe fn depth(base: *const u8, capacity: u64) -> u64 {
+    // SAFETY: the caller guarantees a mapped, aligned header; only atomics are read.
+    let header = unsafe { &*(base as *const RingHeader) };
+    let tail = header.tail.0.load(Ordering::Acquire);
+    let head = header.head.0.load(Ordering::Acquire);
+    // A corrupt peer can make head < tail: report it as empty rather than as huge.
+    if head < tail { 0 } else { (head - tail).min(capacity) }
+}
+
 /// Zeroes a ring's header. Only for a freshly created region.
 ///
 /// # Safety

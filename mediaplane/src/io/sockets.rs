@@ -14,12 +14,20 @@
 //! The shard's single WebRTC socket (when enabled) lives here too, polled with
 //! [`TOKEN_WEBRTC`]; [`SocketTable::pump_webrtc`] hands its datagrams to the bridge. The bridge
 //! path allocates inside str0m (see docs/webrtc.md).
+//!
+//! The table also keeps the shard's [`ShardTraffic`]: every datagram read and every datagram
+//! the kernel accepts is counted with plain additions (the shard thread owns the table and
+//! answers `ShardStats` from it), and each relay forward records the time from the end of the
+//! `recvmmsg` that read it to the return of its `sendto` (one extra vDSO clock read per
+//! forwarded datagram, one per batch).
 
 use std::mem::{MaybeUninit, size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::os::fd::AsRawFd;
 
 use io_uring::{opcode, squeue, types};
+use wavegate_shared::clock::monotonic_ns;
+use wavegate_shared::protocol::ShardTraffic;
 
 use crate::relay::{DropReason, PortSockets, Relay, Verdict};
 use crate::webrtc::bridge::{Bridge, BridgeIo};
@@ -67,6 +75,7 @@ pub struct SocketTable {
     pending: Vec<squeue::Entry>,
     batch: Box<RecvBatch>,
     webrtc: Option<UdpSocket>,
+    traffic: ShardTraffic,
 }
 
 /// Sends for the bridge from the table's sockets (borrowed apart from the receive buffers).
@@ -74,19 +83,24 @@ struct Sender<'a> {
     first: u16,
     slots: &'a [Option<Slot>],
     webrtc: Option<i32>,
+    traffic: &'a mut ShardTraffic,
 }
 
 impl BridgeIo for Sender<'_> {
     fn send_webrtc(&mut self, dst: SocketAddr, buf: &[u8]) {
-        if let Some(fd) = self.webrtc {
-            send_to(fd, buf, dst);
+        if let Some(fd) = self.webrtc
+            && send_to(fd, buf, dst)
+        {
+            self.traffic.sent(buf.len());
         }
     }
 
     fn send_rtp(&mut self, from_port: u16, dst: SocketAddr, buf: &[u8]) {
         let slot = from_port.checked_sub(self.first).and_then(|j| self.slots.get(usize::from(j)));
-        if let Some(Some(slot)) = slot {
-            send_to(slot.socket.as_raw_fd(), buf, dst);
+        if let Some(Some(slot)) = slot
+            && send_to(slot.socket.as_raw_fd(), buf, dst)
+        {
+            self.traffic.sent(buf.len());
         }
     }
 }
@@ -114,11 +128,13 @@ impl SocketTable {
             pending: Vec::with_capacity(64),
             batch,
             webrtc: None,
+            traffic: ShardTraffic::default(),
         }
     }
 
-    fn sender(&self) -> Sender<'_> {
-        Sender { first: self.first, slots: &self.slots, webrtc: self.webrtc.as_ref().map(AsRawFd::as_raw_fd) }
+    fn sender(&mut self) -> Sender<'_> {
+        let webrtc = self.webrtc.as_ref().map(AsRawFd::as_raw_fd);
+        Sender { first: self.first, slots: &self.slots, webrtc, traffic: &mut self.traffic }
     }
 
     /// Binds the shard's WebRTC socket on `addr` (port 0 picks one) and queues its poll;
@@ -142,11 +158,13 @@ impl SocketTable {
     pub fn pump_webrtc(&mut self, bridge: &mut Bridge, now_ns: u64) -> usize {
         let Some(fd) = self.webrtc.as_ref().map(AsRawFd::as_raw_fd) else { return 0 };
         let mut received = 0;
-        let Self { first, slots, batch, .. } = self;
-        let mut sender = Sender { first: *first, slots, webrtc: Some(fd) };
+        let Self { first, slots, batch, traffic, .. } = self;
+        let mut sender = Sender { first: *first, slots, webrtc: Some(fd), traffic };
         loop {
             let n = recv_batch(fd, batch);
             received += n;
+            let bytes = (0..n).map(|i| (batch.msgs[i].msg_len as usize).min(RECV_BUF)).sum();
+            sender.traffic.received(n, bytes);
             for i in 0..n {
                 let len = (batch.msgs[i].msg_len as usize).min(RECV_BUF);
                 let Some(src) = sockaddr_to_std(&batch.addrs[i]) else { continue };
@@ -199,7 +217,7 @@ impl SocketTable {
         let fd = slot.socket.as_raw_fd();
         let local_port = self.first + index as u16;
         let webrtc_fd = self.webrtc.as_ref().map(AsRawFd::as_raw_fd);
-        let Self { first, slots, batch, .. } = self;
+        let Self { first, slots, batch, traffic, .. } = self;
         let out_fd = |port: u16| {
             let j = usize::from(port.checked_sub(*first)?);
             slots.get(j)?.as_ref().map(|s| s.socket.as_raw_fd())
@@ -209,19 +227,26 @@ impl SocketTable {
             if n == 0 {
                 break;
             }
+            let received_ns = monotonic_ns();
             stats.received += n;
+            let bytes = (0..n).map(|i| (batch.msgs[i].msg_len as usize).min(RECV_BUF)).sum();
+            traffic.received(n, bytes);
             for i in 0..n {
                 let len = batch.msgs[i].msg_len as usize;
                 let Some(src) = sockaddr_to_std(&batch.addrs[i]) else { continue };
                 let buf = &mut batch.bufs[i][..len.min(RECV_BUF)];
                 match relay.on_packet(now_ns, local_port, src, buf) {
                     Verdict::Forward(f) => match out_fd(f.out_port) {
-                        Some(out) if send_to(out, &buf[..f.len], f.dst) => stats.forwarded += 1,
+                        Some(out) if send_to(out, &buf[..f.len], f.dst) => {
+                            stats.forwarded += 1;
+                            traffic.sent(f.len);
+                            traffic.relay_latency.record(monotonic_ns().saturating_sub(received_ns));
+                        }
                         _ => stats.send_errors += 1,
                     },
                     Verdict::Drop(DropReason::UnknownPort) => {
                         if let Some(b) = bridge.as_deref_mut() {
-                            let mut sender = Sender { first: *first, slots, webrtc: webrtc_fd };
+                            let mut sender = Sender { first: *first, slots, webrtc: webrtc_fd, traffic };
                             b.on_sip_packet(now_ns, local_port, src, buf, &mut sender);
                         }
                     }
@@ -251,6 +276,10 @@ impl PortSockets for SocketTable {
             self.slots[index] = Some(Slot { socket, generation });
         }
         Ok(())
+    }
+
+    fn traffic(&self) -> ShardTraffic {
+        self.traffic.clone()
     }
 
     fn close(&mut self, rtp_port: u16) {

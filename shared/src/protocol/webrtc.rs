@@ -152,6 +152,9 @@ pub struct ShardCounters {
     pub calls: u32,
     /// Drops at the shard's WebRTC socket (all zero when WebRTC is disabled).
     pub webrtc: WebRtcDrops,
+    /// Packets and bytes each way and the relay's latency histogram, cumulative since the
+    /// shard started (protocol version 5).
+    pub traffic: super::ShardTraffic,
 }
 
 /// Datagrams dropped at a shard's WebRTC socket, by reason. Counted since the shard started.
