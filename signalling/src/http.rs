@@ -45,6 +45,9 @@ pub async fn refresh_shard_metrics(state: &AppState) {
         let shard = wavegate_shared::ShardId(k);
         let age = client.heartbeat_age(shard);
         let calls = client.region().shard(shard).map_or(0, |s| s.calls());
+        if let Some(depths) = client.region().ring_depths(shard) {
+            metrics.shard_rings(k, depths);
+        }
         let start = std::time::Instant::now();
         match client
             .request(shard, &wavegate_shared::protocol::ShardStats)
@@ -53,6 +56,7 @@ pub async fn refresh_shard_metrics(state: &AppState) {
             Ok(c) => {
                 metrics.media_request(start.elapsed());
                 metrics.shard(k, c.calls, age, Some(&c.webrtc));
+                metrics.shard_traffic(k, &c.traffic);
             }
             Err(e) => {
                 tracing::debug!(shard = k, error = %e, "metrics: ShardStats");

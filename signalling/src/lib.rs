@@ -11,6 +11,7 @@ pub mod media;
 pub mod metrics;
 pub mod registry;
 pub mod rest;
+pub mod shard_traffic;
 pub mod sip;
 pub mod supervisor;
 pub mod ws;

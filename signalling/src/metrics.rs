@@ -49,6 +49,10 @@ struct Inner {
     shard_webrtc_drops: IntGaugeVec,
     media_packets: IntCounterVec,
     media_request_seconds: Histogram,
+    shard_ring_bytes: IntGaugeVec,
+    shard_ring_capacity: IntGaugeVec,
+    /// Per-shard packet counters and relay latency, rendered apart (see `shard_traffic`).
+    traffic: Mutex<crate::shard_traffic::TrafficTotals>,
 }
 
 /// The server's metrics; cheap to clone.
@@ -244,6 +248,20 @@ impl Metrics {
                 &["shard", "what"],
             ),
             media_request_seconds,
+            shard_ring_bytes: gauge_vec(
+                &r,
+                "wavegate_shard_ring_bytes",
+                "Bytes queued now in each shard's control rings: commands (signalling to shard) \
+                 and events (replies and events, shard to signalling).",
+                &["shard", "ring"],
+            ),
+            shard_ring_capacity: gauge_vec(
+                &r,
+                "wavegate_shard_ring_capacity_bytes",
+                "Data bytes of each shard's control rings.",
+                &["shard", "ring"],
+            ),
+            traffic: Mutex::new(crate::shard_traffic::TrafficTotals::default()),
             registry: r,
         };
         Metrics {
@@ -406,6 +424,27 @@ impl Metrics {
         }
     }
 
+    /// One shard's cumulative traffic as reported by its `ShardStats` reply.
+    pub fn shard_traffic(&self, shard: u16, traffic: &wavegate_shared::protocol::ShardTraffic) {
+        if let Ok(mut t) = self.inner.traffic.lock() {
+            t.absorb(shard, traffic);
+        }
+    }
+
+    /// One shard's control-ring occupancy, read from shared memory.
+    pub fn shard_rings(&self, shard: u16, depths: wavegate_shared::region::RingDepths) {
+        let s = shard.to_string();
+        let set = |v: &IntGaugeVec, ring: &str, n: u64| {
+            v.with_label_values(&[&s, ring])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        };
+        set(&self.inner.shard_ring_bytes, "commands", depths.commands);
+        set(&self.inner.shard_ring_bytes, "events", depths.events);
+        let cap = &self.inner.shard_ring_capacity;
+        set(cap, "commands", u64::from(depths.command_capacity));
+        set(cap, "events", u64::from(depths.event_capacity));
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
         if let Ok(mut a) = self.inner.attempts.lock() {
@@ -424,7 +463,11 @@ impl Metrics {
         if let Err(e) = TextEncoder::new().encode(&self.inner.registry.gather(), &mut buf) {
             tracing::warn!(error = %e, "metrics encoding");
         }
-        String::from_utf8_lossy(&buf).into_owned()
+        let mut text = String::from_utf8_lossy(&buf).into_owned();
+        if let Ok(t) = self.inner.traffic.lock() {
+            text.push_str(&t.render());
+        }
+        text
     }
 }
 

@@ -256,6 +256,7 @@ async fn click_to_call_bridges_two_callees() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     // B -> relay -> A (echo) -> relay -> B.
+    let (_, before) = s.get("/metrics").await;
     let mut back = 0;
     let mut buf = [0u8; 2048];
     for seq in 0..30u16 {
@@ -279,9 +280,71 @@ async fn click_to_call_bridges_two_callees() {
         st.answerer.rtp_packets_in >= 20,
         "A's echo not relayed: {st:?}"
     );
+    // The live call's packets show in the shard counters and the relay latency histogram
+    // (each relayed packet was received once and forwarded once; both legs relayed >= 20).
+    let (_, during) = s.get("/metrics").await;
+    let delta = |name: &str, label: Option<(&str, &str)>| {
+        metric_sum(&during, name, label) - metric_sum(&before, name, label)
+    };
+    let packets = "wavegate_shard_packets_total";
+    assert!(
+        delta(packets, Some(("direction", "in"))) >= 40.0,
+        "{during}"
+    );
+    assert!(
+        delta(packets, Some(("direction", "out"))) >= 40.0,
+        "{during}"
+    );
+    assert!(
+        delta("wavegate_shard_bytes_total", Some(("direction", "in"))) >= 40.0 * 12.0,
+        "{during}"
+    );
+    let latency = "wavegate_relay_latency_seconds_count";
+    assert!(delta(latency, None) >= 40.0, "{during}");
+    let sum = metric_sum(&during, "wavegate_relay_latency_seconds_sum", None);
+    assert!(
+        sum > 0.0 && sum < metric_sum(&during, latency, None),
+        "{during}"
+    );
+    // Ring occupancy gauges exist for both rings (their value is whatever is queued now).
+    for ring in ["commands", "events"] {
+        assert!(
+            during.contains(&format!(
+                "wavegate_shard_ring_bytes{{ring=\"{ring}\",shard=\"0\"}}"
+            )),
+            "{during}"
+        );
+        assert!(
+            metric_sum(
+                &during,
+                "wavegate_shard_ring_capacity_bytes",
+                Some(("ring", ring))
+            ) > 0.0,
+            "{during}"
+        );
+    }
     let (status, _) = s.post("call/terminate", r#"{"callId":"ctc"}"#).await;
     assert_eq!(status, 200);
     s.wait_status("ctc", "GONE").await;
     a.expect_success().await;
     b.expect_success().await;
+}
+
+/// Sum of a metric's samples in a Prometheus text scrape (0 when absent), optionally only those
+/// carrying one label value.
+fn metric_sum(text: &str, name: &str, label: Option<(&str, &str)>) -> f64 {
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("Prometheus text format");
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .filter(|s| label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
 }
