@@ -60,6 +60,7 @@ $('call').onclick = () => {
   const call = pv.call = pv.session.createCall({
     callee: $('callee').value.trim(), localVideoDisplay: $('local'), remoteVideoDisplay: $('remote'),
     constraints: pv.constraints, receiveAudio: true, receiveVideo: true,
+    videoCodec: $('videoCodec').value || undefined,
   });
   for (const st of Object.values(CALL_STATUS)) {
     call.on(st, c => {

@@ -4,8 +4,9 @@
 // /phone-video.html and checks, through the page's controls and the JS SDK:
 //   - the fake camera is listed and chosen (constraints {video: {width: 320, height: 240,
 //     deviceId: {exact}}}): the local track has that device and size;
-//   - a call to `echo` reaches ESTABLISHED; the SDK's getStats shows video encoded and the echo
-//     decoded (framesDecoded > 20, VP8 or H.264 through the media plane and the echo
+//   - a call to `echo` with VP8 and one with H.264 (the page's codec choice, the SDK's videoCodec)
+//     reach ESTABLISHED; the SDK's getStats shows video encoded and the echo
+//     decoded (framesDecoded > 20, in the chosen codec, through the media plane and the echo
 //     extension's video socket); the remote <video> in the page's display shows 320x240;
 //   - the server's /health shows the call, hangup gives FINISH and frees it.
 // Every wait is bounded; a watchdog ends the run; the browser and the server are closed or killed
@@ -52,42 +53,47 @@ async function main() {
   await page.selectOption('#camList', cam);
   await page.fill('#width', '320');
   await page.fill('#height', '240');
-  const t0 = Date.now();
-  await page.click('#call');
-  await page.waitForFunction(() => document.getElementById('callStatus').textContent === 'ESTABLISHED', null, { timeout: 10000 });
-  figures.establishedMs = Date.now() - t0;
+  // One call per codec the page offers alone (the SDK's videoCodec): VP8, then H.264 42e01f.
+  for (const codec of ['VP8', 'H264']) {
+    const f = figures[codec] = {};
+    await page.selectOption('#videoCodec', codec);
+    const t0 = Date.now();
+    await page.click('#call');
+    await page.waitForFunction(() => document.getElementById('callStatus').textContent === 'ESTABLISHED', null, { timeout: 10000 });
+    f.establishedMs = Date.now() - t0;
 
-  const local = await page.evaluate(() => {
-    const v = document.querySelector('#local video');
-    const t = v && v.srcObject && v.srcObject.getVideoTracks()[0];
-    return t ? t.getSettings() : null;
-  });
-  check(local && local.deviceId === cam, `local camera ${JSON.stringify(local)} is the chosen ${cam}`);
-  check(local.width === 320 && local.height === 240, `local camera size ${local.width}x${local.height}, asked 320x240`);
-  const stats = () => page.evaluate(() => new Promise(res => window.phoneVideo.call.getStats(s => {
-    const o = s.outboundStream.videoStats || {}, i = s.inboundStream.videoStats || {}, a = s.inboundStream.audioStats || {};
-    const v = document.querySelector('#remote video');
-    res({ framesEncoded: o.framesEncoded || 0, packetsSent: o.packetsSent || 0, framesDecoded: i.framesDecoded || 0,
-      packetsReceived: i.packetsReceived || 0, audioReceived: a.packetsReceived || 0,
-      shown: v ? `${v.videoWidth}x${v.videoHeight}` : 'no <video>' });
-  })));
-  figures.video = await until(async () => { const s = await stats(); return s.framesDecoded > 20 && s.shown === '320x240' && s; },
-    15000, 'echoed video decoded (20 frames) and shown at 320x240', 250);
-  figures.videoMs = Date.now() - t0;
-  check(figures.video.framesEncoded > 20 && figures.video.audioReceived > 50, `video encoded and audio back: ${JSON.stringify(figures.video)}`);
-  figures.codec = await page.evaluate(async () => {
-    const r = await window.phoneVideo.call.peerConnection().getStats();
-    let c = null;
-    r.forEach(v => { if (v.type === 'inbound-rtp' && v.kind === 'video') c = r.get(v.codecId); });
-    return c && c.mimeType;
-  });
-  check(/^video\/(VP8|H264)$/.test(figures.codec || ''), `echoed video codec ${figures.codec}`);
-  check((await health()).calls === 1, '/health shows the call');
-  console.log(`${label}: ESTABLISHED in ${figures.establishedMs} ms; echoed video ${figures.codec} decoded after ${figures.videoMs} ms: ${JSON.stringify(figures.video)}`);
+    const local = await page.evaluate(() => {
+      const v = document.querySelector('#local video');
+      const t = v && v.srcObject && v.srcObject.getVideoTracks()[0];
+      return t ? t.getSettings() : null;
+    });
+    check(local && local.deviceId === cam, `local camera ${JSON.stringify(local)} is the chosen ${cam}`);
+    check(local.width === 320 && local.height === 240, `local camera size ${local.width}x${local.height}, asked 320x240`);
+    const stats = () => page.evaluate(() => new Promise(res => window.phoneVideo.call.getStats(s => {
+      const o = s.outboundStream.videoStats || {}, i = s.inboundStream.videoStats || {}, a = s.inboundStream.audioStats || {};
+      const v = document.querySelector('#remote video');
+      res({ framesEncoded: o.framesEncoded || 0, packetsSent: o.packetsSent || 0, framesDecoded: i.framesDecoded || 0,
+        packetsReceived: i.packetsReceived || 0, audioReceived: a.packetsReceived || 0,
+        shown: v ? `${v.videoWidth}x${v.videoHeight}` : 'no <video>' });
+    })));
+    f.video = await until(async () => { const s = await stats(); return s.framesDecoded > 20 && s.shown === '320x240' && s; },
+      15000, 'echoed video decoded (20 frames) and shown at 320x240', 250);
+    f.videoMs = Date.now() - t0;
+    check(f.video.framesEncoded > 20 && f.video.audioReceived > 50, `video encoded and audio back: ${JSON.stringify(f.video)}`);
+    f.codec = await page.evaluate(async () => {
+      const r = await window.phoneVideo.call.peerConnection().getStats();
+      let c = null;
+      r.forEach(v => { if (v.type === 'inbound-rtp' && v.kind === 'video') c = r.get(v.codecId); });
+      return c && c.mimeType;
+    });
+    check(f.codec === `video/${codec}`, `echoed video codec ${f.codec}, chosen ${codec}`);
+    check((await health()).calls === 1, '/health shows the call');
+    console.log(`${label}: ${codec}: ESTABLISHED in ${f.establishedMs} ms; echoed video ${f.codec} decoded after ${f.videoMs} ms: ${JSON.stringify(f.video)}`);
 
-  await page.click('#hangup');
-  await page.waitForFunction(() => document.getElementById('callStatus').textContent === 'FINISH', null, { timeout: 5000 });
-  await until(async () => (await health()).calls === 0, 3000, 'hangup frees the media session');
+    await page.click('#hangup');
+    await page.waitForFunction(() => document.getElementById('callStatus').textContent === 'FINISH', null, { timeout: 5000 });
+    await until(async () => (await health()).calls === 0, 3000, 'hangup frees the media session');
+  }
   await bounded(context.close(), 10000, 'chromium close');
   context = null;
   await cleanup();

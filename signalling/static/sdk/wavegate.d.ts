@@ -48,6 +48,9 @@ export interface SessionOptions {
 
 export interface CallOptions {
   callee: string;
+  /** Offer only this video codec ('VP8', or 'H264' as 42e01f packetization-mode=1); needs
+   * RTCRtpTransceiver.setCodecPreferences, else the call fails with a clear cause. */
+  videoCodec?: 'VP8' | 'H264';
   visibleName?: string;
   /** Gets a muted <video> of the local camera when the constraints ask for video. */
   localVideoDisplay?: HTMLElement;

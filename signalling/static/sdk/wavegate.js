@@ -265,6 +265,7 @@ export class Call extends Emitter {
       pc.ontrack = e => this._renderRemote(e.track);
       for (const t of this._local.getTracks()) pc.addTransceiver(t, { direction: 'sendrecv', streams: [this._local] });
       if (this._options.receiveVideo && !this._local.getVideoTracks().length) pc.addTransceiver('video', { direction: 'recvonly' });
+      if (this._options.videoCodec) preferVideoCodec(pc, this._options.videoCodec);
       await pc.setLocalDescription(await pc.createOffer());
       // The media plane is ICE-lite without trickle: send the offer with its candidates.
       await this._gathered();
@@ -434,6 +435,26 @@ export class Call extends Emitter {
 /**
  * Opens a session. @param {{urlServer?: string, sipOptions?: object}} options @returns {Session}
  */
+/**
+ * Limits the video transceivers' offer to one codec ('VP8' or 'H264'; H.264 as constrained
+ * baseline 42e01f with packetization-mode=1, the format SIP video phones decode). The media
+ * plane answers video in the browser's order and the SIP side may pick another format of the
+ * offer, so one format keeps both sides on the same one. Needs setCodecPreferences.
+ */
+function preferVideoCodec(pc, codec) {
+  const name = String(codec).toUpperCase();
+  if (!['VP8', 'H264'].includes(name)) throw new WavegateError(`videoCodec: ${codec} is not VP8 or H264`);
+  requireApi(typeof RTCRtpTransceiver !== 'undefined' && 'setCodecPreferences' in RTCRtpTransceiver.prototype
+    && typeof RTCRtpReceiver.getCapabilities === 'function', 'RTCRtpTransceiver.setCodecPreferences');
+  const caps = (RTCRtpReceiver.getCapabilities('video') || { codecs: [] }).codecs;
+  const want = caps.filter(c => c.mimeType.toUpperCase() === `VIDEO/${name}` && (name !== 'H264'
+    || (/packetization-mode=1/.test(c.sdpFmtpLine || '') && /profile-level-id=42e01f/i.test(c.sdpFmtpLine || ''))));
+  if (!want.length) throw new WavegateError(`videoCodec: this browser cannot receive ${name}`);
+  for (const t of pc.getTransceivers()) {
+    if ((t.receiver.track && t.receiver.track.kind) === 'video') t.setCodecPreferences(want);
+  }
+}
+
 export function createSession(options) { return new Session(options); }
 
 /**
