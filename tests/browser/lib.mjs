@@ -234,7 +234,7 @@ export async function launchChromium() {
     executablePath: CHROMIUM, headless: true, timeout: 15000,
     args: [
       '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
-      '--use-fake-device-for-media-stream=device-count=2', '--use-fake-ui-for-media-stream',
+      '--use-fake-device-for-media-stream=device-count=3', '--use-fake-ui-for-media-stream',
       '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required',
       '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
       '--no-default-browser-check', '--disable-default-apps', '--disable-extensions',
