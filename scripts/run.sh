@@ -6,4 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh build
 cargo build --release --locked --bin wavegate --bin wavegate-mediaplane
-exec target/release/wavegate "$@"
+# Honour CARGO_TARGET_DIR: cargo built there, so the binary is there too.
+exec "${CARGO_TARGET_DIR:-target}/release/wavegate" "$@"
