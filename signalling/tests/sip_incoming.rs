@@ -210,14 +210,21 @@ async fn sipp_calls_a_registered_session_through_kamailio() {
     );
     let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     call.answer(rtp_sdp(rtp.local_addr().unwrap().port()));
-    assert_eq!(
-        next_state(&mut call.call).await,
-        s(CallState::Established, "Answered")
-    );
-    assert_eq!(
-        next_state(&mut call.call).await,
-        s(CallState::Finish, "Normal call clearing")
-    );
+    // A lost ACK or BYE here has been seen once under CI load: say what SIPp and Kamailio saw.
+    for want in [
+        s(CallState::Established, "Answered"),
+        s(CallState::Finish, "Normal call clearing"),
+    ] {
+        let wait = EVENT_WAIT - Duration::from_secs(1);
+        let got = tokio::time::timeout(wait, next_state(&mut call.call)).await;
+        assert_eq!(
+            got.as_ref().ok(),
+            Some(&want),
+            "sipp:\n{}\nkamailio:\n{}",
+            sipp.logs(),
+            kamailio.log()
+        );
+    }
     sipp.expect_success().await;
     released(&server).await;
     let _ = reg.unregister().await;

@@ -43,6 +43,11 @@ fn config(first_port: u16) -> Config {
         last: first_port + 99,
     };
     c.http.listen = "127.0.0.1:0".parse().unwrap();
+    // Tests run in parallel: never the default WebRTC port 8443.
+    c.media.webrtc_port_base = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free UDP port");
     c
 }
 

@@ -37,12 +37,7 @@ pub async fn start_with(
     key: Option<&str>,
     tune: impl FnOnce(&mut wavegate_signalling::config::Config),
 ) -> RestServer {
-    let webrtc = sip_peers::free_udp_port();
-    let mut server = sip_peers::media_server_with(first_port, |c| {
-        c.media.webrtc_port_base = webrtc;
-        tune(c)
-    })
-    .await;
+    let mut server = sip_peers::media_server_with(first_port, tune).await;
     let counter = wavegate_signalling::metrics::SipCounter(server.registry.metrics().clone());
     let ua = SipUserAgent::start_observed("127.0.0.1:0".parse().unwrap(), Some(Box::new(counter)))
         .await

@@ -214,6 +214,8 @@ pub async fn media_server_with(first_port: u16, tune: impl FnOnce(&mut Config)) 
         last: first_port + 99,
     };
     c.http.listen = "127.0.0.1:0".parse().unwrap();
+    // Tests run in parallel: each server gets its own WebRTC port, never the default 8443.
+    c.media.webrtc_port_base = free_udp_port();
     tune(&mut c);
     let server = Server::start(&c);
     let mut rx = server.supervisor.watch_state();
