@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::transfer::{TransferStep, Transferor};
+use super::transfer::{TransferParty, Transferor};
 use super::{Action, CallState, Cause, Direction, report};
 
 /// How long a 2xx waits for its ACK (64*T1) before the call is given up with BYE.
@@ -235,60 +235,6 @@ impl IncomingCall {
         out
     }
 
-    /// The far end asked us (REFER, answered 202) to call `target` instead: this call ends
-    /// with BYE and the session places the new call.
-    pub fn on_refer(&mut self, target: &str) -> Vec<Action> {
-        let mut out = Vec::new();
-        if self.phase == Phase::Confirmed {
-            out.push(Action::SendBye);
-            out.push(Action::ReleaseMedia);
-            self.finish(
-                CallState::Finish,
-                Cause::Transferred(target.to_string()),
-                &mut out,
-            );
-        }
-        out
-    }
-
-    /// The owner transfers the established call to `target` (we send REFER).
-    pub fn transfer(&mut self, target: &str) -> Vec<Action> {
-        if self.phase != Phase::Confirmed || !self.transfer.start(target) {
-            return Vec::new();
-        }
-        vec![Action::SendRefer(target.to_string())]
-    }
-
-    /// The final response to our REFER (408 when it timed out).
-    pub fn on_refer_final(&mut self, status: u16, reason: &str) -> Vec<Action> {
-        let steps = self.transfer.on_refer_final(status, reason);
-        self.transfer_steps(steps)
-    }
-
-    /// A NOTIFY of our REFER's subscription with this sipfrag status.
-    pub fn on_transfer_notify(&mut self, status: u16, reason: &str) -> Vec<Action> {
-        let steps = self.transfer.on_notify(status, reason);
-        self.transfer_steps(steps)
-    }
-
-    fn transfer_steps(&mut self, steps: Vec<TransferStep>) -> Vec<Action> {
-        let mut out = Vec::new();
-        if self.phase != Phase::Confirmed {
-            return out;
-        }
-        for step in steps {
-            match step {
-                TransferStep::Report(p) => out.push(Action::Transfer(p)),
-                TransferStep::Done(target) => {
-                    out.push(Action::SendBye);
-                    out.push(Action::ReleaseMedia);
-                    self.finish(CallState::Finish, Cause::Transferred(target), &mut out);
-                }
-            }
-        }
-        out
-    }
-
     /// The time in [`deadline`](Self::deadline) has come.
     pub fn on_deadline(&mut self, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
@@ -315,6 +261,20 @@ impl IncomingCall {
     /// The configured ringing time.
     pub fn no_answer(&self) -> Duration {
         self.no_answer
+    }
+}
+
+impl TransferParty for IncomingCall {
+    fn confirmed(&self) -> bool {
+        self.phase == Phase::Confirmed
+    }
+
+    fn transferor(&mut self) -> &mut Transferor {
+        &mut self.transfer
+    }
+
+    fn finish_transferred(&mut self, target: String, out: &mut Vec<Action>) {
+        self.finish(CallState::Finish, Cause::Transferred(target), out);
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::transfer::{TransferStep, Transferor};
+use super::transfer::{TransferParty, Transferor};
 use super::{Action, CallState, Cause, Direction, report};
 
 /// How long to wait for the far end's final response after our CANCEL (64*T1).
@@ -231,61 +231,6 @@ impl OutgoingCall {
         out
     }
 
-    /// The far end asked us (REFER) to call `target` instead: this call ends with BYE.
-    pub fn on_refer(&mut self, target: &str) -> Vec<Action> {
-        let mut out = Vec::new();
-        if self.phase == Phase::Confirmed {
-            self.phase = Phase::Done;
-            out.push(Action::SendBye);
-            out.push(Action::ReleaseMedia);
-            self.set(
-                CallState::Finish,
-                Cause::Transferred(target.to_string()),
-                &mut out,
-            );
-        }
-        out
-    }
-
-    /// The session transfers the established call to `target` (we send REFER).
-    pub fn transfer(&mut self, target: &str) -> Vec<Action> {
-        if self.phase != Phase::Confirmed || !self.transfer.start(target) {
-            return Vec::new();
-        }
-        vec![Action::SendRefer(target.to_string())]
-    }
-
-    /// The final response to our REFER (408 when it timed out).
-    pub fn on_refer_final(&mut self, status: u16, reason: &str) -> Vec<Action> {
-        let steps = self.transfer.on_refer_final(status, reason);
-        self.transfer_steps(steps)
-    }
-
-    /// A NOTIFY of our REFER's subscription with this sipfrag status (the driver answered 200).
-    pub fn on_transfer_notify(&mut self, status: u16, reason: &str) -> Vec<Action> {
-        let steps = self.transfer.on_notify(status, reason);
-        self.transfer_steps(steps)
-    }
-
-    fn transfer_steps(&mut self, steps: Vec<TransferStep>) -> Vec<Action> {
-        let mut out = Vec::new();
-        if self.phase != Phase::Confirmed {
-            return out;
-        }
-        for step in steps {
-            match step {
-                TransferStep::Report(p) => out.push(Action::Transfer(p)),
-                TransferStep::Done(target) => {
-                    self.phase = Phase::Done;
-                    out.push(Action::SendBye);
-                    out.push(Action::ReleaseMedia);
-                    self.set(CallState::Finish, Cause::Transferred(target), &mut out);
-                }
-            }
-        }
-        out
-    }
-
     /// The media plane failed for this call.
     pub fn on_media_failure(&mut self, now: Instant, why: &str) -> Vec<Action> {
         let mut out = Vec::new();
@@ -388,6 +333,21 @@ impl OutgoingCall {
             self.set(CallState::Established, Cause::Resumed, &mut out);
         }
         out
+    }
+}
+
+impl TransferParty for OutgoingCall {
+    fn confirmed(&self) -> bool {
+        self.phase == Phase::Confirmed
+    }
+
+    fn transferor(&mut self) -> &mut Transferor {
+        &mut self.transfer
+    }
+
+    fn finish_transferred(&mut self, target: String, out: &mut Vec<Action>) {
+        self.phase = Phase::Done;
+        self.set(CallState::Finish, Cause::Transferred(target), out);
     }
 }
 

@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+use super::Action;
+
 /// One step of our transfer, reported to the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransferProgress {
@@ -284,5 +286,69 @@ mod tests {
             let line = format!("SIP/2.0 {code} {reason}\r\n");
             prop_assert_eq!(sipfrag_status(&line), Some((code, reason.trim().to_string())));
         }
+    }
+}
+
+/// The transfer glue both call cores share: REFER from the far end, our own REFER and the
+/// NOTIFYs that follow. A core lends its phase, its [`Transferor`] and how it ends a call;
+/// every step is ignored unless the call is confirmed.
+pub trait TransferParty {
+    /// Whether the call is confirmed (the only phase in which transfers act).
+    fn confirmed(&self) -> bool;
+    /// The call's transfer state.
+    fn transferor(&mut self) -> &mut Transferor;
+    /// Ends the confirmed call as transferred to `target`, pushing the final report to `out`.
+    fn finish_transferred(&mut self, target: String, out: &mut Vec<Action>);
+
+    /// The far end asked us (REFER, answered 202) to call `target` instead: this call ends
+    /// with BYE and the session places the new call.
+    fn on_refer(&mut self, target: &str) -> Vec<Action> {
+        self.end_for_transfer(target.to_string())
+    }
+
+    /// The owner transfers the established call to `target` (we send REFER).
+    fn transfer(&mut self, target: &str) -> Vec<Action> {
+        if !self.confirmed() || !self.transferor().start(target) {
+            return Vec::new();
+        }
+        vec![Action::SendRefer(target.to_string())]
+    }
+
+    /// The final response to our REFER (408 when it timed out).
+    fn on_refer_final(&mut self, status: u16, reason: &str) -> Vec<Action> {
+        let steps = self.transferor().on_refer_final(status, reason);
+        self.transfer_steps(steps)
+    }
+
+    /// A NOTIFY of our REFER's subscription with this sipfrag status (the driver answered 200).
+    fn on_transfer_notify(&mut self, status: u16, reason: &str) -> Vec<Action> {
+        let steps = self.transferor().on_notify(status, reason);
+        self.transfer_steps(steps)
+    }
+
+    #[doc(hidden)]
+    fn transfer_steps(&mut self, steps: Vec<TransferStep>) -> Vec<Action> {
+        let mut out = Vec::new();
+        if !self.confirmed() {
+            return out;
+        }
+        for step in steps {
+            match step {
+                TransferStep::Report(p) => out.push(Action::Transfer(p)),
+                TransferStep::Done(target) => out.extend(self.end_for_transfer(target)),
+            }
+        }
+        out
+    }
+
+    #[doc(hidden)]
+    fn end_for_transfer(&mut self, target: String) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.confirmed() {
+            out.push(Action::SendBye);
+            out.push(Action::ReleaseMedia);
+            self.finish_transferred(target, &mut out);
+        }
+        out
     }
 }

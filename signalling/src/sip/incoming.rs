@@ -27,6 +27,7 @@ use super::dialog::Dialog;
 use super::dispatch::{InboundTx, Routes};
 use super::wire;
 use crate::call::incoming::IncomingCall as Core;
+use crate::call::transfer::TransferParty as _;
 use crate::call::{Action, Cause};
 use crate::media::MediaService;
 

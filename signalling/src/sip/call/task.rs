@@ -4,6 +4,8 @@
 //! parent's private items through `super::*`.
 
 use super::*;
+use crate::call::transfer::TransferParty as _;
+
 pub(super) struct OutgoingTask {
     pub(super) inner: EndpointInnerRef,
     pub(super) routes: Routes,
