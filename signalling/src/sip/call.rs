@@ -22,7 +22,7 @@ use wavegate_shared::{CallId, LegTag};
 use super::account::{SipAccount, Transport};
 use super::client::{ClientError, SipUserAgent};
 use super::dialog::Dialog;
-use super::digest::{AuthHeader, Challenge, DigestSession};
+use super::digest::{Challenge, DigestSession};
 use super::dispatch::{InboundTx, Routes};
 pub(crate) use super::in_dialog::{InDialog, notify_refer, refer_request, serve_in_dialog};
 pub use super::in_dialog::{dtmf_digit, dtmf_relay_body};
@@ -347,16 +347,17 @@ pub(crate) fn reports_first(actions: Vec<Action>) -> impl Iterator<Item = Action
     reports.into_iter().chain(rest)
 }
 
-/// Sends a REFER (or reports 481 when there is no dialog to send it in) and hands its final
-/// response to the call task.
-pub(crate) fn spawn_refer(
+/// Sends an in-dialog request (or reports 481 when there is no dialog to send it in) and hands
+/// its final response, made into a [`Done`] by `done_as`, to the call task.
+pub(crate) fn spawn_in_dialog(
     inner: &EndpointInnerRef,
     sent: Option<(rsip::Request, SipAddr)>,
     timeout: Duration,
     done: &mpsc::UnboundedSender<Done>,
+    done_as: fn(u16, String) -> Done,
 ) {
     let Some((req, dest)) = sent else {
-        let _ = done.send(Done::Refer(481, "No dialog".into()));
+        let _ = done.send(done_as(481, "No dialog".into()));
         return;
     };
     let inner = inner.clone();
@@ -365,6 +366,6 @@ pub(crate) fn spawn_refer(
         let (s, r) = wire::request_final(&inner, req, &dest, timeout)
             .await
             .unwrap_or((408, "Request Timeout".into()));
-        let _ = done.send(Done::Refer(s, r));
+        let _ = done.send(done_as(s, r));
     });
 }

@@ -23,9 +23,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::account::{AccountError, RawSipAccount, SipAccount, Transport};
-use super::digest::AuthHeader;
 use super::dispatch::{self, InboundTx, Routes};
 use super::register::{FinalResponse, RegEvent, RegisterCore, RegisterRequest, Step};
+use super::wire;
 
 /// How long one REGISTER transaction may take (RFC 3261 Timer F is 64*T1 = 32 s).
 pub const DEFAULT_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(32);
@@ -503,14 +503,8 @@ impl RegistrationTask {
             Header::Expires(req.expires.into()),
             Header::UserAgent(rsip::headers::UserAgent::new("wavegate")),
         ];
-        match &req.authorization {
-            Some((AuthHeader::Authorization, v)) => headers.push(Header::Authorization(
-                rsip::headers::Authorization::new(v.clone()),
-            )),
-            Some((AuthHeader::ProxyAuthorization, v)) => headers.push(Header::ProxyAuthorization(
-                rsip::headers::ProxyAuthorization::new(v.clone()),
-            )),
-            None => {}
+        if let Some((kind, value)) = &req.authorization {
+            headers.push(wire::auth_header(*kind, value.clone()));
         }
         for h in &a.extra_headers {
             headers.push(Header::Other(h.name.clone(), h.value.clone()));

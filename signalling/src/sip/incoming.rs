@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use super::call::{
     CallEvent, CallHandle, CallOptions, Command, Done, InDialog, MediaLeg, notify_refer,
-    refer_request, reports_first, serve_in_dialog, spawn_refer,
+    refer_request, reports_first, serve_in_dialog, spawn_in_dialog,
 };
 use super::client::SipUserAgent;
 use super::dialog::Dialog;
@@ -513,22 +513,13 @@ impl IncomingTask {
                         let dest = wire::sip_addr(&d.next_hop(), tcp).ok()?;
                         Some((req, dest))
                     });
-                    match sent {
-                        Some((req, dest)) => {
-                            let inner = self.inner.clone();
-                            let timeout = self.options.transaction_timeout;
-                            let done = done_tx.clone();
-                            tokio::spawn(async move {
-                                let (s, r) = wire::request_final(&inner, req, &dest, timeout)
-                                    .await
-                                    .unwrap_or((408, "Request Timeout".into()));
-                                let _ = done.send(Done::Reinvite(s, r));
-                            });
-                        }
-                        None => {
-                            let _ = done_tx.send(Done::Reinvite(481, "No dialog".into()));
-                        }
-                    }
+                    spawn_in_dialog(
+                        &self.inner,
+                        sent,
+                        self.options.transaction_timeout,
+                        done_tx,
+                        Done::Reinvite,
+                    );
                 }
                 Action::SendRefer(target) => {
                     let tcp = self.contact.contains("transport=tcp");
@@ -537,7 +528,13 @@ impl IncomingTask {
                         let dest = wire::sip_addr(&d.next_hop(), tcp).ok()?;
                         Some((req, dest))
                     });
-                    spawn_refer(&self.inner, sent, self.options.transaction_timeout, done_tx);
+                    spawn_in_dialog(
+                        &self.inner,
+                        sent,
+                        self.options.transaction_timeout,
+                        done_tx,
+                        Done::Refer,
+                    );
                 }
                 Action::Transfer(p) => {
                     let _ = self.events.send(CallEvent::TransferProgress(p));

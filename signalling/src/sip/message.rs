@@ -8,7 +8,7 @@ use rsipstack::transaction::random_text;
 use super::account::SipAccount;
 use super::call::{CallOptions, callee_uri, first_hop};
 use super::client::{ClientError, SipUserAgent};
-use super::digest::{AuthHeader, Challenge, DigestSession};
+use super::digest::{Challenge, DigestSession};
 use super::wire;
 
 impl SipUserAgent {
@@ -58,14 +58,7 @@ impl SipUserAgent {
                     account.password.expose(),
                     &random_text(16),
                 );
-                headers.push(match session.header {
-                    AuthHeader::Authorization => {
-                        Header::Authorization(rsip::headers::Authorization::new(value))
-                    }
-                    AuthHeader::ProxyAuthorization => {
-                        Header::ProxyAuthorization(rsip::headers::ProxyAuthorization::new(value))
-                    }
-                });
+                headers.push(wire::auth_header(session.header, value));
             }
             for h in &account.extra_headers {
                 headers.push(Header::Other(h.name.clone(), h.value.clone()));
@@ -97,21 +90,8 @@ impl SipUserAgent {
             };
             let status = resp.status_code.code();
             if matches!(status, 401 | 407) && digest.is_none() {
-                let values: Vec<String> = resp
-                    .headers
-                    .iter()
-                    .filter_map(|h| match (h, status) {
-                        (Header::WwwAuthenticate(v), 401) => Some(v.value().to_string()),
-                        (Header::ProxyAuthenticate(v), 407) => Some(v.value().to_string()),
-                        _ => None,
-                    })
-                    .collect();
+                let (values, header) = wire::challenges(&resp, status);
                 if let Ok(challenge) = Challenge::choose(values.iter().map(String::as_str)) {
-                    let header = if status == 401 {
-                        AuthHeader::Authorization
-                    } else {
-                        AuthHeader::ProxyAuthorization
-                    };
                     digest = Some(DigestSession::new(challenge, header));
                     continue;
                 }

@@ -13,6 +13,7 @@ use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transport::SipAddr;
 use tokio::sync::mpsc;
 
+use super::digest::AuthHeader;
 use crate::call::Direction;
 
 /// The address requests for `uri` go to (`tcp`: force TCP).
@@ -182,4 +183,36 @@ mod tests {
         assert_eq!(answer_direction(Direction::SendOnly), Direction::RecvOnly);
         assert_eq!(answer_direction(Direction::Inactive), Direction::Inactive);
     }
+}
+
+/// The Authorization or Proxy-Authorization header (as `kind` says) carrying `value`.
+pub fn auth_header(kind: AuthHeader, value: String) -> Header {
+    match kind {
+        AuthHeader::Authorization => {
+            Header::Authorization(rsip::headers::Authorization::new(value))
+        }
+        AuthHeader::ProxyAuthorization => {
+            Header::ProxyAuthorization(rsip::headers::ProxyAuthorization::new(value))
+        }
+    }
+}
+
+/// A 401's WWW-Authenticate or a 407's Proxy-Authenticate challenges, and the header kind that
+/// answers them.
+pub fn challenges(resp: &rsip::Response, status: u16) -> (Vec<String>, AuthHeader) {
+    let values = resp
+        .headers
+        .iter()
+        .filter_map(|h| match (h, status) {
+            (Header::WwwAuthenticate(v), 401) => Some(v.value().to_string()),
+            (Header::ProxyAuthenticate(v), 407) => Some(v.value().to_string()),
+            _ => None,
+        })
+        .collect();
+    let kind = if status == 401 {
+        AuthHeader::Authorization
+    } else {
+        AuthHeader::ProxyAuthorization
+    };
+    (values, kind)
 }

@@ -175,14 +175,7 @@ impl OutgoingTask {
                 a.password.expose(),
                 &random_text(16),
             );
-            headers.push(match session.header {
-                AuthHeader::Authorization => {
-                    Header::Authorization(rsip::headers::Authorization::new(value))
-                }
-                AuthHeader::ProxyAuthorization => {
-                    Header::ProxyAuthorization(rsip::headers::ProxyAuthorization::new(value))
-                }
-            });
+            headers.push(wire::auth_header(session.header, value));
         }
         for h in &a.extra_headers {
             headers.push(Header::Other(h.name.clone(), h.value.clone()));
@@ -217,15 +210,7 @@ impl OutgoingTask {
         }
         if matches!(status, 401 | 407) && !self.core.state().is_final() && self.auth_attempts < 2 {
             self.auth_attempts += 1;
-            let values: Vec<String> = resp
-                .headers
-                .iter()
-                .filter_map(|h| match (h, status) {
-                    (Header::WwwAuthenticate(v), 401) => Some(v.value().to_string()),
-                    (Header::ProxyAuthenticate(v), 407) => Some(v.value().to_string()),
-                    _ => None,
-                })
-                .collect();
+            let (values, header) = wire::challenges(&resp, status);
             let stale_retry = self.digest.is_some()
                 && values
                     .iter()
@@ -233,11 +218,6 @@ impl OutgoingTask {
             if (self.digest.is_none() || stale_retry)
                 && let Ok(challenge) = Challenge::choose(values.iter().map(String::as_str))
             {
-                let header = if status == 401 {
-                    AuthHeader::Authorization
-                } else {
-                    AuthHeader::ProxyAuthorization
-                };
                 self.digest = Some(DigestSession::new(challenge, header));
                 return match self.send_invite().await {
                     Ok(rx) => Err(rx),
@@ -359,24 +339,10 @@ impl OutgoingTask {
                 Action::SendReinvite(dir) => {
                     let sdp = sdp_with_direction(&self.sip_sdp, dir);
                     self.sip_sdp = sdp.clone();
-                    match self
-                        .in_dialog(Method::Invite, Some(("application/sdp", sdp.into_bytes())))
-                    {
-                        Some((req, dest)) => {
-                            let inner = self.inner.clone();
-                            let timeout = self.options.transaction_timeout;
-                            let done = reinvite_done.clone();
-                            tokio::spawn(async move {
-                                let (s, r) = wire::request_final(&inner, req, &dest, timeout)
-                                    .await
-                                    .unwrap_or((408, "Request Timeout".into()));
-                                let _ = done.send(Done::Reinvite(s, r));
-                            });
-                        }
-                        None => {
-                            let _ = reinvite_done.send(Done::Reinvite(481, "No dialog".into()));
-                        }
-                    }
+                    let sent =
+                        self.in_dialog(Method::Invite, Some(("application/sdp", sdp.into_bytes())));
+                    let timeout = self.options.transaction_timeout;
+                    spawn_in_dialog(&self.inner, sent, timeout, reinvite_done, Done::Reinvite);
                 }
                 Action::SendRefer(target) => {
                     let tcp = self.account.transport == Transport::Tcp;
@@ -386,7 +352,7 @@ impl OutgoingTask {
                         let dest = wire::sip_addr(&d.next_hop(), tcp).ok()?;
                         Some((req, dest))
                     });
-                    spawn_refer(&self.inner, sent, timeout, reinvite_done);
+                    spawn_in_dialog(&self.inner, sent, timeout, reinvite_done, Done::Refer);
                 }
                 Action::Transfer(p) => {
                     let _ = self.events.send(CallEvent::TransferProgress(p));
