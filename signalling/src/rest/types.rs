@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::registry::{CallCmd, CallFilter};
 use crate::sip::RawSipAccount;
+use crate::ws::messages::DtmfType;
 
 /// Longest call id a REST client may choose (the WebSocket API's bound).
 pub const MAX_CALL_ID: usize = 64;
@@ -212,18 +213,6 @@ pub struct Transfer {
     pub target: String,
 }
 
-/// DTMF transport.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub enum DtmfKind {
-    /// RFC 4733 telephone-events in the RTP stream.
-    #[default]
-    #[serde(rename = "RFC2833")]
-    Rfc2833,
-    /// SIP INFO (`application/dtmf-relay`).
-    #[serde(rename = "INFO")]
-    Info,
-}
-
 /// `call/send_dtmf`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -237,7 +226,7 @@ pub struct SendDtmf {
     pub dtmf: String,
     /// RFC2833 (default) or INFO.
     #[serde(default, rename = "type")]
-    pub kind: DtmfKind,
+    pub kind: DtmfType,
 }
 
 impl SendDtmf {
@@ -257,7 +246,7 @@ impl SendDtmf {
         }
         Ok(CallCmd::Dtmf {
             digits: self.dtmf.clone(),
-            info: self.kind == DtmfKind::Info,
+            info: self.kind == DtmfType::Info,
         })
     }
 }
@@ -390,7 +379,7 @@ mod tests {
             call_id: "c".into(),
             session_id: None,
             dtmf: s.into(),
-            kind: DtmfKind::Info,
+            kind: DtmfType::Info,
         };
         assert_eq!(
             d("12#").command(),

@@ -468,9 +468,25 @@ impl Session {
                 return vec![call_msg(&call_id, "FAILED", e.to_string())];
             }
         };
+        self.follow_sip_call(&call_id, media_id, handle);
+        // The answer answers a filtered offer; filtering it again only guards the invariant.
+        let sdp = self
+            .policy(reply.browser_answer.clone(), false)
+            .unwrap_or(reply.browser_answer);
+        vec![ServerMsg::Sdp { call_id, sdp }]
+    }
+
+    /// Runs the page's SIP call `handle` in its own task, its notes coming back as
+    /// [`Internal::Sip`], and files it under both ids.
+    fn follow_sip_call(
+        &mut self,
+        call_id: &str,
+        media_id: CallId,
+        handle: crate::sip::call::CallHandle,
+    ) {
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let fwd = self.internal_tx.clone();
-        let page_id = call_id.clone();
+        let page_id = call_id.to_string();
         tokio::spawn(sip_call::run(
             handle,
             self.media.clone(),
@@ -480,14 +496,9 @@ impl Session {
                 let _ = fwd.send(Internal::Sip(page_id.clone(), note));
             },
         ));
-        self.by_media.insert(media_id.clone(), call_id.clone());
+        self.by_media.insert(media_id.clone(), call_id.to_string());
         self.calls
-            .insert(call_id.clone(), Call::Sip { media_id, commands });
-        // The answer answers a filtered offer; filtering it again only guards the invariant.
-        let sdp = self
-            .policy(reply.browser_answer.clone(), false)
-            .unwrap_or(reply.browser_answer);
-        vec![ServerMsg::Sdp { call_id, sdp }]
+            .insert(call_id.to_string(), Call::Sip { media_id, commands });
     }
 
     /// A new INVITE (or MESSAGE) for the registered login: the caller's SDP goes to the media
@@ -539,22 +550,8 @@ impl Session {
                 return Vec::new();
             }
         };
-        let (commands, commands_rx) = mpsc::unbounded_channel();
-        let fwd = self.internal_tx.clone();
-        let page_id = call_id.clone();
         let caller = incoming.from.clone();
-        tokio::spawn(sip_call::run(
-            incoming.call,
-            self.media.clone(),
-            media_id.clone(),
-            commands_rx,
-            move |note| {
-                let _ = fwd.send(Internal::Sip(page_id.clone(), note));
-            },
-        ));
-        self.by_media.insert(media_id.clone(), call_id.clone());
-        self.calls
-            .insert(call_id.clone(), Call::Sip { media_id, commands });
+        self.follow_sip_call(&call_id, media_id, incoming.call);
         vec![ServerMsg::Incoming {
             call_id,
             caller,
