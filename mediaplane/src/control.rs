@@ -159,6 +159,7 @@ pub fn handle_frame_with(
                 calls: calls as u32,
                 webrtc: bridge.as_ref().map(|b| b.drops().clone()).unwrap_or_default(),
                 traffic: sockets.traffic(),
+                transcoding_legs: bridge.as_ref().map_or(0, |b| b.transcoding_legs()) as u32,
             };
             protocol::encode_reply::<ShardStats>(id, &Ok(counters), out)?;
         }

@@ -56,6 +56,10 @@ struct Args {
     /// that has sent no PLI/FIR on the call (SIP video phones without RTCP feedback); 0 = never.
     #[arg(long, default_value_t = wavegate_mediaplane::webrtc::bridge::DEFAULT_KEYFRAME_INTERVAL_MS)]
     video_keyframe_interval_ms: u32,
+    /// Transcode calls whose two sides share no audio codec (`false`: such calls fail with
+    /// "Transcoding required but disabled").
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    transcoding: bool,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -143,6 +147,7 @@ fn main() -> ExitCode {
                 bind: std::net::SocketAddr::new(args.bind_ip, port),
                 announce_ip: args.announce_ip.unwrap_or(args.bind_ip),
                 keyframe_interval_ms: args.video_keyframe_interval_ms,
+                transcoding: args.transcoding,
             })
         };
         let setup = ShardSetup {

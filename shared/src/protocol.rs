@@ -258,6 +258,10 @@ pub enum ErrorCode {
     BadRequest,
     /// Anything else inside the media plane.
     Internal,
+    /// The two sides share no codec and transcoding is disabled (`media.transcoding = false`);
+    /// the message is the call's cause, "Transcoding required but disabled" (protocol
+    /// version 6).
+    TranscodingDisabled,
 }
 
 /// A failed request's reason.

@@ -200,6 +200,9 @@ pub struct MediaConfig {
     /// Milliseconds between keyframe requests toward a browser whose video goes to a SIP peer
     /// that sent no PLI/FIR on the call (the media plane's `--video-keyframe-interval-ms`); 0 = off.
     pub video_keyframe_interval_ms: u32,
+    /// Transcode audio when the browser and the SIP peer share no codec (the media plane's
+    /// `--transcoding`); `false` makes such calls fail with "Transcoding required but disabled".
+    pub transcoding: bool,
     /// Deadline for one control request to the media plane.
     pub request_timeout_ms: u64,
     /// A shard whose heartbeat is older than this is considered hung; the media plane restarts.
@@ -224,6 +227,7 @@ impl Default for MediaConfig {
             pin: true,
             media_timeout_secs: 60,
             video_keyframe_interval_ms: 5000,
+            transcoding: true,
             request_timeout_ms: 2000,
             heartbeat_timeout_ms: 1000,
             startup_timeout_ms: 5000,

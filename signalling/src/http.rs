@@ -57,6 +57,7 @@ pub async fn refresh_shard_metrics(state: &AppState) {
                 metrics.media_request(start.elapsed());
                 metrics.shard(k, c.calls, age, Some(&c.webrtc));
                 metrics.shard_traffic(k, &c.traffic);
+                metrics.shard_transcoding(k, c.transcoding_legs);
             }
             Err(e) => {
                 tracing::debug!(shard = k, error = %e, "metrics: ShardStats");

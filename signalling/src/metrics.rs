@@ -45,6 +45,7 @@ struct Inner {
     hook_seconds: HistogramVec,
     rest: IntCounterVec,
     shard_calls: IntGaugeVec,
+    shard_transcoding_legs: IntGaugeVec,
     shard_heartbeat_age: prometheus::GaugeVec,
     shard_webrtc_drops: IntGaugeVec,
     media_packets: IntCounterVec,
@@ -220,6 +221,12 @@ impl Metrics {
                 &r,
                 "wavegate_shard_calls",
                 "Calls held by each media-plane shard (relay and WebRTC).",
+                &["shard"],
+            ),
+            shard_transcoding_legs: gauge_vec(
+                &r,
+                "wavegate_shard_transcoding_legs",
+                "WebRTC calls each media-plane shard is transcoding (no codec shared by the two sides).",
                 &["shard"],
             ),
             shard_heartbeat_age: reg(
@@ -422,6 +429,14 @@ impl Metrics {
                     .set(i64::try_from(n).unwrap_or(i64::MAX));
             }
         }
+    }
+
+    /// Calls a shard is transcoding, as reported by its `ShardStats` reply.
+    pub fn shard_transcoding(&self, shard: u16, legs: u32) {
+        self.inner
+            .shard_transcoding_legs
+            .with_label_values(&[&shard.to_string()])
+            .set(i64::from(legs));
     }
 
     /// One shard's cumulative traffic as reported by its `ShardStats` reply.

@@ -173,6 +173,8 @@ impl Supervisor {
             c.media_timeout_secs.to_string(),
             "--video-keyframe-interval-ms".into(),
             c.video_keyframe_interval_ms.to_string(),
+            "--transcoding".into(),
+            c.transcoding.to_string(),
             "--log-format".into(),
             match log_format {
                 LogFormat::Text => "text".into(),

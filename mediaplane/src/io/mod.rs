@@ -106,6 +106,8 @@ pub struct WebRtcSetup {
     /// Periodic keyframe requests toward browsers for SIP video peers without RTCP feedback
     /// (milliseconds, 0 = off; `Bridge::set_keyframe_interval_ms`).
     pub keyframe_interval_ms: u32,
+    /// Calls whose sides share no codec are transcoded (`Bridge::set_transcoding`).
+    pub transcoding: bool,
 }
 
 const HEARTBEAT_NS: u64 = 250_000_000;
@@ -189,6 +191,7 @@ fn webrtc_bridge(id: ShardId, setup: WebRtcSetup, sockets: &mut SocketTable, ann
     tracing::info!(shard = %id, bind = %bound, announce = %addr.announce, "WebRTC socket open");
     let mut bridge = Bridge::new(Clock::new(base), addr, cert, announce_ip);
     bridge.set_keyframe_interval_ms(setup.keyframe_interval_ms);
+    bridge.set_transcoding(setup.transcoding);
     Some(bridge)
 }
 

@@ -82,8 +82,20 @@ pub fn choose(
     })
 }
 
-/// Dynamic payload types we give codecs without a static one when offering to a SIP peer.
-fn dynamic_pt(c: Codec) -> u8 {
+/// The codecs we can transcode to, in the order we offer them to a SIP peer: G.711 first (what
+/// every peer has), then the wideband and low-bitrate ones, Opus last.
+pub const TRANSCODABLE: [Codec; 7] = [
+    Codec::Pcmu,
+    Codec::Pcma,
+    Codec::G722,
+    Codec::G729,
+    Codec::SpeexNb,
+    Codec::SpeexWb,
+    Codec::Opus,
+];
+
+/// The dynamic payload type we prefer for a codec without a static one.
+fn preferred_dynamic_pt(c: Codec) -> u8 {
     match c {
         Codec::SpeexWb => 97,
         Codec::SpeexNb => 98,
@@ -92,27 +104,45 @@ fn dynamic_pt(c: Codec) -> u8 {
     }
 }
 
-/// What to offer a SIP peer: the browser's codecs first (passthrough preferred), then, when
-/// transcoding is allowed, every codec we can transcode to, G.711 first (what every peer has).
-pub fn sip_offer(browser: &[Format], transcoding: bool) -> Vec<Format> {
-    let mut v: Vec<Format> = browser.to_vec();
-    if transcoding {
-        for c in [
-            Codec::Pcmu,
-            Codec::Pcma,
-            Codec::G722,
-            Codec::G729,
-            Codec::SpeexWb,
-            Codec::SpeexNb,
-        ] {
-            if !v.iter().any(|f| f.codec == c) {
-                v.push(Format {
-                    pt: c.static_pt().unwrap_or_else(|| dynamic_pt(c)),
-                    codec: c,
-                });
+/// What to add to a SIP offer when transcoding is allowed: every codec we can transcode that
+/// `browser` does not already list, with a payload type not in `taken` (the numbers the m-line
+/// already uses, telephone-event included). Nothing when transcoding is disabled.
+pub fn transcode_extras(browser: &[Format], taken: &[u8], transcoding: bool) -> Vec<Format> {
+    let mut v: Vec<Format> = Vec::new();
+    if !transcoding {
+        return v;
+    }
+    let used =
+        |pt: u8, v: &[Format]| taken.contains(&pt) || browser.iter().chain(v).any(|f| f.pt == pt);
+    for c in TRANSCODABLE {
+        if browser.iter().any(|f| f.codec == c) {
+            continue;
+        }
+        let pt = match c.static_pt() {
+            Some(pt) => pt,
+            None => {
+                let first = preferred_dynamic_pt(c);
+                match std::iter::once(first)
+                    .chain(96..=127)
+                    .find(|pt| !used(*pt, &v))
+                {
+                    Some(pt) => pt,
+                    None => continue, // every dynamic number taken: offer the others
+                }
             }
+        };
+        if !used(pt, &v) {
+            v.push(Format { pt, codec: c });
         }
     }
+    v
+}
+
+/// What to offer a SIP peer: the browser's codecs first (passthrough preferred), then, when
+/// transcoding is allowed, every codec we can transcode to (see [`transcode_extras`]).
+pub fn sip_offer(browser: &[Format], transcoding: bool) -> Vec<Format> {
+    let mut v: Vec<Format> = browser.to_vec();
+    v.extend(transcode_extras(browser, &[], transcoding));
     v
 }
 
@@ -135,6 +165,13 @@ struct Out {
     seq: u16,
     ts_base: u32,
     last_ts: u32,
+    /// When the last packet toward this side left (for timestamps of inserted events).
+    last_ns: u64,
+    /// The RTP clock of this side's codec.
+    clock: u32,
+    /// The last telephone-event mapped toward this side: its timestamp as it arrived and the
+    /// one it was given on our timeline (every packet of one event shares its timestamp).
+    event: Option<(u32, u32)>,
 }
 
 impl Out {
@@ -156,7 +193,20 @@ impl Out {
             seq: (ssrc >> 16) as u16,
             ts_base: ssrc.rotate_left(7),
             last_ts: ssrc.rotate_left(7),
+            last_ns: 0,
+            clock: to.codec.rtp_clock(),
+            event: None,
         })
+    }
+
+    /// Our timeline's timestamp for `now_ns`: the last one sent plus the time since.
+    fn now_ts(&self, now_ns: u64) -> u32 {
+        if self.last_ns == 0 {
+            return self.last_ts; // nothing sent yet: the timeline starts at its base
+        }
+        let gap = now_ns.saturating_sub(self.last_ns);
+        let ticks = (u128::from(gap) * u128::from(self.clock) / 1_000_000_000) as u32;
+        self.last_ts.wrapping_add(ticks)
     }
 }
 
@@ -228,6 +278,65 @@ impl CallTranscoder {
         }
     }
 
+    /// The negotiated formats: (SIP side, browser side).
+    pub fn formats(&self) -> (Format, Format) {
+        (self.sip_in, self.browser_in)
+    }
+
+    fn out(&mut self, to: Side) -> &mut Out {
+        match to {
+            Side::Sip => &mut self.to_sip,
+            Side::Browser => &mut self.to_browser,
+        }
+    }
+
+    /// The SIP side's payload type changed in a re-negotiation (same codec, new number).
+    pub fn set_sip_pt(&mut self, pt: u8) {
+        self.sip_in.pt = pt;
+        self.to_sip.pt = pt;
+    }
+
+    /// The SSRC of the stream we send toward `to`.
+    pub fn ssrc(&self, to: Side) -> u32 {
+        match to {
+            Side::Sip => self.to_sip.ssrc,
+            Side::Browser => self.to_browser.ssrc,
+        }
+    }
+
+    /// Takes the next sequence number toward `to` for a packet of the bridge's own (a
+    /// telephone-event), so the receiver sees one stream without gaps or duplicates.
+    pub fn insert_seq(&mut self, to: Side) -> u16 {
+        let o = self.out(to);
+        let seq = o.seq;
+        o.seq = o.seq.wrapping_add(1);
+        seq
+    }
+
+    /// The timestamp on our timeline toward `to` for an event starting at `now_ns` (the last
+    /// audio timestamp sent, advanced by the time since).
+    pub fn now_ts(&self, to: Side, now_ns: u64) -> u32 {
+        match to {
+            Side::Sip => self.to_sip.now_ts(now_ns),
+            Side::Browser => self.to_browser.now_ts(now_ns),
+        }
+    }
+
+    /// Maps a relayed telephone-event's timestamp (`in_ts`, the sender's timeline) onto our
+    /// timeline toward `to`: the first packet of an event gets "now" on our timeline, the
+    /// event's later packets (same `in_ts`) the same value, as RFC 4733 §2.5.1.2 wants.
+    pub fn event_ts(&mut self, to: Side, in_ts: u32, now_ns: u64) -> u32 {
+        let o = self.out(to);
+        if let Some((seen, mapped)) = o.event
+            && seen == in_ts
+        {
+            return mapped;
+        }
+        let mapped = o.now_ts(now_ns);
+        o.event = Some((in_ts, mapped));
+        mapped
+    }
+
     /// Writes at most one due RTP packet into `out`; returns toward which side and its length.
     pub fn poll(
         &mut self,
@@ -253,6 +362,7 @@ impl CallTranscoder {
                 }
                 o.seq = o.seq.wrapping_add(1);
                 o.last_ts = ts;
+                o.last_ns = now_ns;
                 return Ok(Some((side, n)));
             }
         }

@@ -1,5 +1,8 @@
 //! WebRTC <-> RTP calls of one shard: a browser's [`WebRtcLeg`] bridged to one plain RTP port
-//! pair facing the SIP side, passthrough (no transcoding).
+//! pair facing the SIP side: passthrough when the two sides share the codec the browser sends,
+//! else transcoded (a [`CallTranscoder`] per call, see docs/transcoding.md) when the bridge
+//! allows it ([`Bridge::set_transcoding`]), else the call fails with "Transcoding required but
+//! disabled".
 //!
 //! Set-up ([`super::bridge_setup`]) goes one of three ways: the browser offers
 //! ([`Bridge::offer`], then the SIP side's [`Bridge::answer`]); a SIP caller offers
@@ -22,6 +25,12 @@
 //!
 //! Video (VP8, H.264) has its own SIP-side port pair and path, in [`super::bridge_video`].
 //!
+//! Transcoded calls: audio of the negotiated codec goes into the call's [`CallTranscoder`]
+//! instead of the rewriters; its output (isochronous, its own sequence numbers and timestamps)
+//! is polled from [`Bridge::on_timeout`] at most [`crate::transcode::call::POLL_BUDGET`]
+//! packets per call and turn, so the shard returns to its sockets between batches. Telephone-events are still mapped, not
+//! transcoded, and take their sequence numbers and timestamps from the transcoder's stream.
+//!
 //! Invariants: sans-IO (time is `now_ns`, datagrams leave through [`BridgeIo`]); one audio
 //! m-line and at most one video m-line per call; SIP-side audio RTCP is read for `Stats` and
 //! dropped (str0m keeps RTCP with the browser); SIP-side video RTCP is read for keyframe
@@ -40,7 +49,7 @@ use wavegate_shared::protocol::{
 
 use super::Clock;
 pub(super) use super::bridge_media::drain;
-use super::bridge_media::{pump_dtmf, tele_target};
+use super::bridge_media::{pump_dtmf, pump_transcoder, tele_target};
 use super::bridge_video::{self, VideoPath};
 use super::demux::{Demux, LegId};
 use super::drops::{Delivered, count_unrouted, srtp_id};
@@ -53,6 +62,7 @@ use crate::call::{PtMap, Rewriter};
 use crate::relay::{PortSockets, Relay};
 use crate::rtp::{PacketClass, RtpPacket, classify};
 use crate::sdp::{Direction, Media};
+use crate::transcode::call::{CallTranscoder, Format, Side};
 
 /// Where the bridge sends datagrams; implemented by the driver.
 pub trait BridgeIo {
@@ -191,6 +201,14 @@ pub(super) struct BridgeCall {
     pub(super) delivered: Delivered,
     /// The call's video, when the browser's m-line offered or accepted a bridged format.
     pub(super) video: Option<Box<VideoPath>>,
+    /// The audio format the browser sends (the first codec of the leg's negotiation), once
+    /// known: passthrough needs the SIP side to take exactly this one.
+    pub(super) browser_send: Option<Format>,
+    /// The SIP offer shares no codec with a browser: the browser was offered Opus and G.711
+    /// and the call is transcoded once it answers.
+    pub(super) transcode_incoming: bool,
+    /// The call's transcoder when the two sides use different codecs.
+    pub(super) tc: Option<Box<CallTranscoder>>,
 }
 
 impl BridgeCall {
@@ -220,7 +238,8 @@ impl BridgeCall {
     /// The earliest of the leg's, the DTMF senders' and the video keyframe timer's deadlines.
     pub(super) fn next_deadline(&self) -> u64 {
         let video = self.video.as_ref().map_or(u64::MAX, |v| v.next_keyframe_ns);
-        self.deadline.min(self.dtmf_to_browser.deadline()).min(self.dtmf_to_sip.deadline()).min(video)
+        let tc = self.tc.as_ref().and_then(|t| t.next_deadline()).unwrap_or(u64::MAX);
+        self.deadline.min(self.dtmf_to_browser.deadline()).min(self.dtmf_to_sip.deadline()).min(video).min(tc)
     }
 }
 
@@ -244,6 +263,8 @@ pub struct Bridge {
     /// Periodic keyframe requests toward the browser for SIP peers without RTCP feedback
     /// (0: none); see [`Bridge::set_keyframe_interval_ms`].
     pub(super) keyframe_interval_ns: u64,
+    /// Calls whose sides share no codec may be transcoded (config `media.transcoding`).
+    pub(super) transcoding: bool,
 }
 
 /// Default of [`Bridge::set_keyframe_interval_ms`]: a SIP video phone that sends no PLI/FIR
@@ -284,7 +305,25 @@ impl Bridge {
             buf: Box::new([0; RTP_BUF]),
             events: Vec::new(),
             keyframe_interval_ns: u64::from(DEFAULT_KEYFRAME_INTERVAL_MS) * 1_000_000,
+            transcoding: true,
         }
+    }
+
+    /// Whether calls whose two sides share no codec are transcoded (the default) or fail with
+    /// "Transcoding required but disabled".
+    pub fn set_transcoding(&mut self, on: bool) {
+        self.transcoding = on;
+    }
+
+    /// Calls currently transcoding (for `ShardStats`).
+    pub fn transcoding_legs(&self) -> usize {
+        self.calls.iter().flatten().filter(|c| c.tc.is_some()).count()
+    }
+
+    /// A call's transcoded formats (SIP side, browser side), `None` for passthrough (tests).
+    pub fn transcoded_formats(&self, call: &CallId) -> Option<(Format, Format)> {
+        let slot = self.slot_of(call).ok()?;
+        self.calls.get(slot)?.as_ref()?.tc.as_ref().map(|t| t.formats())
     }
 
     /// How often the browser is asked for a keyframe on calls whose SIP side has sent no PLI or
@@ -581,9 +620,15 @@ impl Bridge {
         };
         let in_pt = p.payload_type();
         let tele_in = c.sip_tele.iter().find(|t| t.0 == in_pt).copied();
-        let mapped = match tele_in {
-            Some(t) => tele_target(t, &c.browser_tele, &c.to_browser),
-            None => c.to_browser.get(in_pt),
+        // On a transcoded call only the SIP side's codec (into the transcoder) and
+        // telephone-events (mapped) go on; anything else (comfort noise...) is dropped.
+        let tc_fmts = c.tc.as_ref().map(|t| t.formats());
+        let tc_audio = tele_in.is_none() && tc_fmts.is_some_and(|(sip, _)| sip.pt == in_pt);
+        let mapped = match (tele_in, tc_fmts) {
+            (Some(t), _) => tele_target(t, &c.browser_tele, &c.to_browser),
+            (None, Some((sip, browser))) if tc_audio => Some((browser.pt, sip.codec.rtp_clock())),
+            (None, Some(_)) => None,
+            (None, None) => c.to_browser.get(in_pt),
         };
         let Some((pt, clock)) = mapped else {
             c.sip.dropped += 1;
@@ -601,6 +646,13 @@ impl Bridge {
         if !c.sip_to_browser() {
             return true; // on hold: received (and counted), not forwarded
         }
+        if tc_audio {
+            if let Some(t) = c.tc.as_deref_mut() {
+                t.on_audio(Side::Sip, now_ns, in_pt, p.sequence(), p.timestamp(), p.payload());
+            }
+            self.earliest = self.earliest.min(c.next_deadline());
+            return true;
+        }
         if let Some((_, in_clock)) = tele_in {
             let Ok(ev) = TelephoneEvent::parse(p.payload()) else {
                 c.sip.dropped += 1;
@@ -615,7 +667,15 @@ impl Bridge {
                 d.copy_from_slice(&duration);
             }
         }
-        c.to_browser_rewriter.rewrite(now_ns, &mut p, pt, clock);
+        match c.tc.as_deref_mut() {
+            // The transcoder owns the stream toward the browser: its numbers, its timeline.
+            Some(t) => {
+                let (seq, ts) = (t.insert_seq(Side::Browser), t.event_ts(Side::Browser, p.timestamp(), now_ns));
+                p.set_sequence(seq);
+                p.set_timestamp(ts);
+            }
+            None => c.to_browser_rewriter.rewrite(now_ns, &mut p, pt, clock),
+        }
         let out = OutRtp { pt, seq: p.sequence(), timestamp: p.timestamp(), marker: p.marker(), payload: p.payload() };
         match c.leg.write_rtp(now_ns, c.mid, out) {
             Ok(()) => {
@@ -672,6 +732,9 @@ impl Bridge {
             }
             if c.dtmf_to_browser.deadline().min(c.dtmf_to_sip.deadline()) <= now_ns {
                 pump_dtmf(c, now_ns, &mut self.buf, io, &mut self.events);
+            }
+            if c.tc.as_ref().and_then(|t| t.next_deadline()).is_some_and(|d| d <= now_ns) {
+                pump_transcoder(c, now_ns, &mut self.buf, io, &mut self.events);
             }
             if c.video.as_ref().is_some_and(|v| v.next_keyframe_ns <= now_ns) {
                 bridge_video::periodic(c, now_ns, self.keyframe_interval_ns, &mut self.buf, io, &mut self.events);

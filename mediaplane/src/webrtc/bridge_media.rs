@@ -13,6 +13,7 @@ use super::dtmf::{DtmfPacket, DtmfSender, TelephoneEvent, rescale};
 use super::leg::{LegEvent, LegOutput, OutRtp};
 use crate::call::PtMap;
 use crate::rtp::{RTP_HEADER_LEN, RtpPacket, write_rtp};
+use crate::transcode::call::{POLL_BUDGET, Side};
 
 /// Where a telephone-event of payload type `from` goes on the other side: the same clock rate
 /// when the other side has it (plain payload-type mapping), else its first telephone-event
@@ -74,11 +75,18 @@ pub(super) fn pump_dtmf(
 ) {
     // Toward the SIP side: plain RTP from our port, numbered by the browser->SIP rewriter.
     if let Some(&(pt, clock)) = c.sip_tele.first() {
-        // The event starts "now" on the stream's timeline, which runs at the audio clock.
-        let start_ts = c.rewriter.now_ts(now_ns, audio_clock(c));
+        // The event starts "now" on the stream's timeline, which runs at the audio clock (the
+        // transcoder's own timeline on a transcoded call).
+        let start_ts = match c.tc.as_deref() {
+            Some(t) => t.now_ts(Side::Sip, now_ns),
+            None => c.rewriter.now_ts(now_ns, audio_clock(c)),
+        };
         while let Some(d) = next_dtmf(&mut c.dtmf_to_sip, now_ns, clock, start_ts) {
             let Some(dst) = c.sip_remote else { continue };
-            let seq = c.rewriter.insert();
+            let seq = match c.tc.as_deref_mut() {
+                Some(t) => t.insert_seq(Side::Sip),
+                None => c.rewriter.insert(),
+            };
             if let Some(n) = write_rtp(&mut buf[..], pt, seq, d.timestamp, c.rewriter.out_ssrc, &d.event.to_bytes()) {
                 if d.marker {
                     buf[1] |= 0x80;
@@ -94,10 +102,16 @@ pub(super) fn pump_dtmf(
     }
     // Toward the browser: through the leg (SRTP), numbered by the SIP->browser rewriter.
     if let Some(&(pt, clock)) = c.browser_tele.first() {
-        let start_ts = c.to_browser_rewriter.now_ts(now_ns, audio_clock(c));
+        let start_ts = match c.tc.as_deref() {
+            Some(t) => t.now_ts(Side::Browser, now_ns),
+            None => c.to_browser_rewriter.now_ts(now_ns, audio_clock(c)),
+        };
         let mut wrote = false;
         while let Some(d) = next_dtmf(&mut c.dtmf_to_browser, now_ns, clock, start_ts) {
-            let seq = c.to_browser_rewriter.insert();
+            let seq = match c.tc.as_deref_mut() {
+                Some(t) => t.insert_seq(Side::Browser),
+                None => c.to_browser_rewriter.insert(),
+            };
             let payload = d.event.to_bytes();
             let out = OutRtp { pt, seq, timestamp: d.timestamp, marker: d.marker, payload: &payload };
             if c.leg.write_rtp(now_ns, c.mid, out).is_ok() {
@@ -109,6 +123,68 @@ pub(super) fn pump_dtmf(
         if wrote {
             drain(c, now_ns, buf, io, events);
         }
+    }
+}
+
+/// Sends what the call's transcoder has due by `now_ns`: at most [`POLL_BUDGET`] packets, so a
+/// backlog is spread over loop turns and relaying on the shard never waits long for it (the
+/// call's deadline stays in the past, so the shard loop comes back without sleeping).
+pub(super) fn pump_transcoder(
+    c: &mut BridgeCall,
+    now_ns: u64,
+    buf: &mut [u8; RTP_BUF],
+    io: &mut dyn BridgeIo,
+    events: &mut Vec<MediaEvent>,
+) {
+    let mut wrote = false;
+    for _ in 0..POLL_BUDGET {
+        let Some(t) = c.tc.as_deref_mut() else { return };
+        let (side, n) = match t.poll(now_ns, &mut buf[..]) {
+            Ok(Some(x)) => x,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::debug!(call = %c.id, error = %e, "transcoding step failed");
+                break;
+            }
+        };
+        match side {
+            Side::Sip => {
+                let Some(dst) = c.sip_remote.filter(|_| c.browser_to_sip()) else {
+                    continue;
+                };
+                let Some(n) = protect(c, &mut buf[..], n) else {
+                    continue;
+                };
+                io.send_rtp(c.sip_port, dst, &buf[..n]);
+                c.sip.rtp_packets_out += 1;
+                c.sip.rtp_bytes_out += n as u64;
+            }
+            Side::Browser => {
+                if !c.sip_to_browser() || n < RTP_HEADER_LEN {
+                    continue;
+                }
+                let out = OutRtp {
+                    pt: buf[1] & 0x7f,
+                    seq: u16::from_be_bytes([buf[2], buf[3]]),
+                    timestamp: u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]),
+                    marker: buf[1] & 0x80 != 0,
+                    payload: &buf[RTP_HEADER_LEN..n],
+                };
+                match c.leg.write_rtp(now_ns, c.mid, out) {
+                    Ok(()) => {
+                        c.browser.rtp_packets_out += 1;
+                        c.browser.rtp_bytes_out += (n - RTP_HEADER_LEN) as u64;
+                        wrote = true;
+                    }
+                    Err(e) => {
+                        tracing::trace!(call = %c.id, error = %e, "cannot write RTP to the browser")
+                    }
+                }
+            }
+        }
+    }
+    if wrote {
+        drain(c, now_ns, buf, io, events);
     }
 }
 
@@ -154,6 +230,16 @@ pub(super) fn drain(
                     continue; // on hold: received (and counted), not forwarded
                 }
                 let tele_in = c.browser_tele.iter().find(|t| t.0 == r.pt).copied();
+                if tele_in.is_none()
+                    && let Some(t) = c.tc.as_deref_mut()
+                {
+                    // Transcoded call: the browser's codec goes into the transcoder (polled
+                    // in `pump_transcoder`); anything else but telephone-event is dropped.
+                    if !t.on_audio(Side::Browser, now_ns, r.pt, r.seq, r.timestamp, &r.payload) {
+                        c.browser.dropped += 1;
+                    }
+                    continue;
+                }
                 let mapped = match tele_in {
                     Some(t) => tele_target(t, &c.sip_tele, &c.to_sip),
                     None => c.to_sip.get(r.pt),
@@ -189,7 +275,17 @@ pub(super) fn drain(
                 let Ok(mut p) = RtpPacket::parse(&mut buf[..n]) else {
                     continue;
                 };
-                c.rewriter.rewrite(now_ns, &mut p, pt, clock);
+                match c.tc.as_deref_mut() {
+                    // The transcoder owns the stream toward the SIP side: its SSRC, numbers
+                    // and timeline.
+                    Some(t) => {
+                        p.set_ssrc(t.ssrc(Side::Sip));
+                        p.set_sequence(t.insert_seq(Side::Sip));
+                        p.set_timestamp(t.event_ts(Side::Sip, r.timestamp, now_ns));
+                        p.set_payload_type(pt);
+                    }
+                    None => c.rewriter.rewrite(now_ns, &mut p, pt, clock),
+                }
                 let Some(n) = protect(c, &mut buf[..], n) else {
                     c.browser.dropped += 1;
                     continue;

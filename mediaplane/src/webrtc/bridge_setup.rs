@@ -3,8 +3,18 @@
 //!
 //! Invariant: a call's `sip_local` m-line always carries the *browser's* payload-type numbers
 //! (for an incoming SIP offer they are the SIP side's own, because the browser is offered them),
-//! so `PtMap::between(sip_local, sip_answer)` and back are the whole translation. Passthrough
-//! only: an answer sharing no audio codec with the other side is refused.
+//! so `PtMap::between(sip_local, sip_answer)` and back are the whole translation.
+//!
+//! Codec choice: passthrough whenever the SIP side takes the codec the browser sends (the
+//! first of the leg's negotiation); otherwise, when the bridge allows transcoding, our SIP offer
+//! also lists every codec we can transcode ([`transcode_extras`]) and the call gets a
+//! [`CallTranscoder`] between the browser's codec and the SIP side's first; a SIP offer with no
+//! codec a browser takes (G.729 only...) gets the browser offered Opus and G.711 and is
+//! transcoded likewise (`transcode_incoming`). When transcoding is disabled such a call fails
+//! with [`NegotiateError::Disabled`] ("Transcoding required but disabled",
+//! `ErrorCode::TranscodingDisabled`). On transcoded calls of an incoming SIP offer, `sip_local`
+//! is our answer to the SIP side (its numbers) and the browser's telephone-event numbers are
+//! kept apart in `browser_tele`.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -24,6 +34,8 @@ use super::srtp::SrtpSession;
 use crate::call::{PtMap, Rewriter};
 use crate::relay::Relay;
 use crate::sdp::{Direction, Media, Sdp};
+use crate::transcode::Codec as TcCodec;
+use crate::transcode::call::{CallConfig, CallTranscoder, Format, NegotiateError, transcode_extras};
 
 /// The `a=rtpmap` value of a codec a browser and a SIP peer can share.
 fn rtpmap_value(c: &LegCodec) -> String {
@@ -56,6 +68,71 @@ fn leg_codec(m: &Media, pt: u8) -> Option<LegCodec> {
         _ => return None,
     };
     Some(LegCodec { pt, codec, clock_rate: clock, channels, profile_level_id: None })
+}
+
+/// The transcoding core's name for a browser-side audio codec.
+fn tc_format(c: &LegCodec) -> Option<Format> {
+    let codec = match c.codec {
+        Codec::Opus => TcCodec::Opus,
+        Codec::G722 => TcCodec::G722,
+        Codec::PCMU => TcCodec::Pcmu,
+        Codec::PCMA => TcCodec::Pcma,
+        _ => return None,
+    };
+    Some(Format { pt: c.pt, codec })
+}
+
+/// The audio formats of an m-line we can transcode, in its order (RFC 3551 static types
+/// without an rtpmap included).
+pub(super) fn tc_formats(m: &Media) -> Vec<Format> {
+    m.payload_types()
+        .filter_map(|pt| {
+            let codec = match m.rtpmap(pt) {
+                Some(r) => TcCodec::from_rtpmap(&r.encoding, r.clock_rate)?,
+                None => match pt {
+                    0 => TcCodec::Pcmu,
+                    8 => TcCodec::Pcma,
+                    9 => TcCodec::G722,
+                    18 => TcCodec::G729,
+                    _ => return None,
+                },
+            };
+            Some(Format { pt, codec })
+        })
+        .collect()
+}
+
+/// The formats of an m-line only the transcoder handles (no browser takes them: G.729,
+/// Speex), kept when we re-offer or re-answer on a transcoded call.
+fn tc_only(m: &Media) -> Vec<Format> {
+    tc_formats(m).into_iter().filter(|f| leg_codec(m, f.pt).is_none()).collect()
+}
+
+/// The `a=rtpmap` value (and `a=fmtp`, if any) of a format only the transcoder handles.
+fn extra_rtpmap(f: &Format) -> (String, Option<&'static str>) {
+    match f.codec {
+        TcCodec::Opus => ("opus/48000/2".to_owned(), None),
+        // VAD is off in our encoder; we decode SID frames but do not offer Annex B.
+        TcCodec::G729 => ("G729/8000".to_owned(), Some("annexb=no")),
+        c => (format!("{}/{}", c.sdp_name(), c.rtp_clock()), None),
+    }
+}
+
+/// Builds a call's transcoder, SSRC toward the SIP side as on passthrough (RTCP reports match).
+fn new_transcoder(sip: Format, browser: Format, sip_ssrc: u32) -> Result<Box<CallTranscoder>, ControlError> {
+    let cfg = CallConfig {
+        opus: Default::default(),
+        sip_ptime_ms: 20,
+        browser_ptime_ms: 20,
+        sip_ssrc,
+        browser_ssrc: sip_ssrc.rotate_left(16) ^ 0x5a5a_5a5a,
+    };
+    CallTranscoder::new(sip, browser, cfg).map(Box::new).map_err(|e| err(ErrorCode::Internal, e.to_string()))
+}
+
+/// The error of a call that needs transcoding while it is disabled.
+fn disabled() -> ControlError {
+    err(ErrorCode::TranscodingDisabled, NegotiateError::Disabled.to_string())
 }
 
 /// The telephone-event payload types of an m-line, in its order.
@@ -100,6 +177,7 @@ pub(super) fn sip_sdp_text(
     port: u16,
     version: u32,
     codecs: &[LegCodec],
+    extra: &[Format],
     direction: Direction,
     offer: Option<(&Sdp, usize)>,
     crypto: Option<&CryptoAttr>,
@@ -109,7 +187,10 @@ pub(super) fn sip_sdp_text(
     let mut s =
         format!("v=0\r\no=wavegate 1 {version} IN {family} {ip}\r\ns=wavegate\r\nc=IN {family} {ip}\r\nt=0 0\r\n");
     let ours = |s: &mut String| {
-        let pts: Vec<String> = codecs.iter().map(|c| c.pt.to_string()).collect();
+        // Audio codecs, then those only the transcoder takes, then telephone-event.
+        let audio = codecs.iter().filter(|c| c.codec != Codec::Tele).map(|c| c.pt);
+        let tele = codecs.iter().filter(|c| c.codec == Codec::Tele).map(|c| c.pt);
+        let pts: Vec<String> = audio.chain(extra.iter().map(|f| f.pt)).chain(tele).map(|pt| pt.to_string()).collect();
         let proto = if crypto.is_some() { "RTP/SAVP" } else { "RTP/AVP" };
         s.push_str(&format!("m=audio {port} {proto} {}\r\n", pts.join(" ")));
         if let Some(c) = crypto {
@@ -119,6 +200,13 @@ pub(super) fn sip_sdp_text(
             s.push_str(&format!("a=rtpmap:{} {}\r\n", c.pt, rtpmap_value(c)));
             if c.codec == Codec::Tele {
                 s.push_str(&format!("a=fmtp:{} 0-16\r\n", c.pt));
+            }
+        }
+        for f in extra {
+            let (rtpmap, fmtp) = extra_rtpmap(f);
+            s.push_str(&format!("a=rtpmap:{} {rtpmap}\r\n", f.pt));
+            if let Some(fmtp) = fmtp {
+                s.push_str(&format!("a=fmtp:{} {fmtp}\r\n", f.pt));
             }
         }
         s.push_str(&format!("a={}\r\n", direction_attr(direction)));
@@ -207,6 +295,10 @@ struct NewCall<'a> {
     sdes: Option<CryptoAttr>,
     /// The call's video (its own port pair, reserved), when a bridged format was negotiated.
     video: Option<VideoPath>,
+    /// The audio format the browser sends, when already known (it offered).
+    browser_send: Option<Format>,
+    /// The SIP offer needs transcoding (see `BridgeCall::transcode_incoming`).
+    transcode_incoming: bool,
 }
 
 /// Frees the SIP-side port pairs of a call that could not be set up.
@@ -284,8 +376,13 @@ impl Bridge {
             _ => None,
         };
         let video_sdp = video.as_ref().map(|v| (v.sip_port, v.codecs.as_slice()));
+        // The browser's codecs first (passthrough wins when the peer can), then what we can
+        // transcode to.
+        let browser_formats: Vec<Format> = codecs.iter().filter_map(tc_format).collect();
+        let taken: Vec<u8> = codecs.iter().map(|c| c.pt).collect();
+        let extra = transcode_extras(&browser_formats, &taken, self.transcoding);
         let sip_offer =
-            sip_sdp_text(self.announce_ip, sip_port, 1, &codecs, Direction::SendRecv, None, None, video_sdp);
+            sip_sdp_text(self.announce_ip, sip_port, 1, &codecs, &extra, Direction::SendRecv, None, None, video_sdp);
         let sip_local = match own_audio(&sip_offer) {
             Ok(m) => m,
             Err(e) => {
@@ -307,6 +404,8 @@ impl Bridge {
             sip_dir: Direction::SendRecv,
             sdes: None,
             video,
+            browser_send: browser_formats.first().copied(),
+            transcode_incoming: false,
         };
         self.insert_call(now_ns, new, flags, relay, sockets)?;
         let reply = WebRtcOfferReply { browser_answer, sip_offer };
@@ -334,6 +433,7 @@ impl Bridge {
         }
         let mut offered = None;
         let mut sdes = None;
+        let mut transcode_incoming = false;
         // The SIP offer's video m-line (index, bridged formats), offered to the browser beside
         // the audio (not with SDES-SRTP: the video m-line is then rejected).
         let mut sip_video: Option<(usize, Vec<LegCodec>)> = None;
@@ -352,12 +452,21 @@ impl Bridge {
                         return Err(err(ErrorCode::BadSdp, format!("{other} is not supported towards SIP")));
                     }
                 };
-                let codecs: Vec<LegCodec> = m.payload_types().filter_map(|pt| leg_codec(m, pt)).collect();
+                let mut codecs: Vec<LegCodec> = m.payload_types().filter_map(|pt| leg_codec(m, pt)).collect();
                 if !codecs.iter().any(|c| c.codec != Codec::Tele) {
-                    return Err(err(
-                        ErrorCode::BadSdp,
-                        "the SIP offer has no codec a browser takes (Opus, G.722, PCMU, PCMA)",
-                    ));
+                    if tc_formats(m).is_empty() {
+                        return Err(err(
+                            ErrorCode::BadSdp,
+                            "the SIP offer has no codec a browser takes (Opus, G.722, PCMU, PCMA) or we transcode",
+                        ));
+                    }
+                    if !self.transcoding {
+                        return Err(disabled());
+                    }
+                    // No codec in common: the browser gets Opus and G.711 (and
+                    // telephone-event), the SIP side keeps its codec; transcoded.
+                    codecs = DEFAULT_CODECS.iter().filter(|c| c.codec != Codec::G722).copied().collect();
+                    transcode_incoming = true;
                 }
                 if sdes.is_none() {
                     sip_video = video_of(&sdp)
@@ -397,7 +506,7 @@ impl Bridge {
             _ => None,
         };
         // Until the browser answers, the SIP-side m-line is what the browser was offered.
-        let text = sip_sdp_text(self.announce_ip, sip_port, 1, &codecs, Direction::SendRecv, None, None, None);
+        let text = sip_sdp_text(self.announce_ip, sip_port, 1, &codecs, &[], Direction::SendRecv, None, None, None);
         let sip_local = match own_audio(&text) {
             Ok(m) => m,
             Err(e) => {
@@ -419,6 +528,8 @@ impl Bridge {
             sip_offer: offered,
             sdes,
             video,
+            browser_send: None,
+            transcode_incoming,
         };
         self.insert_call(now_ns, new, flags, relay, sockets)?;
         Ok(OfferToBrowserReply { browser_offer })
@@ -434,7 +545,7 @@ impl Bridge {
         sdp: &str,
         io: &mut dyn BridgeIo,
     ) -> Result<String, ControlError> {
-        let (announce_ip, bind) = (self.announce_ip, self.addr.bind);
+        let (announce_ip, bind, transcoding) = (self.announce_ip, self.addr.bind, self.transcoding);
         let slot = self.slot_of(call)?;
         let Some(c) = self.calls.get_mut(slot).and_then(Option::as_mut) else {
             return Err(err(ErrorCode::Internal, "empty slot"));
@@ -468,6 +579,30 @@ impl Bridge {
             }
             drain(c, now_ns, &mut self.buf, io, &mut Vec::new());
         }
+        c.browser_send = accepted.iter().find_map(tc_format);
+        // What the SIP side gets: the browser's codecs (passthrough), or, transcoding an
+        // offer of codecs no browser takes, the SIP offer's first such codec and its
+        // telephone-events; a delayed offer also lists what we can transcode to.
+        let (sip_codecs, extra, tc_sip) = if c.transcode_incoming {
+            let om = c
+                .sip_offer
+                .as_ref()
+                .and_then(|(sdp, i)| sdp.media.get(*i))
+                .ok_or_else(|| err(ErrorCode::Internal, "the SIP offer is gone"))?;
+            let sip_fmt = tc_formats(om)
+                .first()
+                .copied()
+                .ok_or_else(|| err(ErrorCode::Internal, "the SIP offer has no codec to transcode"))?;
+            let tele: Vec<LegCodec> =
+                om.payload_types().filter_map(|pt| leg_codec(om, pt)).filter(|x| x.codec == Codec::Tele).collect();
+            (tele, vec![sip_fmt], Some(sip_fmt))
+        } else if sip_offer.is_none() {
+            let formats: Vec<Format> = accepted.iter().filter_map(tc_format).collect();
+            let taken: Vec<u8> = accepted.iter().map(|x| x.pt).collect();
+            (accepted.clone(), transcode_extras(&formats, &taken, transcoding), None)
+        } else {
+            (accepted.clone(), Vec::new(), None)
+        };
         let direction = sip_offer.map_or(Direction::SendRecv, answer_direction);
         let offer = c.sip_offer.as_ref().map(|(sdp, i)| (sdp, *i));
         c.sip_sdp_version += 1;
@@ -475,7 +610,8 @@ impl Bridge {
             announce_ip,
             c.sip_port,
             c.sip_sdp_version,
-            &accepted,
+            &sip_codecs,
+            &extra,
             direction,
             offer,
             c.sip_crypto.as_ref(),
@@ -491,7 +627,19 @@ impl Bridge {
         c.browser_dir = m.direction();
         c.sip_local = own_audio(&text)?;
         c.browser_tele = tele_of(&c.sip_local);
-        if sip_offer.is_some() {
+        if let (Some(sip_fmt), Some(browser)) = (tc_sip, c.browser_send) {
+            // The browser's telephone-events (its numbers), the one on its codec's clock first.
+            let clock = browser.codec.rtp_clock();
+            let mut tele: Vec<Tele> =
+                accepted.iter().filter(|x| x.codec == Codec::Tele).map(|x| (x.pt, x.clock_rate)).collect();
+            tele.sort_by_key(|t| t.1 != clock);
+            c.browser_tele = tele;
+            c.sip_tele = tele_of(&c.sip_local);
+            c.to_sip = PtMap::identity(&c.sip_local);
+            c.to_browser = PtMap::identity(&c.sip_local);
+            c.tc = Some(new_transcoder(sip_fmt, browser, c.rewriter.out_ssrc)?);
+            c.stage = Stage::Up;
+        } else if sip_offer.is_some() {
             // Both sides use the SIP offer's numbers.
             c.to_sip = PtMap::identity(&c.sip_local);
             c.to_browser = PtMap::identity(&c.sip_local);
@@ -508,6 +656,7 @@ impl Bridge {
     /// Completes the call with the SIP side's answer to our SIP offer; the reply SDP is empty
     /// (the browser has its SDP already).
     pub fn answer(&mut self, call: &CallId, to_tag: &LegTag, sip_sdp: &str) -> Result<String, ControlError> {
+        let transcoding = self.transcoding;
         let c = self.call_mut(call)?;
         if c.stage != Stage::AwaitSipAnswer {
             return Err(err(ErrorCode::BadSdp, "no offer to the SIP side is waiting for an answer"));
@@ -516,10 +665,43 @@ impl Bridge {
         let (index, m) = audio(&sdp).ok_or_else(|| err(ErrorCode::BadSdp, "answer has no audio m-line"))?;
         let to_sip = PtMap::between(&c.sip_local, m);
         let browser_tele = tele_of(&c.sip_local);
+        // On an incoming transcoded call `sip_local` has the SIP side's numbers and the
+        // browser's telephone-events are kept apart.
+        let browser_tele = if c.transcode_incoming { c.browser_tele.clone() } else { browser_tele };
         let shares_audio =
             c.sip_local.payload_types().any(|pt| to_sip.get(pt).is_some() && !browser_tele.iter().any(|t| t.0 == pt));
-        if !shares_audio {
-            return Err(err(ErrorCode::BadSdp, "the SIP answer shares no codec with the browser (no transcoding)"));
+        // Passthrough when the SIP side takes the codec the browser sends; else transcode
+        // between that codec and the answer's first we can transcode.
+        let takes_browser_codec = match c.browser_send {
+            Some(b) if !c.transcode_incoming => to_sip.get(b.pt).is_some(),
+            _ => shares_audio && !c.transcode_incoming,
+        };
+        let sip_first = tc_formats(m).first().copied();
+        let plan = match (takes_browser_codec, c.browser_send, sip_first) {
+            (true, _, _) => None,
+            (false, Some(browser), Some(sip)) if transcoding && browser.codec != sip.codec => Some((sip, browser)),
+            _ if shares_audio => None, // transcoding off: passthrough on what is shared
+            _ if !transcoding => return Err(disabled()),
+            _ => {
+                return Err(err(ErrorCode::BadSdp, "the SIP answer has no codec we can bridge or transcode"));
+            }
+        };
+        match plan {
+            None => c.tc = None,
+            Some((sip, browser)) => match c.tc.as_deref_mut() {
+                Some(t) if t.formats().0.codec == sip.codec && t.formats().1 == browser => t.set_sip_pt(sip.pt),
+                _ => c.tc = Some(new_transcoder(sip, browser, c.rewriter.out_ssrc)?),
+            },
+        }
+        if c.transcode_incoming {
+            // Keep the SIP side's numbers and the browser's telephone-events as they were.
+            c.to_sip = PtMap::identity(m);
+            c.to_browser = PtMap::identity(m);
+            c.sip_tele = tele_of(m);
+            c.sip_dir = m.direction();
+            learn_sip_address(c, &sdp, index);
+            c.stage = Stage::Up;
+            return Ok(String::new());
         }
         c.to_browser = PtMap::between(m, &c.sip_local);
         c.to_sip = to_sip;
@@ -579,6 +761,7 @@ impl Bridge {
             c.leg.handle_offer(now_ns, browser_sdp).map_err(|e| err(ErrorCode::BadSdp, e.to_string()))?;
         c.browser_dir = direction;
         let codecs: Vec<LegCodec> = c.sip_local.payload_types().filter_map(|pt| leg_codec(&c.sip_local, pt)).collect();
+        let extra = tc_only(&c.sip_local);
         c.sip_sdp_version += 1;
         let video = c.video.as_ref().map(|v| (v.sip_port, v.codecs.clone()));
         let sip_offer = sip_sdp_text(
@@ -586,6 +769,7 @@ impl Bridge {
             c.sip_port,
             c.sip_sdp_version,
             &codecs,
+            &extra,
             direction,
             None,
             c.sip_crypto.as_ref(),
@@ -635,7 +819,11 @@ impl Bridge {
             .filter_map(|pt| leg_codec(m, pt))
             .filter(|x| ours.iter().any(|o| o.codec == x.codec && o.clock_rate == x.clock_rate))
             .collect();
-        if !accepted.iter().any(|x| x.codec != Codec::Tele) {
+        // Codecs only the transcoder takes, when the call has them.
+        let ours_extra = if c.tc.is_some() { tc_only(&c.sip_local) } else { Vec::new() };
+        let accepted_extra: Vec<Format> =
+            tc_only(m).into_iter().filter(|x| ours_extra.iter().any(|o| o.codec == x.codec)).collect();
+        if !accepted.iter().any(|x| x.codec != Codec::Tele) && accepted_extra.is_empty() {
             return Err(err(ErrorCode::BadSdp, "the re-offer keeps no codec the browser negotiated"));
         }
         // Video: the re-offer's formats that match the call's (its numbers); none, or no video
@@ -655,6 +843,7 @@ impl Bridge {
             c.sip_port,
             c.sip_sdp_version,
             &accepted,
+            &accepted_extra,
             answer_direction(m.direction()),
             Some((&sdp, index)),
             c.sip_crypto.as_ref(),
@@ -673,6 +862,13 @@ impl Bridge {
         c.to_sip = PtMap::between(&c.sip_local, &answered);
         c.to_browser = PtMap::between(&answered, &c.sip_local);
         c.sip_tele = tele_of(&answered);
+        if let Some(t) = c.tc.as_deref_mut() {
+            // The SIP side may renumber its codec in a re-offer; the transcoder follows.
+            let codec = t.formats().0.codec;
+            if let Some(f) = tc_formats(&answered).into_iter().find(|f| f.codec == codec) {
+                t.set_sip_pt(f.pt);
+            }
+        }
         c.sip_dir = m.direction();
         learn_sip_address(c, &sdp, index);
         Ok(answer)
@@ -754,6 +950,9 @@ impl Bridge {
             sip_crypto: ours_crypto,
             sip_their_crypto: new.sdes.clone(),
             video: new.video.map(Box::new),
+            browser_send: new.browser_send,
+            transcode_incoming: new.transcode_incoming,
+            tc: None,
         };
         drain(&mut c, now_ns, &mut self.buf, &mut *sockets, &mut Vec::new());
         self.earliest = self.earliest.min(c.deadline);

@@ -70,6 +70,7 @@ fn sip_answer(pt: u8, map: &str) -> String {
 #[test]
 fn call_life_cycle_media_timeout_latching_and_delete() {
     let (mut bridge, mut relay, offer) = setup();
+    bridge.set_transcoding(false);
     let mut wire = Wire::default();
     let call = CallId::new("w@t").unwrap();
     let (ft, tt) = (LegTag::new("b").unwrap(), LegTag::new("s").unwrap());
@@ -85,8 +86,10 @@ fn call_life_cycle_media_timeout_latching_and_delete() {
     let sip_port = sip.media[0].desc.port;
     assert!(sip.media[0].payload_types().any(|pt| pt == 0), "PCMU offered: {}", reply.sip_offer);
 
+    // Transcoding off (set before the offer): an answer with a codec the browser does not
+    // have fails with the cause.
     let refused = bridge.answer(&call, &tt, &sip_answer(18, "G729/8000")).unwrap_err();
-    assert_eq!(refused.code, ErrorCode::BadSdp, "no transcoding");
+    assert_eq!(refused.code, ErrorCode::TranscodingDisabled, "no transcoding");
     assert_eq!(bridge.answer(&call, &tt, &sip_answer(0, "PCMU/8000")).unwrap(), "");
     let stats = bridge.query(0, &call).unwrap();
     assert_eq!(stats.answerer.remote_rtp, Some("127.0.0.1:6000".parse().unwrap()));
@@ -135,6 +138,7 @@ fn sip_offer_lists_the_browser_codecs_and_parses() {
         30_000,
         1,
         &codecs,
+        &[],
         crate::sdp::Direction::SendRecv,
         None,
         None,
@@ -533,6 +537,9 @@ mod hold;
 
 #[path = "bridge_drops_tests.rs"]
 mod drops;
+
+#[path = "bridge_transcode_tests.rs"]
+mod transcode;
 
 #[path = "bridge_video_tests.rs"]
 mod video;

@@ -155,6 +155,9 @@ pub struct ShardCounters {
     /// Packets and bytes each way and the relay's latency histogram, cumulative since the
     /// shard started (protocol version 5).
     pub traffic: super::ShardTraffic,
+    /// WebRTC calls currently transcoding audio (their sides share no codec; protocol
+    /// version 6).
+    pub transcoding_legs: u32,
 }
 
 /// Datagrams dropped at a shard's WebRTC socket, by reason. Counted since the shard started.
