@@ -149,6 +149,21 @@ pub enum MediaError {
     Client(#[from] ClientError),
 }
 
+impl MediaError {
+    /// The call's cause when the media plane refused for a reason the user sees as it is:
+    /// "Transcoding required but disabled" (no codec shared and `media.transcoding = false`).
+    pub fn call_cause(&self) -> Option<&str> {
+        match self {
+            MediaError::Client(ClientError::Remote(e))
+                if e.code == wavegate_shared::protocol::ErrorCode::TranscodingDisabled =>
+            {
+                Some(&e.message)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Programs media sessions on the supervised media plane.
 #[derive(Clone)]
 pub struct MediaService {

@@ -127,12 +127,18 @@ impl ServerCall {
     ) {
         let mut b: Option<CallHandle> = None;
         let mut commands_open = true;
+        // The media plane's cause for a call it could not carry (transcoding disabled).
+        let mut media_cause: Option<String> = None;
         loop {
             tokio::select! {
                 ev = a.next_event() => match ev {
                     None => break,
                     Some(CallEvent::State(sc)) => {
-                        self.registry.call_status(None, &self.call_id, sc.state.name(), &sc.cause.to_string());
+                        let cause = match (&media_cause, sc.state.is_final()) {
+                            (Some(c), true) => c.clone(),
+                            _ => sc.cause.to_string(),
+                        };
+                        self.registry.call_status(None, &self.call_id, sc.state.name(), &cause);
                         if sc.state.is_final() {
                             break;
                         }
@@ -149,6 +155,7 @@ impl ServerCall {
                             }
                             Err(e) => {
                                 tracing::warn!(call = %self.call_id, error = %e, "REST call: the media plane refused the callee's SDP");
+                                media_cause = e.call_cause().map(str::to_owned);
                                 a.hangup();
                             }
                         }

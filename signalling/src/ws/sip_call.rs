@@ -64,6 +64,9 @@ pub async fn run(
         _ => unreachable!("constant leg tags are valid"),
     };
     let mut orphan_deadline: Option<tokio::time::Instant> = None;
+    // The media plane's cause for a call it could not carry (transcoding disabled): the final
+    // state reports it instead of the hangup's own cause.
+    let mut media_cause: Option<String> = None;
     loop {
         let deadline = orphan_deadline;
         tokio::select! {
@@ -71,13 +74,18 @@ pub async fn run(
                 None => break,
                 Some(CallEvent::State(sc)) => {
                     let fin = sc.state.is_final();
-                    notify(SipNote::State(sc.state.name(), sc.cause.to_string(), fin));
+                    let cause = match (&media_cause, fin) {
+                        (Some(c), true) => c.clone(),
+                        _ => sc.cause.to_string(),
+                    };
+                    notify(SipNote::State(sc.state.name(), cause, fin));
                     if fin {
                         break;
                     }
                 }
                 Some(CallEvent::RemoteSdp { sdp, early }) => {
                     if let Err(e) = media.answer(media_id.clone(), browser.clone(), sip.clone(), sdp).await {
+                        media_cause = e.call_cause().map(str::to_owned);
                         notify(SipNote::Problem(format!(
                             "the media plane refused the far end's {} SDP: {e}",
                             if early { "early" } else { "answer" }
