@@ -296,6 +296,14 @@ impl CallTranscoder {
         self.to_sip.pt = pt;
     }
 
+    /// Whether any packet went toward `to` yet.
+    pub fn sending(&self, to: Side) -> bool {
+        match to {
+            Side::Sip => self.to_sip.last_ns != 0,
+            Side::Browser => self.to_browser.last_ns != 0,
+        }
+    }
+
     /// The SSRC of the stream we send toward `to`.
     pub fn ssrc(&self, to: Side) -> u32 {
         match to {

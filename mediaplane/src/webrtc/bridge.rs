@@ -204,11 +204,17 @@ pub(super) struct BridgeCall {
     /// The audio format the browser sends (the first codec of the leg's negotiation), once
     /// known: passthrough needs the SIP side to take exactly this one.
     pub(super) browser_send: Option<Format>,
+    /// The browser's negotiated audio payload types (its numbers; telephone-event excluded).
+    pub(super) browser_audio: Vec<u8>,
     /// The SIP offer shares no codec with a browser: the browser was offered Opus and G.711
     /// and the call is transcoded once it answers.
     pub(super) transcode_incoming: bool,
     /// The call's transcoder when the two sides use different codecs.
     pub(super) tc: Option<Box<CallTranscoder>>,
+    /// Both directions are transcoded (the sides share no codec). Otherwise a transcoder is
+    /// only there for the browser's codec the SIP side did not take (a page answered Opus, a
+    /// PCMU-only phone): that codec is transcoded toward SIP, everything else is passthrough.
+    pub(super) tc_full: bool,
 }
 
 impl BridgeCall {
@@ -228,6 +234,16 @@ impl BridgeCall {
     /// Media from the SIP side goes to the browser.
     pub(super) fn sip_to_browser(&self) -> bool {
         sends(self.sip_dir) && receives(self.browser_dir)
+    }
+
+    /// Whether the transcoder numbers the stream toward `to` (for telephone-events): always on
+    /// a fully transcoded call; toward SIP on a half one once transcoded audio went out.
+    pub(super) fn tc_owns(&self, to: Side) -> bool {
+        match (&self.tc, to) {
+            (Some(_), _) if self.tc_full => true,
+            (Some(t), Side::Sip) => t.sending(Side::Sip),
+            _ => false,
+        }
     }
 
     /// RTP packets (audio and video) the browser leg delivered so far.
@@ -315,9 +331,10 @@ impl Bridge {
         self.transcoding = on;
     }
 
-    /// Calls currently transcoding (for `ShardStats`).
+    /// Calls currently transcoding (for `ShardStats`): both ways, or toward SIP once the
+    /// browser's codec the SIP side did not take was transcoded.
     pub fn transcoding_legs(&self) -> usize {
-        self.calls.iter().flatten().filter(|c| c.tc.is_some()).count()
+        self.calls.iter().flatten().filter(|c| c.tc_full || c.tc_owns(Side::Sip)).count()
     }
 
     /// A call's transcoded formats (SIP side, browser side), `None` for passthrough (tests).
@@ -622,7 +639,7 @@ impl Bridge {
         let tele_in = c.sip_tele.iter().find(|t| t.0 == in_pt).copied();
         // On a transcoded call only the SIP side's codec (into the transcoder) and
         // telephone-events (mapped) go on; anything else (comfort noise...) is dropped.
-        let tc_fmts = c.tc.as_ref().map(|t| t.formats());
+        let tc_fmts = c.tc.as_ref().filter(|_| c.tc_full).map(|t| t.formats());
         let tc_audio = tele_in.is_none() && tc_fmts.is_some_and(|(sip, _)| sip.pt == in_pt);
         let mapped = match (tele_in, tc_fmts) {
             (Some(t), _) => tele_target(t, &c.browser_tele, &c.to_browser),
@@ -667,7 +684,8 @@ impl Bridge {
                 d.copy_from_slice(&duration);
             }
         }
-        match c.tc.as_deref_mut() {
+        let owns = c.tc_owns(Side::Browser);
+        match c.tc.as_deref_mut().filter(|_| owns) {
             // The transcoder owns the stream toward the browser: its numbers, its timeline.
             Some(t) => {
                 let (seq, ts) = (t.insert_seq(Side::Browser), t.event_ts(Side::Browser, p.timestamp(), now_ns));

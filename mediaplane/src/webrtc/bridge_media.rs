@@ -77,13 +77,14 @@ pub(super) fn pump_dtmf(
     if let Some(&(pt, clock)) = c.sip_tele.first() {
         // The event starts "now" on the stream's timeline, which runs at the audio clock (the
         // transcoder's own timeline on a transcoded call).
-        let start_ts = match c.tc.as_deref() {
+        let owns = c.tc_owns(Side::Sip);
+        let start_ts = match c.tc.as_deref().filter(|_| owns) {
             Some(t) => t.now_ts(Side::Sip, now_ns),
             None => c.rewriter.now_ts(now_ns, audio_clock(c)),
         };
         while let Some(d) = next_dtmf(&mut c.dtmf_to_sip, now_ns, clock, start_ts) {
             let Some(dst) = c.sip_remote else { continue };
-            let seq = match c.tc.as_deref_mut() {
+            let seq = match c.tc.as_deref_mut().filter(|_| owns) {
                 Some(t) => t.insert_seq(Side::Sip),
                 None => c.rewriter.insert(),
             };
@@ -102,13 +103,14 @@ pub(super) fn pump_dtmf(
     }
     // Toward the browser: through the leg (SRTP), numbered by the SIP->browser rewriter.
     if let Some(&(pt, clock)) = c.browser_tele.first() {
-        let start_ts = match c.tc.as_deref() {
+        let owns = c.tc_owns(Side::Browser);
+        let start_ts = match c.tc.as_deref().filter(|_| owns) {
             Some(t) => t.now_ts(Side::Browser, now_ns),
             None => c.to_browser_rewriter.now_ts(now_ns, audio_clock(c)),
         };
         let mut wrote = false;
         while let Some(d) = next_dtmf(&mut c.dtmf_to_browser, now_ns, clock, start_ts) {
-            let seq = match c.tc.as_deref_mut() {
+            let seq = match c.tc.as_deref_mut().filter(|_| owns) {
                 Some(t) => t.insert_seq(Side::Browser),
                 None => c.to_browser_rewriter.insert(),
             };
@@ -230,11 +232,14 @@ pub(super) fn drain(
                     continue; // on hold: received (and counted), not forwarded
                 }
                 let tele_in = c.browser_tele.iter().find(|t| t.0 == r.pt).copied();
+                let full = c.tc_full;
                 if tele_in.is_none()
                     && let Some(t) = c.tc.as_deref_mut()
+                    && (full || t.formats().1.pt == r.pt)
                 {
                     // Transcoded call: the browser's codec goes into the transcoder (polled
-                    // in `pump_transcoder`); anything else but telephone-event is dropped.
+                    // in `pump_transcoder`); on a fully transcoded call anything else but
+                    // telephone-event is dropped, on a half one it is passthrough.
                     if !t.on_audio(Side::Browser, now_ns, r.pt, r.seq, r.timestamp, &r.payload) {
                         c.browser.dropped += 1;
                     }
@@ -275,7 +280,8 @@ pub(super) fn drain(
                 let Ok(mut p) = RtpPacket::parse(&mut buf[..n]) else {
                     continue;
                 };
-                match c.tc.as_deref_mut() {
+                let owns = c.tc_owns(Side::Sip);
+                match c.tc.as_deref_mut().filter(|_| owns) {
                     // The transcoder owns the stream toward the SIP side: its SSRC, numbers
                     // and timeline.
                     Some(t) => {

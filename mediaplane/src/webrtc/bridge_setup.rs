@@ -297,6 +297,8 @@ struct NewCall<'a> {
     video: Option<VideoPath>,
     /// The audio format the browser sends, when already known (it offered).
     browser_send: Option<Format>,
+    /// The browser's audio payload types, when already known.
+    browser_audio: Vec<u8>,
     /// The SIP offer needs transcoding (see `BridgeCall::transcode_incoming`).
     transcode_incoming: bool,
 }
@@ -405,6 +407,7 @@ impl Bridge {
             sdes: None,
             video,
             browser_send: browser_formats.first().copied(),
+            browser_audio: browser_formats.iter().map(|f| f.pt).collect(),
             transcode_incoming: false,
         };
         self.insert_call(now_ns, new, flags, relay, sockets)?;
@@ -529,6 +532,7 @@ impl Bridge {
             sdes,
             video,
             browser_send: None,
+            browser_audio: Vec::new(),
             transcode_incoming,
         };
         self.insert_call(now_ns, new, flags, relay, sockets)?;
@@ -580,6 +584,7 @@ impl Bridge {
             drain(c, now_ns, &mut self.buf, io, &mut Vec::new());
         }
         c.browser_send = accepted.iter().find_map(tc_format);
+        c.browser_audio = accepted.iter().filter_map(tc_format).map(|f| f.pt).collect();
         // What the SIP side gets: the browser's codecs (passthrough), or, transcoding an
         // offer of codecs no browser takes, the SIP offer's first such codec and its
         // telephone-events; a delayed offer also lists what we can transcode to.
@@ -638,6 +643,7 @@ impl Bridge {
             c.to_sip = PtMap::identity(&c.sip_local);
             c.to_browser = PtMap::identity(&c.sip_local);
             c.tc = Some(new_transcoder(sip_fmt, browser, c.rewriter.out_ssrc)?);
+            c.tc_full = true;
             c.stage = Stage::Up;
         } else if sip_offer.is_some() {
             // Both sides use the SIP offer's numbers.
@@ -670,16 +676,21 @@ impl Bridge {
         let browser_tele = if c.transcode_incoming { c.browser_tele.clone() } else { browser_tele };
         let shares_audio =
             c.sip_local.payload_types().any(|pt| to_sip.get(pt).is_some() && !browser_tele.iter().any(|t| t.0 == pt));
-        // Passthrough when the SIP side takes the codec the browser sends; else transcode
-        // between that codec and the answer's first we can transcode.
+        // A codec of the browser's own the SIP side took (not one only we transcode).
+        let shared = !c.transcode_incoming && c.browser_audio.iter().any(|pt| to_sip.get(*pt).is_some());
+        // Passthrough when the SIP side takes the codec the browser sends. Else transcode that
+        // codec to the answer's first we can transcode: only toward SIP when another codec of
+        // the browser's is shared (the rest stays passthrough), both ways when none is.
         let takes_browser_codec = match c.browser_send {
             Some(b) if !c.transcode_incoming => to_sip.get(b.pt).is_some(),
-            _ => shares_audio && !c.transcode_incoming,
+            _ => shared,
         };
         let sip_first = tc_formats(m).first().copied();
         let plan = match (takes_browser_codec, c.browser_send, sip_first) {
             (true, _, _) => None,
-            (false, Some(browser), Some(sip)) if transcoding && browser.codec != sip.codec => Some((sip, browser)),
+            (false, Some(browser), Some(sip)) if transcoding && browser.codec != sip.codec => {
+                Some((sip, browser, !shared))
+            }
             _ if shares_audio => None, // transcoding off: passthrough on what is shared
             _ if !transcoding => return Err(disabled()),
             _ => {
@@ -687,11 +698,17 @@ impl Bridge {
             }
         };
         match plan {
-            None => c.tc = None,
-            Some((sip, browser)) => match c.tc.as_deref_mut() {
-                Some(t) if t.formats().0.codec == sip.codec && t.formats().1 == browser => t.set_sip_pt(sip.pt),
-                _ => c.tc = Some(new_transcoder(sip, browser, c.rewriter.out_ssrc)?),
-            },
+            None => {
+                c.tc = None;
+                c.tc_full = false;
+            }
+            Some((sip, browser, full)) => {
+                match c.tc.as_deref_mut() {
+                    Some(t) if t.formats().0.codec == sip.codec && t.formats().1 == browser => t.set_sip_pt(sip.pt),
+                    _ => c.tc = Some(new_transcoder(sip, browser, c.rewriter.out_ssrc)?),
+                }
+                c.tc_full = full;
+            }
         }
         if c.transcode_incoming {
             // Keep the SIP side's numbers and the browser's telephone-events as they were.
@@ -951,8 +968,10 @@ impl Bridge {
             sip_their_crypto: new.sdes.clone(),
             video: new.video.map(Box::new),
             browser_send: new.browser_send,
+            browser_audio: new.browser_audio,
             transcode_incoming: new.transcode_incoming,
             tc: None,
+            tc_full: false,
         };
         drain(&mut c, now_ns, &mut self.buf, &mut *sockets, &mut Vec::new());
         self.earliest = self.earliest.min(c.deadline);

@@ -433,3 +433,44 @@ fn transcoding_disabled_fails_the_call_with_the_cause() {
     assert_eq!((e.code, e.message.as_str()), (ErrorCode::TranscodingDisabled, "Transcoding required but disabled"));
     assert_eq!(bridge.transcoding_legs(), 0);
 }
+
+#[test]
+fn a_page_answered_opus_and_a_pcmu_only_phone_hear_each_other() {
+    // The browser offers Opus and PCMU and is answered Opus first (it sends Opus); the phone
+    // answers PCMU only. Before, the browser's Opus was dropped: now it is transcoded toward
+    // the phone while the phone's PCMU stays passthrough (the browser negotiated PCMU too).
+    let mut o = outgoing(
+        &[(111, Codec::Opus, 48_000, Some(2)), (0, Codec::PCMU, 8000, None), (126, Codec::Tele, 8000, None)],
+        "m=audio 6000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n",
+    );
+    let (browser, sip) = (Format { pt: 111, codec: Tc::Opus }, Format { pt: 0, codec: Tc::Pcmu });
+    assert_eq!(o.bridge.transcoded_formats(&o.call), Some((sip, browser)));
+    assert_eq!(o.bridge.transcoding_legs(), 0, "nothing transcoded before the browser's audio");
+    let (to_sip, at_browser) = tones(&mut o, browser, sip, 60, 1);
+    check_stream(&to_sip, 0, 160);
+    let pcm: Vec<Vec<u8>> = to_sip.iter().map(|p| p.5.clone()).collect();
+    check_tone(&decode_all(Tc::Pcmu, 8000, &pcm), 8000, "the page's Opus at the phone");
+    assert_eq!(o.bridge.transcoding_legs(), 1);
+    // The phone's PCMU reaches the browser untouched (passthrough): byte for byte what the
+    // phone's encoder made, in PCMU.
+    assert!(at_browser.len() >= 40 && at_browser.iter().all(|g| g.0 == 0), "{}", at_browser.len());
+    let mut ulaw = tcodec::new_encoder(Tc::Pcmu, 8000, OpusSettings::default()).unwrap();
+    let mut buf = [0u8; 400];
+    let n = ulaw.encode(&tone(8000, 10 * 160, 160, 8200.0), &mut buf).unwrap();
+    assert!(at_browser.iter().any(|g| g.4 == buf[..n]), "passthrough payloads");
+
+    // The browser's digit toward the phone rides the transcoded stream (one numbering).
+    let mut t = o.now;
+    for (k, (end, dur)) in [(false, 0u16), (false, 400), (true, 800), (true, 800), (true, 800)].into_iter().enumerate()
+    {
+        let ev = TelephoneEvent { event: 2, end, volume: 10, duration: dur };
+        o.b.send(t, 126, 900 + k as u64, 55_000, k == 0, &ev.to_bytes());
+        t = run(&mut o.bridge, &mut o.b, &mut o.net, t, 20, |_, _| false);
+    }
+    let pkts = parsed_to_sip(&mut o.net);
+    let ev: Vec<(u16, u32, bool, TelephoneEvent)> =
+        pkts.iter().filter(|p| p.0 == 101).map(|p| (p.1, p.2, p.4, TelephoneEvent::parse(&p.5).unwrap())).collect();
+    let seqs: Vec<u16> = pkts.iter().map(|p| p.1).collect();
+    check_interleaved(&ev, 2, 800, &seqs);
+    assert!(pkts.iter().all(|p| p.3 == to_sip[0].3), "one SSRC");
+}
