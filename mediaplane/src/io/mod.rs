@@ -1,19 +1,22 @@
 //! The driver: one OS thread per shard, pinned, running an io_uring event loop around the
 //! sans-IO [`Relay`]. Everything that touches the kernel lives under this module.
 //!
-//! The loop waits in one `io_uring_enter` for any of: a multishot poll completion on one of the
-//! shard's UDP sockets, the doorbell socket, or the next timer deadline (heartbeat every
-//! 250 ms, media-timeout scan every second). Ready sockets are pumped with `recvmmsg` and the
-//! relay's verdicts sent with `sendto` ([`sockets`]); the doorbell drains the command ring
-//! through [`handle_frame_with`]. The shard owns all its state; nothing is shared with other
-//! shards. With WebRTC enabled the shard also owns one WebRTC UDP socket and a [`Bridge`]; the
+//! The loop waits in one `io_uring_enter` for any of: a datagram received by one of the shard's
+//! UDP sockets (multishot `recvmsg` into a provided-buffer ring, [`batch`]), the doorbell
+//! socket, or the next timer deadline (heartbeat every 250 ms, media-timeout scan every second).
+//! Each datagram completion goes through the relay or the bridge ([`sockets`]); what they send
+//! is queued as io_uring `send` requests that the same `io_uring_enter` submits before it
+//! waits, so a wake-up costs one syscall however many packets it moves. The doorbell drains
+//! the command ring through [`handle_frame_with`]. The shard owns all its state; nothing is
+//! shared with other shards. With WebRTC enabled the shard also owns one WebRTC UDP socket and a [`Bridge`]; the
 //! bridge's earliest leg timeout joins the wait deadline.
 //!
 //! Why not glommio here: with thousands of sockets its datagram path (one io_uring `recvmsg`
 //! per packet plus a cancellation scan per re-arm) cost 17.8 µs of CPU per relayed packet at
-//! 50k packets/s on this 2-core VM; readiness polls plus batched `recvmmsg` reach the kernel's
-//! own cost. See docs/architecture.md.
+//! 50k packets/s on this 2-core VM; one ring we drive ourselves, with no syscall per packet,
+//! goes below the cost of a bare `recv` + `sendto` loop. See docs/architecture.md.
 
+pub mod batch;
 pub mod sockets;
 
 use std::collections::VecDeque;
@@ -34,6 +37,7 @@ use crate::relay::{Relay, RelayConfig};
 use crate::webrtc::Clock;
 use crate::webrtc::bridge::Bridge;
 use crate::webrtc::leg::{LegAddr, generate_certificate};
+use batch::send_slot;
 use sockets::{SocketTable, TOKEN_REMOVE, TOKEN_WEBRTC};
 
 /// Why a shard stopped.
@@ -201,13 +205,6 @@ fn run_shard(setup: ShardSetup) -> Result<(), IoError> {
     let uring_err = |source| IoError::Uring { shard: id, source };
     let slot = region.shard(id).ok_or(IoError::NoSlot(id))?;
     let bell = Doorbell::from_fd(doorbell).map_err(|source| IoError::Doorbell { shard: id, source })?;
-    let mut ring: IoUring<squeue::Entry, cqueue::Entry> = IoUring::builder()
-        .setup_cqsize(CQ_ENTRIES)
-        .setup_single_issuer()
-        .setup_defer_taskrun()
-        .build(RING_ENTRIES)
-        .map_err(uring_err)?;
-
     let pairs = config.ports.pairs() as usize;
     let first = config.ports.first;
     let seed = monotonic_ns() ^ (u64::from(id.0) << 48) ^ u64::from(std::process::id());
@@ -216,7 +213,7 @@ fn run_shard(setup: ShardSetup) -> Result<(), IoError> {
     let mut shard = Shard {
         id,
         relay: Relay::new(config, seed),
-        sockets: SocketTable::new(first, 2 * pairs, bind_ip),
+        sockets: SocketTable::new(first, 2 * pairs, bind_ip).map_err(uring_err)?,
         commands,
         events,
         outbox: VecDeque::new(),
@@ -226,6 +223,15 @@ fn run_shard(setup: ShardSetup) -> Result<(), IoError> {
         timeouts: Vec::new(),
         bridge: None,
     };
+    // Declared after the socket table so it is dropped first: the kernel lets go of the
+    // receive buffers and send slots before they are freed.
+    let mut ring: IoUring<squeue::Entry, cqueue::Entry> = IoUring::builder()
+        .setup_cqsize(CQ_ENTRIES)
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .build(RING_ENTRIES)
+        .map_err(uring_err)?;
+    shard.sockets.register(&ring.submitter()).map_err(uring_err)?;
     shard.bridge = webrtc.and_then(|w| webrtc_bridge(id, w, &mut shard.sockets, announce_ip));
     let bell_poll = opcode::PollAdd::new(types::Fd(shard.bell.as_raw_fd()), libc::POLLIN as u32)
         .multi(true)
@@ -239,16 +245,16 @@ fn run_shard(setup: ShardSetup) -> Result<(), IoError> {
 
     let mut next_beat = monotonic_ns() + HEARTBEAT_NS;
     let mut next_scan = monotonic_ns() + TIMEOUT_TICK_NS;
-    let mut ready: Vec<(u64, u32)> = Vec::with_capacity(CQ_ENTRIES as usize);
+    let mut ready: Vec<(u64, i32, u32)> = Vec::with_capacity(CQ_ENTRIES as usize);
     loop {
         // Commands first: they may open sockets whose polls must be submitted below.
         shard.drain_commands()?;
+        let now = monotonic_ns();
+        // The batch's sends (and any arms or cancellations) go in with the wait below.
         if shard.sockets.has_pending() {
-            let entries: Vec<squeue::Entry> = shard.sockets.take_pending().collect();
-            push_entries(&mut ring, entries.into_iter()).map_err(uring_err)?;
+            push_entries(&mut ring, shard.sockets.take_pending(now)).map_err(uring_err)?;
         }
 
-        let now = monotonic_ns();
         let mut deadline = next_beat.min(next_scan);
         if let Some(b) = &shard.bridge {
             deadline = deadline.min(b.next_deadline());
@@ -261,19 +267,23 @@ fn run_shard(setup: ShardSetup) -> Result<(), IoError> {
         let wait = if may_sleep { deadline.saturating_sub(now) } else { 0 };
         let ts = types::Timespec::new().sec(wait / 1_000_000_000).nsec((wait % 1_000_000_000) as u32);
         let args = types::SubmitArgs::new().timespec(&ts);
-        match ring.submitter().submit_with_args(1, &args) {
+        // Sends complete during the submission itself (MSG_DONTWAIT: never parked), so waiting
+        // for their completions plus one waits for the next real event, in one enter.
+        let want = shard.sockets.sends_in_flight() + 1;
+        match ring.submitter().submit_with_args(want, &args) {
             Ok(_) => {}
             Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY)) => {}
             Err(e) => return Err(uring_err(e)),
         }
+        shard.sockets.submitted();
         if may_sleep {
             shard.commands.woke();
         }
 
         ready.clear();
-        ready.extend(ring.completion().map(|cqe| (cqe.user_data(), cqe.flags())));
+        ready.extend(ring.completion().map(|cqe| (cqe.user_data(), cqe.result(), cqe.flags())));
         let now = monotonic_ns();
-        for &(token, flags) in &ready {
+        for &(token, res, flags) in &ready {
             match token {
                 TOKEN_DOORBELL => {
                     shard.bell.drain();
@@ -282,24 +292,14 @@ fn run_shard(setup: ShardSetup) -> Result<(), IoError> {
                     }
                 }
                 TOKEN_REMOVE => {}
-                TOKEN_WEBRTC => {
-                    if let Some(b) = shard.bridge.as_mut() {
-                        shard.sockets.pump_webrtc(b, now);
-                    }
-                    if !cqueue::more(flags) {
-                        shard.sockets.rearm_webrtc();
-                    }
-                }
-                token => {
-                    if let Some(index) = shard.sockets.live_index(token) {
-                        shard.sockets.pump(index, &mut shard.relay, shard.bridge.as_mut(), now);
-                        if !cqueue::more(flags) {
-                            shard.sockets.rearm(index);
-                        }
-                    }
-                }
+                TOKEN_WEBRTC => shard.sockets.on_webrtc_recv(res, flags, shard.bridge.as_mut(), now),
+                token => match send_slot(token) {
+                    Some(slot) => shard.sockets.on_send_done(slot, res),
+                    None => shard.sockets.on_recv(token, res, flags, &mut shard.relay, shard.bridge.as_mut(), now),
+                },
             }
         }
+        shard.sockets.publish_buffers();
 
         if let Some(b) = shard.bridge.as_mut() {
             b.on_timeout(now, &mut shard.sockets);
@@ -327,12 +327,24 @@ fn run_shard(setup: ShardSetup) -> Result<(), IoError> {
     }
 }
 
-/// Pushes entries to the submission queue, submitting when it is full.
+/// Pushes entries to the submission queue (one queue sync per batch), submitting when it is
+/// full.
 fn push_entries(ring: &mut IoUring, entries: impl Iterator<Item = squeue::Entry>) -> std::io::Result<()> {
-    for entry in entries {
-        // SAFETY: poll entries reference only fds that stay open until their removal completes
-        // or, for removals, nothing at all.
-        while unsafe { ring.submission().push(&entry) }.is_err() {
+    let mut entries = entries.peekable();
+    while entries.peek().is_some() {
+        {
+            let mut sq = ring.submission();
+            while !sq.is_full() {
+                let Some(entry) = entries.next() else { break };
+                // SAFETY: entries reference descriptors kept open until submitted (the socket
+                // table's `closed` list), the table's receive ring (alive as long as the
+                // ring) and send slots owned by their request until its completion.
+                if unsafe { sq.push(&entry) }.is_err() {
+                    unreachable!("checked not full");
+                }
+            }
+        }
+        if entries.peek().is_some() {
             ring.submit()?;
         }
     }
