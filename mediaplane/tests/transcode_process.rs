@@ -27,6 +27,12 @@ use wavegate_shared::spawn::{MediaPlane, MediaPlaneCommand, spawn_media_plane};
 use wavegate_shared::{CallId, LegTag, ShardId};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wavegate-mediaplane");
+
+/// The media plane binary: this build's, or `WAVEGATE_TRANSCODE_BIN` (to measure a release
+/// build's CPU per call with the same test).
+fn bin() -> String {
+    std::env::var("WAVEGATE_TRANSCODE_BIN").unwrap_or_else(|_| BIN.to_owned())
+}
 const BUDGET: Duration = Duration::from_secs(20);
 /// 20 ms packets each way once connected (3 s of tone).
 const FRAMES: u32 = 150;
@@ -40,7 +46,7 @@ fn free_port() -> u16 {
 async fn start(rtp_ports: &str, transcoding: bool) -> (MediaPlane, u16) {
     let webrtc_port = free_port();
     let mp = spawn_media_plane(&MediaPlaneCommand {
-        program: BIN.into(),
+        program: bin().into(),
         args: [
             "--rtp-ports",
             rtp_ports,

@@ -131,3 +131,45 @@ fn opus_from_the_browser_leaves_as_pcmu_rtp_and_back() {
     }
     assert_eq!(call.audio_ts(Side::Sip), to_sip.last().expect("sent").2);
 }
+
+/// Resident memory of this process in KiB (Linux `/proc/self/statm`, 4 KiB pages).
+fn rss_kib() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) * 4
+}
+
+#[test]
+fn memory_per_opus_pcmu_call_transcoder() {
+    // 100 Opus <-> PCMU calls, each driven through 200 ms of audio both ways so the buffers
+    // they use are resident (zeroed allocations are not until touched).
+    const CALLS: usize = 100;
+    let (sip, browser) = (f(0, Codec::Pcmu), f(111, Codec::Opus));
+    let mut opus = codec::new_encoder(Codec::Opus, 48_000, OpusSettings::default()).expect("opus");
+    let mut ulaw = codec::new_encoder(Codec::Pcmu, 8_000, OpusSettings::default()).expect("pcmu");
+    let tone48: Vec<i16> = (0..960).map(|i| (5000.0 * (i as f64 * 0.131).sin()) as i16).collect();
+    let tone8: Vec<i16> = (0..160).map(|i| (5000.0 * (i as f64 * 0.785).sin()) as i16).collect();
+    let mut p_opus = [0u8; 1500];
+    let n_opus = opus.encode(&tone48, &mut p_opus).expect("enc");
+    let mut p_ulaw = [0u8; 400];
+    let n_ulaw = ulaw.encode(&tone8, &mut p_ulaw).expect("enc");
+    let before = rss_kib();
+    let mut calls = Vec::with_capacity(CALLS);
+    let mut out = [0u8; 1500];
+    for _ in 0..CALLS {
+        let mut call = CallTranscoder::new(sip, browser, config()).expect("call");
+        for k in 0..10u32 {
+            let now = u64::from(k) * 20 * MS;
+            call.on_audio(Side::Browser, now, 111, k as u16, k * 960, &p_opus[..n_opus]);
+            call.on_audio(Side::Sip, now, 0, k as u16, k * 160, &p_ulaw[..n_ulaw]);
+            while call.poll(now, &mut out).expect("poll").is_some() {}
+        }
+        calls.push(call);
+    }
+    let per_call = rss_kib().saturating_sub(before) as f64 / CALLS as f64;
+    eprintln!(
+        "CallTranscoder Opus<->PCMU: {per_call:.0} KiB resident per call ({} bytes inline)",
+        std::mem::size_of::<CallTranscoder>()
+    );
+    assert!(per_call < 1024.0, "{per_call} KiB per call");
+    assert_eq!(calls.len(), CALLS);
+}

@@ -8,15 +8,15 @@
 //! Codec choice: passthrough whenever the SIP side takes the codec the browser sends (the
 //! first of the leg's negotiation); otherwise, when the bridge allows transcoding, our SIP offer
 //! also lists every codec we can transcode ([`transcode_extras`]) and the call gets a
-//! [`CallTranscoder`] between the browser's codec and the SIP side's first; a SIP offer with no
+//! [`crate::transcode::call::CallTranscoder`] between the browser's codec and the SIP side's first; a SIP offer with no
 //! codec a browser takes (G.729 only...) gets the browser offered Opus and G.711 and is
 //! transcoded likewise (`transcode_incoming`). When transcoding is disabled such a call fails
-//! with [`NegotiateError::Disabled`] ("Transcoding required but disabled",
+//! with [`crate::transcode::call::NegotiateError::Disabled`] ("Transcoding required but disabled",
 //! `ErrorCode::TranscodingDisabled`). On transcoded calls of an incoming SIP offer, `sip_local`
 //! is our answer to the SIP side (its numbers) and the browser's telephone-event numbers are
 //! kept apart in `browser_tele`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use str0m::format::Codec;
 use str0m::media::{Direction as LegDirection, MediaKind};
@@ -24,229 +24,22 @@ use wavegate_shared::ids::{CallId, LegTag};
 use wavegate_shared::protocol::{ControlError, ErrorCode, OfferFlags, OfferToBrowserReply, WebRtcOfferReply};
 
 use super::bridge::{Bridge, BridgeCall, BridgeIo, BridgeSockets, DtmfOut, Stage, Tele, drain, err};
-use super::bridge_video::{VideoPath, map_formats, video_codecs, video_mline, video_of};
+pub(super) use super::bridge_sdp::sip_sdp_text;
+use super::bridge_sdp::{
+    answer_direction, audio, disabled, leg_codec, new_transcoder, offered_direction, own_audio, tc_format, tc_formats,
+    tc_only, tele_of,
+};
+use super::bridge_video::{VideoPath, map_formats, video_codecs, video_of};
 use super::demux::LegId;
 use super::dtmf::DtmfDetector;
 use super::leg::{DEFAULT_CODECS, LegCodec, WebRtcLeg};
-use super::sdes::{CryptoAttr, crypto_value, parse_crypto, random_key};
+use super::sdes::{CryptoAttr, parse_crypto, random_key};
 use super::srtp::SrtpSession;
 
 use crate::call::{PtMap, Rewriter};
 use crate::relay::Relay;
 use crate::sdp::{Direction, Media, Sdp};
-use crate::transcode::Codec as TcCodec;
-use crate::transcode::call::{CallConfig, CallTranscoder, Format, NegotiateError, transcode_extras};
-
-/// The `a=rtpmap` value of a codec a browser and a SIP peer can share.
-fn rtpmap_value(c: &LegCodec) -> String {
-    match c.codec {
-        Codec::Opus => "opus/48000/2".to_owned(),
-        Codec::G722 => "G722/8000".to_owned(),
-        Codec::PCMU => "PCMU/8000".to_owned(),
-        Codec::PCMA => "PCMA/8000".to_owned(),
-        _ => format!("telephone-event/{}", c.clock_rate),
-    }
-}
-
-/// The passthrough codec a SIP m-line's payload type names, if a browser can take it.
-fn leg_codec(m: &Media, pt: u8) -> Option<LegCodec> {
-    let (name, clock, channels) = match m.rtpmap(pt) {
-        Some(r) => (r.encoding.to_ascii_lowercase(), r.clock_rate, r.channels.unwrap_or(1)),
-        None => match pt {
-            0 => ("pcmu".to_owned(), 8000, 1),
-            8 => ("pcma".to_owned(), 8000, 1),
-            9 => ("g722".to_owned(), 8000, 1),
-            _ => return None,
-        },
-    };
-    let (codec, channels) = match (name.as_str(), clock, channels) {
-        ("opus", 48_000, 2) => (Codec::Opus, Some(2)),
-        ("g722", 8000, 1) => (Codec::G722, None),
-        ("pcmu", 8000, 1) => (Codec::PCMU, None),
-        ("pcma", 8000, 1) => (Codec::PCMA, None),
-        ("telephone-event", 8000 | 48_000, 1) => (Codec::Tele, None),
-        _ => return None,
-    };
-    Some(LegCodec { pt, codec, clock_rate: clock, channels, profile_level_id: None })
-}
-
-/// The transcoding core's name for a browser-side audio codec.
-fn tc_format(c: &LegCodec) -> Option<Format> {
-    let codec = match c.codec {
-        Codec::Opus => TcCodec::Opus,
-        Codec::G722 => TcCodec::G722,
-        Codec::PCMU => TcCodec::Pcmu,
-        Codec::PCMA => TcCodec::Pcma,
-        _ => return None,
-    };
-    Some(Format { pt: c.pt, codec })
-}
-
-/// The audio formats of an m-line we can transcode, in its order (RFC 3551 static types
-/// without an rtpmap included).
-pub(super) fn tc_formats(m: &Media) -> Vec<Format> {
-    m.payload_types()
-        .filter_map(|pt| {
-            let codec = match m.rtpmap(pt) {
-                Some(r) => TcCodec::from_rtpmap(&r.encoding, r.clock_rate)?,
-                None => match pt {
-                    0 => TcCodec::Pcmu,
-                    8 => TcCodec::Pcma,
-                    9 => TcCodec::G722,
-                    18 => TcCodec::G729,
-                    _ => return None,
-                },
-            };
-            Some(Format { pt, codec })
-        })
-        .collect()
-}
-
-/// The formats of an m-line only the transcoder handles (no browser takes them: G.729,
-/// Speex), kept when we re-offer or re-answer on a transcoded call.
-fn tc_only(m: &Media) -> Vec<Format> {
-    tc_formats(m).into_iter().filter(|f| leg_codec(m, f.pt).is_none()).collect()
-}
-
-/// The `a=rtpmap` value (and `a=fmtp`, if any) of a format only the transcoder handles.
-fn extra_rtpmap(f: &Format) -> (String, Option<&'static str>) {
-    match f.codec {
-        TcCodec::Opus => ("opus/48000/2".to_owned(), None),
-        // VAD is off in our encoder; we decode SID frames but do not offer Annex B.
-        TcCodec::G729 => ("G729/8000".to_owned(), Some("annexb=no")),
-        c => (format!("{}/{}", c.sdp_name(), c.rtp_clock()), None),
-    }
-}
-
-/// Builds a call's transcoder, SSRC toward the SIP side as on passthrough (RTCP reports match).
-fn new_transcoder(sip: Format, browser: Format, sip_ssrc: u32) -> Result<Box<CallTranscoder>, ControlError> {
-    let cfg = CallConfig {
-        opus: Default::default(),
-        sip_ptime_ms: 20,
-        browser_ptime_ms: 20,
-        sip_ssrc,
-        browser_ssrc: sip_ssrc.rotate_left(16) ^ 0x5a5a_5a5a,
-    };
-    CallTranscoder::new(sip, browser, cfg).map(Box::new).map_err(|e| err(ErrorCode::Internal, e.to_string()))
-}
-
-/// The error of a call that needs transcoding while it is disabled.
-fn disabled() -> ControlError {
-    err(ErrorCode::TranscodingDisabled, NegotiateError::Disabled.to_string())
-}
-
-/// The telephone-event payload types of an m-line, in its order.
-pub(super) fn tele_of(m: &Media) -> Vec<Tele> {
-    m.payload_types()
-        .filter_map(|pt| m.rtpmap(pt).filter(|r| r.encoding.eq_ignore_ascii_case("telephone-event")))
-        .map(|r| (r.pt, r.clock_rate))
-        .collect()
-}
-
-/// The first audio m-line of `sdp` and its index.
-fn audio(sdp: &Sdp) -> Option<(usize, &Media)> {
-    sdp.media.iter().enumerate().find(|(_, m)| m.desc.kind == "audio")
-}
-
-fn direction_attr(d: Direction) -> &'static str {
-    use Direction::*;
-    match d {
-        SendRecv => "sendrecv",
-        SendOnly => "sendonly",
-        RecvOnly => "recvonly",
-        Inactive => "inactive",
-    }
-}
-
-/// The answer's direction for an offered one (RFC 3264 §6.1).
-fn answer_direction(offered: Direction) -> Direction {
-    use Direction::*;
-    match offered {
-        SendOnly => RecvOnly,
-        RecvOnly => SendOnly,
-        d => d,
-    }
-}
-
-/// Plain RTP/AVP SDP for the SIP side: one audio m-line on our `port` with `codecs`, with
-/// `video` (port, formats) a video m-line after it (in an answer: at the offer's first video
-/// m-line), and the offer's other m-lines rejected (port 0) when this is an answer to `offer`.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn sip_sdp_text(
-    ip: IpAddr,
-    port: u16,
-    version: u32,
-    codecs: &[LegCodec],
-    extra: &[Format],
-    direction: Direction,
-    offer: Option<(&Sdp, usize)>,
-    crypto: Option<&CryptoAttr>,
-    video: Option<(u16, &[LegCodec])>,
-) -> String {
-    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
-    let mut s =
-        format!("v=0\r\no=wavegate 1 {version} IN {family} {ip}\r\ns=wavegate\r\nc=IN {family} {ip}\r\nt=0 0\r\n");
-    let ours = |s: &mut String| {
-        // Audio codecs, then those only the transcoder takes, then telephone-event.
-        let audio = codecs.iter().filter(|c| c.codec != Codec::Tele).map(|c| c.pt);
-        let tele = codecs.iter().filter(|c| c.codec == Codec::Tele).map(|c| c.pt);
-        let pts: Vec<String> = audio.chain(extra.iter().map(|f| f.pt)).chain(tele).map(|pt| pt.to_string()).collect();
-        let proto = if crypto.is_some() { "RTP/SAVP" } else { "RTP/AVP" };
-        s.push_str(&format!("m=audio {port} {proto} {}\r\n", pts.join(" ")));
-        if let Some(c) = crypto {
-            s.push_str(&format!("a=crypto:{}\r\n", crypto_value(c)));
-        }
-        for c in codecs {
-            s.push_str(&format!("a=rtpmap:{} {}\r\n", c.pt, rtpmap_value(c)));
-            if c.codec == Codec::Tele {
-                s.push_str(&format!("a=fmtp:{} 0-16\r\n", c.pt));
-            }
-        }
-        for f in extra {
-            let (rtpmap, fmtp) = extra_rtpmap(f);
-            s.push_str(&format!("a=rtpmap:{} {rtpmap}\r\n", f.pt));
-            if let Some(fmtp) = fmtp {
-                s.push_str(&format!("a=fmtp:{} {fmtp}\r\n", f.pt));
-            }
-        }
-        s.push_str(&format!("a={}\r\n", direction_attr(direction)));
-    };
-    let video = video.filter(|(_, codecs)| !codecs.is_empty());
-    match offer {
-        None => {
-            ours(&mut s);
-            if let Some((vport, vcodecs)) = video {
-                video_mline(&mut s, vport, vcodecs, direction_attr(direction));
-            }
-        }
-        Some((sdp, audio_index)) => {
-            let video_index = sdp.media.iter().position(|m| m.desc.kind == "video");
-            for (i, m) in sdp.media.iter().enumerate() {
-                if i == audio_index {
-                    ours(&mut s);
-                } else if let (Some((vport, vcodecs)), true) = (video, Some(i) == video_index) {
-                    video_mline(&mut s, vport, vcodecs, direction_attr(direction));
-                } else {
-                    let formats = if m.desc.formats.is_empty() { "0".to_owned() } else { m.desc.formats.join(" ") };
-                    s.push_str(&format!("m={} 0 {} {formats}\r\n", m.desc.kind, m.desc.proto));
-                }
-            }
-        }
-    }
-    s
-}
-
-/// Parses SDP we wrote ourselves and returns its audio m-line.
-fn own_audio(text: &str) -> Result<Media, ControlError> {
-    let sdp = Sdp::parse(text).map_err(|e| err(ErrorCode::Internal, format!("our own SDP does not parse: {e}")))?;
-    audio(&sdp).map(|(_, m)| m.clone()).ok_or_else(|| err(ErrorCode::Internal, "our own SDP has no audio"))
-}
-
-/// The direction the offerer declared for its audio m-line.
-fn offered_direction(sdp: &str) -> Result<Direction, ControlError> {
-    let parsed = Sdp::parse(sdp).map_err(|e| err(ErrorCode::BadSdp, e.to_string()))?;
-    audio(&parsed).map(|(_, m)| m.direction()).ok_or_else(|| err(ErrorCode::BadSdp, "no audio m-line"))
-}
+use crate::transcode::call::{Format, transcode_extras};
 
 /// Takes the SIP side's media address from its SDP: a new address (a re-INVITE moving the media,
 /// RFC 3264 §8.3.1) replaces even a latched one, which then latches again on the next packet.

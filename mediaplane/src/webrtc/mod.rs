@@ -6,6 +6,8 @@
 //! - [`leg`]: a sans-IO leg around `str0m::Rtc` in ICE-lite + RTP mode.
 //! - [`bridge`]: a shard's WebRTC <-> RTP calls: leg + SIP-side RTP port(s), passthrough audio
 //!   and video (`bridge_video`).
+//!   `bridge_setup` is the offer/answer flow and codec choice (passthrough or transcoded),
+//!   `bridge_sdp` the SIP-side SDP and codec mapping behind it.
 //! - [`rtcp_fb`]: RTCP keyframe requests (PLI, FIR) for the video bridge.
 //! - [`dtmf`]: RFC 4733 telephone-events: payload, detector, generator.
 //! - [`quality`]: receive statistics and RTCP report blocks for the `Stats` request.
@@ -19,6 +21,7 @@
 
 pub mod bridge;
 mod bridge_media;
+mod bridge_sdp;
 mod bridge_setup;
 mod bridge_video;
 pub mod demux;
