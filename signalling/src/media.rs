@@ -342,4 +342,18 @@ mod tests {
         );
         assert!(reg.is_empty());
     }
+
+    #[test]
+    fn only_the_transcoding_refusal_is_a_call_cause_as_it_is() {
+        use wavegate_shared::protocol::{ControlError, ErrorCode};
+        let remote =
+            |code, msg: &str| MediaError::Client(ClientError::Remote(ControlError::new(code, msg)));
+        let off = remote(
+            ErrorCode::TranscodingDisabled,
+            "Transcoding required but disabled",
+        );
+        assert_eq!(off.call_cause(), Some("Transcoding required but disabled"));
+        assert_eq!(remote(ErrorCode::BadSdp, "no audio").call_cause(), None);
+        assert_eq!(MediaError::Unavailable.call_cause(), None);
+    }
 }
