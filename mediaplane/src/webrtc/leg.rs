@@ -251,8 +251,14 @@ impl LegAddr {
 /// A browser leg. Build it with [`WebRtcLeg::new`], register [`WebRtcLeg::local_ufrag`] with the
 /// shard's [`super::demux::Demux`], then answer the offer.
 pub struct WebRtcLeg {
-    rtc: Rtc,
+    /// Boxed: str0m's `Rtc` is ~12 KB inline, and the owner keeps legs in a slot vector whose
+    /// doubling growth would otherwise reserve that much again per free slot.
+    rtc: Box<Rtc>,
     clock: Clock,
+    /// The latest shard time handed in (input, timeout or write); see [`Self::poll`].
+    now_ns: u64,
+    /// Timer turns [`Self::poll`] ran itself since the last input (bounded by [`CATCH_UP`]).
+    catch_up: u8,
     addr: LegAddr,
     ufrag: String,
     /// The local ICE password: the key of the browser's checks (verified before str0m sees
@@ -264,12 +270,24 @@ pub struct WebRtcLeg {
     media: Vec<(Mid, MediaKind)>,
     /// Outgoing sequence extension per m-line (a call has one or two, so a Vec beats a map).
     tx_seq: Vec<(Mid, SeqExtender)>,
+    /// The m-line of each browser SSRC seen (str0m binds an SSRC to its m-line once), so a
+    /// received packet does not cost a hashed lookup of its receive stream. At most
+    /// [`RX_MIDS`] entries; cleared by every negotiation.
+    rx_mids: Vec<(u32, Option<Mid>)>,
     /// Our offer, until the browser's answer arrives.
     pending: Option<SdpPendingOffer>,
     /// str0m's latest per-m-line statistics (refreshed every [`STATS_INTERVAL`]).
     ingress: Option<MediaIngressStats>,
     egress: Option<MediaEgressStats>,
 }
+
+/// SSRCs whose m-line a leg remembers (audio, video and their RTX: four; simulcast more).
+const RX_MIDS: usize = 8;
+
+/// Timer turns [`WebRtcLeg::poll`] runs on its own after one input before handing a due
+/// timeout back to the owner. One is what a written packet needs (str0m queues it and releases
+/// it on the next timer turn); the bound keeps a timeout that stays due from spinning.
+const CATCH_UP: u8 = 2;
 
 /// How often str0m summarises a leg's RTCP figures (loss, jitter, RTT) for the `Stats` request.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
@@ -338,19 +356,22 @@ impl WebRtcLeg {
             };
             config.codec_config().add_config(c.pt.into(), None, c.codec, rate, c.channels, format);
         }
-        let mut rtc = config.build(clock.instant(now_ns));
+        let mut rtc = Box::new(config.build(clock.instant(now_ns)));
         let bad = LegError::Candidate(addr.announce);
         let candidate = Candidate::host(addr.announce, "udp").map_err(|_| bad)?;
         rtc.add_local_candidate(candidate).ok_or(LegError::Candidate(addr.announce))?;
         Ok(Self {
             rtc,
             clock,
+            now_ns,
+            catch_up: 0,
             addr,
             ufrag,
             pass,
             negotiated: false,
             media: Vec::new(),
             tx_seq: Vec::new(),
+            rx_mids: Vec::new(),
             pending: None,
             ingress: None,
             egress: None,
@@ -375,9 +396,11 @@ impl WebRtcLeg {
             return Err(LegError::AlreadyNegotiated);
         }
         let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| LegError::OfferSdp(e.to_string()))?;
+        self.advance(now_ns);
         self.rtc.handle_input(Input::Timeout(self.clock.instant(now_ns)))?;
         let answer = self.rtc.sdp_api().accept_offer(offer)?.to_sdp_string();
         self.negotiated = true;
+        self.rx_mids.clear();
         // str0m keeps its parsed SDP types private; the mids are read back from our own answer
         // and each is confirmed against the Rtc, which also gives its kind (an `a=mid` without a
         // media entry — data channel, rejected line — is skipped).
@@ -401,6 +424,7 @@ impl WebRtcLeg {
         if self.negotiated || self.pending.is_some() {
             return Err(LegError::AlreadyNegotiated);
         }
+        self.advance(now_ns);
         self.rtc.handle_input(Input::Timeout(self.clock.instant(now_ns)))?;
         let mut change = self.rtc.sdp_api();
         let mid = change.add_media(MediaKind::Audio, direction, None, None, None);
@@ -418,9 +442,11 @@ impl WebRtcLeg {
     pub fn handle_answer(&mut self, now_ns: u64, answer_sdp: &str) -> Result<(), LegError> {
         let answer = SdpAnswer::from_sdp_string(answer_sdp).map_err(|e| LegError::AnswerSdp(e.to_string()))?;
         let pending = self.pending.take().ok_or(LegError::NoPendingOffer)?;
+        self.advance(now_ns);
         self.rtc.handle_input(Input::Timeout(self.clock.instant(now_ns)))?;
         self.rtc.sdp_api().accept_answer(pending, answer)?;
         self.negotiated = true;
+        self.rx_mids.clear();
         Ok(())
     }
 
@@ -456,21 +482,42 @@ impl WebRtcLeg {
         // str0m matches checks against its candidates, so it must see the announced address.
         let destination = if dst == self.addr.bind { self.addr.announce } else { dst };
         let receive = Receive { proto: Protocol::Udp, source: src, destination, contents };
+        self.advance(now_ns);
         self.rtc.handle_input(Input::Receive(self.clock.instant(now_ns), receive))?;
         Ok(())
     }
 
     /// Advances the leg's timers to `now_ns` (always allowed, also before the polled deadline).
     pub fn handle_timeout(&mut self, now_ns: u64) -> Result<(), LegError> {
+        self.advance(now_ns);
         self.rtc.handle_input(Input::Timeout(self.clock.instant(now_ns)))?;
         Ok(())
     }
 
+    /// Records the shard time of an input and re-arms [`Self::poll`]'s timer turns.
+    fn advance(&mut self, now_ns: u64) {
+        self.now_ns = self.now_ns.max(now_ns);
+        self.catch_up = 0;
+    }
+
     /// The next output; call until it returns [`LegOutput::Timeout`].
+    ///
+    /// A timeout that is already due (str0m asks for one right after a `write_rtp`: it releases
+    /// queued packets from its timer turn) is run here, at the latest input's time, instead of
+    /// being handed back: the packet leaves in the same drain, and the owner's wake-up does not
+    /// have to look at every leg for one that is due now. At most [`CATCH_UP`] turns per input.
     pub fn poll(&mut self) -> Result<LegOutput, LegError> {
         loop {
             let event = match self.rtc.poll_output()? {
-                Output::Timeout(at) => return Ok(LegOutput::Timeout(self.clock.ns(at))),
+                Output::Timeout(at) => {
+                    let at = self.clock.ns(at);
+                    if at <= self.now_ns && self.catch_up < CATCH_UP && self.rtc.is_alive() {
+                        self.catch_up += 1;
+                        self.rtc.handle_input(Input::Timeout(self.clock.instant(self.now_ns)))?;
+                        continue;
+                    }
+                    return Ok(LegOutput::Timeout(at));
+                }
                 Output::Transmit(mut t) => {
                     if t.source == self.addr.announce {
                         t.source = self.addr.bind;
@@ -489,7 +536,19 @@ impl WebRtcLeg {
                 Event::MediaAdded(m) => LegEvent::MediaAdded { mid: m.mid, kind: m.kind },
                 Event::RtpPacket(p) => {
                     let ssrc = p.header.ssrc;
-                    let mid = self.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid());
+                    let mid = match self.rx_mids.iter().find(|(s, _)| *s == *ssrc) {
+                        Some((_, mid)) => *mid,
+                        None => {
+                            let mid = self.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid());
+                            if mid.is_some() {
+                                if self.rx_mids.len() >= RX_MIDS {
+                                    self.rx_mids.clear();
+                                }
+                                self.rx_mids.push((*ssrc, mid));
+                            }
+                            mid
+                        }
+                    };
                     return Ok(LegOutput::Rtp(LegRtp {
                         mid,
                         pt: *p.header.payload_type,
@@ -554,6 +613,7 @@ impl WebRtcLeg {
                 seq
             }
         };
+        self.advance(now_ns);
         let wallclock = self.clock.instant(now_ns);
         let mut direct = self.rtc.direct_api();
         let stream = direct.stream_tx_by_mid(mid, None).ok_or(LegError::NoSendStream(mid))?;
