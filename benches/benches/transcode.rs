@@ -4,8 +4,14 @@
 //! - `transcode_pair/<from>-><to>`: one 20 ms frame through a `Transcoder` (jitter buffer,
 //!   decode, resample when needed, encode) per iteration, for every codec pair; the input is a
 //!   pre-encoded second of a 1004 Hz tone plus speech-like noise, cycled.
-//! - `opus_pcmu_call/complexity_N[_nofec]`: both directions of one Opus<->PCMU call for 20 ms; calls per
-//!   core = 20 000 µs / this time.
+//! - `opus_pcmu_call/complexity_N[_fec28k|_nofec]`: both directions of one Opus<->PCMU call for
+//!   20 ms with the default settings (24 kbit/s, FEC requested) at complexity N; calls per core =
+//!   20 000 µs / this time. `_fec28k`: 28 kbit/s, where libopus really codes FEC at complexity 0.
+//! - `opus_codec/<stage>`: libopus alone through the media plane's wrappers, per 20 ms: encode at
+//!   8 kHz input per complexity, decode to 8 kHz and to 48 kHz (where a call's time goes).
+//!
+//! Once per run it prints the memory of one Opus<->PCMU call: libopus' encoder and decoder state
+//! (`opus_encoder_get_size`, `opus_decoder_get_size`) plus both directions' own buffers.
 //! - `resample_8k_16k/<kind>`: 20 ms through rubato's FFT, sinc and cubic resamplers; the SNR of
 //!   each on a 1 kHz tone is printed once (quality), the time is the cost.
 //!
@@ -16,11 +22,13 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use opusic_sys::{opus_decoder_get_size, opus_encoder_get_size};
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{
     Async, Fft, FixedAsync, FixedSync, PolynomialDegree, Resampler, SincInterpolationParameters,
 };
 use wavegate_mediaplane::transcode::codec::{self, Codec, OpusSettings};
+use wavegate_mediaplane::transcode::g711;
 use wavegate_mediaplane::transcode::pipeline::{Transcoder, TranscoderConfig};
 
 const MS: u64 = 1_000_000;
@@ -89,9 +97,14 @@ impl Dir {
     }
 
     fn with_fec(from: Codec, to: Codec, complexity: u8, fec: bool) -> Self {
+        Self::with_opus(from, to, complexity, fec, OpusSettings::default().bitrate)
+    }
+
+    fn with_opus(from: Codec, to: Codec, complexity: u8, fec: bool, bitrate: u32) -> Self {
         let mut cfg = TranscoderConfig::new(from, to);
         cfg.opus.complexity = complexity;
         cfg.opus.fec = fec;
+        cfg.opus.bitrate = bitrate;
         Self {
             tc: Transcoder::new(cfg).expect("transcoder"),
             input: packets(from),
@@ -150,25 +163,101 @@ fn opus_call(c: &mut Criterion) {
     let mut g = c.benchmark_group("opus_pcmu_call");
     g.warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    for (complexity, fec) in [(0u8, true), (3, true), (5, true), (0, false), (5, false)] {
-        let mut a = Dir::with_fec(Codec::Opus, Codec::Pcmu, complexity, fec);
-        let mut b2 = Dir::with_fec(Codec::Pcmu, Codec::Opus, complexity, fec);
+    let default_rate = OpusSettings::default().bitrate;
+    let cases = [
+        (0u8, true, default_rate, ""),
+        (1, true, default_rate, ""),
+        (3, true, default_rate, ""),
+        (5, true, default_rate, ""),
+        (0, true, 28_000, "_fec28k"),
+        (5, false, default_rate, "_nofec"),
+    ];
+    for (complexity, fec, bitrate, tag) in cases {
+        let mut a = Dir::with_opus(Codec::Opus, Codec::Pcmu, complexity, fec, bitrate);
+        let mut b2 = Dir::with_opus(Codec::Pcmu, Codec::Opus, complexity, fec, bitrate);
         for _ in 0..10 {
             a.step();
             b2.step();
         }
-        g.bench_function(
-            format!("complexity_{complexity}{}", if fec { "" } else { "_nofec" }),
-            |b| {
-                b.iter_custom(|n| {
-                    cpu_time(n, || {
-                        black_box(a.step() + b2.step());
-                    })
+        g.bench_function(format!("complexity_{complexity}{tag}"), |b| {
+            b.iter_custom(|n| {
+                cpu_time(n, || {
+                    black_box(a.step() + b2.step());
                 })
-            },
-        );
+            })
+        });
     }
     g.finish();
+}
+
+/// libopus alone, per 20 ms: the encoder at 8 kHz input per complexity (default settings
+/// otherwise) and the decoder to 8 and 48 kHz.
+fn opus_codec(c: &mut Criterion) {
+    let mut g = c.benchmark_group("opus_codec");
+    g.warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
+    let pcm = signal(8000, 8000);
+    let mut buf = [0u8; 1500];
+    for (complexity, bitrate, tag) in [
+        (0u8, 24_000, ""),
+        (0, 28_000, "_fec28k"),
+        (1, 24_000, ""),
+        (3, 24_000, ""),
+        (5, 24_000, ""),
+    ] {
+        let s = OpusSettings {
+            complexity,
+            bitrate,
+            ..OpusSettings::default()
+        };
+        let mut enc = codec::new_encoder(Codec::Opus, 8000, s).expect("encoder");
+        let mut k = 0;
+        g.bench_function(format!("encode_8k_complexity_{complexity}{tag}"), |b| {
+            b.iter_custom(|n| {
+                cpu_time(n, || {
+                    let f = &pcm[k % 50 * 160..(k % 50 + 1) * 160];
+                    k += 1;
+                    black_box(enc.encode(f, &mut buf).expect("encode"));
+                })
+            })
+        });
+    }
+    let input = packets(Codec::Opus);
+    let mut out = vec![0i16; 5760];
+    for rate in [8000u32, 48_000] {
+        let mut dec = codec::new_decoder(Codec::Opus, rate).expect("decoder");
+        let mut k = 0;
+        g.bench_function(format!("decode_{}k", rate / 1000), |b| {
+            b.iter_custom(|n| {
+                cpu_time(n, || {
+                    let p = &input[k % input.len()];
+                    k += 1;
+                    black_box(dec.decode(p, &mut out).expect("decode"));
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+/// Prints the memory of one Opus<->PCMU call (both directions).
+fn call_memory() {
+    // SAFETY: the size queries only read their argument (1 = mono).
+    let (enc, dec) = unsafe { (opus_encoder_get_size(1), opus_decoder_get_size(1)) };
+    let a = Dir::new(Codec::Opus, Codec::Pcmu, 0);
+    let b = Dir::new(Codec::Pcmu, Codec::Opus, 0);
+    let g711 = std::mem::size_of::<g711::Decoder>() + std::mem::size_of::<g711::Encoder>();
+    let buffers = a.tc.buffer_bytes() + b.tc.buffer_bytes();
+    let transcoders = 2 * std::mem::size_of::<Transcoder>();
+    eprintln!(
+        "opus_pcmu_call memory: libopus encoder {enc} B + decoder {dec} B, G.711 {g711} B, \
+         buffers {buffers} B (both directions), transcoder structs {transcoders} B: {} B per call",
+        enc.max(0) as usize + dec.max(0) as usize + g711 + buffers + transcoders
+    );
+}
+
+fn memory(_: &mut Criterion) {
+    call_memory();
 }
 
 fn to_f32(x: &[i16]) -> Vec<f32> {
@@ -262,5 +351,5 @@ fn resamplers(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, opus_call, resamplers, pairs);
+criterion_group!(benches, memory, opus_call, opus_codec, resamplers, pairs);
 criterion_main!(benches);

@@ -49,11 +49,22 @@ pub enum CodecError {
 }
 
 /// Opus encoder settings (the density knobs of issue 5).
+///
+/// Measured on the project VM (docs/benchmarks/transcode.md): libopus 1.6 encoding 20 ms at
+/// 8 kHz input costs ~220 k instructions at complexity 0, ~290 k at 1 (with FEC), ~510 k at 5
+/// (~670 k with FEC). Complexities 2–5 are costly on AVX2 machines because libopus runs its
+/// delayed-decision quantiser in plain C there (its AVX2 version only takes 3–4 states, and the
+/// dispatch table has no SSE4.1 fallback at the AVX2 level); 6+ adds more analysis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpusSettings {
-    /// 0..=10; libopus encode at 8 kHz input costs roughly 19 µs at 0 to 46 µs at 5 per frame.
+    /// 0..=10. Default 0: the only setting with which an Opus↔G.711 call fits issue 5's
+    /// budget of 50 µs per 20 ms on this VM; SILK at 8 kHz stays clean (the golden tests' SNR
+    /// floors hold at 0 as at 5).
     pub complexity: u8,
-    /// Inband FEC (LBRR): the encoder embeds a coarse copy of the previous frame.
+    /// Inband FEC (LBRR): the encoder embeds a coarse copy of the previous frame. libopus
+    /// decides per frame whether the bitrate affords it: at complexity 0, 10% expected loss and
+    /// narrowband it needs more than ~24.2 kbit/s (complexity 1: ~24.0), so the default
+    /// 24 kbit/s at complexity 0 sends none; 28 kbit/s does, for ~22% more encoder work.
     pub fec: bool,
     /// Discontinuous transmission: silence is sent as rare tiny frames.
     pub dtx: bool,
@@ -66,7 +77,7 @@ pub struct OpusSettings {
 impl Default for OpusSettings {
     fn default() -> Self {
         Self {
-            complexity: 5,
+            complexity: 0,
             fec: true,
             dtx: false,
             bitrate: 24_000,
@@ -177,6 +188,22 @@ pub trait AudioEncoder: Send {
     /// Encodes all of `pcm` (a whole number of codec frames) into `out`; returns the bytes
     /// written (0 means "send nothing", e.g. a DTX gap).
     fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError>;
+}
+
+/// Most samples one payload of at most `max_payload` bytes decodes to at `rate`, and at least
+/// the 60 ms a concealed frame may span: sizes a pipeline's decode buffer to what the codec can
+/// produce instead of the 120 ms at 48 kHz any codec might.
+pub fn max_decoded(codec: Codec, rate: u32, max_payload: usize) -> usize {
+    let conceal = rate as usize * 60 / 1000;
+    let most = match codec {
+        // One sample per byte; G.722 two (16 kHz audio, 8 bits per pair of samples).
+        Codec::Pcmu | Codec::Pcma => max_payload,
+        Codec::G722 => max_payload * 2,
+        // An Opus packet carries at most 120 ms whatever its size.
+        Codec::Opus => rate as usize * 120 / 1000,
+        Codec::G729 | Codec::SpeexNb | Codec::SpeexWb => MAX_FRAME_SAMPLES,
+    };
+    most.max(conceal).min(MAX_FRAME_SAMPLES)
 }
 
 /// The PCM rate `codec` runs at in a pipeline whose other side runs at `other_rate`.

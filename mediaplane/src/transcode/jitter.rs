@@ -93,6 +93,11 @@ pub struct JitterBuffer {
 }
 
 impl JitterBuffer {
+    /// Heap bytes of the packet slots (for the memory-per-call figure).
+    pub fn heap_bytes(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<Slot>()
+    }
+
     /// `clock` is the RTP clock rate; `frame_ts` the expected packet duration in clock units.
     pub fn new(cfg: JitterConfig, clock: u32, frame_ts: u32) -> Self {
         let slots = (0..SLOTS)

@@ -3,7 +3,8 @@
 //!
 //! Runs at the SIP side's PCM rate (8 or 16 kHz) so that no resampler sits next to it: libopus
 //! decodes to and encodes from any of 8/12/16/24/48 kHz internally. The encoder is set for
-//! density: `signal=voice`, VoIP application, configurable complexity (default 5), inband FEC
+//! density: `signal=voice`, VoIP application, configurable complexity (default 0, see
+//! [`OpusSettings`] for the measured cost of each), inband FEC
 //! and DTX as configured. The decoder conceals losses with libopus' own PLC and recovers a lost
 //! frame from the next packet's inband FEC when the sender put any there.
 

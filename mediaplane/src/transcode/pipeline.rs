@@ -8,13 +8,12 @@
 //! advance by exactly one packet per tick, so the outgoing stream is isochronous whatever the
 //! incoming jitter, loss or clock drift; the jitter buffer absorbs the difference.
 //!
-//! Invariant: every buffer is allocated in [`Transcoder::new`]; `push` and `poll` allocate
-//! nothing (codec states included).
+//! Invariant: every buffer is allocated in [`Transcoder::new`], sized to what the two codecs
+//! can need (the largest decoded payload, resampled, plus one outgoing frame); `push` and `poll`
+//! allocate nothing (codec states included) and copy PCM once from the decoder into the FIFO.
 
-use super::codec::{
-    self, AudioDecoder, AudioEncoder, Codec, CodecError, MAX_FRAME_SAMPLES, OpusSettings,
-};
-use super::jitter::{JitterBuffer, JitterConfig, JitterStats, Pop};
+use super::codec::{self, AudioDecoder, AudioEncoder, Codec, CodecError, OpusSettings};
+use super::jitter::{self, JitterBuffer, JitterConfig, JitterStats, Pop};
 use super::resample::{ResampleError, Resampler};
 
 /// Errors building or running a transcoder.
@@ -76,7 +75,6 @@ pub struct TranscodeStats {
     pub jitter: JitterStats,
 }
 
-const FIFO: usize = 8192;
 /// After this long with nothing received we stop sending (hold, or the sender went away).
 const IDLE_STOP_MS: u32 = 1000;
 
@@ -133,6 +131,17 @@ impl Transcoder {
             None
         };
         let frame_ts = cfg.from.rtp_clock() * cfg.in_ptime_ms.clamp(10, 120) / 1000;
+        // The decode buffer takes the largest payload the jitter buffer keeps; the resampler
+        // output and the FIFO follow from it (whole 10 ms chunks), so nothing is ever cut.
+        let dec_max = codec::max_decoded(cfg.from, dec_rate, jitter::MAX_PAYLOAD);
+        let chunk = dec_rate as usize / 100;
+        let (rs_buf, pcm_max) = match rs.as_ref() {
+            Some(r) => {
+                let n = r.output_len(dec_max.div_ceil(chunk) * chunk);
+                (vec![0; n], n)
+            }
+            None => (Vec::new(), dec_max),
+        };
         Ok(Self {
             jb: JitterBuffer::new(cfg.jitter, cfg.from.rtp_clock(), frame_ts),
             dec: codec::new_decoder(cfg.from, dec_rate)?,
@@ -140,9 +149,9 @@ impl Transcoder {
             rs,
             dec_rate,
             enc_rate,
-            dec_buf: vec![0; MAX_FRAME_SAMPLES],
-            rs_buf: vec![0; MAX_FRAME_SAMPLES * 2],
-            fifo: vec![0; FIFO],
+            dec_buf: vec![0; dec_max],
+            rs_buf,
+            fifo: vec![0; out_frame + pcm_max],
             fifo_len: 0,
             out_frame,
             ts_step: cfg.to.rtp_clock() * cfg.out_ptime_ms / 1000,
@@ -165,6 +174,13 @@ impl Transcoder {
             jitter: self.jb.stats(),
             ..self.stats
         }
+    }
+
+    /// Bytes of this direction's own buffers (jitter buffer, decode, resample and FIFO), not
+    /// counting the codec states: for the memory-per-call figure.
+    pub fn buffer_bytes(&self) -> usize {
+        let pcm = self.dec_buf.capacity() + self.rs_buf.capacity() + self.fifo.capacity();
+        self.jb.heap_bytes() + pcm * std::mem::size_of::<i16>()
     }
 
     /// Current jitter-buffer depth in ms (for tests and stats).
@@ -288,7 +304,7 @@ impl Transcoder {
             }
             None => (&self.dec_buf[..n], n),
         };
-        let room = FIFO - self.fifo_len;
+        let room = self.fifo.len() - self.fifo_len;
         let take = len.min(room);
         self.fifo[self.fifo_len..self.fifo_len + take].copy_from_slice(&src[..take]);
         self.fifo_len += take;
