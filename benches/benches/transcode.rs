@@ -8,7 +8,10 @@
 //!   20 ms with the default settings (24 kbit/s, FEC requested) at complexity N; calls per core =
 //!   20 000 µs / this time. `_fec28k`: 28 kbit/s, where libopus really codes FEC at complexity 0.
 //! - `opus_codec/<stage>`: libopus alone through the media plane's wrappers, per 20 ms: encode at
-//!   8 kHz input per complexity, decode to 8 kHz and to 48 kHz (where a call's time goes).
+//!   8 kHz input per complexity; decode of browser packets to 8 kHz and to 48 kHz, and to 8 kHz
+//!   of packets from a browser capped to narrowband / wideband (where a call's time goes).
+//!   Browser packets: 48 kHz capture, 32 kbit/s, complexity 9 (see `BROWSER`);
+//!   `opus_pcmu_call/complexity_0_browser_nb` has the browser capped to narrowband.
 //!
 //! Once per run it prints the memory of one Opus<->PCMU call: libopus' encoder and decoder state
 //! (`opus_encoder_get_size`, `opus_decoder_get_size`) plus both directions' own buffers.
@@ -69,10 +72,32 @@ fn signal(rate: u32, n: usize) -> Vec<i16> {
         .collect()
 }
 
-/// One second of `c` packets (20 ms each).
+/// What a browser sends: Opus from 48 kHz capture at 32 kbit/s and complexity 9 (Chrome's
+/// defaults for mono voice), so packets are hybrid super-/fullband. `BROWSER_NB`: the same
+/// browser told `maxplaybackrate=8000`, so it encodes narrowband (SILK only).
+const BROWSER: (u32, u32) = (48_000, 32_000);
+const BROWSER_NB: (u32, u32) = (8_000, 32_000);
+
+/// One second of `c` packets (20 ms each); Opus as a browser sends it.
 fn packets(c: Codec) -> Vec<Vec<u8>> {
-    let r = rate(c);
-    let mut enc = codec::new_encoder(c, r, OpusSettings::default()).expect("encoder");
+    match c {
+        Codec::Opus => opus_packets(BROWSER),
+        _ => encoded(c, rate(c), OpusSettings::default()),
+    }
+}
+
+/// One second of Opus packets from capture at `rate` and `bitrate`, complexity 9, FEC on.
+fn opus_packets((rate, bitrate): (u32, u32)) -> Vec<Vec<u8>> {
+    let s = OpusSettings {
+        complexity: 9,
+        bitrate,
+        ..OpusSettings::default()
+    };
+    encoded(Codec::Opus, rate, s)
+}
+
+fn encoded(c: Codec, r: u32, s: OpusSettings) -> Vec<Vec<u8>> {
+    let mut enc = codec::new_encoder(c, r, s).expect("encoder");
     let pcm = signal(r, r as usize);
     let mut buf = [0u8; 1500];
     pcm.chunks_exact(r as usize / 50)
@@ -101,13 +126,24 @@ impl Dir {
     }
 
     fn with_opus(from: Codec, to: Codec, complexity: u8, fec: bool, bitrate: u32) -> Self {
+        Self::with_input(from, to, complexity, fec, bitrate, packets(from))
+    }
+
+    fn with_input(
+        from: Codec,
+        to: Codec,
+        complexity: u8,
+        fec: bool,
+        bitrate: u32,
+        input: Vec<Vec<u8>>,
+    ) -> Self {
         let mut cfg = TranscoderConfig::new(from, to);
         cfg.opus.complexity = complexity;
         cfg.opus.fec = fec;
         cfg.opus.bitrate = bitrate;
         Self {
             tc: Transcoder::new(cfg).expect("transcoder"),
-            input: packets(from),
+            input,
             k: 0,
             out: [0; 1500],
             ts_step: from.rtp_clock() / 50,
@@ -171,9 +207,22 @@ fn opus_call(c: &mut Criterion) {
         (5, true, default_rate, ""),
         (0, true, 28_000, "_fec28k"),
         (5, false, default_rate, "_nofec"),
+        (0, true, default_rate, "_browser_nb"),
     ];
     for (complexity, fec, bitrate, tag) in cases {
-        let mut a = Dir::with_opus(Codec::Opus, Codec::Pcmu, complexity, fec, bitrate);
+        let browser = if tag == "_browser_nb" {
+            BROWSER_NB
+        } else {
+            BROWSER
+        };
+        let mut a = Dir::with_input(
+            Codec::Opus,
+            Codec::Pcmu,
+            complexity,
+            fec,
+            bitrate,
+            opus_packets(browser),
+        );
         let mut b2 = Dir::with_opus(Codec::Pcmu, Codec::Opus, complexity, fec, bitrate);
         for _ in 0..10 {
             a.step();
@@ -222,12 +271,17 @@ fn opus_codec(c: &mut Criterion) {
             })
         });
     }
-    let input = packets(Codec::Opus);
     let mut out = vec![0i16; 5760];
-    for rate in [8000u32, 48_000] {
+    for (rate, from, tag) in [
+        (8000u32, BROWSER, ""),
+        (48_000, BROWSER, ""),
+        (8000, BROWSER_NB, "_from_nb"),
+        (8000, (16_000, 32_000), "_from_wb"),
+    ] {
+        let input = opus_packets(from);
         let mut dec = codec::new_decoder(Codec::Opus, rate).expect("decoder");
         let mut k = 0;
-        g.bench_function(format!("decode_{}k", rate / 1000), |b| {
+        g.bench_function(format!("decode_{}k{tag}", rate / 1000), |b| {
             b.iter_custom(|n| {
                 cpu_time(n, || {
                     let p = &input[k % input.len()];
