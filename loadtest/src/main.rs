@@ -5,6 +5,9 @@
 //! in [`relay`], the arithmetic in [`report`] (unit-tested, no I/O), packets and SDP in [`wire`].
 //! Exit codes: 0 passed, 1 ran but missed a threshold, 2 could not run.
 
+mod browser;
+mod call;
+mod call_report;
 mod relay;
 mod report;
 mod sysinfo;
@@ -64,6 +67,99 @@ enum Scenario {
     ///     wavegate-loadtest webrtc --calls 20 --seconds 5 --out target/loadtest
     #[command(verbatim_doc_comment)]
     Webrtc(WebRtcArgs),
+    /// The whole gateway under call load: browsers on the WebSocket API calling `echo`.
+    ///
+    /// Starts `wavegate` (which spawns its media plane) on loopback with free ports; each
+    /// simulated browser (str0m: ICE, DTLS, SRTP) opens a WebSocket session, connects, calls
+    /// the target with a one-codec offer, sends --pps probe packets/s for --hold-secs once
+    /// ESTABLISHED, measures the echo (round trip, loss, jitter, MOS) and hangs up. Reports
+    /// setup time, failures by cause, and CPU/RSS of both server processes per call.
+    /// Writes <out>/<name>.json, .md, -setup.svg and -load.svg.
+    ///
+    /// Report run (release build):
+    ///     wavegate-loadtest call --calls 200 --cps 20 --hold-secs 20
+    ///
+    /// CI smoke test:
+    ///     wavegate-loadtest call --calls 50 --cps 10 --hold-secs 10 --rtp-ports 47000-47999
+    #[command(verbatim_doc_comment)]
+    Call(CallArgs),
+}
+
+/// What the browsers call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Target {
+    /// The built-in `echo` extension (answers the offered codec, echoes audio).
+    Echo,
+}
+
+#[derive(Debug, Args)]
+struct CallArgs {
+    /// Calls to place (with --hold-secs long enough, the concurrency reached).
+    #[arg(long, default_value_t = 50)]
+    calls: u32,
+    /// Calls placed per second (the ramp).
+    #[arg(long, default_value_t = 10.0)]
+    cps: f64,
+    /// Seconds each call sends media once ESTABLISHED, before it hangs up.
+    #[arg(long, default_value_t = 10)]
+    hold_secs: u32,
+    /// Bound of the whole run in seconds [default: calls / cps + hold + 30].
+    #[arg(long)]
+    seconds: Option<u32>,
+    /// Share of calls per codec, e.g. `pcmu=80,opus=20` (each browser offers one codec).
+    #[arg(long, default_value = "pcmu=100")]
+    codec_mix: String,
+    /// What to call.
+    #[arg(long, value_enum, default_value_t = Target::Echo)]
+    target: Target,
+    /// RTP packets per second per call (50 = 20 ms frames).
+    #[arg(long, default_value_t = 50)]
+    pps: u32,
+    /// RTP payload bytes per packet (at least 24: the probe).
+    #[arg(long, default_value_t = 160)]
+    payload: usize,
+    /// Threads driving the simulated browsers.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// The server binary [default: wavegate next to this executable].
+    #[arg(long)]
+    server: Option<PathBuf>,
+    /// RTP port range of the server's media plane.
+    #[arg(long, default_value = "20000-39999")]
+    rtp_ports: String,
+    /// The server's HTTP/WebSocket port [default: a free port].
+    #[arg(long)]
+    http_port: Option<u16>,
+    /// The media plane's WebRTC UDP port [default: a free port].
+    #[arg(long)]
+    webrtc_port: Option<u16>,
+    /// CPU the media plane's shard is pinned to (`media.cpus`); `none` = no pinning.
+    #[arg(long, default_value = "0")]
+    mp_cpus: String,
+    /// CPU for the load generator's threads [default: 1 when there are 2+ CPUs].
+    #[arg(long)]
+    pin_cpu: Option<usize>,
+    /// Do not pin the load generator's threads.
+    #[arg(long)]
+    no_pin: bool,
+    /// Seconds to wait for each server answer (session, answer SDP, ESTABLISHED, FINISH).
+    #[arg(long, default_value_t = 10)]
+    step_timeout_secs: u64,
+    /// Directory for the report files.
+    #[arg(long, default_value = "docs/benchmarks")]
+    out: PathBuf,
+    /// Report name [default: call-echo-<calls>].
+    #[arg(long)]
+    name: Option<String>,
+    /// Highest acceptable loss ratio over all calls.
+    #[arg(long, default_value_t = 0.001)]
+    max_loss: f64,
+    /// Highest acceptable setup-time p99, ms.
+    #[arg(long)]
+    max_setup_p99_ms: Option<f64>,
+    /// Failed calls tolerated.
+    #[arg(long, default_value_t = 0)]
+    max_failed: u64,
 }
 
 #[derive(Debug, Args)]
@@ -186,6 +282,109 @@ struct RelayArgs {
     /// Highest acceptable p99 added latency in microseconds.
     #[arg(long)]
     max_p99_us: Option<f64>,
+}
+
+fn next_to_me(name: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join(name)))
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// A TCP port free right now on loopback (the server binds it a moment later).
+fn free_tcp_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn call(args: CallArgs) -> Result<bool, Box<dyn std::error::Error>> {
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("call-echo-{}", args.calls));
+    let mix = call_report::parse_mix(&args.codec_mix)?;
+    let codecs = call_report::assign_mix(&mix, args.calls);
+    let webrtc_port = match args.webrtc_port {
+        Some(p) => p,
+        None => free_port_outside(&args.rtp_ports)?,
+    };
+    let http_port = match args.http_port {
+        Some(p) => p,
+        None => free_tcp_port()?,
+    };
+    let mut env = vec![
+        ("WAVEGATE_HTTP__LISTEN".to_owned(), format!("127.0.0.1:{http_port}")),
+        ("WAVEGATE_SIP__LISTEN".into(), "127.0.0.1:0".into()),
+        ("WAVEGATE_MEDIA__SHARDS".into(), "1".into()),
+        ("WAVEGATE_MEDIA__BIND_IP".into(), "127.0.0.1".into()),
+        ("WAVEGATE_MEDIA__RTP_PORTS".into(), args.rtp_ports.clone()),
+        ("WAVEGATE_MEDIA__WEBRTC_PORT_BASE".into(), webrtc_port.to_string()),
+        ("WAVEGATE_LOG__LEVEL".into(), "warn".into()),
+    ];
+    if args.mp_cpus == "none" {
+        env.push(("WAVEGATE_MEDIA__PIN".into(), "false".into()));
+    } else {
+        env.push(("WAVEGATE_MEDIA__CPUS".into(), format!("[{}]", args.mp_cpus)));
+    }
+    let seconds = args.seconds.unwrap_or_else(|| {
+        (f64::from(args.calls) / args.cps.max(0.01)).ceil() as u32 + args.hold_secs + 30
+    });
+    let plan = call::CallPlan {
+        server: args.server.clone().unwrap_or_else(|| next_to_me("wavegate")),
+        server_env: env,
+        http_port,
+        callee: match args.target {
+            Target::Echo => "echo".into(),
+        },
+        codecs,
+        mix_text: args.codec_mix.clone(),
+        cps: args.cps,
+        hold_secs: args.hold_secs,
+        max_seconds: seconds,
+        pps: args.pps.max(1),
+        payload: args.payload.max(wire::PROBE_LEN),
+        threads: args.threads.max(1),
+        step_timeout: Duration::from_secs(args.step_timeout_secs.max(1)),
+        pin_cpu: pin_cpu(args.no_pin, args.pin_cpu),
+        name: name.clone(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut report = runtime.block_on(call::run(plan))?;
+    report.judge(args.max_loss, args.max_setup_p99_ms, args.max_failed);
+    std::fs::create_dir_all(&args.out)?;
+    let json = args.out.join(format!("{name}.json"));
+    let md = args.out.join(format!("{name}.md"));
+    std::fs::write(&json, serde_json::to_string_pretty(&report)? + "\n")?;
+    std::fs::write(&md, report.markdown())?;
+    let failed: u64 = report.failures_by_cause.iter().map(|(_, n)| n).sum();
+    eprintln!(
+        "{name}: {} of {} calls established (peak {} at once), {failed} failed; setup p50 {:.1} ms \
+         p99 {:.1} ms; loss {:.6}; {:.4} CPU s/call, {:.1} KiB/call -> {} and {}",
+        report.established,
+        report.placed,
+        report.peak_concurrent,
+        report.setup.p50_ms,
+        report.setup.p99_ms,
+        report.loss_ratio,
+        report.cpu_secs_per_call,
+        report.rss_per_call_kib,
+        json.display(),
+        md.display()
+    );
+    for f in &report.codecs {
+        eprintln!(
+            "  {}: {} calls, RTT p50 {:.2} ms p99 {:.2} ms, loss {:.6}, jitter {:.3} ms, MOS {:.2} (min {:.2})",
+            f.codec, f.calls, f.rtt.p50_ms, f.rtt.p99_ms, f.loss_ratio, f.jitter_mean_ms, f.mos_mean, f.mos_min
+        );
+    }
+    for (cause, n) in &report.failures_by_cause {
+        eprintln!("  failed x{n}: {cause}");
+    }
+    for f in &report.failures {
+        eprintln!("FAILED: {f}");
+    }
+    Ok(report.failures.is_empty())
 }
 
 fn default_mediaplane() -> PathBuf {
@@ -368,6 +567,7 @@ fn main() -> ExitCode {
     let outcome = match cli.scenario {
         Scenario::Relay(args) => relay(args),
         Scenario::Webrtc(args) => webrtc(args),
+        Scenario::Call(args) => call(args),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

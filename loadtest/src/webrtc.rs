@@ -14,20 +14,12 @@
 //! stops at the end of the window, the drain is `drain_ms`, deletes have a deadline.
 
 use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use str0m::change::SdpAnswer;
-use str0m::config::DtlsCert;
-use str0m::format::Codec;
-use str0m::media::{Direction as MediaDirection, MediaKind, Mid};
-use str0m::net::{Protocol, Receive};
-use str0m::rtp::RtpWrite;
-use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use tokio::task::JoinSet;
 use wavegate_shared::client::ControlClient;
 use wavegate_shared::clock::monotonic_ns;
@@ -36,6 +28,7 @@ use wavegate_shared::region::Geometry;
 use wavegate_shared::spawn::{MediaPlaneCommand, spawn_media_plane};
 use wavegate_shared::{CallId, LegTag, ShardId};
 
+use crate::browser::{AudioCodec, Browser, BrowserEvent, Epoll, raise_nofile};
 use crate::relay::RunError;
 use crate::report::{LatencyFigures, Machine, Resources};
 use crate::sysinfo;
@@ -73,24 +66,8 @@ pub struct WebRtcPlan {
     pub name: String,
 }
 
-/// Socket buffers of each browser and of the SIP echo (which carries every call).
-const BROWSER_SOCKET_BUF: usize = 1 << 20;
+/// Socket buffer of the SIP echo (which carries every call).
 const ECHO_SOCKET_BUF: usize = 16 << 20;
-
-/// One simulated browser.
-struct Browser {
-    index: u32,
-    rtc: Rtc,
-    sock: UdpSocket,
-    addr: SocketAddr,
-    mid: Mid,
-    pt: u8,
-    deadline: Instant,
-    connected: bool,
-    /// Next RTP packet's probe sequence number.
-    seq: u32,
-    next_send_ns: u64,
-}
 
 /// What one browser thread measured.
 struct BrowserCounts {
@@ -125,57 +102,8 @@ impl Shared {
     }
 }
 
-fn offer_of(rtc: &mut Rtc) -> (Mid, String, str0m::change::SdpPendingOffer) {
-    let mut change = rtc.sdp_api();
-    let mid = change.add_media(MediaKind::Audio, MediaDirection::SendRecv, None, None, None);
-    let (offer, pending) = change
-        .apply()
-        .unwrap_or_else(|| unreachable!("a change that adds a media line always yields an offer"));
-    (mid, offer.to_sdp_string(), pending)
-}
-
 fn io_err(e: impl std::fmt::Display) -> RunError {
     RunError::Io(std::io::Error::other(e.to_string()))
-}
-
-/// A browser with its socket and offer, not yet answered.
-fn new_browser(
-    index: u32,
-    cert: &DtlsCert,
-    start: Instant,
-) -> Result<(Browser, String, str0m::change::SdpPendingOffer), RunError> {
-    // Buffers that ride out a stall of the load generator's threads on a shared VM.
-    let sock = crate::relay::udp_socket(BROWSER_SOCKET_BUF)?;
-    sock.set_nonblocking(true)?;
-    let addr = sock.local_addr()?;
-    let mut rtc = RtcConfig::new()
-        .set_rtp_mode(true)
-        .set_dtls_cert(cert.clone())
-        .clear_codecs()
-        .enable_pcmu(true, false)
-        .build(start);
-    let candidate = Candidate::host(addr, "udp").map_err(io_err)?;
-    rtc.add_local_candidate(candidate)
-        .ok_or_else(|| io_err("candidate refused"))?;
-    let (mid, offer, pending) = offer_of(&mut rtc);
-    let pt = rtc
-        .codec_config()
-        .find(|p| p.spec().codec == Codec::PCMU)
-        .map(|p| *p.pt())
-        .ok_or_else(|| io_err("no PCMU in the browser's codecs"))?;
-    let browser = Browser {
-        index,
-        rtc,
-        sock,
-        addr,
-        mid,
-        pt,
-        deadline: start,
-        connected: false,
-        seq: 0,
-        next_send_ns: 0,
-    };
-    Ok((browser, offer, pending))
 }
 
 fn call_id(run: u32, call: u32) -> Result<CallId, RunError> {
@@ -212,68 +140,6 @@ async fn program(
     Ok(reply.browser_answer)
 }
 
-/// Drains a browser's outputs: transmits go out, RTP is checked and timed.
-fn drain(b: &mut Browser, shared: &Shared, counts: &mut BrowserCounts, scratch: &mut Vec<u8>) {
-    // Bounded: str0m ends every drain with a timeout.
-    for _ in 0..10_000 {
-        match b.rtc.poll_output() {
-            Ok(Output::Timeout(at)) => {
-                b.deadline = at;
-                return;
-            }
-            Ok(Output::Transmit(t)) => {
-                if b.sock.send_to(&t.contents, t.destination).is_err() {
-                    counts.errors += 1;
-                }
-            }
-            Ok(Output::Event(Event::Connected)) => {
-                if !b.connected {
-                    b.connected = true;
-                    shared.connected.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            Ok(Output::Event(Event::RtpPacket(p))) => {
-                let now = monotonic_ns();
-                // The probe parser wants a whole RTP packet: a neutral header in front.
-                scratch.clear();
-                scratch.extend_from_slice(&[0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-                scratch.extend_from_slice(&p.payload);
-                match wire::decode_packet(scratch) {
-                    Some(rx) if rx.probe.stream == b.index => {
-                        counts.received += 1;
-                        shared.received.fetch_add(1, Ordering::Relaxed);
-                        if shared.in_window(now) {
-                            counts.received_in_window += 1;
-                            let rtt = now.saturating_sub(rx.probe.sent_ns).max(1);
-                            let _ = counts.round_trip.record(rtt.min(60_000_000_000));
-                        }
-                    }
-                    _ => counts.not_probes += 1,
-                }
-            }
-            Ok(Output::Event(_)) => {}
-            Err(e) => {
-                tracing::debug!(browser = b.index, error = %e, "browser failed");
-                counts.errors += 1;
-                b.deadline = Instant::now() + Duration::from_secs(3600);
-                return;
-            }
-        }
-    }
-}
-
-fn epoll_add(ep: libc::c_int, fd: libc::c_int, token: u64) -> std::io::Result<()> {
-    let mut ev = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
-        u64: token,
-    };
-    // SAFETY: epoll_ctl on fds we own, with a valid event struct.
-    if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// Sleep when a browser thread found nothing to do.
 const IDLE: Duration = Duration::from_micros(100);
 
@@ -292,13 +158,9 @@ fn browser_loop(
         not_probes: 0,
         errors: 0,
     };
-    // SAFETY: epoll_create1 has no preconditions; the fd is closed below.
-    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    if ep < 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
+    let ep = Epoll::new()?;
     for (k, b) in browsers.iter().enumerate() {
-        epoll_add(ep, b.sock.as_raw_fd(), k as u64)?;
+        ep.add(b.fd(), k as u64)?;
     }
     let period = 1_000_000_000 / u64::from(pps.max(1));
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
@@ -306,36 +168,29 @@ fn browser_loop(
     let mut scratch = Vec::with_capacity(2048);
     let mut packet = Vec::with_capacity(2048);
     let count = browsers.len().max(1) as u64;
+    let mut on = |_: &Browser, ev: BrowserEvent| match ev {
+        BrowserEvent::Connected => {
+            shared.connected.fetch_add(1, Ordering::Relaxed);
+        }
+        BrowserEvent::Probe { rx, now_ns } => {
+            counts.received += 1;
+            shared.received.fetch_add(1, Ordering::Relaxed);
+            if shared.in_window(now_ns) {
+                counts.received_in_window += 1;
+                let rtt = now_ns.saturating_sub(rx.probe.sent_ns).max(1);
+                let _ = counts.round_trip.record(rtt.min(60_000_000_000));
+            }
+        }
+        BrowserEvent::NotProbe => counts.not_probes += 1,
+        BrowserEvent::Error => counts.errors += 1,
+    };
+    let mut sent = 0u64;
     while !shared.stop.load(Ordering::Relaxed) {
         let mut busy = false;
-        // SAFETY: events has room for 64 entries; timeout 0 never blocks.
-        let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), 64, 0) };
-        for ev in events.iter().take(n.max(0) as usize) {
-            let Some(b) = browsers.get_mut(ev.u64 as usize) else {
-                continue;
-            };
-            // Bounded per wake-up so one busy socket cannot starve the others.
-            for _ in 0..64 {
-                let Ok((len, src)) = b.sock.recv_from(&mut buf) else {
-                    break;
-                };
-                busy = true;
-                let Ok(contents) = buf[..len].try_into() else {
-                    continue;
-                };
-                let receive = Receive {
-                    proto: Protocol::Udp,
-                    source: src,
-                    destination: b.addr,
-                    contents,
-                };
-                if b.rtc
-                    .handle_input(Input::Receive(Instant::now(), receive))
-                    .is_err()
-                {
-                    counts.errors += 1;
-                }
-                drain(b, &shared, &mut counts, &mut scratch);
+        let n = ep.poll(&mut events);
+        for ev in events.iter().take(n) {
+            if let Some(b) = browsers.get_mut(ev.u64 as usize) {
+                busy |= b.receive(&mut buf, &mut scratch, &mut on);
             }
         }
         let now = Instant::now();
@@ -357,34 +212,21 @@ fn browser_loop(
                         sent_ns: now_ns,
                     };
                     b.seq += 1;
-                    wire::encode_packet(&probe, payload, &mut packet);
-                    let seq = u64::from(probe.seq) + 1_000;
-                    let ts = (seq as u32).wrapping_mul(160);
-                    let mut api = b.rtc.direct_api();
-                    if let Some(tx) = api.stream_tx_by_mid(b.mid, None) {
-                        let body = packet[wire::RTP_HEADER..].to_vec();
-                        tx.write_rtp(RtpWrite::new(b.pt.into(), seq.into(), ts, now, body));
-                        counts.sent += 1;
+                    if b.send_probe(&probe, payload, &mut packet, &mut scratch, &mut on) {
+                        sent += 1;
                         shared.sent.fetch_add(1, Ordering::Relaxed);
                     }
                     busy = true;
-                    drain(b, &shared, &mut counts, &mut scratch);
                 }
             }
-            if now >= b.deadline {
-                if b.rtc.handle_input(Input::Timeout(now)).is_err() {
-                    counts.errors += 1;
-                }
-                busy = true;
-                drain(b, &shared, &mut counts, &mut scratch);
-            }
+            busy |= b.tick(now, &mut scratch, &mut on);
         }
         if !busy {
             std::thread::sleep(IDLE);
         }
     }
-    // SAFETY: closing the epoll fd created above.
-    unsafe { libc::close(ep) };
+    drop(on);
+    counts.sent = sent;
     Ok(counts)
 }
 
@@ -426,18 +268,6 @@ fn echo_loop(sock: UdpSocket, shared: Arc<Shared>) -> EchoCounts {
         }
     }
     counts
-}
-
-/// Raises the soft open-files limit to the hard one (a socket per browser).
-fn raise_nofile() {
-    // SAFETY: getrlimit/setrlimit with a valid struct.
-    unsafe {
-        let mut lim: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }
 
 fn gone(child: &mut tokio::process::Child) -> Result<(), RunError> {
@@ -524,7 +354,7 @@ pub async fn run(plan: &WebRtcPlan) -> Result<WebRtcReport, RunError> {
     let mut next = 0u32;
     while next < plan.calls || !tasks.is_empty() {
         while next < plan.calls && tasks.len() < 32 {
-            let (b, offer, pending) = new_browser(next, &cert, start)?;
+            let (b, offer, pending) = Browser::new(next, &cert, start, AudioCodec::Pcmu)?;
             browsers.push(Some(b));
             pendings.push(Some(pending));
             let (client, i) = (mp.client.clone(), next);
@@ -533,17 +363,14 @@ pub async fn run(plan: &WebRtcPlan) -> Result<WebRtcReport, RunError> {
         }
         if let Some(done) = tasks.join_next().await {
             let (i, answer) = done.map_err(|_| RunError::Thread("call setup"))?;
-            let answer = SdpAnswer::from_sdp_string(&answer?).map_err(io_err)?;
+            let answer = answer?;
             let (Some(b), Some(pending)) = (
                 browsers.get_mut(i as usize).and_then(Option::as_mut),
                 pendings.get_mut(i as usize).and_then(Option::take),
             ) else {
                 continue;
             };
-            b.rtc
-                .sdp_api()
-                .accept_answer(pending, answer)
-                .map_err(io_err)?;
+            b.accept_answer(pending, &answer)?;
         }
     }
     let setup_ms = monotonic_ns().saturating_sub(setup_start) as f64 / 1e6;

@@ -1,0 +1,337 @@
+//! A simulated browser, shared by the `webrtc` and `call` scenarios: a str0m `Rtc` (full ICE,
+//! DTLS client, SRTP) on its own non-blocking loopback UDP socket, offering one audio line in
+//! one codec, and sending probe packets ([`wire::Probe`]) as RTP payloads.
+//!
+//! A browser does no I/O by itself beyond its socket; the scenario's thread owns it and calls
+//! [`Browser::receive`], [`Browser::send_probe`] and [`Browser::tick`], and gets what happened
+//! as [`BrowserEvent`]s through a callback, so each scenario keeps its own bookkeeping.
+//! Every drain is bounded (str0m ends each with a timeout; we also cap the count).
+
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpPendingOffer;
+use str0m::config::DtlsCert;
+use str0m::format::Codec;
+use str0m::media::{Direction as MediaDirection, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+
+use crate::relay::RunError;
+use crate::wire::{self, Probe};
+
+/// Socket buffers of each browser: they ride out a stall of the load generator's threads.
+pub const BROWSER_SOCKET_BUF: usize = 1 << 20;
+
+/// The one audio codec a browser offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioCodec {
+    /// G.711 µ-law, 8 kHz, 160 bytes per 20 ms.
+    Pcmu,
+    /// Opus, 48 kHz RTP clock.
+    Opus,
+}
+
+impl AudioCodec {
+    /// RTP timestamp units per 20 ms packet.
+    pub fn ticks_per_packet(self) -> u32 {
+        match self {
+            AudioCodec::Pcmu => 160,
+            AudioCodec::Opus => 960,
+        }
+    }
+
+    fn str0m(self) -> Codec {
+        match self {
+            AudioCodec::Pcmu => Codec::PCMU,
+            AudioCodec::Opus => Codec::Opus,
+        }
+    }
+}
+
+/// What a browser reports while being driven.
+#[derive(Debug, Clone, Copy)]
+pub enum BrowserEvent {
+    /// ICE and DTLS completed (once).
+    Connected,
+    /// A probe came back; `now_ns` is when it was handed to us.
+    Probe { rx: wire::Received, now_ns: u64 },
+    /// RTP that is not one of our probes.
+    NotProbe,
+    /// A send or str0m error.
+    Error,
+}
+
+/// One simulated browser.
+pub struct Browser {
+    /// Index of the call, carried in the probes.
+    pub index: u32,
+    rtc: Rtc,
+    /// Its UDP socket (non-blocking).
+    pub sock: UdpSocket,
+    addr: SocketAddr,
+    mid: Mid,
+    pt: u8,
+    codec: AudioCodec,
+    deadline: Instant,
+    /// ICE + DTLS completed.
+    pub connected: bool,
+    /// Next RTP packet's probe sequence number.
+    pub seq: u32,
+    /// When the next packet is due (0: not scheduled yet).
+    pub next_send_ns: u64,
+}
+
+fn io_err(e: impl std::fmt::Display) -> RunError {
+    RunError::Io(std::io::Error::other(e.to_string()))
+}
+
+impl Browser {
+    /// A browser with its socket and offer, not yet answered.
+    pub fn new(
+        index: u32,
+        cert: &DtlsCert,
+        start: Instant,
+        codec: AudioCodec,
+    ) -> Result<(Browser, String, SdpPendingOffer), RunError> {
+        let sock = crate::relay::udp_socket(BROWSER_SOCKET_BUF)?;
+        sock.set_nonblocking(true)?;
+        let addr = sock.local_addr()?;
+        let config = RtcConfig::new()
+            .set_rtp_mode(true)
+            .set_dtls_cert(cert.clone())
+            .clear_codecs();
+        let config = match codec {
+            AudioCodec::Pcmu => config.enable_pcmu(true, false),
+            AudioCodec::Opus => config.enable_opus(true, false),
+        };
+        let mut rtc = config.build(start);
+        let candidate = Candidate::host(addr, "udp").map_err(io_err)?;
+        rtc.add_local_candidate(candidate)
+            .ok_or_else(|| io_err("candidate refused"))?;
+        let mut change = rtc.sdp_api();
+        let mid = change.add_media(MediaKind::Audio, MediaDirection::SendRecv, None, None, None);
+        let (offer, pending) = change.apply().unwrap_or_else(|| {
+            unreachable!("a change that adds a media line always yields an offer")
+        });
+        let pt = rtc
+            .codec_config()
+            .find(|p| p.spec().codec == codec.str0m())
+            .map(|p| *p.pt())
+            .ok_or_else(|| io_err(format!("no {codec:?} in the browser's codecs")))?;
+        let browser = Browser {
+            index,
+            rtc,
+            sock,
+            addr,
+            mid,
+            pt,
+            codec,
+            deadline: start,
+            connected: false,
+            seq: 0,
+            next_send_ns: 0,
+        };
+        Ok((browser, offer.to_sdp_string(), pending))
+    }
+
+    /// Applies the answer to our offer.
+    pub fn accept_answer(&mut self, pending: SdpPendingOffer, sdp: &str) -> Result<(), RunError> {
+        let answer = str0m::change::SdpAnswer::from_sdp_string(sdp).map_err(io_err)?;
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(io_err)
+    }
+
+    /// The socket's fd, for an epoll set.
+    pub fn fd(&self) -> libc::c_int {
+        self.sock.as_raw_fd()
+    }
+
+    /// Reads up to 64 datagrams (so one busy socket cannot starve the others), feeding each to
+    /// str0m and draining its outputs. Returns whether anything was read.
+    pub fn receive(
+        &mut self,
+        buf: &mut [u8],
+        scratch: &mut Vec<u8>,
+        on: &mut impl FnMut(&Browser, BrowserEvent),
+    ) -> bool {
+        let mut any = false;
+        for _ in 0..64 {
+            let Ok((len, src)) = self.sock.recv_from(buf) else {
+                break;
+            };
+            any = true;
+            let Ok(contents) = buf[..len].try_into() else {
+                continue;
+            };
+            let receive = Receive {
+                proto: Protocol::Udp,
+                source: src,
+                destination: self.addr,
+                contents,
+            };
+            if self
+                .rtc
+                .handle_input(Input::Receive(Instant::now(), receive))
+                .is_err()
+            {
+                on(self, BrowserEvent::Error);
+            }
+            self.drain(scratch, on);
+        }
+        any
+    }
+
+    /// Sends one probe packet of `payload` bytes (at least the probe) and drains.
+    /// Returns whether str0m had a stream to send it on.
+    pub fn send_probe(
+        &mut self,
+        probe: &Probe,
+        payload: usize,
+        packet: &mut Vec<u8>,
+        scratch: &mut Vec<u8>,
+        on: &mut impl FnMut(&Browser, BrowserEvent),
+    ) -> bool {
+        wire::encode_packet(probe, payload, packet);
+        let seq = u64::from(probe.seq) + 1_000;
+        let ts = (seq as u32).wrapping_mul(self.codec.ticks_per_packet());
+        let now = Instant::now();
+        let mut api = self.rtc.direct_api();
+        let sent = if let Some(tx) = api.stream_tx_by_mid(self.mid, None) {
+            let body = packet[wire::RTP_HEADER..].to_vec();
+            tx.write_rtp(RtpWrite::new(self.pt.into(), seq.into(), ts, now, body));
+            true
+        } else {
+            false
+        };
+        self.drain(scratch, on);
+        sent
+    }
+
+    /// Feeds str0m its timeout when due. Returns whether it was due.
+    pub fn tick(
+        &mut self,
+        now: Instant,
+        scratch: &mut Vec<u8>,
+        on: &mut impl FnMut(&Browser, BrowserEvent),
+    ) -> bool {
+        if now < self.deadline {
+            return false;
+        }
+        if self.rtc.handle_input(Input::Timeout(now)).is_err() {
+            on(self, BrowserEvent::Error);
+        }
+        self.drain(scratch, on);
+        true
+    }
+
+    /// Drains outputs: transmits go out, RTP is decoded as a probe.
+    fn drain(&mut self, scratch: &mut Vec<u8>, on: &mut impl FnMut(&Browser, BrowserEvent)) {
+        for _ in 0..10_000 {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(at)) => {
+                    self.deadline = at;
+                    return;
+                }
+                Ok(Output::Transmit(t)) => {
+                    if self.sock.send_to(&t.contents, t.destination).is_err() {
+                        on(self, BrowserEvent::Error);
+                    }
+                }
+                Ok(Output::Event(Event::Connected)) => {
+                    if !self.connected {
+                        self.connected = true;
+                        on(self, BrowserEvent::Connected);
+                    }
+                }
+                Ok(Output::Event(Event::RtpPacket(p))) => {
+                    let now_ns = wavegate_shared::clock::monotonic_ns();
+                    // The probe parser wants a whole RTP packet: a neutral header in front.
+                    scratch.clear();
+                    scratch.extend_from_slice(&[0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+                    scratch.extend_from_slice(&p.payload);
+                    match wire::decode_packet(scratch) {
+                        Some(rx) if rx.probe.stream == self.index => {
+                            on(self, BrowserEvent::Probe { rx, now_ns })
+                        }
+                        _ => on(self, BrowserEvent::NotProbe),
+                    }
+                }
+                Ok(Output::Event(_)) => {}
+                Err(e) => {
+                    tracing::debug!(browser = self.index, error = %e, "browser failed");
+                    on(self, BrowserEvent::Error);
+                    self.deadline = Instant::now() + Duration::from_secs(3600);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// An epoll set over browser sockets, polled without blocking (closed on drop).
+pub struct Epoll(libc::c_int);
+
+impl Epoll {
+    /// A new, empty set.
+    pub fn new() -> std::io::Result<Epoll> {
+        // SAFETY: epoll_create1 has no preconditions; the fd is closed on drop.
+        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if ep < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Epoll(ep))
+    }
+
+    /// Watches `fd` for input, reporting `token`.
+    pub fn add(&self, fd: libc::c_int, token: u64) -> std::io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: token,
+        };
+        // SAFETY: epoll_ctl on fds we own, with a valid event struct.
+        if unsafe { libc::epoll_ctl(self.0, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Stops watching `fd` (before its socket closes).
+    pub fn remove(&self, fd: libc::c_int) {
+        let mut ev = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: as above; an error (fd not in the set) is harmless.
+        unsafe { libc::epoll_ctl(self.0, libc::EPOLL_CTL_DEL, fd, &mut ev) };
+    }
+
+    /// Ready tokens, without blocking: fills `events` and returns how many.
+    pub fn poll(&self, events: &mut [libc::epoll_event]) -> usize {
+        let max = events.len().min(i32::MAX as usize) as i32;
+        // SAFETY: `events` has room for `max` entries; timeout 0 never blocks.
+        let n = unsafe { libc::epoll_wait(self.0, events.as_mut_ptr(), max, 0) };
+        n.max(0) as usize
+    }
+}
+
+impl Drop for Epoll {
+    fn drop(&mut self) {
+        // SAFETY: closing the epoll fd created in `new`.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+/// Raises the soft open-files limit to the hard one (a socket per browser).
+pub fn raise_nofile() {
+    // SAFETY: getrlimit/setrlimit with a valid struct.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}

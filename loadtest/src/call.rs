@@ -1,0 +1,809 @@
+//! The `call` scenario's driver: the whole gateway under call load. Starts the `wavegate`
+//! server (which spawns its media plane) on loopback with free ports, then plays N browsers:
+//! each opens a WebSocket session speaking the JSON API (docs/websocket-api.md), `connect`s,
+//! `call`s the target with a str0m offer (one audio codec), applies the `sdp` answer, and
+//! once `ESTABLISHED` sends paced probe packets whose echo gives round trip, loss and jitter;
+//! after the hold it stops sending, lets stragglers arrive, and hangs up.
+//!
+//! Threads: one tokio current-thread runtime runs the WebSocket sessions (one task per call),
+//! the ramp and the once-a-second sampler; `threads` plain threads drive the str0m browsers
+//! (an epoll set each, non-blocking, as in the `webrtc` scenario), fed by a command channel
+//! (add, start sending, stop sending, remove) and answering with each call's media figures.
+//!
+//! Bounded: every wait on the server has a timeout, the whole run is cut at `max_seconds`
+//! (calls still running then count as failures "run deadline"), the browser threads stop on a
+//! flag, and the server gets SIGTERM then SIGKILL after 5 s.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use str0m::config::DtlsCert;
+use tokio::sync::mpsc as tmpsc;
+use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::Message;
+use wavegate_shared::clock::monotonic_ns;
+
+use crate::browser::{AudioCodec, Browser, BrowserEvent, Epoll, raise_nofile};
+use crate::call_report::{
+    CallConfig, CallReport, CodecFigures, Jitter, ProcessFigures, Sample, Spread, call_mos,
+};
+use crate::relay::RunError;
+use crate::report::Machine;
+use crate::sysinfo;
+use crate::wire::{Direction, Probe};
+
+/// Everything the `call` scenario needs to know.
+#[derive(Debug, Clone)]
+pub struct CallPlan {
+    /// The `wavegate` binary.
+    pub server: PathBuf,
+    /// Environment overrides for it (ports, shards, log level).
+    pub server_env: Vec<(String, String)>,
+    /// Its HTTP/WebSocket port.
+    pub http_port: u16,
+    /// Callee (`echo`).
+    pub callee: String,
+    /// Codec of each call, in placing order.
+    pub codecs: Vec<AudioCodec>,
+    /// The mix as given (for the report).
+    pub mix_text: String,
+    /// Calls per second while ramping.
+    pub cps: f64,
+    /// Seconds each call sends media once established.
+    pub hold_secs: u32,
+    /// Bound of the whole run, seconds.
+    pub max_seconds: u32,
+    /// Packets per second per call.
+    pub pps: u32,
+    /// Payload bytes per packet.
+    pub payload: usize,
+    /// Browser threads.
+    pub threads: usize,
+    /// Deadline for each server answer (session, sdp, ESTABLISHED, FINISH).
+    pub step_timeout: Duration,
+    /// CPU for this process's threads.
+    pub pin_cpu: Option<usize>,
+    /// Report name.
+    pub name: String,
+}
+
+/// Milliseconds a call keeps receiving after its last send before it hangs up.
+const DRAIN: Duration = Duration::from_millis(400);
+/// Sleep when a browser thread found nothing to do.
+const IDLE: Duration = Duration::from_micros(200);
+/// How long the server may take to report healthy.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the tasks tell the browser threads.
+enum Cmd {
+    Add(Box<Browser>, AudioCodec, u64),
+    Start(u32),
+    Stop(u32),
+    Remove(u32),
+}
+
+/// One call's media, measured by its browser thread.
+#[derive(Debug)]
+struct CallMedia {
+    codec: AudioCodec,
+    sent: u64,
+    received: u64,
+    rtt_us: Histogram<u64>,
+    jitter: Jitter,
+    /// `call` sent -> connected, µs (None: never connected).
+    connect_us: Option<u64>,
+}
+
+/// How one call's signalling went.
+#[derive(Debug, Default)]
+struct CallOutcome {
+    setup_us: Option<u64>,
+    failure: Option<String>,
+    finished: bool,
+}
+
+/// Shared counters for progress and the time line.
+#[derive(Default)]
+struct Counters {
+    placed: AtomicU64,
+    active: AtomicU64,
+    established: AtomicU64,
+    failed: AtomicU64,
+    sent: AtomicU64,
+    received: AtomicU64,
+}
+
+fn io_err(e: impl std::fmt::Display) -> RunError {
+    RunError::Io(std::io::Error::other(e.to_string()))
+}
+
+/// `GET /health` over a plain TCP connection (loopback, bounded by timeouts).
+fn health(port: u16) -> Option<Value> {
+    let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port).into();
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    s.take(1 << 20).read_to_string(&mut text).ok()?;
+    let (_, body) = text.split_once("\r\n\r\n")?;
+    serde_json::from_str(body).ok()
+}
+
+/// Browser thread: drives its browsers until `stop`.
+fn browser_thread(
+    rx: mpsc::Receiver<Cmd>,
+    done: tmpsc::UnboundedSender<CallMedia>,
+    stop: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+    pps: u32,
+    payload: usize,
+) -> Result<(), RunError> {
+    struct Live {
+        b: Box<Browser>,
+        media: CallMedia,
+        call_sent_ns: u64,
+        sending: bool,
+    }
+    let ep = Epoll::new()?;
+    let mut live: HashMap<u32, Live> = HashMap::new();
+    let period = 1_000_000_000 / u64::from(pps.max(1));
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
+    let mut buf = vec![0u8; 2048];
+    let mut scratch = Vec::with_capacity(2048);
+    let mut packet = Vec::with_capacity(2048);
+    while !stop.load(Ordering::Relaxed) {
+        let mut busy = false;
+        // Bounded: at most 256 commands per turn.
+        for _ in 0..256 {
+            let Ok(cmd) = rx.try_recv() else { break };
+            busy = true;
+            match cmd {
+                Cmd::Add(b, codec, call_sent_ns) => {
+                    let index = b.index;
+                    ep.add(b.fd(), u64::from(index))?;
+                    let media = CallMedia {
+                        codec,
+                        sent: 0,
+                        received: 0,
+                        rtt_us: Histogram::new_with_bounds(1, 60_000_000, 2).map_err(io_err)?,
+                        jitter: Jitter::default(),
+                        connect_us: None,
+                    };
+                    live.insert(
+                        index,
+                        Live {
+                            b,
+                            media,
+                            call_sent_ns,
+                            sending: false,
+                        },
+                    );
+                }
+                Cmd::Start(i) => {
+                    if let Some(l) = live.get_mut(&i) {
+                        l.sending = true;
+                        // Spread first sends over one interval, by index.
+                        l.b.next_send_ns = monotonic_ns() + period * u64::from(i % 64) / 64;
+                    }
+                }
+                Cmd::Stop(i) => {
+                    if let Some(l) = live.get_mut(&i) {
+                        l.sending = false;
+                    }
+                }
+                Cmd::Remove(i) => {
+                    if let Some(l) = live.remove(&i) {
+                        ep.remove(l.b.fd());
+                        let _ = done.send(l.media);
+                    }
+                }
+            }
+        }
+        let n = ep.poll(&mut events);
+        for ev in events.iter().take(n) {
+            let Some(l) = live.get_mut(&(ev.u64 as u32)) else {
+                continue;
+            };
+            let (media, sent_at) = (&mut l.media, l.call_sent_ns);
+            let mut on = |_: &Browser, ev: BrowserEvent| on_event(media, sent_at, &counters, ev);
+            busy |= l.b.receive(&mut buf, &mut scratch, &mut on);
+        }
+        let now = Instant::now();
+        let now_ns = monotonic_ns();
+        for l in live.values_mut() {
+            let (media, sent_at) = (&mut l.media, l.call_sent_ns);
+            let mut on = |_: &Browser, ev: BrowserEvent| on_event(media, sent_at, &counters, ev);
+            if l.sending && l.b.connected && now_ns >= l.b.next_send_ns {
+                l.b.next_send_ns += period;
+                // Catch up at most one period after a stall rather than bursting.
+                l.b.next_send_ns = l.b.next_send_ns.max(now_ns.saturating_sub(period));
+                let probe = Probe {
+                    stream: l.b.index,
+                    direction: Direction::AToB,
+                    seq: l.b.seq,
+                    sent_ns: now_ns,
+                };
+                l.b.seq += 1;
+                if l.b.send_probe(&probe, payload, &mut packet, &mut scratch, &mut on) {
+                    l.media.sent += 1;
+                    counters.sent.fetch_add(1, Ordering::Relaxed);
+                }
+                busy = true;
+            }
+            let (media, sent_at) = (&mut l.media, l.call_sent_ns);
+            let mut on = |_: &Browser, ev: BrowserEvent| on_event(media, sent_at, &counters, ev);
+            busy |= l.b.tick(now, &mut scratch, &mut on);
+        }
+        if !busy {
+            std::thread::sleep(IDLE);
+        }
+    }
+    for (_, l) in live.drain() {
+        let _ = done.send(l.media);
+    }
+    Ok(())
+}
+
+fn on_event(media: &mut CallMedia, call_sent_ns: u64, counters: &Counters, ev: BrowserEvent) {
+    match ev {
+        BrowserEvent::Connected => {
+            media.connect_us = Some(monotonic_ns().saturating_sub(call_sent_ns) / 1000);
+        }
+        BrowserEvent::Probe { rx, now_ns } => {
+            media.received += 1;
+            counters.received.fetch_add(1, Ordering::Relaxed);
+            let transit = now_ns.saturating_sub(rx.probe.sent_ns);
+            let _ = media.rtt_us.record((transit / 1000).clamp(1, 60_000_000));
+            media.jitter.observe(transit);
+        }
+        BrowserEvent::NotProbe | BrowserEvent::Error => {}
+    }
+}
+
+/// Reads server messages until one for which `want` returns Some, or the deadline.
+async fn wait_for<S, T>(
+    ws: &mut S,
+    deadline: Duration,
+    mut want: impl FnMut(&Value) -> Option<Result<T, String>>,
+) -> Result<T, String>
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    // Bounded by the deadline and by a message count.
+    for _ in 0..1000 {
+        let msg = match tokio::time::timeout_at(until, ws.next()).await {
+            Err(_) => return Err("timeout".into()),
+            Ok(None) => return Err("WebSocket closed".into()),
+            Ok(Some(Err(e))) => return Err(format!("WebSocket: {e}")),
+            Ok(Some(Ok(m))) => m,
+        };
+        let Message::Text(text) = msg else { continue };
+        let Ok(v) = serde_json::from_str::<Value>(&text) else {
+            return Err("malformed JSON from the server".into());
+        };
+        if let Some(r) = want(&v) {
+            return r;
+        }
+    }
+    Err("too many messages".into())
+}
+
+fn status_of(v: &Value, kind: &str) -> Option<(String, String)> {
+    (v.get("type")?.as_str()? == kind).then(|| {
+        (
+            v.get("status")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            v.get("cause").and_then(Value::as_str).unwrap_or("").to_owned(),
+        )
+    })
+}
+
+/// One call, start to end. Returns its outcome; media figures come from the browser thread.
+#[allow(clippy::too_many_arguments)]
+async fn one_call(
+    index: u32,
+    codec: AudioCodec,
+    plan: Arc<CallPlan>,
+    cert: DtlsCert,
+    start: Instant,
+    tx: mpsc::Sender<Cmd>,
+    counters: Arc<Counters>,
+) -> CallOutcome {
+    let mut out = CallOutcome::default();
+    let url = format!("ws://127.0.0.1:{}/ws", plan.http_port);
+    let connect = tokio::time::timeout(plan.step_timeout, tokio_tungstenite::connect_async(url));
+    let mut ws = match connect.await {
+        Ok(Ok((ws, _))) => ws,
+        Ok(Err(e)) => {
+            out.failure = Some(format!("WebSocket connect: {e}"));
+            return out;
+        }
+        Err(_) => {
+            out.failure = Some("WebSocket connect: timeout".into());
+            return out;
+        }
+    };
+    let hello = json!({"type": "connect", "sipOptions": {"login": format!("load{index}"), "domain": "127.0.0.1"}});
+    if ws.send(Message::text(hello.to_string())).await.is_err() {
+        out.failure = Some("WebSocket send failed".into());
+        return out;
+    }
+    let session = wait_for(&mut ws, plan.step_timeout, |v| {
+        let (status, cause) = status_of(v, "session")?;
+        match status.as_str() {
+            "ESTABLISHED" => Some(Ok(())),
+            _ => Some(Err(format!("session {status}: {cause}"))),
+        }
+    })
+    .await;
+    if let Err(e) = session {
+        out.failure = Some(format!("connect: {e}"));
+        return out;
+    }
+    let (browser, offer, pending) = match Browser::new(index, &cert, start, codec) {
+        Ok(b) => b,
+        Err(e) => {
+            out.failure = Some(format!("browser: {e}"));
+            return out;
+        }
+    };
+    let call_id = format!("c{index}");
+    let call = json!({"type": "call", "callId": call_id, "callee": plan.callee, "sdp": offer});
+    let call_sent = monotonic_ns();
+    counters.placed.fetch_add(1, Ordering::Relaxed);
+    if ws.send(Message::text(call.to_string())).await.is_err() {
+        out.failure = Some("WebSocket send failed".into());
+        return out;
+    }
+    // Wait for the answer SDP and ESTABLISHED, in either order.
+    let mut browser = Some((browser, pending));
+    let mut established = false;
+    let mut added = false;
+    let mut setup_failure = None;
+    let got = wait_for(&mut ws, plan.step_timeout, |v| {
+        match v.get("type").and_then(Value::as_str) {
+            Some("sdp") => {
+                if let (Some((mut b, pending)), Some(sdp)) =
+                    (browser.take(), v.get("sdp").and_then(Value::as_str))
+                {
+                    if let Err(e) = b.accept_answer(pending, sdp) {
+                        return Some(Err(format!("answer refused by the browser: {e}")));
+                    }
+                    if tx.send(Cmd::Add(Box::new(b), codec, call_sent)).is_err() {
+                        return Some(Err("browser thread gone".into()));
+                    }
+                    added = true;
+                }
+            }
+            Some("call") => {
+                let (status, cause) = status_of(v, "call")?;
+                match status.as_str() {
+                    "ESTABLISHED" => established = true,
+                    "FAILED" | "FINISH" | "BUSY" => {
+                        return Some(Err(format!("{status}: {cause}")));
+                    }
+                    _ => {}
+                }
+            }
+            Some("error") => {
+                let reason = v.get("reason").and_then(Value::as_str).unwrap_or("");
+                setup_failure = Some(format!("error: {reason}"));
+                return Some(Err(format!("error: {reason}")));
+            }
+            _ => {}
+        }
+        (established && added).then_some(Ok(()))
+    })
+    .await;
+    let _ = setup_failure;
+    if let Err(e) = got {
+        out.failure = Some(if e == "timeout" {
+            format!(
+                "timeout waiting for {}",
+                if added { "ESTABLISHED" } else { "the answer SDP" }
+            )
+        } else {
+            e
+        });
+        if added {
+            let _ = tx.send(Cmd::Remove(index));
+        }
+        return out;
+    }
+    out.setup_us = Some(monotonic_ns().saturating_sub(call_sent) / 1000);
+    counters.established.fetch_add(1, Ordering::Relaxed);
+    counters.active.fetch_add(1, Ordering::Relaxed);
+    let _ = tx.send(Cmd::Start(index));
+    // Hold: the server may end the call early (media timeout, media plane lost).
+    let hold = Duration::from_secs(u64::from(plan.hold_secs));
+    let early = wait_for(&mut ws, hold, |v| {
+        let (status, cause) = status_of(v, "call")?;
+        matches!(status.as_str(), "FAILED" | "FINISH").then(|| Err(format!("{status}: {cause}")))
+    })
+    .await;
+    let _ = tx.send(Cmd::Stop(index));
+    tokio::time::sleep(DRAIN).await;
+    let _ = tx.send(Cmd::Remove(index));
+    counters.active.fetch_sub(1, Ordering::Relaxed);
+    match early {
+        Err(e) if e == "timeout" => {}
+        Err(e) => {
+            out.failure = Some(format!("ended during the hold: {e}"));
+            return out;
+        }
+        Ok(()) => {}
+    }
+    let hangup = json!({"type": "hangup", "callId": call_id});
+    if ws.send(Message::text(hangup.to_string())).await.is_err() {
+        out.failure = Some("WebSocket send failed (hangup)".into());
+        return out;
+    }
+    let end = wait_for(&mut ws, plan.step_timeout, |v| {
+        let (status, cause) = status_of(v, "call")?;
+        match status.as_str() {
+            "FINISH" => Some(Ok(())),
+            "FAILED" => Some(Err(format!("hangup: FAILED: {cause}"))),
+            _ => None,
+        }
+    })
+    .await;
+    match end {
+        Ok(()) => out.finished = true,
+        Err(e) => out.failure = Some(format!("hangup: {e}")),
+    }
+    let _ = ws.close(None).await;
+    out
+}
+
+/// Sum of both server processes' CPU ticks and RSS; None when one is gone.
+fn usage(pids: (u32, u32)) -> Option<((u64, u64), (u64, u64))> {
+    Some((
+        (sysinfo::cpu_ticks(pids.0).ok()?, sysinfo::cpu_ticks(pids.1).ok()?),
+        (sysinfo::rss_kib(pids.0).ok()?, sysinfo::rss_kib(pids.1).ok()?),
+    ))
+}
+
+/// Runs the scenario and returns its report (thresholds not yet judged).
+pub async fn run(plan: CallPlan) -> Result<CallReport, RunError> {
+    let plan = Arc::new(plan);
+    let started_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    raise_nofile();
+    let loadavg_before = sysinfo::loadavg();
+    let mut server = tokio::process::Command::new(&plan.server)
+        .envs(plan.server_env.iter().cloned())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| io_err(format!("cannot start {}: {e}", plan.server.display())))?;
+    let server_pid = server.id().ok_or_else(|| io_err("server exited at once"))?;
+    let t_health = Instant::now();
+    let mut mp_pid = None;
+    while t_health.elapsed() < HEALTH_TIMEOUT {
+        if let Some(status) = server.try_wait()? {
+            return Err(RunError::Exited(status));
+        }
+        let port = plan.http_port;
+        let h = tokio::task::spawn_blocking(move || health(port))
+            .await
+            .map_err(|_| RunError::Thread("health"))?;
+        if let Some(h) = h
+            && h.get("status").and_then(Value::as_str) == Some("ok")
+        {
+            mp_pid = h
+                .pointer("/mediaplane/pid")
+                .and_then(Value::as_u64)
+                .map(|p| p as u32);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mp_pid = mp_pid.ok_or_else(|| io_err("the server never reported /health ok"))?;
+    let pids = (server_pid, mp_pid);
+    tracing::info!(
+        server_pid,
+        mp_pid,
+        ms = t_health.elapsed().as_millis() as u64,
+        "server healthy"
+    );
+    if let Some(cpu) = plan.pin_cpu
+        && let Err(e) = sysinfo::pin_current_thread(cpu)
+    {
+        tracing::warn!(error = %e, cpu, "cannot pin the load generator");
+    }
+    // Let the server settle, then take the idle baseline.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (cpu0, rss_idle) = usage(pids).ok_or_else(|| io_err("server process gone"))?;
+
+    let cert = str0m::crypto::from_feature_flags()
+        .dtls_provider
+        .generate_certificate()
+        .ok_or_else(|| io_err("cannot generate a DTLS certificate"))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let counters = Arc::new(Counters::default());
+    let (done_tx, mut done_rx) = tmpsc::unbounded_channel();
+    let threads = plan.threads.clamp(1, 16);
+    let mut senders = Vec::new();
+    let mut workers = Vec::new();
+    for k in 0..threads {
+        let (tx, rx) = mpsc::channel();
+        senders.push(tx);
+        let (done, stop, counters) = (done_tx.clone(), stop.clone(), counters.clone());
+        let (pps, payload) = (plan.pps, plan.payload);
+        workers.push(
+            std::thread::Builder::new()
+                .name(format!("browsers-{k}"))
+                .spawn(move || browser_thread(rx, done, stop, counters, pps, payload))?,
+        );
+    }
+    drop(done_tx);
+
+    let start = Instant::now();
+    let t0 = monotonic_ns();
+    let deadline = t0 + u64::from(plan.max_seconds) * 1_000_000_000;
+    let mut tasks = JoinSet::new();
+    let mut next = 0usize;
+    let total = plan.codecs.len();
+    let gap_ns = (1e9 / plan.cps.max(0.01)) as u64;
+    let mut outcomes = Vec::with_capacity(total);
+    let mut timeline = Vec::new();
+    let mut last = (t0, cpu0);
+    let mut rss_peak = rss_idle;
+    let mut peak_active = 0u64;
+    let mut next_sample = t0 + 1_000_000_000;
+    let tps = sysinfo::ticks_per_sec().max(1) as f64;
+    let mut server_gone = None;
+    loop {
+        let now = monotonic_ns();
+        if now >= deadline || (next >= total && tasks.is_empty()) {
+            break;
+        }
+        while next < total && now >= t0 + gap_ns * next as u64 {
+            let (plan2, cert2, counters2) = (plan.clone(), cert.clone(), counters.clone());
+            let tx = senders[next % threads].clone();
+            let (i, codec) = (next as u32, plan.codecs[next]);
+            tasks.spawn(async move { one_call(i, codec, plan2, cert2, start, tx, counters2).await });
+            next += 1;
+        }
+        if now >= next_sample {
+            next_sample += 1_000_000_000;
+            let Some((cpu, rss)) = usage(pids) else {
+                server_gone = server.try_wait()?;
+                break;
+            };
+            let dt = now.saturating_sub(last.0) as f64 / 1e9;
+            let active = counters.active.load(Ordering::Relaxed);
+            peak_active = peak_active.max(active);
+            rss_peak = (rss_peak.0.max(rss.0), rss_peak.1.max(rss.1));
+            let sample = Sample {
+                t_secs: now.saturating_sub(t0) as f64 / 1e9,
+                active,
+                placed: counters.placed.load(Ordering::Relaxed),
+                signalling_cpu: cpu.0.saturating_sub(last.1.0) as f64 / tps / dt.max(1e-3),
+                mediaplane_cpu: cpu.1.saturating_sub(last.1.1) as f64 / tps / dt.max(1e-3),
+                rss_kib: rss.0 + rss.1,
+            };
+            last = (now, cpu);
+            eprintln!(
+                "[{:>5.1}s] placed {:>5}/{total} up {:>5} failed {:>4} | sent {:>8} echoed {:>8} | CPU signalling {:>3.0}% media {:>3.0}% | RSS {} MiB",
+                sample.t_secs,
+                sample.placed,
+                active,
+                counters.failed.load(Ordering::Relaxed),
+                counters.sent.load(Ordering::Relaxed),
+                counters.received.load(Ordering::Relaxed),
+                sample.signalling_cpu * 100.0,
+                sample.mediaplane_cpu * 100.0,
+                sample.rss_kib / 1024
+            );
+            timeline.push(sample);
+        }
+        // Wait for a task to end, the next placement or the next sample, whichever is first.
+        let mut wake = next_sample.min(deadline);
+        if next < total {
+            wake = wake.min(t0 + gap_ns * next as u64);
+        }
+        let nap = Duration::from_nanos(wake.saturating_sub(monotonic_ns()).max(100_000));
+        if tasks.is_empty() {
+            tokio::time::sleep(nap).await;
+        } else if let Ok(Some(done)) = tokio::time::timeout(nap, tasks.join_next()).await {
+            let o = done.map_err(|_| RunError::Thread("call"))?;
+            if o.failure.is_some() {
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            outcomes.push(o);
+        }
+    }
+    let run_secs = monotonic_ns().saturating_sub(t0) as f64 / 1e9;
+    let unfinished = tasks.len() + (total - next);
+    tasks.abort_all();
+    let (cpu1, rss_end) = usage(pids).unwrap_or((last.1, rss_idle));
+    rss_peak = (rss_peak.0.max(rss_end.0), rss_peak.1.max(rss_end.1));
+    let loadavg_after = sysinfo::loadavg();
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().map_err(|_| RunError::Thread("browser"))??;
+    }
+    drop(senders);
+    let mut media = Vec::new();
+    while let Some(m) = done_rx.recv().await {
+        media.push(m);
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(server_pid as libc::pid_t, libc::SIGTERM) };
+    match tokio::time::timeout(Duration::from_secs(5), server.wait()).await {
+        Ok(Ok(status)) => tracing::info!(%status, "server stopped"),
+        _ => {
+            tracing::warn!("server ignored SIGTERM for 5 s; killing it");
+            let _ = server.kill().await;
+        }
+    }
+    if let Some(status) = server_gone {
+        return Err(RunError::Exited(status));
+    }
+
+    // Failures by cause.
+    let mut causes: HashMap<String, u64> = HashMap::new();
+    for o in &outcomes {
+        if let Some(f) = &o.failure {
+            *causes.entry(f.clone()).or_default() += 1;
+        }
+    }
+    if unfinished > 0 {
+        *causes.entry("run deadline (--seconds)".into()).or_default() += unfinished as u64;
+    }
+    let mut failures_by_cause: Vec<(String, u64)> = causes.into_iter().collect();
+    failures_by_cause.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let setup_us: Vec<u64> = outcomes.iter().filter_map(|o| o.setup_us).collect();
+    let connect_us: Vec<u64> = media.iter().filter_map(|m| m.connect_us).collect();
+    let established = setup_us.len() as u64;
+
+    let mut codecs = Vec::new();
+    let (mut all_sent, mut all_received) = (0u64, 0u64);
+    for codec in [AudioCodec::Pcmu, AudioCodec::Opus] {
+        let of: Vec<&CallMedia> = media
+            .iter()
+            .filter(|m| m.codec == codec && m.sent > 0)
+            .collect();
+        if of.is_empty() {
+            continue;
+        }
+        let mut rtt = Histogram::<u64>::new_with_bounds(1, 60_000_000, 2).map_err(io_err)?;
+        let (mut sent, mut received) = (0u64, 0u64);
+        let (mut mos_sum, mut mos_min) = (0.0, f64::MAX);
+        let (mut jit_sum, mut jit_max) = (0.0f64, 0.0f64);
+        for m in &of {
+            rtt.add(&m.rtt_us).map_err(io_err)?;
+            sent += m.sent;
+            received += m.received.min(m.sent);
+            let loss = 1.0 - m.received.min(m.sent) as f64 / m.sent as f64;
+            let jitter_ms = m.jitter.jitter_ns / 1e6;
+            let rtt_ms = m.rtt_us.value_at_quantile(0.5) as f64 / 1000.0;
+            let mos = call_mos(codec, rtt_ms, jitter_ms, loss);
+            mos_sum += mos;
+            mos_min = mos_min.min(mos);
+            jit_sum += jitter_ms;
+            jit_max = jit_max.max(jitter_ms);
+        }
+        all_sent += sent;
+        all_received += received;
+        let n = of.len() as f64;
+        codecs.push(CodecFigures {
+            codec: format!("{codec:?}").to_lowercase(),
+            transcoded: false,
+            calls: of.len() as u64,
+            sent,
+            received,
+            loss_ratio: if sent == 0 {
+                0.0
+            } else {
+                1.0 - received as f64 / sent as f64
+            },
+            rtt: Spread {
+                count: rtt.len() as usize,
+                p50_ms: rtt.value_at_quantile(0.5) as f64 / 1000.0,
+                p99_ms: rtt.value_at_quantile(0.99) as f64 / 1000.0,
+                max_ms: rtt.max() as f64 / 1000.0,
+            },
+            jitter_mean_ms: jit_sum / n,
+            jitter_max_ms: jit_max,
+            mos_mean: mos_sum / n,
+            mos_min,
+        });
+    }
+    let tps = sysinfo::ticks_per_sec().max(1) as f64;
+    let cpu_secs = (
+        cpu1.0.saturating_sub(cpu0.0) as f64 / tps,
+        cpu1.1.saturating_sub(cpu0.1) as f64 / tps,
+    );
+    let rss_growth = rss_peak.0.saturating_sub(rss_idle.0) + rss_peak.1.saturating_sub(rss_idle.1);
+    let mut sorted_setup = setup_us.clone();
+    sorted_setup.sort_unstable();
+    Ok(CallReport {
+        name: plan.name.clone(),
+        started_unix,
+        machine: Machine {
+            loadavg_before,
+            loadavg_after,
+            ..sysinfo::machine()
+        },
+        build: if cfg!(debug_assertions) {
+            "debug".into()
+        } else {
+            "release".into()
+        },
+        config: CallConfig {
+            target: plan.callee.clone(),
+            calls: total as u32,
+            cps: plan.cps,
+            hold_secs: plan.hold_secs,
+            max_seconds: plan.max_seconds,
+            codec_mix: plan.mix_text.clone(),
+            pps: plan.pps,
+            payload: plan.payload,
+            server_env: plan
+                .server_env
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
+        },
+        placed: counters.placed.load(Ordering::Relaxed),
+        established,
+        finished: outcomes.iter().filter(|o| o.finished).count() as u64,
+        failures_by_cause,
+        peak_concurrent: peak_active,
+        setup: Spread::from_us(&setup_us),
+        media_connect: Spread::from_us(&connect_us),
+        codecs,
+        loss_ratio: if all_sent == 0 {
+            0.0
+        } else {
+            1.0 - all_received as f64 / all_sent as f64
+        },
+        processes: vec![
+            ProcessFigures {
+                process: "wavegate".into(),
+                cpu_secs: cpu_secs.0,
+                rss_idle_kib: rss_idle.0,
+                rss_peak_kib: rss_peak.0,
+            },
+            ProcessFigures {
+                process: "wavegate-mediaplane".into(),
+                cpu_secs: cpu_secs.1,
+                rss_idle_kib: rss_idle.1,
+                rss_peak_kib: rss_peak.1,
+            },
+        ],
+        cpu_secs_per_call: if established == 0 {
+            0.0
+        } else {
+            (cpu_secs.0 + cpu_secs.1) / established as f64
+        },
+        rss_per_call_kib: if peak_active == 0 {
+            0.0
+        } else {
+            rss_growth as f64 / peak_active as f64
+        },
+        run_secs,
+        timeline,
+        setup_us: sorted_setup,
+        failures: Vec::new(),
+    })
+}

@@ -1,0 +1,550 @@
+//! The `call` scenario's arithmetic and report: the codec mix, percentiles, RFC 3550 jitter,
+//! the E-model MOS estimate, the verdict, JSON and Markdown. No I/O; the figures come from
+//! [`crate::call::run`].
+//!
+//! E-model (ITU-T G.107, simplified to delay and loss; every other impairment at its default):
+//! `R = 93.2 - Id - Ie_eff`, `Id = 0.024 d + 0.11 (d - 177.3) H(d - 177.3)` with `d` the
+//! one-way mouth-to-ear delay in ms, `Ie_eff = Ie + (95 - Ie) Ppl / (Ppl + Bpl)` (random loss,
+//! BurstR = 1) with `Ppl` in percent, and `MOS = 1 + 0.035 R + 7e-6 R (R - 60) (100 - R)`.
+//! `d` is half the measured round trip plus the 20 ms frame plus a jitter buffer of twice the
+//! measured jitter (at least 20 ms), as a browser would add. Codec constants: PCMU Ie = 0,
+//! Bpl = 25.1 (G.113 Appendix I, with packet-loss concealment, which browsers do); Opus has
+//! no G.113 entry: we take Ie = 0, Bpl = 20 (our assumption: on the narrowband R scale Opus
+//! at 20 ms frames is at least as good as G.711 and its in-band concealment about as robust).
+
+use serde::Serialize;
+
+use crate::browser::AudioCodec;
+use crate::report::Machine;
+
+/// Why a `--codec-mix` was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MixError {
+    /// Not `name=share`.
+    #[error("codec mix entry {0:?} is not name=share")]
+    Entry(String),
+    /// Not `pcmu` or `opus`.
+    #[error("unknown codec {0:?} in the codec mix (pcmu, opus)")]
+    Codec(String),
+    /// Not a number.
+    #[error("share {0:?} in the codec mix is not a whole number")]
+    Share(String),
+    /// All shares zero.
+    #[error("the codec mix has no non-zero share")]
+    Empty,
+    /// The same codec twice.
+    #[error("codec {0:?} appears twice in the codec mix")]
+    Twice(String),
+}
+
+/// Parses `pcmu=80,opus=20` (shares need not sum to 100; zero shares are dropped).
+pub fn parse_mix(text: &str) -> Result<Vec<(AudioCodec, u32)>, MixError> {
+    let mut mix: Vec<(AudioCodec, u32)> = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, share) = entry
+            .split_once('=')
+            .ok_or_else(|| MixError::Entry(entry.to_owned()))?;
+        let codec = match name.trim().to_ascii_lowercase().as_str() {
+            "pcmu" => AudioCodec::Pcmu,
+            "opus" => AudioCodec::Opus,
+            _ => return Err(MixError::Codec(name.trim().to_owned())),
+        };
+        let share: u32 = share
+            .trim()
+            .parse()
+            .map_err(|_| MixError::Share(share.trim().to_owned()))?;
+        if mix.iter().any(|(c, _)| *c == codec) {
+            return Err(MixError::Twice(name.trim().to_owned()));
+        }
+        if share > 0 {
+            mix.push((codec, share));
+        }
+    }
+    if mix.is_empty() {
+        return Err(MixError::Empty);
+    }
+    Ok(mix)
+}
+
+/// The codec of each of `calls` calls: every codec's count is its share rounded down, the
+/// remainder going to the earliest codecs, interleaved so any prefix of the calls (the ramp)
+/// follows the mix too.
+pub fn assign_mix(mix: &[(AudioCodec, u32)], calls: u32) -> Vec<AudioCodec> {
+    let total: u64 = mix.iter().map(|(_, s)| u64::from(*s)).sum();
+    if total == 0 {
+        return Vec::new();
+    }
+    let mut assigned = vec![0u64; mix.len()];
+    (0..u64::from(calls))
+        .map(|i| {
+            // The codec furthest behind its share after this call gets it.
+            let k = (0..mix.len())
+                .max_by_key(|&k| {
+                    let due = (i + 1) * u64::from(mix[k].1) * 1000 / total;
+                    (due as i64 - assigned[k] as i64 * 1000, std::cmp::Reverse(k))
+                })
+                .unwrap_or(0);
+            assigned[k] += 1;
+            mix[k].0
+        })
+        .collect()
+}
+
+/// Nearest-rank percentile of sorted values (`q` in 0..=1); 0 for no values.
+pub fn percentile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// RFC 3550 interarrival jitter, in ns: fed each packet's transit time (arrival - send).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Jitter {
+    last_transit: Option<i64>,
+    /// Current estimate, ns.
+    pub jitter_ns: f64,
+}
+
+impl Jitter {
+    /// One more packet.
+    pub fn observe(&mut self, transit_ns: u64) {
+        let t = transit_ns.min(i64::MAX as u64) as i64;
+        if let Some(last) = self.last_transit {
+            let d = (t - last).unsigned_abs() as f64;
+            self.jitter_ns += (d - self.jitter_ns) / 16.0;
+        }
+        self.last_transit = Some(t);
+    }
+}
+
+/// G.107 constants of a codec: equipment impairment and packet-loss robustness.
+pub fn codec_impairment(codec: AudioCodec) -> (f64, f64) {
+    match codec {
+        AudioCodec::Pcmu => (0.0, 25.1),
+        AudioCodec::Opus => (0.0, 20.0),
+    }
+}
+
+/// One-way mouth-to-ear delay estimate, ms (see the module doc).
+pub fn one_way_delay_ms(rtt_ms: f64, jitter_ms: f64) -> f64 {
+    rtt_ms / 2.0 + 20.0 + (2.0 * jitter_ms).max(20.0)
+}
+
+/// The E-model's R factor from one-way delay (ms), loss (0..1) and codec constants.
+pub fn r_factor(delay_ms: f64, loss: f64, ie: f64, bpl: f64) -> f64 {
+    let d = delay_ms.max(0.0);
+    let id = 0.024 * d + if d > 177.3 { 0.11 * (d - 177.3) } else { 0.0 };
+    let ppl = loss.clamp(0.0, 1.0) * 100.0;
+    let ie_eff = ie + (95.0 - ie) * ppl / (ppl + bpl);
+    93.2 - id - ie_eff
+}
+
+/// MOS (conversational quality, 1..4.5) from R.
+pub fn mos(r: f64) -> f64 {
+    if r <= 0.0 {
+        1.0
+    } else if r >= 100.0 {
+        4.5
+    } else {
+        1.0 + 0.035 * r + 7e-6 * r * (r - 60.0) * (100.0 - r)
+    }
+}
+
+/// MOS of one call.
+pub fn call_mos(codec: AudioCodec, rtt_ms: f64, jitter_ms: f64, loss: f64) -> f64 {
+    let (ie, bpl) = codec_impairment(codec);
+    mos(r_factor(one_way_delay_ms(rtt_ms, jitter_ms), loss, ie, bpl))
+}
+
+/// p50, p99 and max of a set of values, in ms.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Spread {
+    /// Values counted.
+    pub count: usize,
+    /// Median.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Largest.
+    pub max_ms: f64,
+}
+
+impl Spread {
+    /// From unsorted values in µs.
+    pub fn from_us(values: &[u64]) -> Spread {
+        let mut v = values.to_vec();
+        v.sort_unstable();
+        Spread {
+            count: v.len(),
+            p50_ms: percentile(&v, 0.50) as f64 / 1000.0,
+            p99_ms: percentile(&v, 0.99) as f64 / 1000.0,
+            max_ms: v.last().copied().unwrap_or(0) as f64 / 1000.0,
+        }
+    }
+}
+
+/// Media figures of the calls of one codec.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CodecFigures {
+    /// The browsers' codec.
+    pub codec: String,
+    /// Whether the media plane transcoded it (toward `echo`: never, the echo answers it).
+    pub transcoded: bool,
+    /// Calls of this codec that reached ESTABLISHED.
+    pub calls: u64,
+    /// Probe packets sent by the browsers.
+    pub sent: u64,
+    /// Probe packets echoed back to them.
+    pub received: u64,
+    /// `1 - received / sent` (saturating).
+    pub loss_ratio: f64,
+    /// Round trip browser -> media plane -> SIP side -> media plane -> browser.
+    pub rtt: Spread,
+    /// Mean of the calls' RFC 3550 jitter, ms.
+    pub jitter_mean_ms: f64,
+    /// Largest call jitter, ms.
+    pub jitter_max_ms: f64,
+    /// Mean, worst-call MOS estimate.
+    pub mos_mean: f64,
+    /// Worst call's MOS.
+    pub mos_min: f64,
+}
+
+/// CPU and memory of one server process.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ProcessFigures {
+    /// `wavegate` or `wavegate-mediaplane`.
+    pub process: String,
+    /// CPU seconds (user + system) from idle (after /health) to after the last hangup.
+    pub cpu_secs: f64,
+    /// RSS when idle, KiB.
+    pub rss_idle_kib: u64,
+    /// Highest RSS sampled, KiB.
+    pub rss_peak_kib: u64,
+}
+
+/// One second of the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Sample {
+    /// Seconds since the first call was placed.
+    pub t_secs: f64,
+    /// Calls ESTABLISHED and not yet hung up.
+    pub active: u64,
+    /// Calls placed so far.
+    pub placed: u64,
+    /// Signalling process CPU in the last interval, share of one core.
+    pub signalling_cpu: f64,
+    /// Media-plane CPU in the last interval, share of one core.
+    pub mediaplane_cpu: f64,
+    /// RSS of both, KiB.
+    pub rss_kib: u64,
+}
+
+/// What was asked for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CallConfig {
+    /// `echo`.
+    pub target: String,
+    /// Calls placed.
+    pub calls: u32,
+    /// Calls placed per second.
+    pub cps: f64,
+    /// Seconds each call holds.
+    pub hold_secs: u32,
+    /// Bound of the whole run.
+    pub max_seconds: u32,
+    /// Codec mix as given.
+    pub codec_mix: String,
+    /// Packets per second per call, each way.
+    pub pps: u32,
+    /// Payload bytes.
+    pub payload: usize,
+    /// Server environment overrides.
+    pub server_env: Vec<String>,
+}
+
+/// The report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CallReport {
+    /// Report name.
+    pub name: String,
+    /// Unix seconds at start.
+    pub started_unix: u64,
+    /// The machine.
+    pub machine: Machine,
+    /// The build profile of this load generator (debug builds are for smoke runs only).
+    pub build: String,
+    /// What was asked.
+    pub config: CallConfig,
+    /// Calls placed.
+    pub placed: u64,
+    /// Calls that reached ESTABLISHED.
+    pub established: u64,
+    /// Calls ended by our hangup with FINISH.
+    pub finished: u64,
+    /// Failures by cause (e.g. `FAILED: Not Found`, `timeout waiting for ESTABLISHED`).
+    pub failures_by_cause: Vec<(String, u64)>,
+    /// Most calls up at once.
+    pub peak_concurrent: u64,
+    /// `call` sent -> `call ESTABLISHED` received.
+    pub setup: Spread,
+    /// `call` sent -> ICE + DTLS connected (media can flow).
+    pub media_connect: Spread,
+    /// Media per codec.
+    pub codecs: Vec<CodecFigures>,
+    /// Loss over every call.
+    pub loss_ratio: f64,
+    /// Server processes.
+    pub processes: Vec<ProcessFigures>,
+    /// CPU seconds of both processes per established call.
+    pub cpu_secs_per_call: f64,
+    /// (Peak RSS - idle RSS) of both, per peak concurrent call, KiB.
+    pub rss_per_call_kib: f64,
+    /// Wall seconds from the first call to the last hangup.
+    pub run_secs: f64,
+    /// The time line (for the chart).
+    pub timeline: Vec<Sample>,
+    /// Setup times in µs, for the chart (sorted).
+    pub setup_us: Vec<u64>,
+    /// Thresholds missed; empty = passed.
+    pub failures: Vec<String>,
+}
+
+impl CallReport {
+    /// Checks the thresholds.
+    pub fn judge(&mut self, max_loss: f64, max_setup_p99_ms: Option<f64>, max_failed: u64) {
+        let failed: u64 = self.failures_by_cause.iter().map(|(_, n)| n).sum();
+        if failed > max_failed {
+            self.failures
+                .push(format!("{failed} calls failed (at most {max_failed} allowed)"));
+        }
+        if self.established == 0 {
+            self.failures.push("no call was established".into());
+        }
+        if self.loss_ratio > max_loss {
+            self.failures.push(format!(
+                "loss {:.6} above {max_loss}",
+                self.loss_ratio
+            ));
+        }
+        if let Some(max) = max_setup_p99_ms
+            && self.setup.p99_ms > max
+        {
+            self.failures.push(format!(
+                "setup p99 {:.1} ms above {max} ms",
+                self.setup.p99_ms
+            ));
+        }
+    }
+
+    /// The Markdown report.
+    pub fn markdown(&self) -> String {
+        let c = &self.config;
+        let m = &self.machine;
+        let mut s = format!(
+            "# Call load: {name}\n\n\
+             The whole gateway under call load: {calls} simulated browsers (str0m: ICE, DTLS, SRTP) \
+             each open a WebSocket session to `wavegate`, call `{target}` with a one-codec offer, \
+             send {pps} probe packets/s for {hold} s and measure the echo, then hang up. \
+             Placed at {cps} calls/s; run bounded at {max} s. Codec mix `{mix}`.\n\n\
+             Machine: {nproc} CPU(s), {model}, {kernel}; load average before {lb}, after {la}. \
+             Build: {build}.\n\n",
+            name = self.name,
+            calls = c.calls,
+            target = c.target,
+            pps = c.pps,
+            hold = c.hold_secs,
+            cps = c.cps,
+            max = c.max_seconds,
+            mix = c.codec_mix,
+            nproc = m.nproc,
+            model = m.cpu_model,
+            kernel = m.kernel,
+            lb = m.loadavg_before,
+            la = m.loadavg_after,
+            build = self.build,
+        );
+        let verdict = if self.failures.is_empty() {
+            "passed".to_owned()
+        } else {
+            format!("**missed**: {}", self.failures.join("; "))
+        };
+        s += &format!("Verdict: {verdict}.\n\n## Calls\n\n| figure | value |\n|---|---|\n");
+        let failed: u64 = self.failures_by_cause.iter().map(|(_, n)| n).sum();
+        for (k, v) in [
+            ("placed", self.placed.to_string()),
+            ("established", self.established.to_string()),
+            ("hung up cleanly (FINISH)", self.finished.to_string()),
+            ("failed", failed.to_string()),
+            ("peak concurrent", self.peak_concurrent.to_string()),
+            (
+                "setup (call -> ESTABLISHED) p50 / p99 / max",
+                format!(
+                    "{:.1} / {:.1} / {:.1} ms",
+                    self.setup.p50_ms, self.setup.p99_ms, self.setup.max_ms
+                ),
+            ),
+            (
+                "media connected (call -> ICE+DTLS) p50 / p99 / max",
+                format!(
+                    "{:.1} / {:.1} / {:.1} ms",
+                    self.media_connect.p50_ms, self.media_connect.p99_ms, self.media_connect.max_ms
+                ),
+            ),
+            ("loss (all calls)", format!("{:.6}", self.loss_ratio)),
+            (
+                "CPU seconds per call (both processes)",
+                format!("{:.4}", self.cpu_secs_per_call),
+            ),
+            (
+                "memory per call (both processes)",
+                format!("{:.1} KiB", self.rss_per_call_kib),
+            ),
+            ("run", format!("{:.1} s", self.run_secs)),
+        ] {
+            s += &format!("| {k} | {v} |\n");
+        }
+        if !self.failures_by_cause.is_empty() {
+            s += "\n| failure cause | calls |\n|---|---|\n";
+            for (cause, n) in &self.failures_by_cause {
+                s += &format!("| {cause} | {n} |\n");
+            }
+        }
+        s += "\n## Media per codec\n\n| codec | transcoded | calls | sent | echoed back | loss | \
+              RTT p50 / p99 / max ms | jitter mean / max ms | MOS mean / min |\n\
+              |---|---|---|---|---|---|---|---|---|\n";
+        for f in &self.codecs {
+            s += &format!(
+                "| {} | {} | {} | {} | {} | {:.6} | {:.2} / {:.2} / {:.2} | {:.3} / {:.3} | {:.2} / {:.2} |\n",
+                f.codec,
+                if f.transcoded { "yes" } else { "no" },
+                f.calls,
+                f.sent,
+                f.received,
+                f.loss_ratio,
+                f.rtt.p50_ms,
+                f.rtt.p99_ms,
+                f.rtt.max_ms,
+                f.jitter_mean_ms,
+                f.jitter_max_ms,
+                f.mos_mean,
+                f.mos_min
+            );
+        }
+        s += "\nMOS: simplified ITU-T G.107 E-model from each call's median round trip, jitter \
+              and loss (constants in `loadtest/src/call_report.rs`); the narrowband scale tops \
+              out at 4.41.\n\n## Server processes\n\n| process | CPU s | RSS idle KiB | RSS peak KiB |\n|---|---|---|---|\n";
+        for p in &self.processes {
+            s += &format!(
+                "| {} | {:.2} | {} | {} |\n",
+                p.process, p.cpu_secs, p.rss_idle_kib, p.rss_peak_kib
+            );
+        }
+        s += &format!(
+            "\nCharts: [{n}-setup.svg]({n}-setup.svg) (setup time distribution), \
+             [{n}-load.svg]({n}-load.svg) (concurrent calls and CPU over time).\n",
+            n = self.name
+        );
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mix_parses_and_refuses() {
+        assert_eq!(
+            parse_mix("pcmu=80,opus=20"),
+            Ok(vec![(AudioCodec::Pcmu, 80), (AudioCodec::Opus, 20)])
+        );
+        assert_eq!(parse_mix(" PCMU = 1 "), Ok(vec![(AudioCodec::Pcmu, 1)]));
+        assert_eq!(parse_mix("pcmu=100,opus=0"), Ok(vec![(AudioCodec::Pcmu, 100)]));
+        assert_eq!(parse_mix("pcmu"), Err(MixError::Entry("pcmu".into())));
+        assert_eq!(parse_mix("g729=5"), Err(MixError::Codec("g729".into())));
+        assert_eq!(parse_mix("pcmu=x"), Err(MixError::Share("x".into())));
+        assert_eq!(parse_mix("pcmu=0"), Err(MixError::Empty));
+        assert_eq!(parse_mix(""), Err(MixError::Empty));
+        assert_eq!(
+            parse_mix("pcmu=1,pcmu=2"),
+            Err(MixError::Twice("pcmu".into()))
+        );
+    }
+
+    #[test]
+    fn mix_assignment_follows_shares_in_every_prefix() {
+        let mix = [(AudioCodec::Pcmu, 80), (AudioCodec::Opus, 20)];
+        let calls = assign_mix(&mix, 100);
+        assert_eq!(calls.len(), 100);
+        let opus = |n: usize| calls[..n].iter().filter(|c| **c == AudioCodec::Opus).count();
+        assert_eq!(opus(100), 20);
+        assert_eq!(opus(10), 2);
+        assert_eq!(opus(50), 10);
+        assert_eq!(assign_mix(&[(AudioCodec::Opus, 3)], 4), vec![AudioCodec::Opus; 4]);
+        assert!(assign_mix(&mix, 0).is_empty());
+        // 7 calls, 1:1: counts differ by at most one.
+        let odd = assign_mix(&[(AudioCodec::Pcmu, 1), (AudioCodec::Opus, 1)], 7);
+        let p = odd.iter().filter(|c| **c == AudioCodec::Pcmu).count();
+        assert!((3..=4).contains(&p), "{odd:?}");
+    }
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 0.5), 50);
+        assert_eq!(percentile(&v, 0.99), 99);
+        assert_eq!(percentile(&v, 1.0), 100);
+        assert_eq!(percentile(&v, 0.0), 1);
+        assert_eq!(percentile(&[7], 0.99), 7);
+        assert_eq!(percentile(&[], 0.5), 0);
+        let s = Spread::from_us(&[3000, 1000, 2000]);
+        assert_eq!((s.count, s.p50_ms, s.p99_ms, s.max_ms), (3, 2.0, 3.0, 3.0));
+    }
+
+    #[test]
+    fn jitter_follows_rfc3550() {
+        let mut j = Jitter::default();
+        j.observe(1000);
+        assert_eq!(j.jitter_ns, 0.0);
+        j.observe(1160);
+        assert_eq!(j.jitter_ns, 10.0); // |160| / 16
+        j.observe(1160);
+        assert_eq!(j.jitter_ns, 10.0 - 10.0 / 16.0);
+        let mut steady = Jitter::default();
+        for _ in 0..100 {
+            steady.observe(5000);
+        }
+        assert_eq!(steady.jitter_ns, 0.0);
+    }
+
+    #[test]
+    fn e_model_values() {
+        // No impairment at all: R = 93.2, MOS 4.41.
+        assert!((r_factor(0.0, 0.0, 0.0, 25.1) - 93.2).abs() < 1e-9);
+        assert!((mos(93.2) - 4.409).abs() < 0.001, "{}", mos(93.2));
+        // 100 ms one way: Id = 2.4.
+        assert!((r_factor(100.0, 0.0, 0.0, 25.1) - 90.8).abs() < 1e-9);
+        // 200 ms: Id = 4.8 + 0.11 * 22.7 = 7.297.
+        assert!((r_factor(200.0, 0.0, 0.0, 25.1) - (93.2 - 7.297)).abs() < 1e-9);
+        // 1 % loss, PCMU with PLC: Ie_eff = 95 * 1 / 26.1.
+        let r = r_factor(0.0, 0.01, 0.0, 25.1);
+        assert!((r - (93.2 - 95.0 / 26.1)).abs() < 1e-9);
+        // Without PLC (Bpl 4.3) 1 % loss hurts far more.
+        assert!(r_factor(0.0, 0.01, 0.0, 4.3) < r - 10.0);
+        assert_eq!(mos(-5.0), 1.0);
+        assert_eq!(mos(120.0), 4.5);
+        // R = 50: 1 + 1.75 + 7e-6 * 50 * -10 * 50.
+        assert!((mos(50.0) - (2.75 - 0.175)).abs() < 1e-9);
+        // A clean loopback call is "excellent"; 5 % loss is not: d = 0.5 + 20 + 20 ms,
+        // Id = 0.972, Ie_eff = 95 * 5 / 30.1, R = 76.45, MOS 3.88.
+        assert!(call_mos(AudioCodec::Pcmu, 1.0, 0.1, 0.0) > 4.3);
+        let lossy = call_mos(AudioCodec::Pcmu, 1.0, 0.1, 0.05);
+        assert!((lossy - 3.88).abs() < 0.01, "{lossy}");
+        // Delay estimate: half the RTT, a frame, a 20 ms minimum jitter buffer.
+        assert_eq!(one_way_delay_ms(10.0, 1.0), 45.0);
+        assert_eq!(one_way_delay_ms(10.0, 15.0), 55.0);
+    }
+}
