@@ -346,6 +346,65 @@ impl SendPool {
     }
 }
 
+/// Datagrams read per `recvmmsg` when catching up.
+pub const CATCH_UP_BATCH: usize = 32;
+
+/// `recvmmsg` buffers for catching up on a socket whose multishot receive ended because the
+/// ring ran dry (`ENOBUFS`, after a stall left more datagrams waiting than the ring holds):
+/// the socket is drained here, in batches, before its receive is re-armed. Re-arming at once
+/// instead would fail again while the ring is short, a churn of arms and `ENOBUFS`
+/// completions that cost more than the packets (seen on this VM under load).
+pub struct CatchUp {
+    bufs: [[u8; RECV_BUF_LEN]; CATCH_UP_BATCH],
+    addrs: [libc::sockaddr_storage; CATCH_UP_BATCH],
+    iovecs: [libc::iovec; CATCH_UP_BATCH],
+    msgs: [libc::mmsghdr; CATCH_UP_BATCH],
+}
+
+impl CatchUp {
+    /// Preallocated, boxed so the self-referencing pointers stay valid.
+    pub fn new() -> Box<Self> {
+        // SAFETY: all-zero is a valid value for these plain C structs and byte arrays.
+        unsafe { Box::new(std::mem::zeroed()) }
+    }
+
+    /// One non-blocking `recvmmsg` on `fd`; how many datagrams arrived (0 on `EAGAIN` or an
+    /// error, such as an ICMP error queued by an earlier send).
+    pub fn recv(&mut self, fd: i32) -> usize {
+        for i in 0..CATCH_UP_BATCH {
+            self.iovecs[i] = libc::iovec { iov_base: self.bufs[i].as_mut_ptr().cast(), iov_len: RECV_BUF_LEN };
+            // SAFETY: zero is a valid msghdr; the pointers set below point into `self`, which
+            // outlives the call.
+            let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+            hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
+            hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            hdr.msg_iov = &mut self.iovecs[i];
+            hdr.msg_iovlen = 1;
+            self.msgs[i] = libc::mmsghdr { msg_hdr: hdr, msg_len: 0 };
+        }
+        // SAFETY: `msgs` holds CATCH_UP_BATCH initialised headers whose buffers live in `self`.
+        let n = unsafe {
+            libc::recvmmsg(fd, self.msgs.as_mut_ptr(), CATCH_UP_BATCH as u32, libc::MSG_DONTWAIT, std::ptr::null_mut())
+        };
+        usize::try_from(n).unwrap_or(0)
+    }
+
+    /// Datagram `i` of the last [`CatchUp::recv`]: its source and bytes (`None` if truncated).
+    pub fn datagram(&mut self, i: usize) -> Option<(SocketAddr, &mut [u8])> {
+        let msg = self.msgs.get(i)?;
+        if msg.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+            return None;
+        }
+        let len = (msg.msg_len as usize).min(RECV_BUF_LEN);
+        // SAFETY: reading the plain bytes of a C struct (NAME_LEN < its size).
+        let name = unsafe {
+            std::slice::from_raw_parts((&self.addrs[i] as *const libc::sockaddr_storage).cast::<u8>(), NAME_LEN)
+        };
+        let src = parse_sockaddr(name)?;
+        Some((src, &mut self.bufs[i][..len]))
+    }
+}
+
 #[cfg(test)]
 #[path = "batch_tests.rs"]
 mod tests;

@@ -32,7 +32,7 @@ use std::os::fd::AsRawFd;
 use io_uring::{Submitter, cqueue, opcode, squeue};
 use wavegate_shared::protocol::ShardTraffic;
 
-use super::batch::{self, QueueRefused, RecvRing, SendPool};
+use super::batch::{self, CatchUp, QueueRefused, RecvRing, SendPool};
 use crate::relay::{DropReason, PortSockets, Relay, Verdict};
 use crate::webrtc::bridge::{Bridge, BridgeIo};
 
@@ -56,6 +56,7 @@ pub struct SocketTable {
     pending: Vec<squeue::Entry>,
     recv: RecvRing,
     sends: SendPool,
+    catch_up: Box<CatchUp>,
     webrtc: Option<UdpSocket>,
     traffic: ShardTraffic,
     /// Sockets closed since the last submission: requests queued before the close may still
@@ -137,6 +138,7 @@ impl SocketTable {
             pending: Vec::with_capacity(1024),
             recv: RecvRing::new(bufs)?,
             sends: SendPool::new(batch::SEND_SLOTS),
+            catch_up: CatchUp::new(),
             webrtc: None,
             traffic: ShardTraffic::default(),
             closed: Vec::new(),
@@ -167,7 +169,8 @@ impl SocketTable {
     /// the buffer back to the ring, and an ended receive is re-armed.
     pub fn on_webrtc_recv(&mut self, res: i32, flags: u32, bridge: Option<&mut Bridge>, received_ns: u64) {
         let bid = cqueue::buffer_select(flags);
-        if let (Some(bid), Ok(len), Some(bridge)) = (bid, usize::try_from(res), bridge) {
+        let mut bridge = bridge;
+        if let (Some(bid), Ok(len), Some(bridge)) = (bid, usize::try_from(res), bridge.as_deref_mut()) {
             let Self { first, slots, recv, sends, traffic, webrtc, .. } = self;
             let buf = recv.buf_mut(bid, len);
             if let Some((src, range)) = batch::parse_recvmsg(buf) {
@@ -181,9 +184,31 @@ impl SocketTable {
             self.recv.recycle(bid);
         }
         if !cqueue::more(flags)
-            && let Some(socket) = &self.webrtc
+            && let Some(fd) = self.webrtc.as_ref().map(AsRawFd::as_raw_fd)
         {
-            self.pending.push(self.recv.recv_entry(socket.as_raw_fd(), TOKEN_WEBRTC));
+            if res == -libc::ENOBUFS {
+                self.catch_up_webrtc(fd, bridge, received_ns);
+            }
+            self.pending.push(self.recv.recv_entry(fd, TOKEN_WEBRTC));
+        }
+    }
+
+    /// Drains the WebRTC socket with `recvmmsg` after its receive ran out of ring buffers.
+    fn catch_up_webrtc(&mut self, fd: i32, mut bridge: Option<&mut Bridge>, now_ns: u64) {
+        let Self { first, slots, catch_up, sends, traffic, .. } = self;
+        let mut sender = Sender { first: *first, slots, webrtc: Some(fd), sends, traffic };
+        for _ in 0..CATCH_UP_ROUNDS {
+            let n = catch_up.recv(fd);
+            for i in 0..n {
+                let Some((src, buf)) = catch_up.datagram(i) else { continue };
+                sender.traffic.received(1, buf.len());
+                if let Some(b) = bridge.as_deref_mut() {
+                    b.on_webrtc_datagram(now_ns, src, buf, &mut sender);
+                }
+            }
+            if n < batch::CATCH_UP_BATCH {
+                break;
+            }
         }
     }
 
@@ -247,8 +272,9 @@ impl SocketTable {
     ) {
         let bid = cqueue::buffer_select(flags);
         let index = self.live_index(token);
+        let mut bridge = bridge;
         if let (Some(bid), Some(index), Ok(len)) = (bid, index, usize::try_from(res)) {
-            self.forward(index, bid, len, relay, bridge, received_ns);
+            self.forward(index, bid, len, relay, bridge.as_deref_mut(), received_ns);
         }
         if let Some(bid) = bid {
             self.recv.recycle(bid);
@@ -257,8 +283,32 @@ impl SocketTable {
             && let Some(index) = index
             && let Some(Some(slot)) = self.slots.get(index)
         {
-            let entry = self.recv.recv_entry(slot.socket.as_raw_fd(), token);
+            let fd = slot.socket.as_raw_fd();
+            if res == -libc::ENOBUFS {
+                self.catch_up(index, fd, relay, bridge, received_ns);
+            }
+            let entry = self.recv.recv_entry(fd, token);
             self.pending.push(entry);
+        }
+    }
+
+    /// Drains slot `index`'s socket with `recvmmsg` after its receive ran out of ring buffers
+    /// (see [`CatchUp`]), forwarding like [`SocketTable::on_recv`].
+    fn catch_up(&mut self, index: usize, fd: i32, relay: &mut Relay, mut bridge: Option<&mut Bridge>, now_ns: u64) {
+        let local_port = self.first + index as u16;
+        let webrtc = self.webrtc.as_ref().map(AsRawFd::as_raw_fd);
+        let Self { first, slots, catch_up, sends, traffic, .. } = self;
+        let mut sender = Sender { first: *first, slots, webrtc, sends, traffic };
+        for _ in 0..CATCH_UP_ROUNDS {
+            let n = catch_up.recv(fd);
+            for i in 0..n {
+                let Some((src, buf)) = catch_up.datagram(i) else { continue };
+                sender.traffic.received(1, buf.len());
+                relay_datagram(&mut sender, relay, bridge.as_deref_mut(), local_port, src, buf, now_ns);
+            }
+            if n < batch::CATCH_UP_BATCH {
+                break;
+            }
         }
     }
 
@@ -279,23 +329,39 @@ impl SocketTable {
             return;
         };
         traffic.received(1, range.len());
-        let buf = &mut buf[range];
         let mut sender = Sender { first: *first, slots, webrtc, sends, traffic };
-        match relay.on_packet(now_ns, local_port, src, buf) {
-            Verdict::Forward(f) => {
-                if let Some(out) = sender.rtp_fd(f.out_port)
-                    && let Some(data) = buf.get(..f.len)
-                {
-                    sender.send(out, data, f.dst, now_ns);
-                }
+        relay_datagram(&mut sender, relay, bridge, local_port, src, &mut buf[range], now_ns);
+    }
+}
+
+/// Bounds one catch-up: 64 `recvmmsg` batches (2,048 datagrams) per ended receive.
+const CATCH_UP_ROUNDS: usize = 64;
+
+/// The relay's verdict on one datagram, carried out: forward it, hand it to the bridge (a port
+/// the relay does not own) or drop it.
+fn relay_datagram(
+    sender: &mut Sender<'_>,
+    relay: &mut Relay,
+    bridge: Option<&mut Bridge>,
+    local_port: u16,
+    src: SocketAddr,
+    buf: &mut [u8],
+    now_ns: u64,
+) {
+    match relay.on_packet(now_ns, local_port, src, buf) {
+        Verdict::Forward(f) => {
+            if let Some(out) = sender.rtp_fd(f.out_port)
+                && let Some(data) = buf.get(..f.len)
+            {
+                sender.send(out, data, f.dst, now_ns);
             }
-            Verdict::Drop(DropReason::UnknownPort) => {
-                if let Some(b) = bridge {
-                    b.on_sip_packet(now_ns, local_port, src, buf, &mut sender);
-                }
-            }
-            Verdict::Drop(_) => {}
         }
+        Verdict::Drop(DropReason::UnknownPort) => {
+            if let Some(b) = bridge {
+                b.on_sip_packet(now_ns, local_port, src, buf, sender);
+            }
+        }
+        Verdict::Drop(_) => {}
     }
 }
 
