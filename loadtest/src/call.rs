@@ -139,6 +139,24 @@ fn health(port: u16) -> Option<Value> {
     serde_json::from_str(body).ok()
 }
 
+/// The media plane's pid from `/health` once it reports ok, within `limit` (bounded polling).
+async fn mediaplane_pid(port: u16, limit: Duration) -> Result<Option<u32>, RunError> {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        let h = tokio::task::spawn_blocking(move || health(port))
+            .await
+            .map_err(|_| RunError::Thread("health"))?;
+        if let Some(h) = h
+            && h.get("status").and_then(Value::as_str) == Some("ok")
+            && let Some(pid) = h.pointer("/mediaplane/pid").and_then(Value::as_u64)
+        {
+            return Ok(Some(pid as u32));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(None)
+}
+
 /// Browser thread: drives its browsers until `stop`.
 fn browser_thread(
     rx: mpsc::Receiver<Cmd>,
@@ -234,7 +252,9 @@ fn browser_thread(
                     sent_ns: now_ns,
                 };
                 l.b.seq += 1;
-                if l.b.send_probe(&probe, payload, &mut packet, &mut scratch, &mut on) {
+                if l.b
+                    .send_probe(&probe, payload, &mut packet, &mut scratch, &mut on)
+                {
                     l.media.sent += 1;
                     counters.sent.fetch_add(1, Ordering::Relaxed);
                 }
@@ -306,7 +326,10 @@ fn status_of(v: &Value, kind: &str) -> Option<(String, String)> {
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_owned(),
-            v.get("cause").and_then(Value::as_str).unwrap_or("").to_owned(),
+            v.get("cause")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
         )
     })
 }
@@ -413,7 +436,11 @@ async fn one_call(
         out.failure = Some(if e == "timeout" {
             format!(
                 "timeout waiting for {}",
-                if added { "ESTABLISHED" } else { "the answer SDP" }
+                if added {
+                    "ESTABLISHED"
+                } else {
+                    "the answer SDP"
+                }
             )
         } else {
             e
@@ -471,8 +498,14 @@ async fn one_call(
 /// Sum of both server processes' CPU ticks and RSS; None when one is gone.
 fn usage(pids: (u32, u32)) -> Option<((u64, u64), (u64, u64))> {
     Some((
-        (sysinfo::cpu_ticks(pids.0).ok()?, sysinfo::cpu_ticks(pids.1).ok()?),
-        (sysinfo::rss_kib(pids.0).ok()?, sysinfo::rss_kib(pids.1).ok()?),
+        (
+            sysinfo::cpu_ticks(pids.0).ok()?,
+            sysinfo::cpu_ticks(pids.1).ok()?,
+        ),
+        (
+            sysinfo::rss_kib(pids.0).ok()?,
+            sysinfo::rss_kib(pids.1).ok()?,
+        ),
     ))
 }
 
@@ -496,27 +529,14 @@ pub async fn run(plan: CallPlan) -> Result<CallReport, RunError> {
     let server_pid = server.id().ok_or_else(|| io_err("server exited at once"))?;
     let t_health = Instant::now();
     let mut mp_pid = None;
-    while t_health.elapsed() < HEALTH_TIMEOUT {
+    while t_health.elapsed() < HEALTH_TIMEOUT && mp_pid.is_none() {
         if let Some(status) = server.try_wait()? {
             return Err(RunError::Exited(status));
         }
-        let port = plan.http_port;
-        let h = tokio::task::spawn_blocking(move || health(port))
-            .await
-            .map_err(|_| RunError::Thread("health"))?;
-        if let Some(h) = h
-            && h.get("status").and_then(Value::as_str) == Some("ok")
-        {
-            mp_pid = h
-                .pointer("/mediaplane/pid")
-                .and_then(Value::as_u64)
-                .map(|p| p as u32);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        mp_pid = mediaplane_pid(plan.http_port, Duration::from_secs(1)).await?;
     }
     let mp_pid = mp_pid.ok_or_else(|| io_err("the server never reported /health ok"))?;
-    let pids = (server_pid, mp_pid);
+    let mut pids = (server_pid, mp_pid);
     tracing::info!(
         server_pid,
         mp_pid,
@@ -570,6 +590,9 @@ pub async fn run(plan: CallPlan) -> Result<CallReport, RunError> {
     let mut next_sample = t0 + 1_000_000_000;
     let tps = sysinfo::ticks_per_sec().max(1) as f64;
     let mut server_gone = None;
+    // Media-plane CPU ticks of earlier generations (the supervisor restarts a lost one).
+    let mut mp_ticks_before = 0u64;
+    let mut restarts = 0u32;
     loop {
         let now = monotonic_ns();
         if now >= deadline || (next >= total && tasks.is_empty()) {
@@ -579,14 +602,31 @@ pub async fn run(plan: CallPlan) -> Result<CallReport, RunError> {
             let (plan2, cert2, counters2) = (plan.clone(), cert.clone(), counters.clone());
             let tx = senders[next % threads].clone();
             let (i, codec) = (next as u32, plan.codecs[next]);
-            tasks.spawn(async move { one_call(i, codec, plan2, cert2, start, tx, counters2).await });
+            tasks
+                .spawn(async move { one_call(i, codec, plan2, cert2, start, tx, counters2).await });
             next += 1;
         }
         if now >= next_sample {
             next_sample += 1_000_000_000;
             let Some((cpu, rss)) = usage(pids) else {
                 server_gone = server.try_wait()?;
-                break;
+                if server_gone.is_some() {
+                    break;
+                }
+                // The media plane was lost and is being restarted: follow the new one.
+                let Some(pid) = mediaplane_pid(plan.http_port, Duration::from_secs(10)).await?
+                else {
+                    return Err(io_err("the media plane was lost and did not come back"));
+                };
+                tracing::warn!(pid, "media plane restarted by the server");
+                restarts += 1;
+                mp_ticks_before += last
+                    .1
+                    .1
+                    .saturating_sub(if restarts == 1 { cpu0.1 } else { 0 });
+                pids.1 = pid;
+                last.1.1 = 0;
+                continue;
             };
             let dt = now.saturating_sub(last.0) as f64 / 1e9;
             let active = counters.active.load(Ordering::Relaxed);
@@ -635,6 +675,7 @@ pub async fn run(plan: CallPlan) -> Result<CallReport, RunError> {
     let unfinished = tasks.len() + (total - next);
     tasks.abort_all();
     let (cpu1, rss_end) = usage(pids).unwrap_or((last.1, rss_idle));
+    let mp_base = if restarts == 0 { cpu0.1 } else { 0 };
     rss_peak = (rss_peak.0.max(rss_end.0), rss_peak.1.max(rss_end.1));
     let loadavg_after = sysinfo::loadavg();
     stop.store(true, Ordering::Relaxed);
@@ -731,7 +772,7 @@ pub async fn run(plan: CallPlan) -> Result<CallReport, RunError> {
     let tps = sysinfo::ticks_per_sec().max(1) as f64;
     let cpu_secs = (
         cpu1.0.saturating_sub(cpu0.0) as f64 / tps,
-        cpu1.1.saturating_sub(cpu0.1) as f64 / tps,
+        (mp_ticks_before + cpu1.1.saturating_sub(mp_base)) as f64 / tps,
     );
     let rss_growth = rss_peak.0.saturating_sub(rss_idle.0) + rss_peak.1.saturating_sub(rss_idle.1);
     let mut sorted_setup = setup_us.clone();
@@ -804,6 +845,7 @@ pub async fn run(plan: CallPlan) -> Result<CallReport, RunError> {
         run_secs,
         timeline,
         setup_us: sorted_setup,
+        mediaplane_restarts: restarts,
         failures: Vec::new(),
     })
 }

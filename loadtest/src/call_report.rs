@@ -308,6 +308,8 @@ pub struct CallReport {
     pub timeline: Vec<Sample>,
     /// Setup times in µs, for the chart (sorted).
     pub setup_us: Vec<u64>,
+    /// Times the server's supervisor replaced a lost media plane during the run.
+    pub mediaplane_restarts: u32,
     /// Thresholds missed; empty = passed.
     pub failures: Vec<String>,
 }
@@ -317,17 +319,22 @@ impl CallReport {
     pub fn judge(&mut self, max_loss: f64, max_setup_p99_ms: Option<f64>, max_failed: u64) {
         let failed: u64 = self.failures_by_cause.iter().map(|(_, n)| n).sum();
         if failed > max_failed {
-            self.failures
-                .push(format!("{failed} calls failed (at most {max_failed} allowed)"));
+            self.failures.push(format!(
+                "{failed} calls failed (at most {max_failed} allowed)"
+            ));
+        }
+        if self.mediaplane_restarts > 0 {
+            self.failures.push(format!(
+                "the media plane was lost and restarted {} time(s)",
+                self.mediaplane_restarts
+            ));
         }
         if self.established == 0 {
             self.failures.push("no call was established".into());
         }
         if self.loss_ratio > max_loss {
-            self.failures.push(format!(
-                "loss {:.6} above {max_loss}",
-                self.loss_ratio
-            ));
+            self.failures
+                .push(format!("loss {:.6} above {max_loss}", self.loss_ratio));
         }
         if let Some(max) = max_setup_p99_ms
             && self.setup.p99_ms > max
@@ -402,6 +409,7 @@ impl CallReport {
                 "memory per call (both processes)",
                 format!("{:.1} KiB", self.rss_per_call_kib),
             ),
+            ("media-plane restarts", self.mediaplane_restarts.to_string()),
             ("run", format!("{:.1} s", self.run_secs)),
         ] {
             s += &format!("| {k} | {v} |\n");
@@ -462,7 +470,10 @@ mod tests {
             Ok(vec![(AudioCodec::Pcmu, 80), (AudioCodec::Opus, 20)])
         );
         assert_eq!(parse_mix(" PCMU = 1 "), Ok(vec![(AudioCodec::Pcmu, 1)]));
-        assert_eq!(parse_mix("pcmu=100,opus=0"), Ok(vec![(AudioCodec::Pcmu, 100)]));
+        assert_eq!(
+            parse_mix("pcmu=100,opus=0"),
+            Ok(vec![(AudioCodec::Pcmu, 100)])
+        );
         assert_eq!(parse_mix("pcmu"), Err(MixError::Entry("pcmu".into())));
         assert_eq!(parse_mix("g729=5"), Err(MixError::Codec("g729".into())));
         assert_eq!(parse_mix("pcmu=x"), Err(MixError::Share("x".into())));
@@ -479,11 +490,19 @@ mod tests {
         let mix = [(AudioCodec::Pcmu, 80), (AudioCodec::Opus, 20)];
         let calls = assign_mix(&mix, 100);
         assert_eq!(calls.len(), 100);
-        let opus = |n: usize| calls[..n].iter().filter(|c| **c == AudioCodec::Opus).count();
+        let opus = |n: usize| {
+            calls[..n]
+                .iter()
+                .filter(|c| **c == AudioCodec::Opus)
+                .count()
+        };
         assert_eq!(opus(100), 20);
         assert_eq!(opus(10), 2);
         assert_eq!(opus(50), 10);
-        assert_eq!(assign_mix(&[(AudioCodec::Opus, 3)], 4), vec![AudioCodec::Opus; 4]);
+        assert_eq!(
+            assign_mix(&[(AudioCodec::Opus, 3)], 4),
+            vec![AudioCodec::Opus; 4]
+        );
         assert!(assign_mix(&mix, 0).is_empty());
         // 7 calls, 1:1: counts differ by at most one.
         let odd = assign_mix(&[(AudioCodec::Pcmu, 1), (AudioCodec::Opus, 1)], 7);

@@ -8,6 +8,7 @@
 mod browser;
 mod call;
 mod call_report;
+mod chart;
 mod relay;
 mod report;
 mod sysinfo;
@@ -142,6 +143,10 @@ struct CallArgs {
     /// Do not pin the load generator's threads.
     #[arg(long)]
     no_pin: bool,
+    /// Extra server settings as WAVEGATE_<SECTION>__<KEY>=value (repeatable; docs/configuration.md),
+    /// e.g. WAVEGATE_MEDIA__HEARTBEAT_TIMEOUT_MS=3000 on a starved VM. Applied after ours.
+    #[arg(long = "server-env", value_name = "KEY=VALUE")]
+    server_env: Vec<String>,
     /// Seconds to wait for each server answer (session, answer SDP, ESTABLISHED, FINISH).
     #[arg(long, default_value_t = 10)]
     step_timeout_secs: u64,
@@ -293,7 +298,9 @@ fn next_to_me(name: &str) -> PathBuf {
 
 /// A TCP port free right now on loopback (the server binds it a moment later).
 fn free_tcp_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn call(args: CallArgs) -> Result<bool, Box<dyn std::error::Error>> {
@@ -312,12 +319,18 @@ fn call(args: CallArgs) -> Result<bool, Box<dyn std::error::Error>> {
         None => free_tcp_port()?,
     };
     let mut env = vec![
-        ("WAVEGATE_HTTP__LISTEN".to_owned(), format!("127.0.0.1:{http_port}")),
+        (
+            "WAVEGATE_HTTP__LISTEN".to_owned(),
+            format!("127.0.0.1:{http_port}"),
+        ),
         ("WAVEGATE_SIP__LISTEN".into(), "127.0.0.1:0".into()),
         ("WAVEGATE_MEDIA__SHARDS".into(), "1".into()),
         ("WAVEGATE_MEDIA__BIND_IP".into(), "127.0.0.1".into()),
         ("WAVEGATE_MEDIA__RTP_PORTS".into(), args.rtp_ports.clone()),
-        ("WAVEGATE_MEDIA__WEBRTC_PORT_BASE".into(), webrtc_port.to_string()),
+        (
+            "WAVEGATE_MEDIA__WEBRTC_PORT_BASE".into(),
+            webrtc_port.to_string(),
+        ),
         ("WAVEGATE_LOG__LEVEL".into(), "warn".into()),
     ];
     if args.mp_cpus == "none" {
@@ -325,11 +338,25 @@ fn call(args: CallArgs) -> Result<bool, Box<dyn std::error::Error>> {
     } else {
         env.push(("WAVEGATE_MEDIA__CPUS".into(), format!("[{}]", args.mp_cpus)));
     }
+    for kv in &args.server_env {
+        let Some((k, v)) = kv
+            .split_once('=')
+            .filter(|(k, _)| k.starts_with("WAVEGATE_"))
+        else {
+            return Err(
+                format!("--server-env {kv:?}: expected WAVEGATE_<SECTION>__<KEY>=value").into(),
+            );
+        };
+        env.push((k.to_owned(), v.to_owned()));
+    }
     let seconds = args.seconds.unwrap_or_else(|| {
         (f64::from(args.calls) / args.cps.max(0.01)).ceil() as u32 + args.hold_secs + 30
     });
     let plan = call::CallPlan {
-        server: args.server.clone().unwrap_or_else(|| next_to_me("wavegate")),
+        server: args
+            .server
+            .clone()
+            .unwrap_or_else(|| next_to_me("wavegate")),
         server_env: env,
         http_port,
         callee: match args.target {
@@ -357,6 +384,14 @@ fn call(args: CallArgs) -> Result<bool, Box<dyn std::error::Error>> {
     let md = args.out.join(format!("{name}.md"));
     std::fs::write(&json, serde_json::to_string_pretty(&report)? + "\n")?;
     std::fs::write(&md, report.markdown())?;
+    std::fs::write(
+        args.out.join(format!("{name}-setup.svg")),
+        chart::setup_svg(&report)?,
+    )?;
+    std::fs::write(
+        args.out.join(format!("{name}-load.svg")),
+        chart::load_svg(&report)?,
+    )?;
     let failed: u64 = report.failures_by_cause.iter().map(|(_, n)| n).sum();
     eprintln!(
         "{name}: {} of {} calls established (peak {} at once), {failed} failed; setup p50 {:.1} ms \
@@ -375,7 +410,14 @@ fn call(args: CallArgs) -> Result<bool, Box<dyn std::error::Error>> {
     for f in &report.codecs {
         eprintln!(
             "  {}: {} calls, RTT p50 {:.2} ms p99 {:.2} ms, loss {:.6}, jitter {:.3} ms, MOS {:.2} (min {:.2})",
-            f.codec, f.calls, f.rtt.p50_ms, f.rtt.p99_ms, f.loss_ratio, f.jitter_mean_ms, f.mos_mean, f.mos_min
+            f.codec,
+            f.calls,
+            f.rtt.p50_ms,
+            f.rtt.p99_ms,
+            f.loss_ratio,
+            f.jitter_mean_ms,
+            f.mos_mean,
+            f.mos_min
         );
     }
     for (cause, n) in &report.failures_by_cause {

@@ -454,14 +454,9 @@ pub async fn run(plan: &WebRtcPlan) -> Result<WebRtcReport, RunError> {
     shared.stop.store(true, Ordering::Relaxed);
     let mut counts = Vec::new();
     for w in workers {
-        counts.push(
-            w.join()
-                .map_err(|_| RunError::Thread("browser"))??,
-        );
+        counts.push(w.join().map_err(|_| RunError::Thread("browser"))??);
     }
-    let echo_counts = echo_thread
-        .join()
-        .map_err(|_| RunError::Thread("echo"))?;
+    let echo_counts = echo_thread.join().map_err(|_| RunError::Thread("echo"))?;
 
     let (totals, delete_failures) = delete_all(&mp.client, run_id, plan.calls).await;
     mp.client.close();
@@ -575,7 +570,10 @@ async fn delete_all(client: &ControlClient, run_id: u32, calls: u32) -> (CallSta
             }
         }
     };
-    if tokio::time::timeout(DELETE_DEADLINE, deletes).await.is_err() {
+    if tokio::time::timeout(DELETE_DEADLINE, deletes)
+        .await
+        .is_err()
+    {
         tracing::warn!("gave up deleting calls after {DELETE_DEADLINE:?}");
         failures = failures.max(1);
     }
