@@ -1,9 +1,10 @@
 //! CPU cost of audio transcoding (mediaplane::transcode), without sockets.
 //!
 //! Groups:
-//! - `transcode_pair/<from>-><to>`: one 20 ms frame through a `Transcoder` (jitter buffer,
-//!   decode, resample when needed, encode) per iteration, for every codec pair; the input is a
-//!   pre-encoded second of a 1004 Hz tone plus speech-like noise, cycled.
+//! - `transcode_pair/<from>-><to>`: one 20 ms frame through a `Transcoder` with the default
+//!   settings (jitter buffer, decode, resample when needed, encode) per iteration, for every
+//!   codec pair; the input is a pre-encoded second of a 1004 Hz tone plus speech-like noise,
+//!   cycled (Opus input as a browser sends it, see `BROWSER`).
 //! - `opus_pcmu_call/complexity_N[_fec28k|_nofec]`: both directions of one Opus<->PCMU call for
 //!   20 ms with the default settings (24 kbit/s, FEC requested) at complexity N; calls per core =
 //!   20 000 µs / this time. `_fec28k`: 28 kbit/s, where libopus really codes FEC at complexity 0.
@@ -179,7 +180,7 @@ fn pairs(c: &mut Criterion) {
             if from == to {
                 continue;
             }
-            let mut d = Dir::new(from, to, 5);
+            let mut d = Dir::new(from, to, OpusSettings::default().complexity);
             for _ in 0..10 {
                 d.step();
             }
