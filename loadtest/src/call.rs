@@ -512,10 +512,7 @@ fn usage(pids: (u32, u32)) -> Option<((u64, u64), (u64, u64))> {
 /// Runs the scenario and returns its report (thresholds not yet judged).
 pub async fn run(plan: CallPlan) -> Result<CallReport, RunError> {
     let plan = Arc::new(plan);
-    let started_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let started_unix = sysinfo::unix_now();
     raise_nofile();
     let loadavg_before = sysinfo::loadavg();
     let mut server = tokio::process::Command::new(&plan.server)

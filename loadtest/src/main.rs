@@ -137,12 +137,8 @@ struct CallArgs {
     /// CPU the media plane's shard is pinned to (`media.cpus`); `none` = no pinning.
     #[arg(long, default_value = "0")]
     mp_cpus: String,
-    /// CPU for the load generator's threads [default: 1 when there are 2+ CPUs].
-    #[arg(long)]
-    pin_cpu: Option<usize>,
-    /// Do not pin the load generator's threads.
-    #[arg(long)]
-    no_pin: bool,
+    #[command(flatten)]
+    pin: PinArgs,
     /// Extra server settings as WAVEGATE_<SECTION>__<KEY>=value (repeatable; docs/configuration.md),
     /// e.g. WAVEGATE_MEDIA__HEARTBEAT_TIMEOUT_MS=3000 on a starved VM. Applied after ours.
     #[arg(long = "server-env", value_name = "KEY=VALUE")]
@@ -202,12 +198,8 @@ struct WebRtcArgs {
     /// CPUs the media plane pins its shard to (its --cpus).
     #[arg(long, default_value = "0")]
     mp_cpus: String,
-    /// CPU for the load generator's own threads [default: 1 when there are 2+ CPUs].
-    #[arg(long)]
-    pin_cpu: Option<usize>,
-    /// Do not pin the load generator's threads.
-    #[arg(long)]
-    no_pin: bool,
+    #[command(flatten)]
+    pin: PinArgs,
     /// RTP payload bytes per packet (at least 24: the probe).
     #[arg(long, default_value_t = 160)]
     payload: usize,
@@ -229,6 +221,28 @@ struct WebRtcArgs {
     /// Highest acceptable media-plane CPU per relayed packet in microseconds.
     #[arg(long)]
     max_cpu_us: Option<f64>,
+}
+
+/// Where the load generator's own threads run.
+#[derive(Debug, Args)]
+struct PinArgs {
+    /// CPU for the load generator's own threads [default: 1 when there are 2+ CPUs].
+    #[arg(long)]
+    pin_cpu: Option<usize>,
+    /// Do not pin the load generator's threads.
+    #[arg(long)]
+    no_pin: bool,
+}
+
+impl PinArgs {
+    /// The CPU to pin to, if any.
+    fn cpu(&self) -> Option<usize> {
+        match (self.no_pin, self.pin_cpu) {
+            (true, _) => None,
+            (false, Some(cpu)) => Some(cpu),
+            (false, None) => (sysinfo::nproc() >= 2).then_some(1),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -260,12 +274,8 @@ struct RelayArgs {
     /// CPUs the media plane pins its shards to (its --cpus).
     #[arg(long, default_value = "0")]
     mp_cpus: String,
-    /// CPU for the load generator's own threads [default: 1 when there are 2+ CPUs].
-    #[arg(long)]
-    pin_cpu: Option<usize>,
-    /// Do not pin the load generator's threads.
-    #[arg(long)]
-    no_pin: bool,
+    #[command(flatten)]
+    pin: PinArgs,
     /// RTP payload bytes per packet (at least 24: the probe).
     #[arg(long, default_value_t = 160)]
     payload: usize,
@@ -371,7 +381,7 @@ fn call(args: CallArgs) -> Result<bool, Box<dyn std::error::Error>> {
         payload: args.payload.max(wire::PROBE_LEN),
         threads: args.threads.max(1),
         step_timeout: Duration::from_secs(args.step_timeout_secs.max(1)),
-        pin_cpu: pin_cpu(args.no_pin, args.pin_cpu),
+        pin_cpu: args.pin.cpu(),
         name: name.clone(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -441,11 +451,7 @@ fn relay(args: RelayArgs) -> Result<bool, Box<dyn std::error::Error>> {
         .name
         .clone()
         .unwrap_or_else(|| format!("relay-{}", args.streams));
-    let pin_cpu = match (args.no_pin, args.pin_cpu) {
-        (true, _) => None,
-        (false, Some(cpu)) => Some(cpu),
-        (false, None) => (sysinfo::nproc() >= 2).then_some(1),
-    };
+    let pin_cpu = args.pin.cpu();
     let plan = relay::RelayPlan {
         streams: args.streams,
         pps: args.pps.max(1),
@@ -501,14 +507,6 @@ fn relay(args: RelayArgs) -> Result<bool, Box<dyn std::error::Error>> {
     Ok(report.failures.is_empty())
 }
 
-fn pin_cpu(no_pin: bool, pin: Option<usize>) -> Option<usize> {
-    match (no_pin, pin) {
-        (true, _) => None,
-        (false, Some(cpu)) => Some(cpu),
-        (false, None) => (sysinfo::nproc() >= 2).then_some(1),
-    }
-}
-
 /// A UDP port free right now (the media plane binds it a moment later) and outside the RTP
 /// range `a-b`, where the media plane would also bind its port pairs.
 fn free_port_outside(range: &str) -> std::io::Result<u16> {
@@ -561,7 +559,7 @@ fn webrtc(args: WebRtcArgs) -> Result<bool, Box<dyn std::error::Error>> {
         threads: args.threads.max(1),
         request_timeout: Duration::from_millis(args.request_timeout_ms),
         connect_timeout: Duration::from_secs(args.connect_timeout_secs),
-        pin_cpu: pin_cpu(args.no_pin, args.pin_cpu),
+        pin_cpu: args.pin.cpu(),
         name: name.clone(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

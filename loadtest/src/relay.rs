@@ -291,10 +291,7 @@ async fn sleep_until_ns(t: u64) {
 
 /// Runs the scenario and returns its report (thresholds not yet judged).
 pub async fn run(plan: &RelayPlan) -> Result<Report, RunError> {
-    let started_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let started_unix = sysinfo::unix_now();
     let loadavg_before = sysinfo::loadavg();
     let mut mp = spawn_media_plane(&MediaPlaneCommand {
         program: plan.program.clone(),

@@ -72,6 +72,14 @@ fn c_chars(field: &[libc::c_char]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// The three load averages from /proc/loadavg.
 pub fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")

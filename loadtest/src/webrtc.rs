@@ -298,10 +298,7 @@ fn progress(t0: u64, shared: &Shared) {
 
 /// Runs the scenario and returns its report (thresholds not yet judged).
 pub async fn run(plan: &WebRtcPlan) -> Result<WebRtcReport, RunError> {
-    let started_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let started_unix = sysinfo::unix_now();
     raise_nofile();
     let loadavg_before = sysinfo::loadavg();
     let mut mp = spawn_media_plane(&MediaPlaneCommand {
