@@ -40,7 +40,7 @@ fn free_port() -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vp8_both_ways_with_keyframe_requests_through_the_media_plane() {
     let webrtc_port = free_port();
-    let mut mp = spawn_media_plane(&MediaPlaneCommand {
+    let mp = spawn_media_plane(&MediaPlaneCommand {
         program: BIN.into(),
         args: [
             "--rtp-ports",
