@@ -15,8 +15,6 @@
 //! flag, and the server gets SIGTERM then SIGKILL after 5 s.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,6 +34,7 @@ use crate::browser::{AudioCodec, Browser, BrowserEvent, Epoll, raise_nofile};
 use crate::call_report::{
     CallConfig, CallReport, CodecFigures, Jitter, ProcessFigures, Sample, Spread, call_mos,
 };
+use crate::call_server::{mediaplane_pid, usage};
 use crate::relay::RunError;
 use crate::report::Machine;
 use crate::sysinfo;
@@ -124,37 +123,6 @@ struct Counters {
 
 fn io_err(e: impl std::fmt::Display) -> RunError {
     RunError::Io(std::io::Error::other(e.to_string()))
-}
-
-/// `GET /health` over a plain TCP connection (loopback, bounded by timeouts).
-fn health(port: u16) -> Option<Value> {
-    let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port).into();
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .ok()?;
-    let mut text = String::new();
-    s.take(1 << 20).read_to_string(&mut text).ok()?;
-    let (_, body) = text.split_once("\r\n\r\n")?;
-    serde_json::from_str(body).ok()
-}
-
-/// The media plane's pid from `/health` once it reports ok, within `limit` (bounded polling).
-async fn mediaplane_pid(port: u16, limit: Duration) -> Result<Option<u32>, RunError> {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        let h = tokio::task::spawn_blocking(move || health(port))
-            .await
-            .map_err(|_| RunError::Thread("health"))?;
-        if let Some(h) = h
-            && h.get("status").and_then(Value::as_str) == Some("ok")
-            && let Some(pid) = h.pointer("/mediaplane/pid").and_then(Value::as_u64)
-        {
-            return Ok(Some(pid as u32));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(None)
 }
 
 /// Browser thread: drives its browsers until `stop`.
@@ -493,20 +461,6 @@ async fn one_call(
     }
     let _ = ws.close(None).await;
     out
-}
-
-/// Sum of both server processes' CPU ticks and RSS; None when one is gone.
-fn usage(pids: (u32, u32)) -> Option<((u64, u64), (u64, u64))> {
-    Some((
-        (
-            sysinfo::cpu_ticks(pids.0).ok()?,
-            sysinfo::cpu_ticks(pids.1).ok()?,
-        ),
-        (
-            sysinfo::rss_kib(pids.0).ok()?,
-            sysinfo::rss_kib(pids.1).ok()?,
-        ),
-    ))
 }
 
 /// Runs the scenario and returns its report (thresholds not yet judged).

@@ -8,6 +8,7 @@
 mod browser;
 mod call;
 mod call_report;
+mod call_server;
 mod chart;
 mod relay;
 mod report;
