@@ -83,16 +83,9 @@ pub fn choose(
 }
 
 /// The codecs we can transcode to, in the order we offer them to a SIP peer: G.711 first (what
-/// every peer has), then the wideband and low-bitrate ones, Opus last.
-pub const TRANSCODABLE: [Codec; 7] = [
-    Codec::Pcmu,
-    Codec::Pcma,
-    Codec::G722,
-    Codec::G729,
-    Codec::SpeexNb,
-    Codec::SpeexWb,
-    Codec::Opus,
-];
+/// every peer has), then the wideband and low-bitrate ones, Opus last. That is every codec we
+/// have, in [`Codec::ALL`]'s order.
+pub const TRANSCODABLE: [Codec; 7] = Codec::ALL;
 
 /// The dynamic payload type we prefer for a codec without a static one.
 fn preferred_dynamic_pt(c: Codec) -> u8 {
