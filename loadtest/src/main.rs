@@ -12,6 +12,8 @@ mod call_server;
 mod chart;
 mod relay;
 mod report;
+#[allow(dead_code)] // Used by the sipp target and the janus scenario as they land.
+mod sip_target;
 mod sysinfo;
 mod webrtc;
 mod webrtc_report;
