@@ -6,6 +6,10 @@
 //! [`Browser::receive`], [`Browser::send_probe`] and [`Browser::tick`], and gets what happened
 //! as [`BrowserEvent`]s through a callback, so each scenario keeps its own bookkeeping.
 //! Every drain is bounded (str0m ends each with a timeout; we also cap the count).
+//!
+//! A browser may also answer an offer (incoming calls, [`Browser::answering`]) and, for calls
+//! the gateway transcodes, send real Opus from a shared [`MarkerLoop`] and measure what comes
+//! back with its own [`AudioRx`] instead of probes ([`Browser::measure_audio`]).
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -20,6 +24,7 @@ use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
 use crate::relay::RunError;
+use crate::sipp_audio::{AudioRx, MarkerLoop};
 use crate::wire::{self, Probe};
 
 /// Socket buffers of each browser: they ride out a stall of the load generator's threads.
@@ -83,6 +88,8 @@ pub struct Browser {
     pub seq: u32,
     /// When the next packet is due (0: not scheduled yet).
     pub next_send_ns: u64,
+    /// Set for transcoded calls: returning audio is decoded and the marker timed.
+    pub audio: Option<Box<AudioRx>>,
 }
 
 fn io_err(e: impl std::fmt::Display) -> RunError {
@@ -134,8 +141,64 @@ impl Browser {
             connected: false,
             seq: 0,
             next_send_ns: 0,
+            audio: None,
         };
         Ok((browser, offer.to_sdp_string(), pending))
+    }
+
+    /// A browser answering the server's `offer` (an incoming call) with `codec` only; returns
+    /// it and its answer. Fails when the offer has no audio line carrying `codec`.
+    pub fn answering(
+        index: u32,
+        cert: &DtlsCert,
+        start: Instant,
+        codec: AudioCodec,
+        offer: &str,
+    ) -> Result<(Browser, String), RunError> {
+        let (mid, pt) = offered_audio(offer, codec)
+            .ok_or_else(|| io_err(format!("the offer has no {codec:?} audio line")))?;
+        let sock = crate::relay::udp_socket(BROWSER_SOCKET_BUF)?;
+        sock.set_nonblocking(true)?;
+        let addr = sock.local_addr()?;
+        let config = RtcConfig::new()
+            .set_rtp_mode(true)
+            .set_dtls_cert(cert.clone())
+            .clear_codecs();
+        let config = match codec {
+            AudioCodec::Pcmu => config.enable_pcmu(true, false),
+            AudioCodec::Opus => config.enable_opus(true, false),
+        };
+        let mut rtc = config.build(start);
+        let candidate = Candidate::host(addr, "udp").map_err(io_err)?;
+        rtc.add_local_candidate(candidate)
+            .ok_or_else(|| io_err("candidate refused"))?;
+        let offer = str0m::change::SdpOffer::from_sdp_string(offer).map_err(io_err)?;
+        let answer = rtc.sdp_api().accept_offer(offer).map_err(io_err)?;
+        let browser = Browser {
+            index,
+            rtc,
+            sock,
+            addr,
+            mid: Mid::from(mid.as_str()),
+            pt,
+            codec,
+            deadline: start,
+            connected: false,
+            seq: 0,
+            next_send_ns: 0,
+            audio: None,
+        };
+        Ok((browser, answer.to_sdp_string()))
+    }
+
+    /// From now on returning audio is decoded and timed (a transcoded call).
+    pub fn measure_audio(&mut self) -> Result<(), RunError> {
+        let clock = match self.codec {
+            AudioCodec::Pcmu => 8_000,
+            AudioCodec::Opus => 48_000,
+        };
+        self.audio = Some(Box::new(AudioRx::new(clock).map_err(io_err)?));
+        Ok(())
     }
 
     /// Applies the answer to our offer.
@@ -198,12 +261,42 @@ impl Browser {
         on: &mut impl FnMut(&Browser, BrowserEvent),
     ) -> bool {
         wire::encode_packet(probe, payload, packet);
-        let seq = u64::from(probe.seq) + 1_000;
+        let body = packet[wire::RTP_HEADER..].to_vec();
+        self.send_rtp(probe.seq, body, scratch, on)
+    }
+
+    /// Sends frame `self.seq` of the Opus loop (telling the audio receiver when it is the
+    /// marker) and drains. Returns whether str0m had a stream to send it on.
+    pub fn send_audio(
+        &mut self,
+        frames: &MarkerLoop,
+        scratch: &mut Vec<u8>,
+        on: &mut impl FnMut(&Browser, BrowserEvent),
+    ) -> bool {
+        let (payload, marker) = frames.frame(self.seq);
+        let body = payload.to_vec();
+        let sent = self.send_rtp(self.seq, body, scratch, on);
+        if sent
+            && marker
+            && let Some(a) = self.audio.as_mut()
+        {
+            a.marker_sent(wavegate_shared::clock::monotonic_ns());
+        }
+        sent
+    }
+
+    fn send_rtp(
+        &mut self,
+        n: u32,
+        body: Vec<u8>,
+        scratch: &mut Vec<u8>,
+        on: &mut impl FnMut(&Browser, BrowserEvent),
+    ) -> bool {
+        let seq = u64::from(n) + 1_000;
         let ts = (seq as u32).wrapping_mul(self.codec.ticks_per_packet());
         let now = Instant::now();
         let mut api = self.rtc.direct_api();
         let sent = if let Some(tx) = api.stream_tx_by_mid(self.mid, None) {
-            let body = packet[wire::RTP_HEADER..].to_vec();
             tx.write_rtp(RtpWrite::new(self.pt.into(), seq.into(), ts, now, body));
             true
         } else {
@@ -251,6 +344,12 @@ impl Browser {
                 }
                 Ok(Output::Event(Event::RtpPacket(p))) => {
                     let now_ns = wavegate_shared::clock::monotonic_ns();
+                    if let Some(a) = self.audio.as_mut() {
+                        let seq: u64 = *p.seq_no;
+                        a.on_rtp(seq, p.header.timestamp, &p.payload, now_ns);
+                        on(self, BrowserEvent::NotProbe);
+                        continue;
+                    }
                     // The probe parser wants a whole RTP packet: a neutral header in front.
                     scratch.clear();
                     scratch.extend_from_slice(&[0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
@@ -272,6 +371,49 @@ impl Browser {
             }
         }
     }
+}
+
+/// The `a=mid` and payload type of `codec` in the first audio line of `sdp`.
+pub fn offered_audio(sdp: &str, codec: AudioCodec) -> Option<(String, u8)> {
+    let mut in_audio = false;
+    let mut pts: Vec<u8> = Vec::new();
+    let (mut mid, mut pt) = (None, None);
+    for line in sdp.lines().map(str::trim) {
+        if let Some(m) = line.strip_prefix("m=") {
+            if in_audio {
+                break;
+            }
+            in_audio = m.starts_with("audio ");
+            pts = m
+                .split_whitespace()
+                .skip(3)
+                .filter_map(|p| p.parse().ok())
+                .collect();
+            if in_audio && codec == AudioCodec::Pcmu && pts.contains(&0) {
+                pt = Some(0);
+            }
+            continue;
+        }
+        if !in_audio {
+            continue;
+        }
+        if let Some(m) = line.strip_prefix("a=mid:") {
+            mid = Some(m.to_owned());
+        } else if let Some(map) = line.strip_prefix("a=rtpmap:")
+            && pt.is_none()
+            && let Some((n, name)) = map.split_once(' ')
+            && let Ok(n) = n.parse::<u8>()
+        {
+            let want = match codec {
+                AudioCodec::Pcmu => "pcmu/8000",
+                AudioCodec::Opus => "opus/48000",
+            };
+            if pts.contains(&n) && name.to_ascii_lowercase().starts_with(want) {
+                pt = Some(n);
+            }
+        }
+    }
+    Some((mid?, pt?))
 }
 
 /// An epoll set over browser sockets, polled without blocking (closed on drop).

@@ -13,6 +13,10 @@
 //! Bounded: every wait on the server has a timeout, the whole run is cut at `max_seconds`
 //! (calls still running then count as failures "run deadline"), the browser threads stop on a
 //! flag, and the server gets SIGTERM then SIGKILL after 5 s.
+//!
+//! SIP targets (`--target sipp`) are started by `main`; transcoded calls are measured with
+//! real Opus and a timed marker (sipp_audio.rs); `incoming` sessions register and SIPp calls
+//! them (sipp_incoming.rs); the SIP peers' CPU and RSS are sampled with the server's.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -32,11 +36,14 @@ use wavegate_shared::clock::monotonic_ns;
 
 use crate::browser::{AudioCodec, Browser, BrowserEvent, Epoll, raise_nofile};
 use crate::call_report::{
-    CallConfig, CallReport, CodecFigures, Jitter, ProcessFigures, Sample, Spread, call_mos,
+    CallConfig, CallMedia, CallReport, Jitter, ProcessFigures, Sample, Spread, by_cause,
+    codec_figures, transcoded_share,
 };
 use crate::call_server::{mediaplane_pid, usage};
 use crate::relay::RunError;
 use crate::report::Machine;
+use crate::sipp_audio::MarkerLoop;
+use crate::sipp_incoming::{Dialler, IncomingPlan, PeerUsage};
 use crate::sysinfo;
 use crate::wire::{Direction, Probe};
 
@@ -73,6 +80,13 @@ pub struct CallPlan {
     pub pin_cpu: Option<usize>,
     /// Report name.
     pub name: String,
+    /// The far end's only codec (SIPp: PCMU); calls offering another are transcoded. None:
+    /// the far end answers what is offered (`echo`).
+    pub far_codec: Option<AudioCodec>,
+    /// SIP peer processes to measure: name and process group.
+    pub peers: Vec<(String, u32)>,
+    /// Set: SIPp calls registered sessions instead of the browsers calling.
+    pub incoming: Option<IncomingPlan>,
 }
 
 /// Milliseconds a call keeps receiving after its last send before it hangs up.
@@ -83,42 +97,32 @@ const IDLE: Duration = Duration::from_micros(200);
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the tasks tell the browser threads.
-enum Cmd {
+pub(crate) enum Cmd {
     Add(Box<Browser>, AudioCodec, u64),
     Start(u32),
     Stop(u32),
     Remove(u32),
 }
 
-/// One call's media, measured by its browser thread.
-#[derive(Debug)]
-struct CallMedia {
-    codec: AudioCodec,
-    sent: u64,
-    received: u64,
-    rtt_us: Histogram<u64>,
-    jitter: Jitter,
-    /// `call` sent -> connected, µs (None: never connected).
-    connect_us: Option<u64>,
-}
-
 /// How one call's signalling went.
 #[derive(Debug, Default)]
-struct CallOutcome {
-    setup_us: Option<u64>,
-    failure: Option<String>,
-    finished: bool,
+pub(crate) struct CallOutcome {
+    pub(crate) setup_us: Option<u64>,
+    pub(crate) failure: Option<String>,
+    pub(crate) finished: bool,
 }
 
 /// Shared counters for progress and the time line.
 #[derive(Default)]
-struct Counters {
-    placed: AtomicU64,
-    active: AtomicU64,
-    established: AtomicU64,
-    failed: AtomicU64,
-    sent: AtomicU64,
-    received: AtomicU64,
+pub(crate) struct Counters {
+    pub(crate) placed: AtomicU64,
+    pub(crate) active: AtomicU64,
+    pub(crate) established: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) sent: AtomicU64,
+    pub(crate) received: AtomicU64,
+    /// Incoming: sessions REGISTERED.
+    pub(crate) registered: AtomicU64,
 }
 
 fn io_err(e: impl std::fmt::Display) -> RunError {
@@ -133,6 +137,7 @@ fn browser_thread(
     counters: Arc<Counters>,
     pps: u32,
     payload: usize,
+    frames: Arc<MarkerLoop>,
 ) -> Result<(), RunError> {
     struct Live {
         b: Box<Browser>,
@@ -159,11 +164,13 @@ fn browser_thread(
                     ep.add(b.fd(), u64::from(index))?;
                     let media = CallMedia {
                         codec,
+                        transcoded: b.audio.is_some(),
                         sent: 0,
                         received: 0,
                         rtt_us: Histogram::new_with_bounds(1, 60_000_000, 2).map_err(io_err)?,
                         jitter: Jitter::default(),
                         connect_us: None,
+                        audio: None,
                     };
                     live.insert(
                         index,
@@ -188,8 +195,9 @@ fn browser_thread(
                     }
                 }
                 Cmd::Remove(i) => {
-                    if let Some(l) = live.remove(&i) {
+                    if let Some(mut l) = live.remove(&i) {
                         ep.remove(l.b.fd());
+                        l.media.audio = l.b.audio.as_mut().map(|a| a.finish());
                         let _ = done.send(l.media);
                     }
                 }
@@ -219,10 +227,13 @@ fn browser_thread(
                     seq: l.b.seq,
                     sent_ns: now_ns,
                 };
+                let sent = if l.b.audio.is_some() {
+                    l.b.send_audio(&frames, &mut scratch, &mut on)
+                } else {
+                    l.b.send_probe(&probe, payload, &mut packet, &mut scratch, &mut on)
+                };
                 l.b.seq += 1;
-                if l.b
-                    .send_probe(&probe, payload, &mut packet, &mut scratch, &mut on)
-                {
+                if sent {
                     l.media.sent += 1;
                     counters.sent.fetch_add(1, Ordering::Relaxed);
                 }
@@ -236,7 +247,8 @@ fn browser_thread(
             std::thread::sleep(IDLE);
         }
     }
-    for (_, l) in live.drain() {
+    for (_, mut l) in live.drain() {
+        l.media.audio = l.b.audio.as_mut().map(|a| a.finish());
         let _ = done.send(l.media);
     }
     Ok(())
@@ -254,12 +266,16 @@ fn on_event(media: &mut CallMedia, call_sent_ns: u64, counters: &Counters, ev: B
             let _ = media.rtt_us.record((transit / 1000).clamp(1, 60_000_000));
             media.jitter.observe(transit);
         }
+        // Transcoded calls' audio (counted for the progress line; measured by the browser).
+        BrowserEvent::NotProbe if media.transcoded => {
+            counters.received.fetch_add(1, Ordering::Relaxed);
+        }
         BrowserEvent::NotProbe | BrowserEvent::Error => {}
     }
 }
 
 /// Reads server messages until one for which `want` returns Some, or the deadline.
-async fn wait_for<S, T>(
+pub(crate) async fn wait_for<S, T>(
     ws: &mut S,
     deadline: Duration,
     mut want: impl FnMut(&Value) -> Option<Result<T, String>>,
@@ -287,7 +303,7 @@ where
     Err("too many messages".into())
 }
 
-fn status_of(v: &Value, kind: &str) -> Option<(String, String)> {
+pub(crate) fn status_of(v: &Value, kind: &str) -> Option<(String, String)> {
     (v.get("type")?.as_str()? == kind).then(|| {
         (
             v.get("status")
@@ -344,13 +360,19 @@ async fn one_call(
         out.failure = Some(format!("connect: {e}"));
         return out;
     }
-    let (browser, offer, pending) = match Browser::new(index, &cert, start, codec) {
+    let (mut browser, offer, pending) = match Browser::new(index, &cert, start, codec) {
         Ok(b) => b,
         Err(e) => {
             out.failure = Some(format!("browser: {e}"));
             return out;
         }
     };
+    if plan.far_codec.is_some_and(|c| c != codec)
+        && let Err(e) = browser.measure_audio()
+    {
+        out.failure = Some(format!("browser: {e}"));
+        return out;
+    }
     let call_id = format!("c{index}");
     let call = json!({"type": "call", "callId": call_id, "callee": plan.callee, "sdp": offer});
     let call_sent = monotonic_ns();
@@ -507,6 +529,12 @@ pub async fn run(plan: CallPlan) -> Result<CallReport, RunError> {
         .dtls_provider
         .generate_certificate()
         .ok_or_else(|| io_err("cannot generate a DTLS certificate"))?;
+    let frames = Arc::new(MarkerLoop::new().map_err(io_err)?);
+    let mut peers = PeerUsage::new(&plan.peers);
+    let mut dialler = plan
+        .incoming
+        .clone()
+        .map(|p| Dialler::new(p, plan.codecs.clone()));
     let stop = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(Counters::default());
     let (done_tx, mut done_rx) = tmpsc::unbounded_channel();
@@ -517,11 +545,11 @@ pub async fn run(plan: CallPlan) -> Result<CallReport, RunError> {
         let (tx, rx) = mpsc::channel();
         senders.push(tx);
         let (done, stop, counters) = (done_tx.clone(), stop.clone(), counters.clone());
-        let (pps, payload) = (plan.pps, plan.payload);
+        let (pps, payload, frames) = (plan.pps, plan.payload, frames.clone());
         workers.push(
             std::thread::Builder::new()
                 .name(format!("browsers-{k}"))
-                .spawn(move || browser_thread(rx, done, stop, counters, pps, payload))?,
+                .spawn(move || browser_thread(rx, done, stop, counters, pps, payload, frames))?,
         );
     }
     drop(done_tx);
@@ -553,9 +581,18 @@ pub async fn run(plan: CallPlan) -> Result<CallReport, RunError> {
             let (plan2, cert2, counters2) = (plan.clone(), cert.clone(), counters.clone());
             let tx = senders[next % threads].clone();
             let (i, codec) = (next as u32, plan.codecs[next]);
-            tasks
-                .spawn(async move { one_call(i, codec, plan2, cert2, start, tx, counters2).await });
+            if plan.incoming.is_some() {
+                let session = crate::sipp_incoming::one_session;
+                tasks.spawn(session(i, codec, plan2, cert2, start, tx, counters2));
+            } else {
+                tasks.spawn(one_call(i, codec, plan2, cert2, start, tx, counters2));
+            }
             next += 1;
+        }
+        if let Some(d) = dialler.as_mut()
+            && let Some(pgid) = d.poll(&counters, total as u64, next >= total)?
+        {
+            peers.add("sipp (caller)", pgid);
         }
         if now >= next_sample {
             next_sample += 1_000_000_000;
@@ -590,18 +627,24 @@ pub async fn run(plan: CallPlan) -> Result<CallReport, RunError> {
                 signalling_cpu: cpu.0.saturating_sub(last.1.0) as f64 / tps / dt.max(1e-3),
                 mediaplane_cpu: cpu.1.saturating_sub(last.1.1) as f64 / tps / dt.max(1e-3),
                 rss_kib: rss.0 + rss.1,
+                peers_cpu: peers.sample(dt),
             };
             last = (now, cpu);
             eprintln!(
-                "[{:>5.1}s] placed {:>5}/{total} up {:>5} failed {:>4} | sent {:>8} echoed {:>8} | CPU signalling {:>3.0}% media {:>3.0}% | RSS {} MiB",
+                "[{:>5.1}s] placed {:>5}/{total} up {:>5} failed {:>4} | sent {:>8} echoed {:>8} | CPU signalling {:>3.0}% media {:>3.0}% SIP peers {:>3.0}% | RSS {} MiB",
                 sample.t_secs,
-                sample.placed,
+                if dialler.is_some() {
+                    counters.registered.load(Ordering::Relaxed)
+                } else {
+                    sample.placed
+                },
                 active,
                 counters.failed.load(Ordering::Relaxed),
                 counters.sent.load(Ordering::Relaxed),
                 counters.received.load(Ordering::Relaxed),
                 sample.signalling_cpu * 100.0,
                 sample.mediaplane_cpu * 100.0,
+                sample.peers_cpu * 100.0,
                 sample.rss_kib / 1024
             );
             timeline.push(sample);
@@ -651,75 +694,16 @@ pub async fn run(plan: CallPlan) -> Result<CallReport, RunError> {
         return Err(RunError::Exited(status));
     }
 
-    // Failures by cause.
-    let mut causes: HashMap<String, u64> = HashMap::new();
-    for o in &outcomes {
-        if let Some(f) = &o.failure {
-            *causes.entry(f.clone()).or_default() += 1;
-        }
-    }
-    if unfinished > 0 {
-        *causes.entry("run deadline (--seconds)".into()).or_default() += unfinished as u64;
-    }
-    let mut failures_by_cause: Vec<(String, u64)> = causes.into_iter().collect();
-    failures_by_cause.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let failures_by_cause = by_cause(
+        outcomes.iter().filter_map(|o| o.failure.clone()),
+        unfinished as u64,
+    );
     let setup_us: Vec<u64> = outcomes.iter().filter_map(|o| o.setup_us).collect();
     let connect_us: Vec<u64> = media.iter().filter_map(|m| m.connect_us).collect();
     let established = setup_us.len() as u64;
 
-    let mut codecs = Vec::new();
-    let (mut all_sent, mut all_received) = (0u64, 0u64);
-    for codec in [AudioCodec::Pcmu, AudioCodec::Opus] {
-        let of: Vec<&CallMedia> = media
-            .iter()
-            .filter(|m| m.codec == codec && m.sent > 0)
-            .collect();
-        if of.is_empty() {
-            continue;
-        }
-        let mut rtt = Histogram::<u64>::new_with_bounds(1, 60_000_000, 2).map_err(io_err)?;
-        let (mut sent, mut received) = (0u64, 0u64);
-        let (mut mos_sum, mut mos_min) = (0.0, f64::MAX);
-        let (mut jit_sum, mut jit_max) = (0.0f64, 0.0f64);
-        for m in &of {
-            rtt.add(&m.rtt_us).map_err(io_err)?;
-            sent += m.sent;
-            received += m.received.min(m.sent);
-            let loss = 1.0 - m.received.min(m.sent) as f64 / m.sent as f64;
-            let jitter_ms = m.jitter.jitter_ns / 1e6;
-            let rtt_ms = m.rtt_us.value_at_quantile(0.5) as f64 / 1000.0;
-            let mos = call_mos(codec, rtt_ms, jitter_ms, loss);
-            mos_sum += mos;
-            mos_min = mos_min.min(mos);
-            jit_sum += jitter_ms;
-            jit_max = jit_max.max(jitter_ms);
-        }
-        all_sent += sent;
-        all_received += received;
-        let n = of.len() as f64;
-        codecs.push(CodecFigures {
-            codec: format!("{codec:?}").to_lowercase(),
-            transcoded: false,
-            calls: of.len() as u64,
-            sent,
-            received,
-            loss_ratio: if sent == 0 {
-                0.0
-            } else {
-                1.0 - received as f64 / sent as f64
-            },
-            rtt: Spread {
-                count: rtt.len() as usize,
-                p50_ms: rtt.value_at_quantile(0.5) as f64 / 1000.0,
-                p99_ms: rtt.value_at_quantile(0.99) as f64 / 1000.0,
-                max_ms: rtt.max() as f64 / 1000.0,
-            },
-            jitter_mean_ms: jit_sum / n,
-            jitter_max_ms: jit_max,
-            mos_mean: mos_sum / n,
-            mos_min,
-        });
-    }
+    let (codecs, all_sent, all_received) = codec_figures(&media).map_err(io_err)?;
+    let sip_setup = dialler.map(Dialler::finish);
     let tps = sysinfo::ticks_per_sec().max(1) as f64;
     let cpu_secs = (
         cpu1.0.saturating_sub(cpu0.0) as f64 / tps,
@@ -755,6 +739,12 @@ pub async fn run(plan: CallPlan) -> Result<CallReport, RunError> {
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect(),
+            direction: if plan.incoming.is_some() {
+                "incoming"
+            } else {
+                "outgoing"
+            }
+            .into(),
         },
         placed: counters.placed.load(Ordering::Relaxed),
         established,
@@ -797,6 +787,9 @@ pub async fn run(plan: CallPlan) -> Result<CallReport, RunError> {
         timeline,
         setup_us: sorted_setup,
         mediaplane_restarts: restarts,
+        transcoded_share: transcoded_share(&media),
+        peers: peers.figures(),
+        sip_setup,
         failures: Vec::new(),
     })
 }

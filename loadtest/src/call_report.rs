@@ -12,10 +12,33 @@
 //! no G.113 entry: we take Ie = 0, Bpl = 20 (our assumption: on the narrowband R scale Opus
 //! at 20 ms frames is at least as good as G.711 and its in-band concealment about as robust).
 
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::browser::AudioCodec;
 use crate::report::Machine;
+use crate::sipp_audio::AudioFigures;
+
+/// One call's media, measured by its browser thread.
+#[derive(Debug)]
+pub struct CallMedia {
+    /// The browser's codec.
+    pub codec: AudioCodec,
+    /// The media plane transcodes this call (its figures are in `audio`).
+    pub transcoded: bool,
+    /// Packets sent.
+    pub sent: u64,
+    /// Probes echoed back (passthrough calls).
+    pub received: u64,
+    /// Probe round trips, µs.
+    pub rtt_us: Histogram<u64>,
+    /// Probe jitter.
+    pub jitter: Jitter,
+    /// `call` sent -> connected, µs (None: never connected).
+    pub connect_us: Option<u64>,
+    /// Transcoded calls: the decoded audio's figures.
+    pub audio: Option<AudioFigures>,
+}
 
 /// Why a `--codec-mix` was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -210,6 +233,132 @@ pub struct CodecFigures {
     pub mos_mean: f64,
     /// Worst call's MOS.
     pub mos_min: f64,
+    /// How the round trip was measured: `probe` (payload echoed byte for byte) or `marker`
+    /// (transcoded calls: a loud burst in real Opus, timed on its decoded return).
+    pub rtt_method: String,
+    /// Transcoded calls: markers sent and not back within 800 ms.
+    pub markers_sent: u64,
+    /// See `markers_sent`.
+    pub markers_missed: u64,
+}
+
+/// Failures counted by cause, most frequent first; `unfinished` calls count as the run
+/// deadline.
+pub fn by_cause(failures: impl Iterator<Item = String>, unfinished: u64) -> Vec<(String, u64)> {
+    let mut causes: std::collections::HashMap<String, u64> = Default::default();
+    for f in failures {
+        *causes.entry(f).or_default() += 1;
+    }
+    if unfinished > 0 {
+        *causes.entry("run deadline (--seconds)".into()).or_default() += unfinished;
+    }
+    let mut v: Vec<(String, u64)> = causes.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v
+}
+
+/// Share of the calls that sent media which the media plane transcoded.
+pub fn transcoded_share(media: &[CallMedia]) -> f64 {
+    let with_media = media.iter().filter(|m| m.sent > 0);
+    let transcoded = with_media.clone().filter(|m| m.transcoded).count();
+    transcoded as f64 / with_media.count().max(1) as f64
+}
+
+/// Media figures per (codec, transcoded) group, and all packets sent and received (for
+/// transcoded calls "sent" is what the returning stream's sequence numbers say was sent).
+pub fn codec_figures(media: &[CallMedia]) -> Result<(Vec<CodecFigures>, u64, u64), String> {
+    let mut out = Vec::new();
+    let (mut all_sent, mut all_received) = (0u64, 0u64);
+    for codec in [AudioCodec::Pcmu, AudioCodec::Opus] {
+        for transcoded in [false, true] {
+            let of: Vec<&CallMedia> = media
+                .iter()
+                .filter(|m| m.codec == codec && m.transcoded == transcoded && m.sent > 0)
+                .collect();
+            if of.is_empty() {
+                continue;
+            }
+            let mut rtt =
+                Histogram::<u64>::new_with_bounds(1, 60_000_000, 2).map_err(|e| e.to_string())?;
+            let (mut sent, mut received, mut markers, mut missed) = (0u64, 0u64, 0u64, 0u64);
+            let (mut mos_sum, mut mos_min) = (0.0, f64::MAX);
+            let (mut jit_sum, mut jit_max) = (0.0f64, 0.0f64);
+            for m in &of {
+                // One call's (sent, received, median RTT ms, jitter ms).
+                let (s, r, rtt_ms, jitter_ms) = match &m.audio {
+                    Some(a) => {
+                        let mut v = a.rtt_us.clone();
+                        v.sort_unstable();
+                        for &x in &v {
+                            let _ = rtt.record(x.clamp(1, 60_000_000));
+                        }
+                        markers += a.markers_sent;
+                        missed += a.markers_missed;
+                        // A call that got nothing back lost everything it sent.
+                        let expected = if a.received == 0 { m.sent } else { a.expected };
+                        let p50 = percentile(&v, 0.5) as f64 / 1000.0;
+                        (
+                            expected,
+                            a.received.min(expected),
+                            p50,
+                            a.jitter.jitter_ns / 1e6,
+                        )
+                    }
+                    None => {
+                        rtt.add(&m.rtt_us).map_err(|e| e.to_string())?;
+                        let p50 = m.rtt_us.value_at_quantile(0.5) as f64 / 1000.0;
+                        (
+                            m.sent,
+                            m.received.min(m.sent),
+                            p50,
+                            m.jitter.jitter_ns / 1e6,
+                        )
+                    }
+                };
+                sent += s;
+                received += r;
+                let loss = if s == 0 {
+                    0.0
+                } else {
+                    1.0 - r as f64 / s as f64
+                };
+                let mos = call_mos(codec, rtt_ms, jitter_ms, loss);
+                mos_sum += mos;
+                mos_min = mos_min.min(mos);
+                jit_sum += jitter_ms;
+                jit_max = jit_max.max(jitter_ms);
+            }
+            all_sent += sent;
+            all_received += received;
+            let n = of.len() as f64;
+            out.push(CodecFigures {
+                codec: format!("{codec:?}").to_lowercase(),
+                transcoded,
+                calls: of.len() as u64,
+                sent,
+                received,
+                loss_ratio: if sent == 0 {
+                    0.0
+                } else {
+                    1.0 - received as f64 / sent as f64
+                },
+                rtt: Spread {
+                    count: rtt.len() as usize,
+                    p50_ms: rtt.value_at_quantile(0.5) as f64 / 1000.0,
+                    p99_ms: rtt.value_at_quantile(0.99) as f64 / 1000.0,
+                    max_ms: rtt.max() as f64 / 1000.0,
+                },
+                jitter_mean_ms: jit_sum / n,
+                jitter_max_ms: jit_max,
+                mos_mean: mos_sum / n,
+                mos_min,
+                rtt_method: if transcoded { "marker" } else { "probe" }.into(),
+                markers_sent: markers,
+                markers_missed: missed,
+            });
+        }
+    }
+    Ok((out, all_sent, all_received))
 }
 
 /// CPU and memory of one server process.
@@ -240,6 +389,8 @@ pub struct Sample {
     pub mediaplane_cpu: f64,
     /// RSS of both, KiB.
     pub rss_kib: u64,
+    /// SIP peers' CPU (SIPp, Kamailio) in the last interval, share of one core.
+    pub peers_cpu: f64,
 }
 
 /// What was asked for.
@@ -263,6 +414,8 @@ pub struct CallConfig {
     pub payload: usize,
     /// Server environment overrides.
     pub server_env: Vec<String>,
+    /// `outgoing` (browsers call the target) or `incoming` (SIPp calls registered browsers).
+    pub direction: String,
 }
 
 /// The report.
@@ -310,6 +463,12 @@ pub struct CallReport {
     pub setup_us: Vec<u64>,
     /// Times the server's supervisor replaced a lost media plane during the run.
     pub mediaplane_restarts: u32,
+    /// Share of established calls the media plane transcoded.
+    pub transcoded_share: f64,
+    /// SIP peers (SIPp, Kamailio and its workers): CPU and RSS, not counted per call.
+    pub peers: Vec<ProcessFigures>,
+    /// Incoming calls: SIPp's own INVITE -> 200 OK times (whole milliseconds).
+    pub sip_setup: Option<Spread>,
     /// Thresholds missed; empty = passed.
     pub failures: Vec<String>,
 }
@@ -332,6 +491,14 @@ impl CallReport {
         if self.established == 0 {
             self.failures.push("no call was established".into());
         }
+        let (markers, missed) = self.codecs.iter().fold((0, 0), |(a, b), f| {
+            (a + f.markers_sent, b + f.markers_missed)
+        });
+        if missed as f64 > max_loss * markers as f64 {
+            self.failures.push(format!(
+                "{missed} of {markers} audio markers did not come back (transcoded calls)"
+            ));
+        }
         if self.loss_ratio > max_loss {
             self.failures
                 .push(format!("loss {:.6} above {max_loss}", self.loss_ratio));
@@ -350,19 +517,29 @@ impl CallReport {
     pub fn markdown(&self) -> String {
         let c = &self.config;
         let m = &self.machine;
+        let what = if c.direction == "incoming" {
+            format!(
+                "{} simulated browsers (str0m: ICE, DTLS, SRTP) each open a WebSocket session to \
+                 `wavegate` and register through Kamailio; SIPp calls each one through Kamailio \
+                 ({}), the browser answers with a one-codec answer, sends {} packets/s until \
+                 SIPp's BYE after {} s and measures what SIPp echoes back.",
+                c.calls, c.target, c.pps, c.hold_secs
+            )
+        } else {
+            format!(
+                "{} simulated browsers (str0m: ICE, DTLS, SRTP) each open a WebSocket session to \
+                 `wavegate`, call `{}` with a one-codec offer, send {} packets/s for {} s and \
+                 measure the echo, then hang up.",
+                c.calls, c.target, c.pps, c.hold_secs
+            )
+        };
         let mut s = format!(
             "# Call load: {name}\n\n\
-             The whole gateway under call load: {calls} simulated browsers (str0m: ICE, DTLS, SRTP) \
-             each open a WebSocket session to `wavegate`, call `{target}` with a one-codec offer, \
-             send {pps} probe packets/s for {hold} s and measure the echo, then hang up. \
+             The whole gateway under call load: {what} \
              Placed at {cps} calls/s; run bounded at {max} s. Codec mix `{mix}`.\n\n\
              Machine: {nproc} CPU(s), {model}, {kernel}; load average before {lb}, after {la}. \
              Build: {build}.\n\n",
             name = self.name,
-            calls = c.calls,
-            target = c.target,
-            pps = c.pps,
-            hold = c.hold_secs,
             cps = c.cps,
             max = c.max_seconds,
             mix = c.codec_mix,
@@ -400,6 +577,16 @@ impl CallReport {
                     self.media_connect.p50_ms, self.media_connect.p99_ms, self.media_connect.max_ms
                 ),
             ),
+            (
+                "SIPp's view: INVITE -> 200 OK p50 / p99 / max",
+                self.sip_setup.as_ref().map_or("-".into(), |p| {
+                    format!("{:.0} / {:.0} / {:.0} ms", p.p50_ms, p.p99_ms, p.max_ms)
+                }),
+            ),
+            (
+                "transcoded share",
+                format!("{:.0} %", self.transcoded_share * 100.0),
+            ),
             ("loss (all calls)", format!("{:.6}", self.loss_ratio)),
             (
                 "CPU seconds per call (both processes)",
@@ -421,11 +608,11 @@ impl CallReport {
             }
         }
         s += "\n## Media per codec\n\n| codec | transcoded | calls | sent | echoed back | loss | \
-              RTT p50 / p99 / max ms | jitter mean / max ms | MOS mean / min |\n\
-              |---|---|---|---|---|---|---|---|---|\n";
+              RTT p50 / p99 / max ms | RTT by | markers missed | jitter mean / max ms | MOS mean / min |\n\
+              |---|---|---|---|---|---|---|---|---|---|---|\n";
         for f in &self.codecs {
             s += &format!(
-                "| {} | {} | {} | {} | {} | {:.6} | {:.2} / {:.2} / {:.2} | {:.3} / {:.3} | {:.2} / {:.2} |\n",
+                "| {} | {} | {} | {} | {} | {:.6} | {:.2} / {:.2} / {:.2} | {} | {} | {:.3} / {:.3} | {:.2} / {:.2} |\n",
                 f.codec,
                 if f.transcoded { "yes" } else { "no" },
                 f.calls,
@@ -435,6 +622,12 @@ impl CallReport {
                 f.rtt.p50_ms,
                 f.rtt.p99_ms,
                 f.rtt.max_ms,
+                f.rtt_method,
+                if f.transcoded {
+                    format!("{} of {}", f.markers_missed, f.markers_sent)
+                } else {
+                    "-".into()
+                },
                 f.jitter_mean_ms,
                 f.jitter_max_ms,
                 f.mos_mean,
@@ -443,8 +636,14 @@ impl CallReport {
         }
         s += "\nMOS: simplified ITU-T G.107 E-model from each call's median round trip, jitter \
               and loss (constants in `loadtest/src/call_report.rs`); the narrowband scale tops \
-              out at 4.41.\n\n## Server processes\n\n| process | CPU s | RSS idle KiB | RSS peak KiB |\n|---|---|---|---|\n";
-        for p in &self.processes {
+              out at 4.41. RTT by `probe`: the probe payload echoed byte for byte (passthrough). \
+              RTT by `marker` (transcoded calls, where no payload survives): the browser sends \
+              real Opus, a loop with a loud 20 ms burst once a second in quiet noise, decodes \
+              what returns and times the burst's onset, so it includes both Opus codings and the \
+              transcoder's jitter buffer; loss there is from gaps in the returning RTP sequence \
+              numbers, and a burst not back within 800 ms is a missed marker.\n\n\
+              ## Processes\n\n| process | CPU s | RSS idle KiB | RSS peak KiB |\n|---|---|---|---|\n";
+        for p in self.processes.iter().chain(&self.peers) {
             s += &format!(
                 "| {} | {:.2} | {} | {} |\n",
                 p.process, p.cpu_secs, p.rss_idle_kib, p.rss_peak_kib
@@ -508,6 +707,20 @@ mod tests {
         let odd = assign_mix(&[(AudioCodec::Pcmu, 1), (AudioCodec::Opus, 1)], 7);
         let p = odd.iter().filter(|c| **c == AudioCodec::Pcmu).count();
         assert!((3..=4).contains(&p), "{odd:?}");
+    }
+
+    #[test]
+    fn failures_count_by_cause_most_first() {
+        let f = ["b", "a", "b"].iter().map(|s| s.to_string());
+        assert_eq!(
+            by_cause(f, 2),
+            vec![
+                ("b".into(), 2),
+                ("run deadline (--seconds)".into(), 2),
+                ("a".into(), 1)
+            ]
+        );
+        assert!(by_cause(std::iter::empty(), 0).is_empty());
     }
 
     #[test]

@@ -12,8 +12,9 @@ mod call_server;
 mod chart;
 mod relay;
 mod report;
-#[allow(dead_code)] // Used by the sipp target and the janus scenario as they land.
 mod sip_target;
+mod sipp_audio;
+mod sipp_incoming;
 mod sysinfo;
 mod webrtc;
 mod webrtc_report;
@@ -94,6 +95,18 @@ enum Scenario {
 enum Target {
     /// The built-in `echo` extension (answers the offered codec, echoes audio).
     Echo,
+    /// A SIPp UAS behind Kamailio answering PCMU only and echoing RTP: PCMU browsers are
+    /// passed through, Opus browsers transcoded (measured with real Opus and a timed marker).
+    Sipp,
+}
+
+/// Who calls whom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CallDirection {
+    /// Browsers call the target.
+    Outgoing,
+    /// Browsers register through Kamailio; SIPp calls each one (needs --target sipp).
+    Incoming,
 }
 
 #[derive(Debug, Args)]
@@ -116,6 +129,15 @@ struct CallArgs {
     /// What to call.
     #[arg(long, value_enum, default_value_t = Target::Echo)]
     target: Target,
+    /// Who calls: browsers call the target, or SIPp calls registered browsers.
+    #[arg(long, value_enum, default_value_t = CallDirection::Outgoing)]
+    direction: CallDirection,
+    /// SIPp scenarios and Kamailio config (--target sipp).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/peers"))]
+    peers_dir: PathBuf,
+    /// Kamailio's UDP worker processes (--target sipp).
+    #[arg(long, default_value_t = 2)]
+    kamailio_children: u32,
     /// RTP packets per second per call (50 = 20 ms frames).
     #[arg(long, default_value_t = 50)]
     pps: u32,
@@ -320,7 +342,14 @@ fn call(args: CallArgs) -> Result<bool, Box<dyn std::error::Error>> {
     let name = args
         .name
         .clone()
-        .unwrap_or_else(|| format!("call-echo-{}", args.calls));
+        .unwrap_or_else(|| match (args.target, args.direction) {
+            (Target::Echo, _) => format!("call-echo-{}", args.calls),
+            (Target::Sipp, CallDirection::Outgoing) => format!("call-sipp-{}", args.calls),
+            (Target::Sipp, CallDirection::Incoming) => format!("call-sipp-in-{}", args.calls),
+        });
+    if args.direction == CallDirection::Incoming && args.target != Target::Sipp {
+        return Err("--direction incoming needs --target sipp (SIPp calls the browsers)".into());
+    }
     let mix = call_report::parse_mix(&args.codec_mix)?;
     let codecs = call_report::assign_mix(&mix, args.calls);
     let webrtc_port = match args.webrtc_port {
@@ -365,6 +394,19 @@ fn call(args: CallArgs) -> Result<bool, Box<dyn std::error::Error>> {
     let seconds = args.seconds.unwrap_or_else(|| {
         (f64::from(args.calls) / args.cps.max(0.01)).ceil() as u32 + args.hold_secs + 30
     });
+    let incoming = args.direction == CallDirection::Incoming;
+    let sip = match args.target {
+        Target::Echo => None,
+        Target::Sipp => Some(sipp_incoming::prepare(
+            args.peers_dir.clone(),
+            args.calls,
+            args.cps,
+            args.hold_secs,
+            seconds,
+            incoming,
+            args.kamailio_children,
+        )?),
+    };
     let plan = call::CallPlan {
         server: args
             .server
@@ -372,9 +414,10 @@ fn call(args: CallArgs) -> Result<bool, Box<dyn std::error::Error>> {
             .unwrap_or_else(|| next_to_me("wavegate")),
         server_env: env,
         http_port,
-        callee: match args.target {
-            Target::Echo => "echo".into(),
-        },
+        callee: sip.as_ref().map_or("echo".into(), |s| s.callee.clone()),
+        far_codec: sip.as_ref().map(|_| browser::AudioCodec::Pcmu),
+        peers: sip.as_ref().map(|s| s.peers.clone()).unwrap_or_default(),
+        incoming: sip.as_ref().and_then(|s| s.incoming.clone()),
         codecs,
         mix_text: args.codec_mix.clone(),
         cps: args.cps,
@@ -391,6 +434,7 @@ fn call(args: CallArgs) -> Result<bool, Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
     let mut report = runtime.block_on(call::run(plan))?;
+    drop(sip);
     report.judge(args.max_loss, args.max_setup_p99_ms, args.max_failed);
     std::fs::create_dir_all(&args.out)?;
     let json = args.out.join(format!("{name}.json"));
@@ -422,8 +466,9 @@ fn call(args: CallArgs) -> Result<bool, Box<dyn std::error::Error>> {
     );
     for f in &report.codecs {
         eprintln!(
-            "  {}: {} calls, RTT p50 {:.2} ms p99 {:.2} ms, loss {:.6}, jitter {:.3} ms, MOS {:.2} (min {:.2})",
+            "  {}{}: {} calls, RTT p50 {:.2} ms p99 {:.2} ms, loss {:.6}, jitter {:.3} ms, MOS {:.2} (min {:.2})",
             f.codec,
+            if f.transcoded { " (transcoded)" } else { "" },
             f.calls,
             f.rtt.p50_ms,
             f.rtt.p99_ms,

@@ -378,7 +378,8 @@ pub struct UacOpts {
     pub peers_dir: PathBuf,
     /// Where the INVITEs go (Kamailio).
     pub proxy: SocketAddr,
-    /// Logins to call, one call each, in order.
+    /// One call each, in order: `login;pt;encoding` (the registered login, the one payload
+    /// type SIPp offers and its rtpmap encoding, e.g. `in7;0;PCMU/8000`).
     pub callees: Vec<String>,
     /// Calls per second.
     pub cps: f64,
@@ -583,7 +584,7 @@ mod tests {
         let mut caller = SipCaller::start(&UacOpts {
             peers_dir: peers_dir(),
             proxy,
-            callees: vec![UAS_USER.into(); 3],
+            callees: vec![format!("{UAS_USER};0;PCMU/8000"); 3],
             cps: 10.0,
             limit: 3,
             hold_ms: 200,
