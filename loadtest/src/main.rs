@@ -86,6 +86,19 @@ enum Scenario {
     ///
     /// CI smoke test:
     ///     wavegate-loadtest call --calls 50 --cps 10 --hold-secs 10 --rtp-ports 47000-47999
+    ///
+    /// SIP targets (--target sipp): Kamailio (proxy + registrar) in front of a SIPp UAS that
+    /// answers PCMU only and echoes RTP (configs in loadtest/peers/). PCMU browsers are
+    /// passed through (probe RTT); Opus browsers are transcoded Opus <-> PCMU and send real
+    /// Opus with a loud marker burst once a second, whose decoded return gives the RTT
+    /// (loss from RTP sequence gaps, missed markers fail the run). --direction incoming:
+    /// browsers register through Kamailio and SIPp calls each (PCMU offer for PCMU browsers,
+    /// G.729 for Opus browsers, which the gateway then transcodes). Reports add the
+    /// transcoded share, SIPp's INVITE -> 200 times and CPU/RSS of SIPp and Kamailio.
+    ///     wavegate-loadtest call --target sipp --calls 300 --cps 20 --hold-secs 20 \
+    ///         --codec-mix pcmu=50,opus=50 --name call-sipp-mixed
+    ///     wavegate-loadtest call --target sipp --direction incoming --calls 100 --cps 10 \
+    ///         --hold-secs 20 --codec-mix pcmu=100 --name call-sipp-incoming
     #[command(verbatim_doc_comment)]
     Call(CallArgs),
 }
