@@ -11,7 +11,7 @@
 //! the gateway transcodes, send real Opus from a shared [`MarkerLoop`] and measure what comes
 //! back with its own [`AudioRx`] instead of probes ([`Browser::measure_audio`]).
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -104,7 +104,24 @@ impl Browser {
         start: Instant,
         codec: AudioCodec,
     ) -> Result<(Browser, String, SdpPendingOffer), RunError> {
-        let sock = crate::relay::udp_socket(BROWSER_SOCKET_BUF)?;
+        Browser::new_on(Ipv4Addr::LOCALHOST, index, cert, start, codec)
+    }
+
+    /// A browser whose socket (and so its one host candidate) is on `ip`: `versus-janus` puts
+    /// its browsers beside Janus on a non-loopback interface of a private network namespace,
+    /// because Janus gathers on no loopback interface (see `janus_versus`).
+    pub fn new_on(
+        ip: Ipv4Addr,
+        index: u32,
+        cert: &DtlsCert,
+        start: Instant,
+        codec: AudioCodec,
+    ) -> Result<(Browser, String, SdpPendingOffer), RunError> {
+        let sock = if ip == Ipv4Addr::LOCALHOST {
+            crate::relay::udp_socket(BROWSER_SOCKET_BUF)?
+        } else {
+            socket_on(ip)?
+        };
         sock.set_nonblocking(true)?;
         let addr = sock.local_addr()?;
         let config = RtcConfig::new()
@@ -414,6 +431,28 @@ pub fn offered_audio(sdp: &str, codec: AudioCodec) -> Option<(String, u8)> {
         }
     }
     Some((mid?, pt?))
+}
+
+/// A UDP socket on `ip` with [`BROWSER_SOCKET_BUF`] buffers (best effort, as for loopback).
+fn socket_on(ip: Ipv4Addr) -> Result<UdpSocket, RunError> {
+    let sock = UdpSocket::bind((ip, 0))?;
+    let size = libc::c_int::try_from(BROWSER_SOCKET_BUF).unwrap_or(libc::c_int::MAX);
+    for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
+        // SAFETY: setsockopt on a socket we own with a c_int value of the right length.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "cannot enlarge a socket buffer");
+        }
+    }
+    Ok(sock)
 }
 
 /// An epoll set over browser sockets, polled without blocking (closed on drop).

@@ -90,7 +90,7 @@ pub struct CallPlan {
 }
 
 /// Milliseconds a call keeps receiving after its last send before it hangs up.
-const DRAIN: Duration = Duration::from_millis(400);
+pub(crate) const DRAIN: Duration = Duration::from_millis(400);
 /// Sleep when a browser thread found nothing to do.
 const IDLE: Duration = Duration::from_micros(200);
 /// How long the server may take to report healthy.
@@ -130,7 +130,7 @@ fn io_err(e: impl std::fmt::Display) -> RunError {
 }
 
 /// Browser thread: drives its browsers until `stop`.
-fn browser_thread(
+pub(crate) fn browser_thread(
     rx: mpsc::Receiver<Cmd>,
     done: tmpsc::UnboundedSender<CallMedia>,
     stop: Arc<AtomicBool>,

@@ -9,13 +9,11 @@
 //! running then count as "run deadline" failures), browser threads stop on a flag, and Janus
 //! gets SIGTERM then SIGKILL.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use tokio::sync::mpsc as tmpsc;
 use tokio::task::JoinSet;
 use wavegate_shared::clock::monotonic_ns;
@@ -65,77 +63,6 @@ fn io_err(e: impl std::fmt::Display) -> RunError {
     RunError::Io(std::io::Error::other(e.to_string()))
 }
 
-/// Media figures per codec, and the totals sent and echoed, from the browsers' tallies.
-pub fn media_figures(media: &[CallMedia]) -> Result<(Vec<CodecFigures>, u64, u64), RunError> {
-    let mut codecs = Vec::new();
-    let (mut all_sent, mut all_received) = (0u64, 0u64);
-    for codec in [AudioCodec::Pcmu, AudioCodec::Opus] {
-        let of: Vec<&CallMedia> = media
-            .iter()
-            .filter(|m| m.codec == codec && m.sent > 0)
-            .collect();
-        if of.is_empty() {
-            continue;
-        }
-        let mut rtt = Histogram::<u64>::new_with_bounds(1, 60_000_000, 2).map_err(io_err)?;
-        let (mut sent, mut received) = (0u64, 0u64);
-        let (mut mos_sum, mut mos_min, mut jit_sum, mut jit_max) = (0.0, f64::MAX, 0.0, 0.0f64);
-        for m in &of {
-            rtt.add(&m.rtt_us).map_err(io_err)?;
-            sent += m.sent;
-            received += m.received.min(m.sent);
-            let loss = 1.0 - m.received.min(m.sent) as f64 / m.sent as f64;
-            let jitter_ms = m.jitter.jitter_ns / 1e6;
-            let mos = call_mos(
-                codec,
-                m.rtt_us.value_at_quantile(0.5) as f64 / 1000.0,
-                jitter_ms,
-                loss,
-            );
-            mos_sum += mos;
-            mos_min = mos_min.min(mos);
-            jit_sum += jitter_ms;
-            jit_max = jit_max.max(jitter_ms);
-        }
-        all_sent += sent;
-        all_received += received;
-        let n = of.len() as f64;
-        codecs.push(CodecFigures {
-            codec: format!("{codec:?}").to_lowercase(),
-            transcoded: false,
-            calls: of.len() as u64,
-            sent,
-            received,
-            loss_ratio: 1.0 - received as f64 / sent.max(1) as f64,
-            rtt: Spread {
-                count: rtt.len() as usize,
-                p50_ms: rtt.value_at_quantile(0.5) as f64 / 1000.0,
-                p99_ms: rtt.value_at_quantile(0.99) as f64 / 1000.0,
-                max_ms: rtt.max() as f64 / 1000.0,
-            },
-            jitter_mean_ms: jit_sum / n,
-            jitter_max_ms: jit_max,
-            mos_mean: mos_sum / n,
-            mos_min,
-        });
-    }
-    Ok((codecs, all_sent, all_received))
-}
-
-/// Failures by cause, most frequent first, with calls cut by the deadline.
-pub fn failures_by_cause(outcomes: &[CallOutcome], unfinished: usize) -> Vec<(String, u64)> {
-    let mut causes: HashMap<String, u64> = HashMap::new();
-    for f in outcomes.iter().filter_map(|o| o.failure.as_ref()) {
-        *causes.entry(f.clone()).or_default() += 1;
-    }
-    if unfinished > 0 {
-        *causes.entry("run deadline (--seconds)".into()).or_default() += unfinished as u64;
-    }
-    let mut v: Vec<(String, u64)> = causes.into_iter().collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    v
-}
-
 fn usage(pid: u32) -> Option<(u64, u64)> {
     Some((sysinfo::cpu_ticks(pid).ok()?, sysinfo::rss_kib(pid).ok()?))
 }
@@ -167,6 +94,9 @@ pub async fn run(plan: JanusPlan) -> Result<CallReport, RunError> {
     let stop = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(Counters::default());
     let (done_tx, mut done_rx) = tmpsc::unbounded_channel();
+    // Every browser here offers PCMU and sends probes; the browser threads want the shared
+    // Opus loop all the same (used only by calls the gateway transcodes).
+    let frames = Arc::new(MarkerLoop::new().map_err(io_err)?);
     let threads = plan.threads.clamp(1, 16);
     let mut senders = Vec::new();
     let mut workers = Vec::new();
@@ -174,11 +104,11 @@ pub async fn run(plan: JanusPlan) -> Result<CallReport, RunError> {
         let (tx, rx) = mpsc::channel();
         senders.push(tx);
         let (done, stop, counters) = (done_tx.clone(), stop.clone(), counters.clone());
-        let (pps, payload) = (plan.pps, plan.payload);
+        let (pps, payload, frames) = (plan.pps, plan.payload, frames.clone());
         workers.push(
             std::thread::Builder::new()
                 .name(format!("browsers-{k}"))
-                .spawn(move || browser_thread(rx, done, stop, counters, pps, payload))?,
+                .spawn(move || browser_thread(rx, done, stop, counters, pps, payload, frames))?,
         );
     }
     drop(done_tx);
@@ -282,7 +212,7 @@ pub async fn run(plan: JanusPlan) -> Result<CallReport, RunError> {
     let setup_us: Vec<u64> = outcomes.iter().filter_map(|o| o.setup_us).collect();
     let connect_us: Vec<u64> = media.iter().filter_map(|m| m.connect_us).collect();
     let established = setup_us.len() as u64;
-    let (codecs, all_sent, all_received) = media_figures(&media)?;
+    let (codecs, all_sent, all_received) = codec_figures(&media).map_err(io_err)?;
     let cpu_secs = cpu1.saturating_sub(cpu0) as f64 / tps;
     let mut sorted_setup = setup_us.clone();
     sorted_setup.sort_unstable();
@@ -316,7 +246,10 @@ pub async fn run(plan: JanusPlan) -> Result<CallReport, RunError> {
         placed: counters.placed.load(Ordering::Relaxed),
         established,
         finished: outcomes.iter().filter(|o| o.finished).count() as u64,
-        failures_by_cause: failures_by_cause(&outcomes, unfinished),
+        failures_by_cause: by_cause(
+            outcomes.iter().filter_map(|o| o.failure.clone()),
+            unfinished as u64,
+        ),
         peak_concurrent: peak_active,
         setup: Spread::from_us(&setup_us),
         media_connect: Spread::from_us(&connect_us),

@@ -10,6 +10,12 @@ mod call;
 mod call_report;
 mod call_server;
 mod chart;
+mod janus;
+mod janus_api;
+mod janus_call;
+mod janus_server;
+mod janus_versus;
+mod janus_versus_report;
 mod relay;
 mod report;
 mod sip_target;
@@ -101,6 +107,23 @@ enum Scenario {
     ///         --hold-secs 20 --codec-mix pcmu=100 --name call-sipp-incoming
     #[command(verbatim_doc_comment)]
     Call(CallArgs),
+    /// Wavegate versus Janus 1.1.2's SIP plugin: CPU seconds per browser -> SIP call.
+    ///
+    /// Runs the same call load through Wavegate (WebSocket API) and then through Janus (SIP
+    /// plugin over its WebSocket transport; Debian's `janus`, configured from
+    /// loadtest/peers/janus/), both against one SIP target: a SIPp UAS answering PCMU with
+    /// RTP echo. Each browser offers PCMU only (no transcoding on either side), sends --pps
+    /// probes for --hold-secs, measures the echo and hangs up. CPU of Wavegate = both its
+    /// processes, of Janus = the janus process; the SIP target's is reported apart.
+    /// Writes <out>/<name>.json, .md and .svg; exit 1 when the ratio is under --min-ratio.
+    ///
+    /// Full run (release build):
+    ///     wavegate-loadtest versus-janus --calls 200 --cps 10 --hold-secs 20
+    ///
+    /// CI smoke test:
+    ///     wavegate-loadtest versus-janus --calls 10 --cps 5 --hold-secs 5 --min-ratio 0 --out target/loadtest
+    #[command(verbatim_doc_comment)]
+    VersusJanus(janus_versus::VersusArgs),
 }
 
 /// What the browsers call.
@@ -669,6 +692,7 @@ fn main() -> ExitCode {
         Scenario::Relay(args) => relay(args),
         Scenario::Webrtc(args) => webrtc(args),
         Scenario::Call(args) => call(args),
+        Scenario::VersusJanus(args) => janus_versus::versus(args),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
