@@ -19,14 +19,16 @@ use tokio::task::JoinSet;
 use wavegate_shared::clock::monotonic_ns;
 
 use crate::browser::{AudioCodec, raise_nofile};
-use crate::call::{CallMedia, CallOutcome, Counters, browser_thread};
+use crate::call::{Counters, browser_thread};
 use crate::call_report::{
-    CallConfig, CallReport, CodecFigures, ProcessFigures, Sample, Spread, call_mos,
+    CallConfig, CallReport, ProcessFigures, Sample, Spread, by_cause, codec_figures,
 };
 use crate::janus_call::{JanusCallPlan, one_call};
 use crate::janus_server::{Janus, JanusConfig};
 use crate::relay::RunError;
 use crate::report::Machine;
+use crate::sipp_audio::MarkerLoop;
+use crate::sipp_incoming::PeerUsage;
 use crate::sysinfo;
 
 /// Everything the Janus leg needs.
@@ -54,6 +56,8 @@ pub struct JanusPlan {
     pub pin_cpu: Option<usize>,
     /// Report name.
     pub name: String,
+    /// SIP peer process groups (SIPp, Kamailio) measured beside Janus, apart from it.
+    pub peers: Vec<(String, u32)>,
 }
 
 /// How long Janus may take to listen.
@@ -91,6 +95,7 @@ pub async fn run(plan: JanusPlan) -> Result<CallReport, RunError> {
         .dtls_provider
         .generate_certificate()
         .ok_or_else(|| io_err("cannot generate a DTLS certificate"))?;
+    let mut peers = PeerUsage::new(&plan.peers);
     let stop = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(Counters::default());
     let (done_tx, mut done_rx) = tmpsc::unbounded_channel();
@@ -156,10 +161,11 @@ pub async fn run(plan: JanusPlan) -> Result<CallReport, RunError> {
                 signalling_cpu: cpu.saturating_sub(last.1) as f64 / tps / dt.max(1e-3),
                 mediaplane_cpu: 0.0,
                 rss_kib: rss,
+                peers_cpu: peers.sample(dt),
             };
             last = (now, cpu);
             eprintln!(
-                "[{:>5.1}s] janus: placed {:>5}/{total} up {:>5} failed {:>4} | sent {:>8} echoed {:>8} | CPU {:>3.0}% | RSS {} MiB",
+                "[{:>5.1}s] janus: placed {:>5}/{total} up {:>5} failed {:>4} | sent {:>8} echoed {:>8} | CPU {:>3.0}% SIP peers {:>3.0}% | RSS {} MiB",
                 sample.t_secs,
                 sample.placed,
                 active,
@@ -167,6 +173,7 @@ pub async fn run(plan: JanusPlan) -> Result<CallReport, RunError> {
                 counters.sent.load(Ordering::Relaxed),
                 counters.received.load(Ordering::Relaxed),
                 sample.signalling_cpu * 100.0,
+                sample.peers_cpu * 100.0,
                 sample.rss_kib / 1024
             );
             timeline.push(sample);
@@ -236,6 +243,7 @@ pub async fn run(plan: JanusPlan) -> Result<CallReport, RunError> {
             hold_secs: plan.call.hold_secs,
             max_seconds: plan.max_seconds,
             codec_mix: plan.mix_text.clone(),
+            direction: "outgoing".into(),
             pps: plan.pps,
             payload: plan.payload,
             server_env: vec![format!(
@@ -279,6 +287,9 @@ pub async fn run(plan: JanusPlan) -> Result<CallReport, RunError> {
         timeline,
         setup_us: sorted_setup,
         mediaplane_restarts: 0,
+        transcoded_share: 0.0,
+        peers: peers.figures(),
+        sip_setup: None,
         failures: Vec::new(),
     })
 }

@@ -117,35 +117,10 @@ fn message(
     m.to_string()
 }
 
-/// How the SIP plugin handle gets its identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Registration {
-    /// `type: guest`: no REGISTER sent; calls go straight to the callee's URI.
-    Guest,
-    /// A REGISTER through `proxy` (e.g. `sip:127.0.0.1:5500`), which also routes the calls.
-    Proxy {
-        /// The proxy and registrar URI.
-        proxy: String,
-        /// Digest password (any value when the registrar does not challenge).
-        secret: String,
-    },
-}
-
-/// `register` the handle as `username` (a SIP URI).
-pub fn register(
-    session: u64,
-    handle: u64,
-    transaction: &str,
-    username: &str,
-    how: &Registration,
-) -> String {
-    let body = match how {
-        Registration::Guest => {
-            json!({"request": "register", "type": "guest", "username": username})
-        }
-        Registration::Proxy { proxy, secret } => json!({"request": "register",
-            "username": username, "secret": secret, "proxy": proxy}),
-    };
+/// `register` the handle as `username` (a SIP URI) with `type: guest`: no REGISTER is sent and
+/// calls go straight to the callee's URI, as Wavegate's sessions without `registerRequired` do.
+pub fn register_guest(session: u64, handle: u64, transaction: &str, username: &str) -> String {
+    let body = json!({"request": "register", "type": "guest", "username": username});
     message(session, handle, transaction, body, None)
 }
 
@@ -273,17 +248,11 @@ mod tests {
         let a = attach(7, "t2");
         assert_eq!(field(&a, "/session_id"), 7);
         assert_eq!(field(&a, "/plugin"), "janus.plugin.sip");
-        let r = register(7, 9, "t3", "sip:load1@127.0.0.1", &Registration::Guest);
+        let r = register_guest(7, 9, "t3", "sip:load1@127.0.0.1");
         assert_eq!(field(&r, "/handle_id"), 9);
+        assert_eq!(field(&r, "/body/request"), "register");
         assert_eq!(field(&r, "/body/type"), "guest");
         assert_eq!(field(&r, "/body/username"), "sip:load1@127.0.0.1");
-        let p = Registration::Proxy {
-            proxy: "sip:127.0.0.1:5500".into(),
-            secret: "x".into(),
-        };
-        let r = register(7, 9, "t3", "sip:load1@127.0.0.1", &p);
-        assert_eq!(field(&r, "/body/proxy"), "sip:127.0.0.1:5500");
-        assert_eq!(field(&r, "/body/type"), Value::Null);
         let k = call(7, 9, "t4", "sip:sipp@127.0.0.1:5501", "v=0\r\n");
         assert_eq!(field(&k, "/body/request"), "call");
         assert_eq!(field(&k, "/body/uri"), "sip:sipp@127.0.0.1:5501");

@@ -1,5 +1,5 @@
 //! One simulated browser's call through Janus' SIP plugin, over Janus' WebSocket transport:
-//! create a session, attach `janus.plugin.sip`, register (guest, or through the SIP proxy),
+//! create a session, attach `janus.plugin.sip`, register as a guest (no REGISTER sent),
 //! `call` the target with the str0m browser's offer, apply Janus' answer from the `accepted`
 //! event, hold while the browser thread sends probes, hang up and destroy the session.
 //!
@@ -24,7 +24,7 @@ use wavegate_shared::clock::monotonic_ns;
 
 use crate::browser::{AudioCodec, Browser};
 use crate::call::{CallOutcome, Cmd, Counters, DRAIN};
-use crate::janus_api::{self, Registration, Reply, SipEvent};
+use crate::janus_api::{self, Reply, SipEvent};
 
 /// Interval of session keepalives (Janus' session timeout is set to 60 s in our config).
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
@@ -36,8 +36,6 @@ pub struct JanusCallPlan {
     pub ws_port: u16,
     /// Request URI of every call (the SIP target).
     pub uri: String,
-    /// How each handle registers.
-    pub registration: Registration,
     /// Domain of each browser's SIP identity (`sip:load<i>@<domain>`).
     pub domain: String,
     /// Address of the browsers' sockets (beside Janus' ICE address).
@@ -252,7 +250,7 @@ async fn call_on(
 ) -> Result<(), String> {
     let user = format!("sip:load{index}@{}", plan.domain);
     let t = c.next_tx();
-    let reg = janus_api::register(c.session, c.handle, &t, &user, &plan.registration);
+    let reg = janus_api::register_guest(c.session, c.handle, &t, &user);
     c.request(reg, &t, plan.step_timeout)
         .await
         .map_err(|e| format!("register: {e}"))?;

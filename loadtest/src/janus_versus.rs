@@ -23,16 +23,16 @@ use clap::Args;
 use crate::browser::AudioCodec;
 use crate::call_report::CallReport;
 use crate::janus::JanusPlan;
-use crate::janus_api::Registration;
 use crate::janus_call::JanusCallPlan;
 use crate::janus_server::{JanusConfig, split_range};
-use crate::janus_versus_report::{Leg, TargetUse, VersusReport};
+use crate::janus_versus_report::{Leg, VersusReport};
 use crate::sysinfo;
 
 /// The address Janus gathers on, inside the namespace (a loopback-range address on a veth).
 pub const ICE_IP: &str = "127.0.0.2";
 /// Set in the environment of the re-executed command: we are inside the namespace.
-const NETNS_MARK: &str = "WAVEGATE_LOADTEST_NETNS";
+// (Not WAVEGATE_*: the server reads every such variable as a setting.)
+const NETNS_MARK: &str = "VERSUS_JANUS_IN_NETNS";
 
 /// Which gateways to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -77,10 +77,21 @@ pub struct VersusArgs {
     /// Janus' debug level (0-7; 2 = errors only).
     #[arg(long, default_value_t = 2)]
     pub janus_log_level: u8,
-    /// Call an already running SIP target at this URI instead of starting one (no
-    /// registration: Janus handles register as guests).
+    /// The Wavegate server binary [default: wavegate next to this executable].
     #[arg(long)]
-    pub sip_uri: Option<String>,
+    pub server: Option<PathBuf>,
+    /// CPU the Wavegate media plane's shard is pinned to (`media.cpus`); `none` = no pinning.
+    #[arg(long, default_value = "0")]
+    pub mp_cpus: String,
+    /// Extra Wavegate settings as WAVEGATE_<SECTION>__<KEY>=value (repeatable).
+    #[arg(long = "server-env", value_name = "KEY=VALUE")]
+    pub server_env: Vec<String>,
+    /// SIPp scenarios and Kamailio config.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/peers"))]
+    pub peers_dir: PathBuf,
+    /// Kamailio's UDP worker processes.
+    #[arg(long, default_value_t = 2)]
+    pub kamailio_children: u32,
     /// Run one gateway only (no ratio).
     #[arg(long, value_enum)]
     pub only: Option<Only>,
@@ -137,36 +148,42 @@ fn free_tcp_in(lo: u16, hi: u16) -> std::io::Result<u16> {
         .ok_or_else(|| std::io::Error::other(format!("no free TCP port in {lo}-{hi}")))
 }
 
-/// CPU ticks of each pid (missing ones count 0).
-fn ticks(pids: &[(String, u32)]) -> u64 {
-    pids.iter()
-        .filter_map(|(_, p)| sysinfo::cpu_ticks(*p).ok())
-        .sum()
-}
-
-/// Runs `leg`, measuring the SIP target's processes around it.
-async fn measured<F>(
-    gateway: &str,
-    target_pids: &[(String, u32)],
-    leg: F,
-) -> Result<Leg, Box<dyn std::error::Error>>
-where
-    F: std::future::Future<Output = Result<CallReport, crate::relay::RunError>>,
-{
-    let before = ticks(target_pids);
-    let report = leg.await?;
-    let after = ticks(target_pids);
-    Ok(Leg {
-        gateway: gateway.into(),
-        report,
-        sip_target: TargetUse {
-            processes: target_pids
-                .iter()
-                .map(|(n, p)| format!("{n} ({p})"))
-                .collect(),
-            cpu_secs: after.saturating_sub(before) as f64 / sysinfo::ticks_per_sec().max(1) as f64,
-        },
-    })
+/// Wavegate's environment, as the `call` scenario sets it: loopback, one media shard with the
+/// given RTP ports, little logging, then the user's overrides.
+fn wavegate_env(
+    args: &VersusArgs,
+    http_port: u16,
+    webrtc_port: u16,
+) -> Result<Vec<(String, String)>, String> {
+    let mut env: Vec<(String, String)> = [
+        ("WAVEGATE_HTTP__LISTEN", format!("127.0.0.1:{http_port}")),
+        ("WAVEGATE_SIP__LISTEN", "127.0.0.1:0".into()),
+        ("WAVEGATE_MEDIA__SHARDS", "1".into()),
+        ("WAVEGATE_MEDIA__BIND_IP", "127.0.0.1".into()),
+        ("WAVEGATE_MEDIA__RTP_PORTS", args.ports.clone()),
+        ("WAVEGATE_MEDIA__WEBRTC_PORT_BASE", webrtc_port.to_string()),
+        ("WAVEGATE_LOG__LEVEL", "warn".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    if args.mp_cpus == "none" {
+        env.push(("WAVEGATE_MEDIA__PIN".into(), "false".into()));
+    } else {
+        env.push(("WAVEGATE_MEDIA__CPUS".into(), format!("[{}]", args.mp_cpus)));
+    }
+    for kv in &args.server_env {
+        let Some((k, v)) = kv
+            .split_once('=')
+            .filter(|(k, _)| k.starts_with("WAVEGATE_"))
+        else {
+            return Err(format!(
+                "--server-env {kv:?}: expected WAVEGATE_<SECTION>__<KEY>=value"
+            ));
+        };
+        env.push((k.to_owned(), v.to_owned()));
+    }
+    Ok(env)
 }
 
 /// The `call` scenario's thresholds, plus: every established call got media through (a call
@@ -227,21 +244,58 @@ pub fn versus(args: VersusArgs) -> Result<bool, Box<dyn std::error::Error>> {
     let seconds = args.seconds();
     let step_timeout = Duration::from_secs(args.step_timeout_secs.max(1));
     let work = std::env::temp_dir().join(format!("wavegate-versus-janus-{}", std::process::id()));
-    let (uri, registration, target_text, target_pids) = match &args.sip_uri {
-        Some(uri) => (
-            uri.clone(),
-            Registration::Guest,
-            format!("{uri} (started elsewhere)"),
-            Vec::new(),
-        ),
-        None => return Err("starting the SIP target is not wired yet: give --sip-uri".into()),
-    };
+    // One SIP target for both legs: Kamailio in front of a SIPp UAS answering PCMU with RTP
+    // echo, taking the calls of both legs.
+    let sip = crate::sipp_incoming::prepare(
+        args.peers_dir.clone(),
+        args.calls.saturating_mul(2),
+        args.cps,
+        args.hold_secs,
+        seconds.saturating_mul(2),
+        false,
+        args.kamailio_children,
+    )?;
+    let target_text = format!(
+        "Kamailio in front of a SIPp UAS answering PCMU with RTP echo, `{}`",
+        sip.callee
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let mut legs = Vec::new();
     if args.only != Some(Only::Janus) {
-        return Err("the Wavegate leg is not wired yet: give --only janus".into());
+        let http_port = crate::free_tcp_port()?;
+        let webrtc_port = crate::free_port_outside(&args.ports)?;
+        let plan = crate::call::CallPlan {
+            server: args
+                .server
+                .clone()
+                .unwrap_or_else(|| crate::next_to_me("wavegate")),
+            server_env: wavegate_env(&args, http_port, webrtc_port)?,
+            http_port,
+            callee: sip.callee.clone(),
+            codecs: codecs.clone(),
+            mix_text: "pcmu=100".into(),
+            cps: args.cps,
+            hold_secs: args.hold_secs,
+            max_seconds: seconds,
+            pps: args.pps.max(1),
+            payload: args.payload.max(crate::wire::PROBE_LEN),
+            threads: args.threads.max(1),
+            step_timeout,
+            pin_cpu: args.pin(),
+            name: format!("{}-wavegate", args.name),
+            far_codec: Some(AudioCodec::Pcmu),
+            peers: sip.peers.clone(),
+            incoming: None,
+        };
+        eprintln!("versus-janus: Wavegate leg, {} calls", args.calls);
+        let mut report = runtime.block_on(crate::call::run(plan))?;
+        judge(&mut report, &args);
+        legs.push(Leg {
+            gateway: "wavegate".into(),
+            report,
+        });
     }
     if args.only != Some(Only::Wavegate) {
         let ws_port = match args.janus_ws_port {
@@ -258,8 +312,9 @@ pub fn versus(args: VersusArgs) -> Result<bool, Box<dyn std::error::Error>> {
             },
             call: JanusCallPlan {
                 ws_port,
-                uri: uri.clone(),
-                registration: registration.clone(),
+                uri: sip.callee.clone(),
+                // Guests: Wavegate's sessions do not REGISTER for outgoing calls either; both
+                // gateways send their INVITEs straight to Kamailio.
                 domain: "127.0.0.1".into(),
                 browser_ip: if std::env::var_os(NETNS_MARK).is_some() {
                     ICE_IP.parse()?
@@ -278,11 +333,17 @@ pub fn versus(args: VersusArgs) -> Result<bool, Box<dyn std::error::Error>> {
             threads: args.threads.max(1),
             pin_cpu: args.pin(),
             name: format!("{}-janus", args.name),
+            peers: sip.peers.clone(),
         };
-        let mut leg = runtime.block_on(measured("janus", &target_pids, crate::janus::run(plan)))?;
-        judge(&mut leg.report, &args);
-        legs.push(leg);
+        eprintln!("versus-janus: Janus leg, {} calls", args.calls);
+        let mut report = runtime.block_on(crate::janus::run(plan))?;
+        judge(&mut report, &args);
+        legs.push(Leg {
+            gateway: "janus".into(),
+            report,
+        });
     }
+    drop(sip);
     let report = VersusReport::new(args.name.clone(), target_text, legs, args.min_ratio);
     std::fs::create_dir_all(&args.out)?;
     let json = args.out.join(format!("{}.json", args.name));
@@ -295,7 +356,7 @@ pub fn versus(args: VersusArgs) -> Result<bool, Box<dyn std::error::Error>> {
         let r = &l.report;
         let failed: u64 = r.failures_by_cause.iter().map(|(_, n)| n).sum();
         eprintln!(
-            "{}: {} of {} established (peak {}), {failed} failed; setup p50 {:.1} ms p99 {:.1} ms; loss {:.6}; {:.4} CPU s/call; SIP target {:.2} CPU s",
+            "{}: {} of {} established (peak {}), {failed} failed; setup p50 {:.1} ms p99 {:.1} ms; loss {:.6}; {:.4} CPU s/call; SIP target {:.2} CPU s (not counted)",
             l.gateway,
             r.established,
             r.placed,
@@ -304,7 +365,7 @@ pub fn versus(args: VersusArgs) -> Result<bool, Box<dyn std::error::Error>> {
             r.setup.p99_ms,
             r.loss_ratio,
             r.cpu_secs_per_call,
-            l.sip_target.cpu_secs
+            l.target_cpu_secs()
         );
         for (cause, n) in &r.failures_by_cause {
             eprintln!("  {} failed x{n}: {cause}", l.gateway);

@@ -7,24 +7,21 @@ use serde::Serialize;
 
 use crate::call_report::CallReport;
 
-/// CPU and RSS of the SIP target's processes during one gateway's leg.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct TargetUse {
-    /// Process names (`sipp`, `kamailio` with its workers).
-    pub processes: Vec<String>,
-    /// Their CPU seconds over the leg.
-    pub cpu_secs: f64,
-}
-
 /// One gateway's leg.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Leg {
     /// `wavegate` or `janus`.
     pub gateway: String,
-    /// Its call report (processes: Wavegate's two, or the one janus process).
+    /// Its call report (processes: Wavegate's two, or the one janus process; `peers`: the
+    /// SIP target's processes over the same leg, counted apart).
     pub report: CallReport,
-    /// The SIP target's CPU during this leg (excluded from the gateway's).
-    pub sip_target: TargetUse,
+}
+
+impl Leg {
+    /// CPU seconds of the SIP target (SIPp, Kamailio) during this leg.
+    pub fn target_cpu_secs(&self) -> f64 {
+        self.report.peers.iter().map(|p| p.cpu_secs).sum()
+    }
 }
 
 /// The whole comparison.
@@ -235,11 +232,9 @@ impl VersusReport {
             (
                 "SIP target CPU s (not counted)",
                 Box::new(|l| {
-                    format!(
-                        "{:.2} ({})",
-                        l.sip_target.cpu_secs,
-                        l.sip_target.processes.join(", ")
-                    )
+                    let names: Vec<&str> =
+                        l.report.peers.iter().map(|p| p.process.as_str()).collect();
+                    format!("{:.2} ({})", l.target_cpu_secs(), names.join(", "))
                 }),
             ),
             (
@@ -377,10 +372,16 @@ mod tests {
                     signalling_cpu: 0.2,
                     mediaplane_cpu: 0.1,
                     rss_kib: 5,
+                    peers_cpu: 0.1,
+                }],
+                peers: vec![ProcessFigures {
+                    process: "sipp".into(),
+                    cpu_secs: 0.5,
+                    rss_idle_kib: 1,
+                    rss_peak_kib: 1,
                 }],
                 ..CallReport::default()
             },
-            sip_target: TargetUse::default(),
         }
     }
 
