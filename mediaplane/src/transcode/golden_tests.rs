@@ -207,9 +207,15 @@ fn lossy(seed: u64) -> impl Fn(usize) -> bool {
 
 #[test]
 fn ten_percent_loss_is_concealed_without_clicks() {
-    // Threshold: with loss, the output's peak second difference stays within 4× that of the same
+    // Threshold: with loss, the output's peak second difference stays within 5× that of the same
     // pair without loss. The check can fail: zero-filling the lost frames instead of concealing
-    // (checked below on the first pair) is about 10× over.
+    // (checked below on the first pair) is about 10× over. Measured 1.0-3.1× for every pair but
+    // Opus -> Speex WB, 4.7×: one lost Opus frame concealed by libopus (the same with or
+    // without its FEC path: our source sends no LBRR at 24 kbit/s) and the first good frame
+    // after it, sharpened by the Speex WB encoder (the same loss reads 2.3× into PCMU). Before
+    // the jitter buffer kept a packet of margin, every loss here reached the decoder as an
+    // underrun plus a loss (two concealed frames, a frame of delay added) and this pair read
+    // under 4×; a single concealed frame is the behaviour we want, hence 5×, not 4×.
     let amp = 32767.0 * 10f64.powf(-16.0 / 20.0);
     let mut failures = Vec::new();
     for (from, to) in pairs() {
@@ -222,7 +228,7 @@ fn ten_percent_loss_is_concealed_without_clicks() {
             "{from:?} -> {to:?}: concealed {}, peak d2 clean {c:.0} lossy {l:.0} ({ratio:.2}x)",
             lost.concealed
         );
-        if lost.concealed == 0 || ratio > 4.0 {
+        if lost.concealed == 0 || ratio > 5.0 {
             failures.push(format!(
                 "{from:?}->{to:?}: concealed {} ratio {ratio:.2}",
                 lost.concealed
@@ -274,25 +280,101 @@ fn drift(ppm: f64, minutes: u64) -> (u32, super::pipeline::TranscodeStats, usize
 
 #[test]
 fn clock_drift_of_100_ppm_does_not_grow_the_delay() {
+    // 15 minutes at 100 ppm is 90 ms of drift: four and a half packets' worth. Physics of the
+    // jitter buffer (20 ms margin behind the packet played, packets of 20 ms):
+    // - a fast sender adds a packet of depth every 200 s; once the smallest depth over the
+    //   window is a whole packet above the target one is discarded, so the buffered delay stays
+    //   within margin + one packet of accumulated drift = 40 ms, plus one packet of arrival
+    //   phase after a restart = 60 ms at most; 90 ms of drift needs at least 3 discards;
+    // - a slow sender eats the 20 ms margin in 200 s (an underrun), then each refill waits for
+    //   the packet arriving just after a tick, restoring up to 40 ms: underruns at ~20 and
+    //   ~60 ms of lag (≥ 2 in 90 ms), each concealing at most 2 frames (the underrun tick and
+    //   the tick waiting for the margin).
     for ppm in [100.0, -100.0] {
-        // 10 minutes at 100 ppm is 60 ms of drift: three packets' worth.
-        let (late, stats, produced) = drift(ppm, 10);
+        let (late, stats, produced) = drift(ppm, 15);
         eprintln!(
             "{ppm:+} ppm: max buffered {late} ms in the last minute, {stats:?}, {produced} frames"
         );
-        assert!(late <= 80, "{ppm} ppm: delay grew to {late} ms");
+        assert!(late <= 60, "{ppm} ppm: delay grew to {late} ms");
         if ppm > 0.0 {
             assert!(
-                stats.jitter.discarded >= 2,
+                stats.jitter.discarded >= 3,
                 "a fast sender must be absorbed by discards: {stats:?}"
             );
+            assert_eq!(stats.concealed, 0, "a fast sender never starves playout");
         } else {
             assert!(
                 stats.jitter.underruns >= 2,
                 "a slow sender shows as underruns: {stats:?}"
             );
+            assert!(
+                stats.concealed <= 2 * stats.jitter.underruns,
+                "each underrun conceals at most 2 frames: {stats:?}"
+            );
         }
         assert_eq!(stats.jitter.lost, 0, "drift is not loss");
+    }
+}
+
+/// Xorshift in [0, n): deterministic pseudo-random numbers for the network models.
+fn xorshift(state: &mut u64, n: u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state % n
+}
+
+#[test]
+fn a_few_ms_of_jitter_conceals_nothing() {
+    // One minute of PCMU -> PCMA whose packets arrive 0-6 ms after their nominal time (a LAN or
+    // a quiet WAN path); the driver polls at the transcoder's deadlines (1 ms resolution), as
+    // the bridge does. A 20 ms margin behind the packet being played absorbs that entirely: no
+    // frame concealed, no underrun. The buffered delay stays within 60 ms: the packet due at
+    // the next tick, the 20 ms margin, and up to one packet of start phase (playout starts at
+    // the first tick with two packets in, which is a tick later when the second packet arrives
+    // just after one). The old buffer, whose margin counted the packet being played, started
+    // playout with the ticks in phase with arrivals, so the first packet later than the first
+    // one was an underrun (seed 1: a concealed frame 0.4 s in); in the bridge, where packets and
+    // ticks are not lock-stepped, that and the discard that followed recurred about once a
+    // second.
+    for seed in [1u64, 7, 42] {
+        let mut tc =
+            Transcoder::new(TranscoderConfig::new(Codec::Pcmu, Codec::Pcma)).expect("transcoder");
+        let payload = [0xFFu8; 160];
+        let mut out = [0u8; 1500];
+        let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let packets = 3000u64;
+        let arrivals: Vec<u64> = (0..packets)
+            .map(|k| k * 20 * MS + xorshift(&mut rng, 6000) * 1000)
+            .collect();
+        let mut order: Vec<u64> = (0..packets).collect();
+        order.sort_by_key(|k| arrivals[*k as usize]); // reordering included when jitter > gap
+        let (mut next, mut produced, mut max_buffered) = (0usize, 0u64, 0u32);
+        // Until packet `packets - 2` has been played (after that the stream's end is an underrun).
+        let mut now = 0u64;
+        while now < packets * 20 * MS {
+            while next < order.len() && arrivals[order[next] as usize] <= now {
+                let k = order[next];
+                tc.push(now, k as u16, (k * 160) as u32, &payload);
+                next += 1;
+            }
+            while tc.poll(now, &mut out).expect("poll").is_some() {
+                produced += 1;
+            }
+            if now > 1000 * MS && next < order.len() {
+                max_buffered = max_buffered.max(tc.buffered_ms());
+            }
+            now += MS;
+        }
+        let stats = tc.stats();
+        eprintln!("seed {seed}: {produced} frames, max buffered {max_buffered} ms, {stats:?}");
+        assert_eq!(stats.concealed, 0, "seed {seed}: {stats:?}");
+        assert_eq!(stats.jitter.underruns, 0, "seed {seed}: {stats:?}");
+        assert!(
+            max_buffered <= 60,
+            "seed {seed}: {max_buffered} ms buffered"
+        );
+        assert!(produced >= packets - 3, "seed {seed}: {produced} frames");
     }
 }
 

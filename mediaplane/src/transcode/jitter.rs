@@ -2,12 +2,16 @@
 //!
 //! Packets are kept by extended sequence number in a fixed ring of slots; the transcoder pops
 //! one packet each time it needs more input for its next outgoing frame, which paces playout by
-//! the outgoing clock. Playout delay adapts between `min_ms` and `max_ms` (20–60 ms by default):
-//! - the target is `4 × jitter` (RFC 3550 interarrival jitter), clamped to the range;
-//! - after an underrun (nothing to play, nothing later buffered) the buffer re-fills to the
-//!   target before playing again, and the transcoder conceals meanwhile;
-//! - when the smallest depth seen over the last 50 pops exceeds the target by a whole packet,
-//!   one packet is marked `discard` (decoded to keep codec state, then dropped): this is how a
+//! the outgoing clock. The playout *margin* (audio held in reserve behind the packet being
+//! played, i.e. how late a packet may arrive and still be played) adapts between `min_ms` and
+//! `max_ms` (20–60 ms by default):
+//! - the margin is `4 × jitter` (RFC 3550 interarrival jitter, a mean deviation; 4× covers
+//!   nearly all of its spread), clamped to the range, in whole packets: at least one packet
+//!   waits behind the one being played, so a few ms of jitter never starves playout;
+//! - playout starts (and restarts after an underrun: nothing to play, nothing later buffered)
+//!   once the packet to play plus the margin are buffered; the transcoder conceals meanwhile;
+//! - when the smallest depth seen over the last 50 pops exceeds that by a whole packet, one
+//!   packet is marked `discard` (decoded to keep codec state, then dropped): this is how a
 //!   sender clock running fast (±100 ppm drift) is absorbed without the delay growing, while a
 //!   slow sender clock shows up as rare underruns, each costing one concealed frame.
 //!
@@ -141,7 +145,7 @@ impl JitterBuffer {
         ((self.jitter16 / 16) * 1000 / self.clock as u64) as u32
     }
 
-    /// Current playout target in milliseconds.
+    /// Current playout margin in milliseconds: how late a packet may be and still be played.
     pub fn target_ms(&self) -> u32 {
         (4 * self.jitter_ms()).clamp(self.cfg.min_ms, self.cfg.max_ms)
     }
@@ -150,8 +154,12 @@ impl JitterBuffer {
         (self.frame_ts as u64 * 1000 / self.clock as u64).max(1) as u32
     }
 
+    /// Packets that must be buffered when one is popped: the one played plus the margin.
+    /// Counting the played packet out of the margin is what gives a packet arriving a few ms
+    /// after its playout tick somewhere to wait; with the played one counted in, packets
+    /// arrive in phase with the ticks and half of them are "late" under a little jitter.
     fn target_pkts(&self) -> u64 {
-        self.target_ms().div_ceil(self.frame_ms()).max(1) as u64
+        1 + self.target_ms().div_ceil(self.frame_ms()).max(1) as u64
     }
 
     /// Buffered packets from the playout point to the newest (gaps included).

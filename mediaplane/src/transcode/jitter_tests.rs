@@ -18,9 +18,19 @@ fn seq_of(p: &Pop<'_>) -> Option<u16> {
 fn in_order_stream_plays_in_order_after_prefill() {
     let mut jb = JitterBuffer::new(JitterConfig::default(), 8000, 160);
     assert_eq!(jb.pop(), Pop::Wait, "empty buffer waits");
-    for i in 0..10u16 {
+    jb.insert(0, 0, 0, &pay(0));
+    assert_eq!(
+        jb.pop(),
+        Pop::Wait,
+        "one packet is not yet the packet played plus the margin"
+    );
+    for i in 1..10u16 {
         jb.insert(i as u64 * 20 * MS, i, i as u32 * 160, &pay(i));
-        assert_eq!(seq_of(&jb.pop()), Some(i));
+        assert_eq!(
+            seq_of(&jb.pop()),
+            Some(i - 1),
+            "one packet waits behind the one played"
+        );
     }
     assert_eq!(jb.stats().lost, 0);
 }
@@ -53,27 +63,37 @@ fn a_gap_with_later_packets_is_a_loss_with_the_next_payload() {
 fn an_underrun_rebuffers_and_late_packets_are_dropped() {
     let mut jb = JitterBuffer::new(JitterConfig::default(), 8000, 160);
     jb.insert(0, 0, 0, &pay(0));
-    assert!(seq_of(&jb.pop()).is_some());
+    jb.insert(20 * MS, 1, 160, &pay(1));
+    assert_eq!(seq_of(&jb.pop()), Some(0));
+    assert_eq!(seq_of(&jb.pop()), Some(1), "the margin plays out");
     assert_eq!(jb.pop(), Pop::Wait, "nothing buffered: underrun, not loss");
     assert_eq!(jb.stats().underruns, 1);
     assert_eq!(jb.stats().lost, 0);
-    jb.insert(40 * MS, 1, 160, &pay(1));
+    jb.insert(60 * MS, 2, 320, &pay(2));
+    assert_eq!(
+        jb.pop(),
+        Pop::Wait,
+        "rebuffering to the packet played plus the margin"
+    );
+    jb.insert(80 * MS, 3, 480, &pay(3));
     assert_eq!(
         seq_of(&jb.pop()),
-        Some(1),
+        Some(2),
         "the late-but-not-lost packet still plays"
     );
-    jb.insert(60 * MS, 1, 160, &pay(1));
+    jb.insert(100 * MS, 2, 320, &pay(2));
     assert_eq!(jb.stats().late, 1);
 }
 
 #[test]
 fn sequence_numbers_wrap() {
     let mut jb = JitterBuffer::new(JitterConfig::default(), 8000, 160);
-    for k in 0..6u32 {
+    jb.insert(0, 65533, 0, &pay(65533));
+    assert_eq!(jb.pop(), Pop::Wait);
+    for k in 1..6u32 {
         let s = 65533u16.wrapping_add(k as u16);
         jb.insert(k as u64 * 20 * MS, s, k * 160, &pay(s));
-        assert_eq!(seq_of(&jb.pop()), Some(s));
+        assert_eq!(seq_of(&jb.pop()), Some(s.wrapping_sub(1)));
     }
     assert_eq!(jb.stats().lost + jb.stats().late, 0);
 }

@@ -98,6 +98,9 @@ pub struct Transcoder {
     next_tick: Option<u64>,
     idle_ms: u32,
     sending: bool,
+    /// A packet has been decoded: before that there is nothing to conceal from, and some
+    /// decoders (libspeex NB) derail for good when asked to conceal from their initial state.
+    started: bool,
     stats: TranscodeStats,
 }
 
@@ -160,6 +163,7 @@ impl Transcoder {
             next_tick: None,
             idle_ms: 0,
             sending: false,
+            started: false,
             stats: TranscodeStats::default(),
             cfg,
         })
@@ -263,6 +267,11 @@ impl Transcoder {
     fn pull_one(&mut self) -> Result<(), PipelineError> {
         let conceal = self.conceal_len();
         let (n, keep) = match self.jb.pop() {
+            Pop::Wait if !self.started => {
+                // Prefilling before the first packet: silence, not concealment.
+                self.dec_buf[..conceal].fill(0);
+                (conceal, true)
+            }
             Pop::Wait => {
                 self.stats.concealed += 1;
                 (self.dec.conceal(&mut self.dec_buf[..conceal])?, true)
@@ -270,7 +279,10 @@ impl Transcoder {
             Pop::Packet {
                 payload, discard, ..
             } => match self.dec.decode(payload, &mut self.dec_buf) {
-                Ok(n) => (n, !discard),
+                Ok(n) => {
+                    self.started = true;
+                    (n, !discard)
+                }
                 Err(_) => {
                     self.stats.decode_errors += 1;
                     self.stats.concealed += 1;
