@@ -7,24 +7,23 @@
 //! Ports: RTP 28200-28399 (this file only); WebRTC on a free ephemeral port. Every wait is
 //! bounded (the media loop by a 20 s wall-clock budget).
 
+mod common;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use str0m::change::SdpAnswer;
+use common::Browser;
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind};
-use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
-use str0m::{Candidate, Event, Input, Output, RtcConfig};
+use str0m::{Event, RtcConfig};
 use wavegate_mediaplane::rtp::{RtpPacket, write_rtp};
 use wavegate_mediaplane::sdp::Sdp;
 use wavegate_mediaplane::transcode::Codec as Tc;
 use wavegate_mediaplane::transcode::codec::{self as tcodec, OpusSettings};
 use wavegate_shared::client::ClientError;
-use wavegate_shared::protocol::{Answer, Delete, ErrorCode, OfferFlags, Ping, ShardStats, WebRtcOffer};
-use wavegate_shared::region::Geometry;
-use wavegate_shared::spawn::{MediaPlane, MediaPlaneCommand, spawn_media_plane};
-use wavegate_shared::{CallId, LegTag, ShardId};
+use wavegate_shared::protocol::{Delete, ErrorCode, ShardStats};
+use wavegate_shared::spawn::MediaPlane;
+use wavegate_shared::ShardId;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wavegate-mediaplane");
 
@@ -38,50 +37,8 @@ const BUDGET: Duration = Duration::from_secs(20);
 const FRAMES: u32 = 150;
 const TONE_HZ: f64 = 1000.0;
 
-/// A UDP port free right now (the media plane binds it a moment later).
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 async fn start(rtp_ports: &str, transcoding: bool) -> (MediaPlane, u16) {
-    let webrtc_port = free_port();
-    let mp = spawn_media_plane(&MediaPlaneCommand {
-        program: bin().into(),
-        args: [
-            "--rtp-ports",
-            rtp_ports,
-            "--no-pin",
-            "--bind-ip",
-            "127.0.0.1",
-            "--webrtc-port-base",
-            &webrtc_port.to_string(),
-            "--transcoding",
-            if transcoding { "true" } else { "false" },
-        ]
-        .iter()
-        .map(Into::into)
-        .collect(),
-        geometry: Geometry::with_shards(1),
-        request_timeout: Duration::from_secs(5),
-    })
-    .expect("spawn");
-    let mut up = false;
-    for _ in 0..50 {
-        if mp.client.request(ShardId(0), &Ping).await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "media plane answers Ping");
-    (mp, webrtc_port)
-}
-
-fn sip_answer_pcmu(port: u16) -> String {
-    format!(
-        "v=0\r\no=sip 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-         m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
-    )
+    common::start_media_plane(&bin(), rtp_ports, &["--transcoding", if transcoding { "true" } else { "false" }]).await
 }
 
 fn tone(rate: u32, start: usize, n: usize) -> Vec<i16> {
@@ -159,37 +116,24 @@ fn cpu_ticks(pid: u32) -> u64 {
 }
 
 /// An Opus-only str0m browser and its offer.
-fn opus_browser(
-    addr: SocketAddr,
-    now: Instant,
-) -> (str0m::Rtc, str0m::media::Mid, String, str0m::change::SdpPendingOffer) {
-    let mut rtc = RtcConfig::new().set_rtp_mode(true).clear_codecs().enable_opus(true, false).build(now);
-    rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap()).unwrap();
-    let mut change = rtc.sdp_api();
-    let mid = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-    let (offer, pending) = change.apply().unwrap();
-    (rtc, mid, offer.to_sdp_string(), pending)
+fn opus_browser(now: Instant) -> (Browser, str0m::media::Mid, String, str0m::change::SdpPendingOffer) {
+    let mut browser = Browser::new(RtcConfig::new().clear_codecs().enable_opus(true, false), now);
+    let (offer, mid, _, pending) = browser.offer(false);
+    (browser, mid, offer, pending)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opus_browser_and_pcmu_sip_peer_hear_each_others_tone() {
     let (mut mp, webrtc_port) = start("28200-28219", true).await;
     let (client, shard) = (mp.client.clone(), ShardId(0));
-    let browser_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let browser_addr = browser_sock.local_addr().unwrap();
     let t0 = Instant::now();
-    let (mut rtc, mid, offer, pending) = opus_browser(browser_addr, t0);
-    let call = CallId::new("tc-1@test").unwrap();
-    let request = WebRtcOffer {
-        call: call.clone(),
-        from_tag: LegTag::new("browser").unwrap(),
-        sdp: offer,
-        flags: OfferFlags::default(),
-    };
+    let (mut browser, mid, offer, pending) = opus_browser(t0);
+    let request = common::webrtc_offer("tc-1@test", offer);
+    let call = request.call.clone();
     let reply = client.request(shard, &request).await.expect("webrtc offer");
     assert!(reply.browser_answer.contains(&format!("127.0.0.1 {webrtc_port} typ host")));
-    rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&reply.browser_answer).unwrap()).unwrap();
-    let opus_pt = rtc.codec_config().find(|p| p.spec().codec == Codec::Opus).map(|p| *p.pt()).unwrap();
+    browser.accept_answer(pending, &reply.browser_answer);
+    let opus_pt = browser.pt(Codec::Opus);
 
     // Our SIP offer: Opus first (the browser's), then what we transcode to.
     let sip_offer = Sdp::parse(&reply.sip_offer).expect("SIP offer parses");
@@ -199,18 +143,13 @@ async fn opus_browser_and_pcmu_sip_peer_hear_each_others_tone() {
     assert!(pts.contains(&0) && pts.contains(&8) && pts.contains(&18), "{}", reply.sip_offer);
     let sip_side: SocketAddr = (sip_offer.media_address(0).unwrap(), m.desc.port).into();
     let sip_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let answer = Answer {
-        call: call.clone(),
-        from_tag: LegTag::new("browser").unwrap(),
-        to_tag: LegTag::new("sip").unwrap(),
-        sdp: sip_answer_pcmu(sip_sock.local_addr().unwrap().port()),
-    };
+    let answer = common::sip_answer(&call, common::sip_answer_pcmu(sip_sock.local_addr().unwrap().port()));
     client.request(shard, &answer).await.expect("a PCMU-only answer is transcoded, not refused");
     assert_eq!(client.request(shard, &ShardStats).await.expect("stats").transcoding_legs, 1);
 
     let cpu_before = cpu_ticks(mp.pid);
     let (browser_got, sip_got, connected, media_wall) = tokio::task::block_in_place(|| {
-        browser_sock.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+        browser.sock.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
         sip_sock.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
         let mut opus = tcodec::new_encoder(Tc::Opus, 48_000, OpusSettings::default()).unwrap();
         let mut ulaw = tcodec::new_encoder(Tc::Pcmu, 8_000, OpusSettings::default()).unwrap();
@@ -223,31 +162,14 @@ async fn opus_browser_and_pcmu_sip_peer_hear_each_others_tone() {
         let mut buf = [0u8; 2048];
         let mut enc = [0u8; 1500];
         while t0.elapsed() < BUDGET {
-            loop {
-                match rtc.poll_output().unwrap() {
-                    Output::Timeout(_) => break,
-                    Output::Transmit(t) => {
-                        browser_sock.send_to(&t.contents, t.destination).unwrap();
-                    }
-                    Output::Event(Event::Connected) => connected = true,
-                    Output::Event(Event::RtpPacket(p)) => {
-                        browser_seqs.push((*p.seq_no, p.header.timestamp));
-                        browser_got.push((*p.header.payload_type, p.payload.to_vec()))
-                    }
-                    Output::Event(_) => {}
+            browser.step(&mut buf, |e| match e {
+                Event::Connected => connected = true,
+                Event::RtpPacket(p) => {
+                    browser_seqs.push((*p.seq_no, p.header.timestamp));
+                    browser_got.push((*p.header.payload_type, p.payload.to_vec()))
                 }
-            }
-            if let Ok((n, src)) = browser_sock.recv_from(&mut buf) {
-                let receive = Receive {
-                    proto: Protocol::Udp,
-                    source: src,
-                    destination: browser_addr,
-                    contents: buf[..n].try_into().unwrap(),
-                };
-                rtc.handle_input(Input::Receive(Instant::now(), receive)).unwrap();
-            } else {
-                rtc.handle_input(Input::Timeout(Instant::now())).unwrap();
-            }
+                _ => {}
+            });
             while let Ok((n, src)) = sip_sock.recv_from(&mut buf) {
                 assert_eq!(src, sip_side, "symmetric RTP");
                 sip_got.push(buf[..n].to_vec());
@@ -262,7 +184,7 @@ async fn opus_browser_and_pcmu_sip_peer_hear_each_others_tone() {
                 media_start.get_or_insert_with(Instant::now);
                 let n = opus.encode(&tone(48_000, sent as usize * 960, 960), &mut enc).unwrap();
                 let seq = 7_000 + u64::from(sent);
-                let tx = rtc.direct_api().stream_tx_by_mid(mid, None).map(|tx| {
+                let tx = browser.rtc.direct_api().stream_tx_by_mid(mid, None).map(|tx| {
                     tx.write_rtp(
                         RtpWrite::new(opus_pt.into(), seq.into(), 960 * sent, Instant::now(), enc[..n].to_vec())
                             .marker(sent == 0),
@@ -327,34 +249,16 @@ async fn opus_browser_and_pcmu_sip_peer_hear_each_others_tone() {
 async fn with_transcoding_disabled_the_call_fails_with_the_cause() {
     let (mut mp, _) = start("28220-28239", false).await;
     let (client, shard) = (mp.client.clone(), ShardId(0));
-    let browser_addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
-    let (_rtc, _mid, offer, _pending) = opus_browser(browser_addr, Instant::now());
-    let call = CallId::new("tc-off@test").unwrap();
+    let (_browser, _mid, offer, _pending) = opus_browser(Instant::now());
+    let request = common::webrtc_offer("tc-off@test", offer);
+    let call = request.call.clone();
     let reply = client
-        .request(
-            shard,
-            &WebRtcOffer {
-                call: call.clone(),
-                from_tag: LegTag::new("browser").unwrap(),
-                sdp: offer,
-                flags: OfferFlags::default(),
-            },
-        )
+        .request(shard, &request)
         .await
         .expect("webrtc offer");
     let m = Sdp::parse(&reply.sip_offer).unwrap().media.remove(0);
     assert_eq!(m.payload_types().count(), 1, "only the browser's Opus: {}", reply.sip_offer);
-    let refused = client
-        .request(
-            shard,
-            &Answer {
-                call: call.clone(),
-                from_tag: LegTag::new("browser").unwrap(),
-                to_tag: LegTag::new("sip").unwrap(),
-                sdp: sip_answer_pcmu(6000),
-            },
-        )
-        .await;
+    let refused = client.request(shard, &common::sip_answer(&call, common::sip_answer_pcmu(6000))).await;
     match refused {
         Err(ClientError::Remote(e)) => {
             assert_eq!(

@@ -6,15 +6,18 @@
 //! toward both sides (`InjectDtmf`: start with marker, continuations, three end packets). Every
 //! wait is bounded.
 
+mod common;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
+
+use common::Browser;
 
 use str0m::change::SdpOffer;
 use str0m::format::{Codec, FormatParams};
 use str0m::media::{Frequency, Mid};
-use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
-use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+use str0m::{Event, Input, RtcConfig};
 use wavegate_mediaplane::rtp::{RtpPacket, write_rtp};
 use wavegate_mediaplane::sdp::Sdp;
 use wavegate_mediaplane::webrtc::dtmf::TelephoneEvent;
@@ -22,8 +25,6 @@ use wavegate_shared::client::EventReceiver;
 use wavegate_shared::protocol::{
     BrowserAnswer, Delete, DtmfToward, InjectDtmf, MediaEvent, OfferFlags, OfferToBrowser, Ping, Stats,
 };
-use wavegate_shared::region::Geometry;
-use wavegate_shared::spawn::{MediaPlaneCommand, spawn_media_plane};
 use wavegate_shared::{CallId, LegTag, ShardId};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wavegate-mediaplane");
@@ -35,18 +36,12 @@ fn port_range() -> String {
     format!("{base}-{}", base + 19)
 }
 
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// (pt, seq, ts, marker, payload)
 type Pkt = (u8, u16, u32, bool, Vec<u8>);
 
 struct World {
-    rtc: Rtc,
+    browser: Browser,
     mid: Mid,
-    browser_sock: UdpSocket,
-    browser_addr: SocketAddr,
     sip_sock: UdpSocket,
     sip_side: SocketAddr,
     connected: bool,
@@ -59,23 +54,17 @@ struct World {
 
 impl World {
     fn drain_browser(&mut self) {
-        loop {
-            match self.rtc.poll_output().unwrap() {
-                Output::Timeout(_) => break,
-                Output::Transmit(t) => {
-                    self.browser_sock.send_to(&t.contents, t.destination).unwrap();
-                }
-                Output::Event(Event::Connected) => self.connected = true,
-                Output::Event(Event::RtpPacket(p)) => self.browser_got.push((
-                    *p.header.payload_type,
-                    p.header.sequence_number,
-                    p.header.timestamp,
-                    p.header.marker,
-                    p.payload.to_vec(),
-                )),
-                Output::Event(_) => {}
-            }
-        }
+        self.browser.drain(|e| match e {
+            Event::Connected => self.connected = true,
+            Event::RtpPacket(p) => self.browser_got.push((
+                *p.header.payload_type,
+                p.header.sequence_number,
+                p.header.timestamp,
+                p.header.marker,
+                p.payload.to_vec(),
+            )),
+            _ => {}
+        });
     }
 
     /// Runs sockets and the browser until `done` or `limit`; every 20 ms `send` may emit.
@@ -94,13 +83,12 @@ impl World {
             self.drain_browser();
             // Several datagrams per turn; str0m is drained after each.
             for _ in 0..16 {
-                let Ok((n, src)) = self.browser_sock.recv_from(&mut buf) else { break };
-                let contents = buf[..n].try_into().unwrap();
-                let r = Receive { proto: Protocol::Udp, source: src, destination: self.browser_addr, contents };
-                self.rtc.handle_input(Input::Receive(Instant::now(), r)).unwrap();
+                if !self.browser.receive(&mut buf) {
+                    break;
+                }
                 self.drain_browser();
             }
-            self.rtc.handle_input(Input::Timeout(Instant::now())).unwrap();
+            self.browser.rtc.handle_input(Input::Timeout(Instant::now())).unwrap();
             for _ in 0..16 {
                 let Ok((n, src)) = self.sip_sock.recv_from(&mut buf) else { break };
                 assert_eq!(src, self.sip_side, "symmetric RTP from the answered port");
@@ -120,7 +108,7 @@ impl World {
 
     fn browser_send(&mut self, pt: u8, ts: u32, marker: bool, payload: &[u8]) {
         self.browser_seq += 1;
-        let mut api = self.rtc.direct_api();
+        let mut api = self.browser.rtc.direct_api();
         let tx = api.stream_tx_by_mid(self.mid, None).unwrap();
         tx.write_rtp(
             RtpWrite::new(pt.into(), self.browser_seq.into(), ts, Instant::now(), payload.to_vec()).marker(marker),
@@ -171,36 +159,9 @@ fn check_train(pkts: &[Pkt], code: u8, duration: u16, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sip_call_to_a_browser_with_audio_and_dtmf_both_ways() {
-    let webrtc_port = free_port();
-    let mut mp = spawn_media_plane(&MediaPlaneCommand {
-        program: BIN.into(),
-        args: [
-            "--rtp-ports",
-            &port_range(),
-            "--no-pin",
-            "--bind-ip",
-            "127.0.0.1",
-            "--webrtc-port-base",
-            &webrtc_port.to_string(),
-        ]
-        .iter()
-        .map(Into::into)
-        .collect(),
-        geometry: Geometry::with_shards(1),
-        request_timeout: Duration::from_secs(5),
-    })
-    .expect("spawn");
+    let (mut mp, webrtc_port) = common::start_media_plane(BIN, &port_range(), &[]).await;
     let client = mp.client.clone();
     let shard = ShardId(0);
-    let mut up = false;
-    for _ in 0..50 {
-        if client.request(shard, &Ping).await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "media plane answers Ping");
 
     let sip_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let sip_offer = format!(
@@ -228,9 +189,7 @@ async fn sip_call_to_a_browser_with_audio_and_dtmf_both_ways() {
     assert!(offer.contains(&format!("127.0.0.1 {webrtc_port} typ host")), "{offer}");
 
     // The browser answers (full ICE, controlling against our ICE-lite offer).
-    let browser_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let browser_addr = browser_sock.local_addr().unwrap();
-    let mut config = RtcConfig::new().set_rtp_mode(true).clear_codecs();
+    let mut config = RtcConfig::new().clear_codecs();
     config.codec_config().add_config(0.into(), None, Codec::PCMU, Frequency::EIGHT_KHZ, None, FormatParams::default());
     config.codec_config().add_config(
         TELE.into(),
@@ -240,9 +199,9 @@ async fn sip_call_to_a_browser_with_audio_and_dtmf_both_ways() {
         None,
         FormatParams::default(),
     );
-    let mut rtc = config.build(Instant::now());
-    rtc.add_local_candidate(Candidate::host(browser_addr, "udp").unwrap()).unwrap();
-    let answer = rtc.sdp_api().accept_offer(SdpOffer::from_sdp_string(&offer).unwrap()).unwrap().to_sdp_string();
+    let mut browser = Browser::new(config, Instant::now());
+    let offer = SdpOffer::from_sdp_string(&offer).unwrap();
+    let answer = browser.rtc.sdp_api().accept_offer(offer).unwrap().to_sdp_string();
     let mid = Mid::from(answer.lines().find_map(|l| l.strip_prefix("a=mid:")).unwrap().trim());
 
     let sip_answer = client
@@ -256,13 +215,11 @@ async fn sip_call_to_a_browser_with_audio_and_dtmf_both_ways() {
     assert!(!sip_answer.contains("ice-") && !sip_answer.contains("fingerprint"), "plain RTP/AVP\n{sip_answer}");
     let sip_side: SocketAddr = (sdp.media_address(0).unwrap(), m.desc.port).into();
 
-    browser_sock.set_read_timeout(Some(Duration::from_millis(2))).unwrap();
+    browser.sock.set_read_timeout(Some(Duration::from_millis(2))).unwrap();
     sip_sock.set_read_timeout(Some(Duration::from_millis(2))).unwrap();
     let mut w = World {
-        rtc,
+        browser,
         mid,
-        browser_sock,
-        browser_addr,
         sip_sock,
         sip_side,
         connected: false,

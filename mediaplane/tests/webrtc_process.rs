@@ -4,22 +4,20 @@
 //! `Answer` completes the call; ICE + DTLS connect and PCMU flows both ways, passthrough. Every
 //! wait is bounded (the media loop by a 15 s wall-clock budget).
 
+mod common;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use str0m::change::SdpAnswer;
+use common::Browser;
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind};
-use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
-use str0m::{Candidate, Event, Input, Output, RtcConfig};
+use str0m::{Event, RtcConfig};
 use wavegate_mediaplane::rtp::{RtpPacket, write_rtp};
 use wavegate_mediaplane::sdp::Sdp;
 use wavegate_shared::client::ClientError;
-use wavegate_shared::protocol::{Answer, Delete, ErrorCode, MediaEvent, OfferFlags, Ping, Query, ShardStats, WebRtcOffer};
-use wavegate_shared::region::Geometry;
-use wavegate_shared::spawn::{MediaPlaneCommand, spawn_media_plane};
-use wavegate_shared::{CallId, LegTag, ShardId};
+use wavegate_shared::protocol::{Delete, ErrorCode, MediaEvent, Ping, Query, ShardStats};
+use wavegate_shared::{LegTag, ShardId};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wavegate-mediaplane");
 /// Packets each way that must arrive.
@@ -31,78 +29,20 @@ fn port_range() -> String {
     format!("{base}-{}", base + 19)
 }
 
-/// A UDP port free right now (the media plane binds it a moment later).
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn sip_answer(port: u16) -> String {
-    format!(
-        "v=0\r\no=sip 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-         m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_and_sip_peer_exchange_audio_through_the_media_plane() {
-    let webrtc_port = free_port();
-    let mut mp = spawn_media_plane(&MediaPlaneCommand {
-        program: BIN.into(),
-        args: [
-            "--rtp-ports",
-            &port_range(),
-            "--no-pin",
-            "--bind-ip",
-            "127.0.0.1",
-            "--webrtc-port-base",
-            &webrtc_port.to_string(),
-        ]
-        .iter()
-        .map(Into::into)
-        .collect(),
-        geometry: Geometry::with_shards(1),
-        request_timeout: Duration::from_secs(5),
-    })
-    .expect("spawn");
+    let (mut mp, webrtc_port) = common::start_media_plane(BIN, &port_range(), &[]).await;
     let client = mp.client.clone();
     let shard = ShardId(0);
-    let mut up = false;
-    for _ in 0..50 {
-        if client.request(shard, &Ping).await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "media plane answers Ping");
 
     // The browser: Opus and PCMU offered, one audio m-line, its host candidate in the offer.
-    let browser_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let browser_addr = browser_sock.local_addr().unwrap();
     let start = Instant::now();
-    let mut rtc = RtcConfig::new()
-        .set_rtp_mode(true)
-        .clear_codecs()
-        .enable_opus(true, false)
-        .enable_pcmu(true, false)
-        .build(start);
-    rtc.add_local_candidate(Candidate::host(browser_addr, "udp").unwrap())
-        .unwrap();
-    let mut change = rtc.sdp_api();
-    let mid = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-    let (offer, pending) = change.apply().unwrap();
+    let config = RtcConfig::new().clear_codecs().enable_opus(true, false).enable_pcmu(true, false);
+    let mut browser = Browser::new(config, start);
+    let (offer, mid, _, pending) = browser.offer(false);
 
-    let call = CallId::new("webrtc-1@test").unwrap();
-    let request = WebRtcOffer {
-        call: call.clone(),
-        from_tag: LegTag::new("browser").unwrap(),
-        sdp: offer.to_sdp_string(),
-        flags: OfferFlags::default(),
-    };
+    let request = common::webrtc_offer("webrtc-1@test", offer);
+    let call = request.call.clone();
     let reply = client.request(shard, &request).await.expect("webrtc offer");
     let answer = &reply.browser_answer;
     assert!(answer.contains("a=ice-lite"), "ICE-lite answer:\n{answer}");
@@ -110,19 +50,9 @@ async fn browser_and_sip_peer_exchange_audio_through_the_media_plane() {
         answer.contains(&format!("127.0.0.1 {webrtc_port} typ host")),
         "the shard's WebRTC port:\n{answer}"
     );
-    rtc.sdp_api()
-        .accept_answer(pending, SdpAnswer::from_sdp_string(answer).unwrap())
-        .unwrap();
-    let pcmu_pt = rtc
-        .codec_config()
-        .find(|p| p.spec().codec == Codec::PCMU)
-        .map(|p| *p.pt())
-        .unwrap();
-    let opus_pt = rtc
-        .codec_config()
-        .find(|p| p.spec().codec == Codec::Opus)
-        .map(|p| *p.pt())
-        .unwrap();
+    browser.accept_answer(pending, answer);
+    let pcmu_pt = browser.pt(Codec::PCMU);
+    let opus_pt = browser.pt(Codec::Opus);
 
     // The SIP offer: plain RTP/AVP on one of our RTP ports, both codecs with the browser's numbers.
     let sip_offer = Sdp::parse(&reply.sip_offer).expect("SIP offer parses");
@@ -141,12 +71,7 @@ async fn browser_and_sip_peer_exchange_audio_through_the_media_plane() {
     let sip_side: SocketAddr = (sip_offer.media_address(0).unwrap(), m.desc.port).into();
 
     let sip_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let sip_answer = Answer {
-        call: call.clone(),
-        from_tag: LegTag::new("browser").unwrap(),
-        to_tag: LegTag::new("sip").unwrap(),
-        sdp: sip_answer(sip_sock.local_addr().unwrap().port()),
-    };
+    let sip_answer = common::sip_answer(&call, common::sip_answer_pcmu(sip_sock.local_addr().unwrap().port()));
     let done = client.request(shard, &sip_answer).await.expect("answer");
     assert!(done.sdp.is_empty(), "the browser already has its answer");
     let again = client.request(shard, &request).await.expect("a retried offer");
@@ -154,9 +79,7 @@ async fn browser_and_sip_peer_exchange_audio_through_the_media_plane() {
 
     // The media loop (blocking sockets with short read timeouts, wall clock).
     let (browser_got, mut sip_got, connected) = tokio::task::block_in_place(|| {
-        browser_sock
-            .set_read_timeout(Some(Duration::from_millis(2)))
-            .unwrap();
+        browser.sock.set_read_timeout(Some(Duration::from_millis(2))).unwrap();
         sip_sock
             .set_read_timeout(Some(Duration::from_millis(2)))
             .unwrap();
@@ -167,32 +90,11 @@ async fn browser_and_sip_peer_exchange_audio_through_the_media_plane() {
         let mut last_send = start;
         let mut buf = [0u8; 2048];
         while start.elapsed() < BUDGET {
-            // Drain the browser.
-            loop {
-                match rtc.poll_output().unwrap() {
-                    Output::Timeout(_) => break,
-                    Output::Transmit(t) => {
-                        browser_sock.send_to(&t.contents, t.destination).unwrap();
-                    }
-                    Output::Event(Event::Connected) => connected = true,
-                    Output::Event(Event::RtpPacket(p)) => {
-                        browser_got.push((*p.header.payload_type, p.payload.to_vec()))
-                    }
-                    Output::Event(_) => {}
-                }
-            }
-            if let Ok((n, src)) = browser_sock.recv_from(&mut buf) {
-                let receive = Receive {
-                    proto: Protocol::Udp,
-                    source: src,
-                    destination: browser_addr,
-                    contents: buf[..n].try_into().unwrap(),
-                };
-                rtc.handle_input(Input::Receive(Instant::now(), receive))
-                    .unwrap();
-            } else {
-                rtc.handle_input(Input::Timeout(Instant::now())).unwrap();
-            }
+            browser.step(&mut buf, |e| match e {
+                Event::Connected => connected = true,
+                Event::RtpPacket(p) => browser_got.push((*p.header.payload_type, p.payload.to_vec())),
+                _ => {}
+            });
             if let Ok((n, src)) = sip_sock.recv_from(&mut buf) {
                 assert_eq!(
                     src, sip_side,
@@ -205,7 +107,7 @@ async fn browser_and_sip_peer_exchange_audio_through_the_media_plane() {
                 sent += 1;
                 let n = sent as u8;
                 let seq = 7_000 + sent as u64;
-                let mut api = rtc.direct_api();
+                let mut api = browser.rtc.direct_api();
                 let tx = api.stream_tx_by_mid(mid, None).unwrap();
                 tx.write_rtp(RtpWrite::new(
                     pcmu_pt.into(),
@@ -286,16 +188,7 @@ async fn browser_and_sip_peer_exchange_audio_through_the_media_plane() {
     assert_eq!(pong.calls, 1);
 
     // The browser hangs up (RTCP BYE, DTLS close_notify): the host hears LegFailed once.
-    rtc.close().unwrap();
-    for _ in 0..100 {
-        match rtc.poll_output() {
-            Ok(Output::Transmit(t)) => {
-                browser_sock.send_to(&t.contents, t.destination).unwrap();
-            }
-            Ok(Output::Event(_)) => {}
-            Ok(Output::Timeout(_)) | Err(_) => break,
-        }
-    }
+    browser.close();
     let event = tokio::time::timeout(Duration::from_secs(5), mp.events.recv()).await;
     match event {
         Ok(Some((s, MediaEvent::LegFailed { call: c, tag, cause }))) => {

@@ -7,22 +7,21 @@
 //! about its SSRC; the SIP peer's PLI reaching the browser; the `Stats` video counters. Every
 //! wait is bounded (the media loop by a 15 s wall-clock budget). RTP ports: 27400-27999.
 
+mod common;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use str0m::change::SdpAnswer;
+use common::Browser;
 use str0m::format::Codec;
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind};
-use str0m::net::{Protocol, Receive};
+use str0m::media::KeyframeRequestKind;
 use str0m::rtp::RtpWrite;
-use str0m::{Candidate, Event, Input, Output, RtcConfig};
+use str0m::{Event, RtcConfig};
 use wavegate_mediaplane::rtp::{PacketClass, RtpPacket, classify, write_rtp};
 use wavegate_mediaplane::sdp::Sdp;
 use wavegate_mediaplane::webrtc::rtcp_fb::{keyframe_requests, write_pli};
-use wavegate_shared::protocol::{Answer, Delete, Ping, Stats, WebRtcOffer};
-use wavegate_shared::region::Geometry;
-use wavegate_shared::spawn::{MediaPlaneCommand, spawn_media_plane};
-use wavegate_shared::{CallId, LegTag, ShardId};
+use wavegate_shared::protocol::{Answer, Delete, Stats};
+use wavegate_shared::{LegTag, ShardId};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wavegate-mediaplane");
 const BUDGET: Duration = Duration::from_secs(15);
@@ -33,65 +32,21 @@ fn port_range() -> String {
     format!("{base}-{}", base + 19)
 }
 
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vp8_both_ways_with_keyframe_requests_through_the_media_plane() {
-    let webrtc_port = free_port();
-    let mp = spawn_media_plane(&MediaPlaneCommand {
-        program: BIN.into(),
-        args: [
-            "--rtp-ports",
-            &port_range(),
-            "--no-pin",
-            "--bind-ip",
-            "127.0.0.1",
-            "--webrtc-port-base",
-            &webrtc_port.to_string(),
-            "--video-keyframe-interval-ms",
-            "700",
-        ]
-        .iter()
-        .map(Into::into)
-        .collect(),
-        geometry: Geometry::with_shards(1),
-        request_timeout: Duration::from_secs(5),
-    })
-    .expect("spawn");
+    let (mp, _) = common::start_media_plane(BIN, &port_range(), &["--video-keyframe-interval-ms", "700"]).await;
     let client = mp.client.clone();
     let shard = ShardId(0);
-    let mut up = false;
-    for _ in 0..50 {
-        if client.request(shard, &Ping).await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "media plane answers Ping");
 
-    let browser_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let browser_addr = browser_sock.local_addr().unwrap();
     let start = Instant::now();
-    let mut rtc =
-        RtcConfig::new().set_rtp_mode(true).clear_codecs().enable_pcmu(true, false).enable_vp8(true).build(start);
-    rtc.add_local_candidate(Candidate::host(browser_addr, "udp").unwrap()).unwrap();
-    let mut change = rtc.sdp_api();
-    change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-    let vmid = change.add_media(MediaKind::Video, Direction::SendRecv, None, None, None);
-    let (offer, pending) = change.apply().unwrap();
-    let call = CallId::new("video-1@test").unwrap();
-    let request = WebRtcOffer {
-        call: call.clone(),
-        from_tag: LegTag::new("browser").unwrap(),
-        sdp: offer.to_sdp_string(),
-        flags: Default::default(),
-    };
+    let mut browser = Browser::new(RtcConfig::new().clear_codecs().enable_pcmu(true, false).enable_vp8(true), start);
+    let (offer, _, vmid, pending) = browser.offer(true);
+    let vmid = vmid.unwrap();
+    let request = common::webrtc_offer("video-1@test", offer);
+    let call = request.call.clone();
     let reply = client.request(shard, &request).await.expect("webrtc offer");
-    rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&reply.browser_answer).unwrap()).unwrap();
-    let vp8 = rtc.codec_config().find(|p| p.spec().codec == Codec::Vp8).map(|p| *p.pt()).unwrap();
+    browser.accept_answer(pending, &reply.browser_answer);
+    let vp8 = browser.pt(Codec::Vp8);
 
     let sip = Sdp::parse(&reply.sip_offer).expect("SIP offer parses");
     assert_eq!(sip.media.len(), 2, "{}", reply.sip_offer);
@@ -128,7 +83,7 @@ async fn vp8_both_ways_with_keyframe_requests_through_the_media_plane() {
         sip_requests: Vec<u32>,
     }
     let seen = tokio::task::block_in_place(|| {
-        browser_sock.set_read_timeout(Some(Duration::from_millis(2))).unwrap();
+        browser.sock.set_read_timeout(Some(Duration::from_millis(2))).unwrap();
         video_sock.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
         let mut s = Seen {
             connected: false,
@@ -141,27 +96,14 @@ async fn vp8_both_ways_with_keyframe_requests_through_the_media_plane() {
         let (mut frame, mut last_frame, mut asked) = (0u32, start, false);
         let mut buf = [0u8; 2048];
         while start.elapsed() < BUDGET {
-            loop {
-                match rtc.poll_output().unwrap() {
-                    Output::Timeout(_) => break,
-                    Output::Transmit(t) => {
-                        browser_sock.send_to(&t.contents, t.destination).unwrap();
-                    }
-                    Output::Event(Event::Connected) => s.connected = true,
-                    Output::Event(Event::KeyframeRequest(_)) => s.keyframe_requests += 1,
-                    Output::Event(Event::RtpPacket(p)) if *p.header.payload_type == vp8 => {
-                        s.browser_video.push((*p.header.payload_type, p.payload.to_vec()))
-                    }
-                    Output::Event(_) => {}
+            browser.step(&mut buf, |e| match e {
+                Event::Connected => s.connected = true,
+                Event::KeyframeRequest(_) => s.keyframe_requests += 1,
+                Event::RtpPacket(p) if *p.header.payload_type == vp8 => {
+                    s.browser_video.push((*p.header.payload_type, p.payload.to_vec()))
                 }
-            }
-            if let Ok((n, src)) = browser_sock.recv_from(&mut buf) {
-                let contents = buf[..n].try_into().unwrap();
-                let r = Receive { proto: Protocol::Udp, source: src, destination: browser_addr, contents };
-                rtc.handle_input(Input::Receive(Instant::now(), r)).unwrap();
-            } else {
-                rtc.handle_input(Input::Timeout(Instant::now())).unwrap();
-            }
+                _ => {}
+            });
             while let Ok((n, src)) = video_sock.recv_from(&mut buf) {
                 assert_eq!(src, sip_video_side, "symmetric: from the video port offered");
                 let raw = &mut buf[..n];
@@ -174,7 +116,7 @@ async fn vp8_both_ways_with_keyframe_requests_through_the_media_plane() {
             if s.connected && last_frame.elapsed() >= Duration::from_millis(33) {
                 last_frame = Instant::now();
                 frame += 1;
-                let mut api = rtc.direct_api();
+                let mut api = browser.rtc.direct_api();
                 let tx = api.stream_tx_by_mid(vmid, None).unwrap();
                 for k in 0..3u64 {
                     let seq = u64::from(frame) * 3 + k;
@@ -192,7 +134,8 @@ async fn vp8_both_ways_with_keyframe_requests_through_the_media_plane() {
             if !asked && s.sip_video.len() >= 20 && s.browser_video.len() >= 10 && s.keyframe_requests >= 2 {
                 asked = true;
                 s.before_sip_pli = s.keyframe_requests;
-                let rx = rtc
+                let rx = browser
+                    .rtc
                     .direct_api()
                     .stream_rx_by_mid(vmid, None)
                     .map(|rx| rx.request_keyframe(KeyframeRequestKind::Pli));
