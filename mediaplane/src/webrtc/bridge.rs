@@ -103,6 +103,27 @@ pub(super) enum Stage {
     Up,
 }
 
+/// What a call remembers of the browser's last offer to recognise a retry: its length and a
+/// 64-bit SipHash of its text, instead of the text (4-6 KiB from a browser, per call). A
+/// browser's real re-offer differs at least in its `o=` version, so only an identical text
+/// compares equal; a different text with the same length and hash (2^-64) would get the
+/// previous reply, which affects only the call whose browser sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct OfferDigest {
+    len: usize,
+    hash: u64,
+}
+
+impl OfferDigest {
+    pub(super) fn of(sdp: &str) -> Self {
+        use std::hash::{Hash, Hasher};
+        // Fixed keys: the digest must be the same for the same text within the process.
+        let mut h = std::hash::DefaultHasher::new();
+        sdp.hash(&mut h);
+        Self { len: sdp.len(), hash: h.finish() }
+    }
+}
+
 /// A telephone-event payload type on one side: number and clock rate.
 pub(super) type Tele = (u8, u32);
 
@@ -148,8 +169,9 @@ pub(super) struct BridgeCall {
     pub(super) sip_sdp_version: u32,
     /// The SIP side's address as its SDP last gave it (a changed one replaces a latched address).
     pub(super) sip_sdp_addr: Option<SocketAddr>,
-    /// The browser's last offer and our reply: the same offer again is a retry, not a re-offer.
-    pub(super) last_browser_offer: Option<(String, WebRtcOfferReply)>,
+    /// The browser's last offer (its digest: the text is several KiB per call) and our reply:
+    /// the same offer again is a retry, not a re-offer.
+    pub(super) last_browser_offer: Option<(OfferDigest, WebRtcOfferReply)>,
     /// Datagrams the browser sent before its answer reached us (connectivity checks with the
     /// nomination, DTLS ClientHellos): replayed once the answer is in, so the connection does
     /// not wait for the browser's next check. Bounded by [`EARLY_DATAGRAMS`].

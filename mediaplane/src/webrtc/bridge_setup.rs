@@ -23,7 +23,7 @@ use str0m::media::{Direction as LegDirection, MediaKind};
 use wavegate_shared::ids::{CallId, LegTag};
 use wavegate_shared::protocol::{ControlError, ErrorCode, OfferFlags, OfferToBrowserReply, WebRtcOfferReply};
 
-use super::bridge::{Bridge, BridgeCall, BridgeIo, BridgeSockets, DtmfOut, Stage, Tele, drain, err};
+use super::bridge::{Bridge, BridgeCall, BridgeIo, BridgeSockets, DtmfOut, OfferDigest, Stage, Tele, drain, err};
 pub(super) use super::bridge_sdp::sip_sdp_text;
 use super::bridge_sdp::{
     answer_direction, audio, disabled, leg_codec, new_transcoder, offered_direction, own_audio, tc_format, tc_formats,
@@ -206,7 +206,7 @@ impl Bridge {
         self.insert_call(now_ns, new, flags, relay, sockets)?;
         let reply = WebRtcOfferReply { browser_answer, sip_offer };
         if let Ok(c) = self.call_mut(call) {
-            c.last_browser_offer = Some((browser_sdp.to_owned(), reply.clone()));
+            c.last_browser_offer = Some((OfferDigest::of(browser_sdp), reply.clone()));
         }
         Ok(reply)
     }
@@ -558,8 +558,8 @@ impl Bridge {
         let Some(c) = self.calls.get_mut(slot).and_then(Option::as_mut) else {
             return Err(err(ErrorCode::Internal, "empty slot"));
         };
-        if let Some((sdp, reply)) = &c.last_browser_offer
-            && sdp == browser_sdp
+        if let Some((digest, reply)) = &c.last_browser_offer
+            && *digest == OfferDigest::of(browser_sdp)
         {
             return Ok(reply.clone());
         }
@@ -590,7 +590,7 @@ impl Bridge {
         drain(c, now_ns, &mut self.buf, io, &mut Vec::new());
         self.earliest = self.earliest.min(c.deadline);
         let reply = WebRtcOfferReply { browser_answer, sip_offer };
-        c.last_browser_offer = Some((browser_sdp.to_owned(), reply.clone()));
+        c.last_browser_offer = Some((OfferDigest::of(browser_sdp), reply.clone()));
         Ok(reply)
     }
 
