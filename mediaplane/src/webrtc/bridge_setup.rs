@@ -26,7 +26,7 @@ use wavegate_shared::protocol::{ControlError, ErrorCode, OfferFlags, OfferToBrow
 use super::bridge::{Bridge, BridgeCall, BridgeIo, BridgeSockets, DtmfOut, OfferDigest, Stage, Tele, drain, err};
 pub(super) use super::bridge_sdp::sip_sdp_text;
 use super::bridge_sdp::{
-    answer_direction, audio, disabled, leg_codec, new_transcoder, offered_direction, own_audio, tc_format, tc_formats,
+    answer_direction, audio, cap_opus_rate, disabled, leg_codec, new_transcoder, offered_direction, own_audio, tc_format, tc_formats,
     tc_only, tele_of,
 };
 use super::bridge_video::{VideoPath, map_formats, video_codecs, video_of};
@@ -230,6 +230,7 @@ impl Bridge {
         let mut offered = None;
         let mut sdes = None;
         let mut transcode_incoming = false;
+        let mut sip_rate = None;
         // The SIP offer's video m-line (index, bridged formats), offered to the browser beside
         // the audio (not with SDES-SRTP: the video m-line is then rejected).
         let mut sip_video: Option<(usize, Vec<LegCodec>)> = None;
@@ -263,6 +264,9 @@ impl Bridge {
                     // telephone-event), the SIP side keeps its codec; transcoded.
                     codecs = DEFAULT_CODECS.iter().filter(|c| c.codec != Codec::G722).copied().collect();
                     transcode_incoming = true;
+                    // The SIP side keeps its first codec we transcode: at 8 (16) kHz the
+                    // browser is asked for narrowband (wideband) Opus, much cheaper to decode.
+                    sip_rate = tc_formats(m).first().and_then(|f| f.codec.native_rate());
                 }
                 if sdes.is_none() {
                     sip_video = video_of(&sdp)
@@ -282,9 +286,12 @@ impl Bridge {
         }
         let mut leg = WebRtcLeg::with_codecs(self.clock, now_ns, self.addr, &self.cert, &leg_codecs)
             .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
-        let browser_offer = leg
+        let mut browser_offer = leg
             .make_offer(now_ns, LegDirection::SendRecv, sip_video.is_some())
             .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+        if let Some(rate) = sip_rate {
+            browser_offer = cap_opus_rate(&browser_offer, rate);
+        }
         let video_mid = leg.media().iter().find(|(_, kind)| *kind == MediaKind::Video).map(|(mid, _)| *mid);
         let sip_port = relay.reserve_pair(&mut *sockets)?;
         let video = match (video_mid, sip_video) {
