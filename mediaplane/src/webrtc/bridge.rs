@@ -288,7 +288,9 @@ pub struct Bridge {
     pub(super) cert: DtlsCert,
     pub(super) announce_ip: IpAddr,
     pub(super) demux: Demux,
-    pub(super) calls: Vec<Option<BridgeCall>>,
+    /// Boxed: a `BridgeCall` is ~3.5 KB, and the vector's doubling growth would otherwise
+    /// reserve that much for every free slot (up to half the vector).
+    pub(super) calls: Vec<Option<Box<BridgeCall>>>,
     pub(super) free: Vec<u32>,
     pub(super) by_id: HashMap<CallId, u32>,
     pub(super) by_sip_port: HashMap<u16, u32>,
@@ -362,7 +364,7 @@ impl Bridge {
     /// A call's transcoded formats (SIP side, browser side), `None` for passthrough (tests).
     pub fn transcoded_formats(&self, call: &CallId) -> Option<(Format, Format)> {
         let slot = self.slot_of(call).ok()?;
-        self.calls.get(slot)?.as_ref()?.tc.as_ref().map(|t| t.formats())
+        self.calls.get(slot)?.as_deref()?.tc.as_ref().map(|t| t.formats())
     }
 
     /// How often the browser is asked for a keyframe on calls whose SIP side has sent no PLI or
@@ -417,14 +419,14 @@ impl Bridge {
 
     pub(super) fn call_mut(&mut self, call: &CallId) -> Result<&mut BridgeCall, ControlError> {
         let slot = self.slot_of(call)?;
-        self.calls.get_mut(slot).and_then(Option::as_mut).ok_or_else(|| err(ErrorCode::Internal, "empty slot"))
+        self.calls.get_mut(slot).and_then(Option::as_deref_mut).ok_or_else(|| err(ErrorCode::Internal, "empty slot"))
     }
 
     /// The call's counters: the offerer's leg (the browser after `WebRtcOffer`, the SIP caller
     /// after `OfferToBrowser`) and the answerer's.
     pub fn query(&self, now_ns: u64, call: &CallId) -> Result<CallStats, ControlError> {
         let slot = self.slot_of(call)?;
-        let c = self.calls.get(slot).and_then(Option::as_ref).ok_or_else(|| err(ErrorCode::Internal, "empty slot"))?;
+        let c = self.calls.get(slot).and_then(Option::as_deref).ok_or_else(|| err(ErrorCode::Internal, "empty slot"))?;
         let mut browser = c.browser.clone();
         browser.tag = c.browser_tag();
         browser.local_rtp = Some(self.addr.announce);
@@ -445,7 +447,7 @@ impl Bridge {
     /// for the browser, the SIP peer's report blocks on our stream), RTT where RTCP gives one.
     pub fn stats(&self, call: &CallId) -> Result<CallQuality, ControlError> {
         let slot = self.slot_of(call)?;
-        let c = self.calls.get(slot).and_then(Option::as_ref).ok_or_else(|| err(ErrorCode::Internal, "empty slot"))?;
+        let c = self.calls.get(slot).and_then(Option::as_deref).ok_or_else(|| err(ErrorCode::Internal, "empty slot"))?;
         let mut browser = LegQuality {
             tag: c.browser_tag(),
             packets_in: c.browser.rtp_packets_in,
@@ -527,7 +529,7 @@ impl Bridge {
         io: &mut dyn BridgeIo,
     ) -> Result<(), ControlError> {
         let slot = self.slot_of(call)?;
-        let Some(c) = self.calls.get_mut(slot).and_then(Option::as_mut) else {
+        let Some(c) = self.calls.get_mut(slot).and_then(Option::as_deref_mut) else {
             return Err(err(ErrorCode::Internal, "empty slot"));
         };
         if c.stage != Stage::Up {
@@ -561,7 +563,7 @@ impl Bridge {
                 return;
             }
         };
-        let Some(c) = self.calls.get_mut(leg.0 as usize).and_then(Option::as_mut) else {
+        let Some(c) = self.calls.get_mut(leg.0 as usize).and_then(Option::as_deref_mut) else {
             return;
         };
         if c.leg.awaiting_answer() && c.early.len() < EARLY_DATAGRAMS {
@@ -609,7 +611,7 @@ impl Bridge {
         let Some(&slot) = self.by_sip_port.get(&local_port) else {
             return false;
         };
-        let Some(c) = self.calls.get_mut(slot as usize).and_then(Option::as_mut) else {
+        let Some(c) = self.calls.get_mut(slot as usize).and_then(Option::as_deref_mut) else {
             return false;
         };
         if c.video.as_ref().is_some_and(|v| local_port == v.sip_port || local_port == v.sip_port.wrapping_add(1)) {

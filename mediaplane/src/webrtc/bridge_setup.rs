@@ -351,7 +351,7 @@ impl Bridge {
     ) -> Result<String, ControlError> {
         let (announce_ip, bind, transcoding) = (self.announce_ip, self.addr.bind, self.transcoding);
         let slot = self.slot_of(call)?;
-        let Some(c) = self.calls.get_mut(slot).and_then(Option::as_mut) else {
+        let Some(c) = self.calls.get_mut(slot).and_then(Option::as_deref_mut) else {
             return Err(err(ErrorCode::Internal, "empty slot"));
         };
         let Stage::AwaitBrowserAnswer { sip_offer } = c.stage else {
@@ -562,7 +562,7 @@ impl Bridge {
     ) -> Result<WebRtcOfferReply, ControlError> {
         let announce_ip = self.announce_ip;
         let slot = self.slot_of(call)?;
-        let Some(c) = self.calls.get_mut(slot).and_then(Option::as_mut) else {
+        let Some(c) = self.calls.get_mut(slot).and_then(Option::as_deref_mut) else {
             return Err(err(ErrorCode::Internal, "empty slot"));
         };
         if let Some((digest, reply)) = &c.last_browser_offer
@@ -776,13 +776,13 @@ impl Bridge {
         drain(&mut c, now_ns, &mut self.buf, &mut *sockets, &mut Vec::new());
         self.earliest = self.earliest.min(c.deadline);
         if slot as usize == self.calls.len() {
-            self.calls.push(Some(c));
+            self.calls.push(Some(Box::new(c)));
         } else {
-            self.calls[slot as usize] = Some(c);
+            self.calls[slot as usize] = Some(Box::new(c));
         }
         self.by_id.insert(new.call.clone(), slot);
         self.by_sip_port.insert(new.sip_port, slot);
-        if let Some(v) = self.calls.get(slot as usize).and_then(Option::as_ref).and_then(|c| c.video.as_ref()) {
+        if let Some(v) = self.calls.get(slot as usize).and_then(Option::as_deref).and_then(|c| c.video.as_ref()) {
             let port = v.sip_port;
             self.by_sip_port.insert(port, slot);
             self.by_sip_port.insert(port.wrapping_add(1), slot);
