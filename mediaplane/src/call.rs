@@ -56,7 +56,11 @@ fn codec_of(m: &Media, pt: u8) -> Option<(&str, u32, u16)> {
 }
 
 fn same_codec(a: (&str, u32, u16), b: (&str, u32, u16)) -> bool {
-    a.0.eq_ignore_ascii_case(b.0) && a.1 == b.1 && a.2 == b.2
+    // Opus is one codec whatever channel count a peer writes: RFC 7587 §7 mandates
+    // `opus/48000/2`, but some SIP peers write `opus/48000`, and every Opus stream decodes
+    // either way.
+    let opus = a.0.eq_ignore_ascii_case("opus");
+    a.0.eq_ignore_ascii_case(b.0) && a.1 == b.1 && (a.2 == b.2 || opus)
 }
 
 /// Payload-type translation for one direction of one stream, with each output's clock rate.
@@ -301,7 +305,9 @@ mod tests {
         assert_eq!(b_to_a.get(111), Some((96, 48000)));
         assert_eq!(b_to_a.get(100), Some((101, 8000)));
         let mono = media("96", "a=rtpmap:96 opus/48000\r\n");
-        assert_eq!(PtMap::between(&offer, &mono).get(96), None, "channels differ");
+        assert_eq!(PtMap::between(&offer, &mono).get(96), Some((96, 48000)), "Opus without /2 is Opus");
+        let pcmu2 = media("97", "a=rtpmap:97 PCMU/8000/2\r\n");
+        assert_eq!(PtMap::between(&media("0", ""), &pcmu2).get(0), None, "other codecs: channels differ");
     }
 
     fn packet(buf: &mut [u8], seq: u16, ts: u32, ssrc: u32) -> RtpPacket<'_> {

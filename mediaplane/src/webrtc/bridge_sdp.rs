@@ -16,7 +16,7 @@ use super::bridge_video::video_mline;
 use super::leg::LegCodec;
 use super::sdes::{CryptoAttr, crypto_value};
 
-use crate::sdp::{Direction, Media, Sdp};
+use crate::sdp::{Attribute, Direction, Media, Sdp};
 use crate::transcode::Codec as TcCodec;
 use crate::transcode::call::{CallConfig, CallTranscoder, Format, NegotiateError};
 
@@ -43,7 +43,8 @@ pub(super) fn leg_codec(m: &Media, pt: u8) -> Option<LegCodec> {
         },
     };
     let (codec, channels) = match (name.as_str(), clock, channels) {
-        ("opus", 48_000, 2) => (Codec::Opus, Some(2)),
+        // RFC 7587 mandates `/2`; SIP peers writing `opus/48000` mean the same codec.
+        ("opus", 48_000, 1 | 2) => (Codec::Opus, Some(2)),
         ("g722", 8000, 1) => (Codec::G722, None),
         ("pcmu", 8000, 1) => (Codec::PCMU, None),
         ("pcma", 8000, 1) => (Codec::PCMA, None),
@@ -145,16 +146,37 @@ pub(super) fn cap_opus_rate(sdp: &str, rate: u32) -> String {
     out
 }
 
-/// Builds a call's transcoder, SSRC toward the SIP side as on passthrough (RTCP reports match).
-pub(super) fn new_transcoder(sip: Format, browser: Format, sip_ssrc: u32) -> Result<Box<CallTranscoder>, ControlError> {
+/// The packet time an m-line asks for (`a=ptime`, RFC 4566 §6), when it is one our transcoder
+/// sends (10, 20, 30 or 40 ms); else 20 ms, the RTP/AVP default for the codecs we transcode.
+pub(super) fn ptime_of(m: &Media) -> u32 {
+    m.attributes()
+        .find_map(|a| match a {
+            Attribute::Other { name, value: Some(v) } if name.eq_ignore_ascii_case("ptime") => v.trim().parse().ok(),
+            _ => None,
+        })
+        .filter(|ms| matches!(ms, 10 | 20 | 30 | 40))
+        .unwrap_or(20)
+}
+
+/// Builds a call's transcoder, SSRC toward the SIP side as on passthrough (RTCP reports match),
+/// sending the SIP side packets of `sip_ptime_ms` (its `a=ptime`); a packet time its codec
+/// cannot carry (Speex or Opus at 30 ms...) falls back to 20 ms rather than failing the call.
+pub(super) fn new_transcoder(
+    sip: Format,
+    browser: Format,
+    sip_ssrc: u32,
+    sip_ptime_ms: u32,
+) -> Result<Box<CallTranscoder>, ControlError> {
     let cfg = CallConfig {
         opus: Default::default(),
-        sip_ptime_ms: 20,
+        sip_ptime_ms,
         browser_ptime_ms: 20,
         sip_ssrc,
         browser_ssrc: sip_ssrc.rotate_left(16) ^ 0x5a5a_5a5a,
     };
-    CallTranscoder::new(sip, browser, cfg).map(Box::new).map_err(|e| err(ErrorCode::Internal, e.to_string()))
+    let made = CallTranscoder::new(sip, browser, cfg)
+        .or_else(|_| CallTranscoder::new(sip, browser, CallConfig { sip_ptime_ms: 20, ..cfg }));
+    made.map(Box::new).map_err(|e| err(ErrorCode::Internal, e.to_string()))
 }
 
 /// The error of a call that needs transcoding while it is disabled.

@@ -37,3 +37,66 @@ fn other_rates_leave_the_sdp_alone() {
     let no_opus = OFFER.replace("opus/48000/2", "G722/8000");
     assert_eq!(cap_opus_rate(&no_opus, 8000), no_opus);
 }
+
+fn audio_line(attrs: &str) -> Media {
+    let text = format!("v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 18\r\n{attrs}");
+    Sdp::parse(&text).unwrap().media.remove(0)
+}
+
+#[test]
+fn the_sip_sides_ptime_is_read_and_bounded() {
+    assert_eq!(ptime_of(&audio_line("a=ptime:30\r\n")), 30);
+    assert_eq!(ptime_of(&audio_line("a=ptime:10\r\na=sendrecv\r\n")), 10);
+    assert_eq!(ptime_of(&audio_line("")), 20, "the RTP/AVP default");
+    assert_eq!(ptime_of(&audio_line("a=ptime:25\r\n")), 20, "not a packet time we send");
+    assert_eq!(ptime_of(&audio_line("a=ptime:x\r\n")), 20);
+}
+
+/// Drives a transcoder built for the SIP side's ptime with 20 ms Opus from the browser and
+/// returns the sizes and timestamp steps of what reaches the SIP side.
+fn sip_packets(sip: Format, ptime: u32) -> (Vec<usize>, Vec<u32>) {
+    use crate::transcode::call::Side;
+    use crate::transcode::codec::{self, OpusSettings};
+    let browser = Format { pt: 111, codec: TcCodec::Opus };
+    let mut call = new_transcoder(sip, browser, 0x1234, ptime).unwrap();
+    let mut enc = codec::new_encoder(TcCodec::Opus, 48_000, OpusSettings::default()).unwrap();
+    let tone: Vec<i16> = (0..960).map(|i| (5000.0 * (i as f64 * 0.131).sin()) as i16).collect();
+    let (mut p, mut out) = ([0u8; 1500], [0u8; 1500]);
+    let (mut sizes, mut stamps) = (Vec::new(), Vec::new());
+    for k in 0..40u32 {
+        let now = k as u64 * 20_000_000;
+        let n = enc.encode(&tone, &mut p).unwrap();
+        call.on_audio(Side::Browser, now, 111, k as u16, k * 960, &p[..n]);
+        for _ in 0..8 {
+            let Some((side, n)) = call.poll(now, &mut out).unwrap() else { break };
+            if side == Side::Sip {
+                sizes.push(n - 12);
+                stamps.push(u32::from_be_bytes([out[4], out[5], out[6], out[7]]));
+            }
+        }
+    }
+    (sizes, stamps.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect())
+}
+
+#[test]
+fn the_transcoder_sends_the_sip_side_its_ptime() {
+    let (sizes, steps) = sip_packets(Format { pt: 0, codec: TcCodec::Pcmu }, 30);
+    assert!(sizes.len() > 10 && sizes.iter().all(|n| *n == 240), "30 ms of PCMU: {sizes:?}");
+    assert!(steps.iter().all(|s| *s == 240), "{steps:?}");
+    // Speex carries only whole 20 ms frames: 30 ms falls back to 20 ms instead of failing.
+    let (sizes, steps) = sip_packets(Format { pt: 98, codec: TcCodec::SpeexNb }, 30);
+    assert!(!sizes.is_empty() && steps.iter().all(|s| *s == 160), "{steps:?}");
+}
+
+#[test]
+fn opus_without_the_channel_count_is_opus() {
+    let text = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+m=audio 4000 RTP/AVP 96 97\r\na=rtpmap:96 opus/48000\r\na=rtpmap:97 opus/48000/1\r\n";
+    let m = Sdp::parse(text).unwrap().media.remove(0);
+    for pt in [96, 97] {
+        let c = leg_codec(&m, pt).unwrap();
+        assert_eq!((c.codec, c.channels), (Codec::Opus, Some(2)), "pt {pt}");
+    }
+    // What we write for it back to the SIP side is the RFC's form.
+    assert_eq!(rtpmap_value(&leg_codec(&m, 96).unwrap()), "opus/48000/2");
+}

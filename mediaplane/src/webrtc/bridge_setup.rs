@@ -26,7 +26,7 @@ use wavegate_shared::protocol::{ControlError, ErrorCode, OfferFlags, OfferToBrow
 use super::bridge::{Bridge, BridgeCall, BridgeIo, BridgeSockets, DtmfOut, OfferDigest, Stage, Tele, drain, err};
 pub(super) use super::bridge_sdp::sip_sdp_text;
 use super::bridge_sdp::{
-    answer_direction, audio, cap_opus_rate, disabled, leg_codec, new_transcoder, offered_direction, own_audio, tc_format, tc_formats,
+    answer_direction, audio, cap_opus_rate, disabled, leg_codec, new_transcoder, offered_direction, own_audio, ptime_of, tc_format, tc_formats,
     tc_only, tele_of,
 };
 use super::bridge_video::{VideoPath, map_formats, video_codecs, video_of};
@@ -400,7 +400,7 @@ impl Bridge {
                 .ok_or_else(|| err(ErrorCode::Internal, "the SIP offer has no codec to transcode"))?;
             let tele: Vec<LegCodec> =
                 om.payload_types().filter_map(|pt| leg_codec(om, pt)).filter(|x| x.codec == Codec::Tele).collect();
-            (tele, vec![sip_fmt], Some(sip_fmt))
+            (tele, vec![sip_fmt], Some((sip_fmt, ptime_of(om))))
         } else if sip_offer.is_none() {
             let formats: Vec<Format> = accepted.iter().filter_map(tc_format).collect();
             let taken: Vec<u8> = accepted.iter().map(|x| x.pt).collect();
@@ -432,7 +432,7 @@ impl Bridge {
         c.browser_dir = m.direction();
         c.sip_local = own_audio(&text)?;
         c.browser_tele = tele_of(&c.sip_local);
-        if let (Some(sip_fmt), Some(browser)) = (tc_sip, c.browser_send) {
+        if let (Some((sip_fmt, sip_ptime)), Some(browser)) = (tc_sip, c.browser_send) {
             // The browser's telephone-events (its numbers), the one on its codec's clock first.
             let clock = browser.codec.rtp_clock();
             let mut tele: Vec<Tele> =
@@ -442,7 +442,7 @@ impl Bridge {
             c.sip_tele = tele_of(&c.sip_local);
             c.to_sip = PtMap::identity(&c.sip_local);
             c.to_browser = PtMap::identity(&c.sip_local);
-            c.tc = Some(new_transcoder(sip_fmt, browser, c.rewriter.out_ssrc)?);
+            c.tc = Some(new_transcoder(sip_fmt, browser, c.rewriter.out_ssrc, sip_ptime)?);
             c.tc_full = true;
             c.stage = Stage::Up;
         } else if sip_offer.is_some() {
@@ -505,7 +505,7 @@ impl Bridge {
             Some((sip, browser, full)) => {
                 match c.tc.as_deref_mut() {
                     Some(t) if t.formats().0.codec == sip.codec && t.formats().1 == browser => t.set_sip_pt(sip.pt),
-                    _ => c.tc = Some(new_transcoder(sip, browser, c.rewriter.out_ssrc)?),
+                    _ => c.tc = Some(new_transcoder(sip, browser, c.rewriter.out_ssrc, ptime_of(m))?),
                 }
                 c.tc_full = full;
             }
