@@ -101,6 +101,9 @@ pub struct Transcoder {
     /// A packet has been decoded: before that there is nothing to conceal from, and some
     /// decoders (libspeex NB) derail for good when asked to conceal from their initial state.
     started: bool,
+    /// The tick at which sending stopped for lack of input: no wake-ups until input returns,
+    /// then the outgoing timestamp jumps by the ticks skipped (the clock kept, not the timer).
+    paused_at: Option<u64>,
     stats: TranscodeStats,
 }
 
@@ -164,6 +167,7 @@ impl Transcoder {
             idle_ms: 0,
             sending: false,
             started: false,
+            paused_at: None,
             stats: TranscodeStats::default(),
             cfg,
         })
@@ -196,12 +200,17 @@ impl Transcoder {
     pub fn push(&mut self, now_ns: u64, seq: u16, ts: u32, payload: &[u8]) {
         self.jb.insert(now_ns, seq, ts, payload);
         self.idle_ms = 0;
+        if let Some(at) = self.paused_at.take() {
+            let skipped = now_ns.saturating_sub(at) / self.tick_ns;
+            self.out_ts = self.out_ts.wrapping_add((skipped as u32).wrapping_mul(self.ts_step));
+        }
         if self.next_tick.is_none() {
             self.next_tick = Some(now_ns);
         }
     }
 
-    /// When `poll` next has a frame to produce.
+    /// When `poll` next has a frame to produce; `None` before any input and while paused after
+    /// a second without input.
     pub fn next_deadline(&self) -> Option<u64> {
         self.next_tick
     }
@@ -228,9 +237,12 @@ impl Transcoder {
         let ts = self.out_ts;
         self.out_ts = self.out_ts.wrapping_add(self.ts_step);
         if self.idle_ms >= IDLE_STOP_MS {
-            // Sender silent for a second: keep the clock, send nothing, drop stale audio.
+            // Sender silent for a second (hold, or gone): send nothing, drop stale audio, and
+            // stop the timer so an idle call costs no wake-ups; `push` restarts it.
             self.fifo_len = 0;
             self.sending = false;
+            self.paused_at = Some(tick);
+            self.next_tick = None;
             return Ok(None);
         }
         self.idle_ms += self.cfg.out_ptime_ms;
@@ -323,3 +335,7 @@ impl Transcoder {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;
