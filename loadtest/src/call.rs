@@ -197,7 +197,7 @@ pub(crate) fn browser_thread(
                 Cmd::Remove(i) => {
                     if let Some(mut l) = live.remove(&i) {
                         ep.remove(l.b.fd());
-                        l.media.audio = l.b.audio.as_mut().map(|a| a.finish());
+                        l.media.audio = l.b.audio.as_mut().map(|a| a.finish(monotonic_ns()));
                         let _ = done.send(l.media);
                     }
                 }
@@ -248,7 +248,7 @@ pub(crate) fn browser_thread(
         }
     }
     for (_, mut l) in live.drain() {
-        l.media.audio = l.b.audio.as_mut().map(|a| a.finish());
+        l.media.audio = l.b.audio.as_mut().map(|a| a.finish(monotonic_ns()));
         let _ = done.send(l.media);
     }
     Ok(())

@@ -222,6 +222,9 @@ struct CallArgs {
     /// Failed calls tolerated.
     #[arg(long, default_value_t = 0)]
     max_failed: u64,
+    /// Highest acceptable ratio of transcoded calls' audio markers not back within 800 ms.
+    #[arg(long, default_value_t = 0.001)]
+    max_missed_markers: f64,
 }
 
 #[derive(Debug, Args)]
@@ -472,6 +475,7 @@ fn call(args: CallArgs) -> Result<bool, Box<dyn std::error::Error>> {
     let mut report = runtime.block_on(call::run(plan))?;
     drop(sip);
     report.judge(args.max_loss, args.max_setup_p99_ms, args.max_failed);
+    report.judge_markers(args.max_missed_markers);
     std::fs::create_dir_all(&args.out)?;
     let json = args.out.join(format!("{name}.json"));
     let md = args.out.join(format!("{name}.md"));

@@ -7,7 +7,8 @@
 //! style figure: it includes both Opus codec delays and the transcoder's jitter buffer, which
 //! a probe would not see. Loss is counted from gaps in the returning stream's RTP sequence
 //! numbers, jitter (RFC 3550) from its RTP timestamps, markers not back within
-//! [`MARKER_WINDOW`] are counted missed.
+//! [`MARKER_WINDOW_NS`] are counted missed (those still inside it when the call ends are
+//! unresolved, not missed).
 //!
 //! Invariants: the loop is encoded once and shared read-only; per call, state is a decoder, a
 //! fixed buffer and a bounded queue of pending marker send times (never more than
@@ -102,6 +103,9 @@ pub struct AudioFigures {
     pub markers_sent: u64,
     /// Markers not back within the window.
     pub markers_missed: u64,
+    /// Markers still within their window when the call ended (the drain after the last send
+    /// is shorter than the window): neither back nor missed, not counted in `markers_sent`.
+    pub markers_unresolved: u64,
     /// RFC 3550 jitter of the returning stream.
     pub jitter: Jitter,
     /// Packets libopus could not decode.
@@ -205,9 +209,13 @@ impl AudioRx {
         }
     }
 
-    /// Markers still pending count as missed (the call ended).
-    pub fn finish(&mut self) -> AudioFigures {
-        self.figures.markers_missed += self.pending.len() as u64;
+    /// The call ended at `now_ns`: pending markers older than the window are missed, younger
+    /// ones unresolved (they could still have come back).
+    pub fn finish(&mut self, now_ns: u64) -> AudioFigures {
+        self.expire(now_ns);
+        let young = self.pending.len() as u64;
+        self.figures.markers_unresolved += young;
+        self.figures.markers_sent = self.figures.markers_sent.saturating_sub(young);
         self.pending.clear();
         std::mem::take(&mut self.figures)
     }
@@ -233,7 +241,7 @@ mod tests {
             }
             rx.on_rtp(u64::from(seq) + 7, seq * 960, payload, sent + delay);
         }
-        let f = rx.finish();
+        let f = rx.finish(t0 + 3 * 1_000_000_000);
         assert_eq!(f.markers_sent, 3);
         assert_eq!(f.rtt_us.len(), 3, "{f:?}");
         assert_eq!(f.markers_missed, 0);
@@ -261,9 +269,14 @@ mod tests {
             );
         }
         rx.on_rtp(6, 6 * 960, l.frame(6).0, MARKER_WINDOW_NS + 1);
-        let f = rx.finish();
+        // A marker sent just before the end is unresolved, not missed.
+        rx.marker_sent(MARKER_WINDOW_NS + 2);
+        let f = rx.finish(MARKER_WINDOW_NS + 3);
         assert_eq!((f.received, f.expected), (5, 6));
-        assert_eq!(f.markers_missed, 1);
+        assert_eq!(
+            (f.markers_sent, f.markers_missed, f.markers_unresolved),
+            (1, 1, 1)
+        );
         assert!(f.rtt_us.is_empty());
     }
 }
