@@ -18,6 +18,10 @@ mod janus_versus;
 mod janus_versus_report;
 mod relay;
 mod report;
+mod rtpengine;
+mod rtpengine_bencode;
+mod rtpengine_report;
+mod rtpengine_versus;
 mod sip_target;
 mod sipp_audio;
 mod sipp_incoming;
@@ -124,6 +128,28 @@ enum Scenario {
     ///     wavegate-loadtest versus-janus --calls 10 --cps 5 --hold-secs 5 --min-ratio 0 --out target/loadtest
     #[command(verbatim_doc_comment)]
     VersusJanus(janus_versus::VersusArgs),
+    /// Our media plane versus rtpengine 10.5 (userspace) under the same load, side by side.
+    ///
+    /// Each repeat runs both servers one after the other in the same minutes, each pinned to
+    /// --server-cpu (ours: one shard; rtpengine: --num-threads=1, every thread on that CPU,
+    /// --table=-1 so nothing is forwarded in the kernel), with the same streams, schedule and
+    /// measurement: plain = the `relay` scenario (RTP <-> RTP; rtpengine set up with ng
+    /// offer/answer, RTP/AVP both sides); webrtc = the `webrtc` scenario (str0m browsers with
+    /// ICE + DTLS-SRTP <-> a plain RTP echo; rtpengine gets the browser's offer turned into
+    /// RTP/AVP and answers it with ICE + DTLS). CPU is utime + stime of the whole server
+    /// process over the window per relayed packet; loss is counted at the receivers.
+    /// Writes <out>/<name>.json, .md and .svg (CPU per packet of both, and the ratio).
+    ///
+    /// Report runs (release build; rtpengine from Debian's rtpengine-daemon):
+    ///     wavegate-loadtest versus-rtpengine --mode plain --streams 1000 --seconds 20 \
+    ///         --repeats 3 --rtp-ports 61000-65000
+    ///     wavegate-loadtest versus-rtpengine --mode webrtc --streams 300 --seconds 20 --repeats 3
+    ///
+    /// CI smoke test:
+    ///     wavegate-loadtest versus-rtpengine --streams 20 --seconds 3 --max-loss 0.01 \
+    ///         --out target/loadtest
+    #[command(verbatim_doc_comment)]
+    VersusRtpengine(rtpengine_versus::VersusArgs),
 }
 
 /// What the browsers call.
@@ -697,6 +723,7 @@ fn main() -> ExitCode {
         Scenario::Webrtc(args) => webrtc(args),
         Scenario::Call(args) => call(args),
         Scenario::VersusJanus(args) => janus_versus::versus(args),
+        Scenario::VersusRtpengine(args) => rtpengine_versus::main(args),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

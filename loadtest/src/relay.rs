@@ -263,14 +263,14 @@ fn receive_loop(
 }
 
 /// An error when the media plane has exited (its /proc entry is then a zombie's).
-fn gone(child: &mut tokio::process::Child) -> Result<(), RunError> {
+pub(crate) fn gone(child: &mut tokio::process::Child) -> Result<(), RunError> {
     match child.try_wait()? {
         Some(status) => Err(RunError::Exited(status)),
         None => Ok(()),
     }
 }
 
-fn mp_rss(child: &mut tokio::process::Child, pid: u32) -> Result<u64, RunError> {
+pub(crate) fn mp_rss(child: &mut tokio::process::Child, pid: u32) -> Result<u64, RunError> {
     gone(child)?;
     Ok(sysinfo::rss_kib(pid)?)
 }
@@ -282,7 +282,7 @@ fn join<T>(h: std::thread::JoinHandle<T>, what: &'static str) -> Result<T, RunEr
     h.join().map_err(|_| RunError::Thread(what))
 }
 
-async fn sleep_until_ns(t: u64) {
+pub(crate) async fn sleep_until_ns(t: u64) {
     let now = monotonic_ns();
     if t > now {
         tokio::time::sleep(Duration::from_nanos(t - now)).await;
@@ -325,9 +325,8 @@ pub async fn run(plan: &RelayPlan) -> Result<Report, RunError> {
     }
     let rss_idle = mp_rss(&mut mp.child, pid)?;
 
-    let sock_a = udp_socket(plan.rcvbuf)?;
-    let sock_b = udp_socket(plan.rcvbuf)?;
-    let (addr_a, addr_b) = (local_v4(&sock_a)?, local_v4(&sock_b)?);
+    let ends = Endpoints::new(plan.rcvbuf)?;
+    let (addr_a, addr_b) = (ends.addr_a, ends.addr_b);
     let run_id = std::process::id();
 
     let setup_start = monotonic_ns();
@@ -349,91 +348,7 @@ pub async fn run(plan: &RelayPlan) -> Result<Report, RunError> {
     let setup_ms = monotonic_ns().saturating_sub(setup_start) as f64 / 1e6;
     tracing::info!(streams = plan.streams, setup_ms, "sessions programmed");
 
-    let flows = u64::from(plan.streams) * 2;
-    let schedule = Schedule {
-        flows,
-        pps: u64::from(plan.pps),
-    };
-    let send_ns = u64::from(plan.warmup_secs + plan.seconds) * 1_000_000_000;
-    let total = schedule.due_before(send_ns);
-    let max_seq = u32::try_from(total / flows.max(1) + 1).unwrap_or(u32::MAX);
-    // Start a little ahead so every thread is up before the first packet is due.
-    let t0 = monotonic_ns() + 50_000_000;
-    let window = (
-        t0 + u64::from(plan.warmup_secs) * 1_000_000_000,
-        t0 + send_ns,
-    );
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let sent = Arc::new(AtomicU64::new(0));
-    let received = Arc::new(AtomicU64::new(0));
-    let mut receivers = Vec::new();
-    // Socket A receives what B sent and vice versa.
-    for (sock, dir) in [(&sock_a, Direction::BToA), (&sock_b, Direction::AToB)] {
-        let tracker = DirectionTracker::new(dir, plan.streams, max_seq)?;
-        let (sock, stop, received) = (sock.try_clone()?, stop.clone(), received.clone());
-        receivers.push(
-            std::thread::Builder::new()
-                .name(format!("rx-{dir:?}"))
-                .spawn(move || receive_loop(sock, tracker, window, stop, received))?,
-        );
-    }
-    let sender = {
-        let sockets = [sock_a.try_clone()?, sock_b.try_clone()?];
-        let (sent, payload) = (sent.clone(), plan.payload);
-        std::thread::Builder::new()
-            .name("tx".into())
-            .spawn(move || send_loop(schedule, total, t0, payload, sockets, targets, sent))?
-    };
-
-    // Progress once a second; CPU and RSS at the window's edges.
-    let mut cpu_start = None;
-    let mut cpu_end = None;
-    let mut tick = t0 + 1_000_000_000;
-    let mut edges = [window.0, window.1].into_iter().peekable();
-    while !sender.is_finished() || edges.peek().is_some() {
-        let next_edge = edges.peek().copied().unwrap_or(u64::MAX);
-        sleep_until_ns(tick.min(next_edge)).await;
-        let now = monotonic_ns();
-        if now >= next_edge {
-            edges.next();
-            gone(&mut mp.child)?;
-            let sample = (monotonic_ns(), sysinfo::cpu_ticks(pid)?);
-            if cpu_start.is_none() {
-                cpu_start = Some(sample)
-            } else {
-                cpu_end = Some(sample)
-            }
-            continue;
-        }
-        if now >= tick {
-            tick += 1_000_000_000;
-            let (s, r) = (
-                sent.load(Ordering::Relaxed),
-                received.load(Ordering::Relaxed),
-            );
-            eprintln!(
-                "[{:>5.1}s] sent {s:>10} received {r:>10} not yet received {:>8} ({:.4}%)",
-                now.saturating_sub(t0) as f64 / 1e9,
-                s.saturating_sub(r),
-                if s == 0 {
-                    0.0
-                } else {
-                    s.saturating_sub(r) as f64 * 100.0 / s as f64
-                }
-            );
-        }
-    }
-    let rss_end = mp_rss(&mut mp.child, pid)?;
-    let loadavg_after = sysinfo::loadavg();
-    let send_errors = join(sender, "sender")?;
-    tokio::time::sleep(Duration::from_millis(plan.drain_ms)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut trackers = Vec::new();
-    for r in receivers {
-        trackers.push(join(r, "receiver")?);
-    }
-    let (b_to_a, a_to_b) = (&trackers[0], &trackers[1]);
+    let traffic = drive(plan, &mut mp.child, pid, ends, targets).await?;
 
     // Tear down: delete every session (collecting the media plane's own counters), 64 at a
     // time and within DELETE_DEADLINE overall, so a wedged media plane cannot hold us forever.
@@ -488,50 +403,244 @@ pub async fn run(plan: &RelayPlan) -> Result<Report, RunError> {
         }
     }
 
-    let mut latency = a_to_b.latency.clone();
-    latency.add(&b_to_a.latency).map_err(ReportError::from)?;
-    let sent_of =
-        |dir: Direction| move |stream: u32| schedule.sent_of_flow(total, flow_index(stream, dir));
-    let relayed_in_window = a_to_b.in_window + b_to_a.in_window;
-    let (cpu0, cpu1) = (
-        cpu_start.unwrap_or((window.0, 0)),
-        cpu_end.unwrap_or((window.1, 0)),
-    );
-    Ok(Report {
-        name: plan.name.clone(),
-        started_unix,
-        machine: Machine {
+    traffic.into_report(
+        plan,
+        ServerSide {
+            started_unix,
             loadavg_before,
-            loadavg_after,
-            ..sysinfo::machine()
+            setup_ms,
+            rss_idle,
+            delete_failures,
+            rtp_in: totals.offerer.rtp_packets_in,
+            rtp_out: totals.offerer.rtp_packets_out,
+            dropped: totals.offerer.dropped,
         },
-        config: RunConfig {
-            streams: plan.streams,
-            pps: plan.pps,
-            seconds: plan.seconds,
-            warmup_secs: plan.warmup_secs,
-            shards: plan.shards,
-            payload: plan.payload.max(wire::PROBE_LEN),
-            mediaplane_args: plan.mediaplane_args.clone(),
-        },
-        setup_ms,
-        resources: Resources::compute(
-            cpu1.0.saturating_sub(cpu0.0),
-            cpu1.1.saturating_sub(cpu0.1),
-            sysinfo::ticks_per_sec(),
-            relayed_in_window,
-            (rss_idle, rss_end),
-            plan.streams,
+    )
+}
+
+/// The load generator's two endpoints: A (every offerer) and B (every answerer), one socket
+/// each.
+pub(crate) struct Endpoints {
+    sock_a: UdpSocket,
+    sock_b: UdpSocket,
+    /// Where A receives (the address every offer SDP names).
+    pub addr_a: SocketAddrV4,
+    /// Where B receives (the address every answer SDP names).
+    pub addr_b: SocketAddrV4,
+}
+
+impl Endpoints {
+    /// Binds both sockets on loopback with `rcvbuf`-byte buffers.
+    pub fn new(rcvbuf: usize) -> Result<Endpoints, RunError> {
+        let sock_a = udp_socket(rcvbuf)?;
+        let sock_b = udp_socket(rcvbuf)?;
+        let (addr_a, addr_b) = (local_v4(&sock_a)?, local_v4(&sock_b)?);
+        Ok(Endpoints {
+            sock_a,
+            sock_b,
+            addr_a,
+            addr_b,
+        })
+    }
+}
+
+/// What the traffic phase measured, before the server's own teardown.
+pub(crate) struct Traffic {
+    schedule: Schedule,
+    total: u64,
+    b_to_a: DirectionTracker,
+    a_to_b: DirectionTracker,
+    cpu: ((u64, u64), (u64, u64)),
+    rss_end: u64,
+    loadavg_after: String,
+    send_errors: u64,
+}
+
+/// Facts about the server under test that its driver collects around the traffic phase.
+pub(crate) struct ServerSide {
+    pub started_unix: u64,
+    pub loadavg_before: String,
+    pub setup_ms: f64,
+    pub rss_idle: u64,
+    pub delete_failures: u64,
+    /// The server's own counters (0 when it does not report them).
+    pub rtp_in: u64,
+    pub rtp_out: u64,
+    pub dropped: u64,
+}
+
+/// Pushes the paced streams through a programmed relay (`targets[stream]` = where A and B
+/// send) and measures: the server's CPU (`pid`, every thread) over the window, its RSS at the
+/// end, and every packet at the receivers. Works for any relay that forwards A <-> B.
+pub(crate) async fn drive(
+    plan: &RelayPlan,
+    child: &mut tokio::process::Child,
+    pid: u32,
+    ends: Endpoints,
+    targets: Vec<[SocketAddr; 2]>,
+) -> Result<Traffic, RunError> {
+    let Endpoints { sock_a, sock_b, .. } = ends;
+    let flows = u64::from(plan.streams) * 2;
+    let schedule = Schedule {
+        flows,
+        pps: u64::from(plan.pps),
+    };
+    let send_ns = u64::from(plan.warmup_secs + plan.seconds) * 1_000_000_000;
+    let total = schedule.due_before(send_ns);
+    let max_seq = u32::try_from(total / flows.max(1) + 1).unwrap_or(u32::MAX);
+    // Start a little ahead so every thread is up before the first packet is due.
+    let t0 = monotonic_ns() + 50_000_000;
+    let window = (
+        t0 + u64::from(plan.warmup_secs) * 1_000_000_000,
+        t0 + send_ns,
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let received = Arc::new(AtomicU64::new(0));
+    let mut receivers = Vec::new();
+    // Socket A receives what B sent and vice versa.
+    for (sock, dir) in [(&sock_a, Direction::BToA), (&sock_b, Direction::AToB)] {
+        let tracker = DirectionTracker::new(dir, plan.streams, max_seq)?;
+        let (sock, stop, received) = (sock.try_clone()?, stop.clone(), received.clone());
+        receivers.push(
+            std::thread::Builder::new()
+                .name(format!("rx-{dir:?}"))
+                .spawn(move || receive_loop(sock, tracker, window, stop, received))?,
+        );
+    }
+    let sender = {
+        let sockets = [sock_a.try_clone()?, sock_b.try_clone()?];
+        let (sent, payload) = (sent.clone(), plan.payload);
+        std::thread::Builder::new()
+            .name("tx".into())
+            .spawn(move || send_loop(schedule, total, t0, payload, sockets, targets, sent))?
+    };
+
+    // Progress once a second; CPU and RSS at the window's edges.
+    let mut cpu_start = None;
+    let mut cpu_end = None;
+    let mut tick = t0 + 1_000_000_000;
+    let mut edges = [window.0, window.1].into_iter().peekable();
+    while !sender.is_finished() || edges.peek().is_some() {
+        let next_edge = edges.peek().copied().unwrap_or(u64::MAX);
+        sleep_until_ns(tick.min(next_edge)).await;
+        let now = monotonic_ns();
+        if now >= next_edge {
+            edges.next();
+            gone(child)?;
+            let sample = (monotonic_ns(), sysinfo::cpu_ticks(pid)?);
+            if cpu_start.is_none() {
+                cpu_start = Some(sample)
+            } else {
+                cpu_end = Some(sample)
+            }
+            continue;
+        }
+        if now >= tick {
+            tick += 1_000_000_000;
+            let (s, r) = (
+                sent.load(Ordering::Relaxed),
+                received.load(Ordering::Relaxed),
+            );
+            eprintln!(
+                "[{:>5.1}s] sent {s:>10} received {r:>10} not yet received {:>8} ({:.4}%)",
+                now.saturating_sub(t0) as f64 / 1e9,
+                s.saturating_sub(r),
+                if s == 0 {
+                    0.0
+                } else {
+                    s.saturating_sub(r) as f64 * 100.0 / s as f64
+                }
+            );
+        }
+    }
+    let rss_end = mp_rss(child, pid)?;
+    let loadavg_after = sysinfo::loadavg();
+    let send_errors = join(sender, "sender")?;
+    tokio::time::sleep(Duration::from_millis(plan.drain_ms)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut trackers = Vec::new();
+    for r in receivers {
+        trackers.push(join(r, "receiver")?);
+    }
+    let (Some(a_to_b), Some(b_to_a)) = (trackers.pop(), trackers.pop()) else {
+        unreachable!("two receiver threads were started above")
+    };
+    Ok(Traffic {
+        schedule,
+        total,
+        b_to_a,
+        a_to_b,
+        cpu: (
+            cpu_start.unwrap_or((window.0, 0)),
+            cpu_end.unwrap_or((window.1, 0)),
         ),
-        latency: LatencyFigures::from_ns(&latency),
-        a_to_b: a_to_b.figures(sent_of(Direction::AToB)),
-        b_to_a: b_to_a.figures(sent_of(Direction::BToA)),
-        loss_ratio: 0.0,
+        rss_end,
+        loadavg_after,
         send_errors,
-        delete_failures,
-        mediaplane_rtp_in: totals.offerer.rtp_packets_in,
-        mediaplane_rtp_out: totals.offerer.rtp_packets_out,
-        mediaplane_dropped: totals.offerer.dropped,
-        failures: Vec::new(),
     })
+}
+
+impl Traffic {
+    /// The report of this run (thresholds not yet judged).
+    pub(crate) fn into_report(
+        self,
+        plan: &RelayPlan,
+        side: ServerSide,
+    ) -> Result<Report, RunError> {
+        let Traffic {
+            schedule,
+            total,
+            b_to_a,
+            a_to_b,
+            cpu: (cpu0, cpu1),
+            rss_end,
+            loadavg_after,
+            send_errors,
+        } = self;
+        let mut latency = a_to_b.latency.clone();
+        latency.add(&b_to_a.latency).map_err(ReportError::from)?;
+        let sent_of = |dir: Direction| {
+            move |stream: u32| schedule.sent_of_flow(total, flow_index(stream, dir))
+        };
+        let relayed_in_window = a_to_b.in_window + b_to_a.in_window;
+        Ok(Report {
+            name: plan.name.clone(),
+            started_unix: side.started_unix,
+            machine: Machine {
+                loadavg_before: side.loadavg_before,
+                loadavg_after,
+                ..sysinfo::machine()
+            },
+            config: RunConfig {
+                streams: plan.streams,
+                pps: plan.pps,
+                seconds: plan.seconds,
+                warmup_secs: plan.warmup_secs,
+                shards: plan.shards,
+                payload: plan.payload.max(wire::PROBE_LEN),
+                mediaplane_args: plan.mediaplane_args.clone(),
+            },
+            setup_ms: side.setup_ms,
+            resources: Resources::compute(
+                cpu1.0.saturating_sub(cpu0.0),
+                cpu1.1.saturating_sub(cpu0.1),
+                sysinfo::ticks_per_sec(),
+                relayed_in_window,
+                (side.rss_idle, rss_end),
+                plan.streams,
+            ),
+            latency: LatencyFigures::from_ns(&latency),
+            a_to_b: a_to_b.figures(sent_of(Direction::AToB)),
+            b_to_a: b_to_a.figures(sent_of(Direction::BToA)),
+            loss_ratio: 0.0,
+            send_errors,
+            delete_failures: side.delete_failures,
+            mediaplane_rtp_in: side.rtp_in,
+            mediaplane_rtp_out: side.rtp_out,
+            mediaplane_dropped: side.dropped,
+            failures: Vec::new(),
+        })
+    }
 }

@@ -29,7 +29,7 @@ use wavegate_shared::spawn::{MediaPlaneCommand, spawn_media_plane};
 use wavegate_shared::{CallId, LegTag, ShardId};
 
 use crate::browser::{AudioCodec, Browser, BrowserEvent, Epoll, raise_nofile};
-use crate::relay::RunError;
+use crate::relay::{RunError, ServerSide, gone, sleep_until_ns};
 use crate::report::{LatencyFigures, Machine, Resources};
 use crate::sysinfo;
 use crate::webrtc_report::{Leg, WebRtcConfig, WebRtcReport};
@@ -238,6 +238,11 @@ struct EchoCounts {
     errors: u64,
 }
 
+/// The SSRC the SIP echo sends with when it echoes a packet sent with `ssrc`.
+pub(crate) fn echo_ssrc(ssrc: u32) -> u32 {
+    ssrc ^ 0x5a5a_5a5a
+}
+
 /// Echoes every datagram back to its source until `shared.stop` (polling, see `relay`).
 fn echo_loop(sock: UdpSocket, shared: Arc<Shared>) -> EchoCounts {
     let mut counts = EchoCounts {
@@ -258,6 +263,10 @@ fn echo_loop(sock: UdpSocket, shared: Arc<Shared>) -> EchoCounts {
                 if shared.in_window(monotonic_ns()) {
                     counts.received_in_window += 1;
                 }
+                // Answer with an SSRC of our own, as a real SIP peer does: a relay that passes
+                // SSRCs through (rtpengine) would otherwise hand the browser its own SSRC back.
+                let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
+                buf[8..12].copy_from_slice(&echo_ssrc(ssrc).to_be_bytes());
                 if sock.send_to(&buf[..n], src).is_ok() {
                     shared.echoed.fetch_add(1, Ordering::Relaxed);
                 } else {
@@ -268,20 +277,6 @@ fn echo_loop(sock: UdpSocket, shared: Arc<Shared>) -> EchoCounts {
         }
     }
     counts
-}
-
-fn gone(child: &mut tokio::process::Child) -> Result<(), RunError> {
-    match child.try_wait()? {
-        Some(status) => Err(RunError::Exited(status)),
-        None => Ok(()),
-    }
-}
-
-async fn sleep_until_ns(t: u64) {
-    let now = monotonic_ns();
-    if t > now {
-        tokio::time::sleep(Duration::from_nanos(t - now)).await;
-    }
 }
 
 fn progress(t0: u64, shared: &Shared) {
@@ -330,49 +325,123 @@ pub async fn run(plan: &WebRtcPlan) -> Result<WebRtcReport, RunError> {
         sysinfo::rss_kib(pid)?
     };
 
-    // One certificate for every simulated browser: key generation is not what is measured.
-    let cert = str0m::crypto::from_feature_flags()
-        .dtls_provider
-        .generate_certificate()
-        .ok_or_else(|| io_err("cannot generate a DTLS certificate"))?;
+    let (echo, echo_addr) = echo_socket()?;
+    let run_id = std::process::id();
+    let (browsers, setup_ms) = set_up_browsers(plan.calls, |i, offer| {
+        program(mp.client.clone(), run_id, i, offer, echo_addr)
+    })
+    .await?;
+    let traffic = drive(plan, &mut mp.child, pid, browsers, echo).await?;
+
+    let (totals, delete_failures) = delete_all(&mp.client, run_id, plan.calls).await;
+    mp.client.close();
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    match tokio::time::timeout(Duration::from_secs(5), mp.child.wait()).await {
+        Ok(Ok(status)) => tracing::info!(%status, "media plane stopped"),
+        _ => {
+            tracing::warn!("media plane ignored SIGTERM for 5 s; killing it");
+            let _ = mp.child.kill().await;
+        }
+    }
+
+    traffic.into_report(
+        plan,
+        ServerSide {
+            started_unix,
+            loadavg_before,
+            setup_ms,
+            rss_idle,
+            delete_failures,
+            rtp_in: totals.offerer.rtp_packets_in,
+            rtp_out: totals.offerer.rtp_packets_out,
+            dropped: totals.offerer.dropped,
+        },
+    )
+}
+
+/// The SIP-side echo's socket (non-blocking) and address: every call's SIP peer.
+pub(crate) fn echo_socket() -> Result<(UdpSocket, SocketAddrV4), RunError> {
     let echo = crate::relay::udp_socket(ECHO_SOCKET_BUF)?;
     echo.set_nonblocking(true)?;
     let echo_addr = match echo.local_addr()? {
         SocketAddr::V4(a) => a,
         SocketAddr::V6(_) => return Err(io_err("expected IPv4")),
     };
-    let run_id = std::process::id();
+    Ok((echo, echo_addr))
+}
 
+/// Creates `calls` browsers and sets each call up through `answer` (browser offer in, the
+/// server's answer for the browser out), 32 at a time. Returns the answered browsers and the
+/// set-up time in ms.
+pub(crate) async fn set_up_browsers<F, Fut>(
+    calls: u32,
+    mut answer: F,
+) -> Result<(Vec<Browser>, f64), RunError>
+where
+    F: FnMut(u32, String) -> Fut,
+    Fut: std::future::Future<Output = Result<String, RunError>> + Send + 'static,
+{
+    // One certificate for every simulated browser: key generation is not what is measured.
+    let cert = str0m::crypto::from_feature_flags()
+        .dtls_provider
+        .generate_certificate()
+        .ok_or_else(|| io_err("cannot generate a DTLS certificate"))?;
     let setup_start = monotonic_ns();
     let start = Instant::now();
-    let mut browsers: Vec<Option<Browser>> = Vec::with_capacity(plan.calls as usize);
-    let mut pendings = Vec::with_capacity(plan.calls as usize);
+    let mut browsers: Vec<Option<Browser>> = Vec::with_capacity(calls as usize);
+    let mut pendings = Vec::with_capacity(calls as usize);
     let mut tasks = JoinSet::new();
     let mut next = 0u32;
-    while next < plan.calls || !tasks.is_empty() {
-        while next < plan.calls && tasks.len() < 32 {
+    while next < calls || !tasks.is_empty() {
+        while next < calls && tasks.len() < 32 {
             let (b, offer, pending) = Browser::new(next, &cert, start, AudioCodec::Pcmu)?;
             browsers.push(Some(b));
             pendings.push(Some(pending));
-            let (client, i) = (mp.client.clone(), next);
-            tasks.spawn(async move { (i, program(client, run_id, i, offer, echo_addr).await) });
+            let (i, reply) = (next, answer(next, offer));
+            tasks.spawn(async move { (i, reply.await) });
             next += 1;
         }
         if let Some(done) = tasks.join_next().await {
-            let (i, answer) = done.map_err(|_| RunError::Thread("call setup"))?;
-            let answer = answer?;
+            let (i, reply) = done.map_err(|_| RunError::Thread("call setup"))?;
+            let reply = reply?;
             let (Some(b), Some(pending)) = (
                 browsers.get_mut(i as usize).and_then(Option::as_mut),
                 pendings.get_mut(i as usize).and_then(Option::take),
             ) else {
                 continue;
             };
-            b.accept_answer(pending, &answer)?;
+            b.accept_answer(pending, &reply)?;
         }
     }
     let setup_ms = monotonic_ns().saturating_sub(setup_start) as f64 / 1e6;
-    tracing::info!(calls = plan.calls, setup_ms, "calls set up");
+    tracing::info!(calls, setup_ms, "calls set up");
+    Ok((browsers.into_iter().flatten().collect(), setup_ms))
+}
 
+/// What the traffic phase measured, before the server's own teardown.
+pub(crate) struct CallTraffic {
+    threads: usize,
+    connect_ms: f64,
+    connected: u64,
+    cpu: ((u64, u64), (u64, u64)),
+    rss_end: u64,
+    loadavg_after: String,
+    counts: Vec<BrowserCounts>,
+    echo_counts: EchoCounts,
+    echoed: u64,
+}
+
+/// Connects every browser (bounded by `plan.connect_timeout`), then sends the paced audio,
+/// echoes it on the SIP side and measures the server (`pid`: CPU of every thread over the
+/// window, RSS at its end). Works for any server that bridges browsers to the echo.
+pub(crate) async fn drive(
+    plan: &WebRtcPlan,
+    child: &mut tokio::process::Child,
+    pid: u32,
+    browsers: Vec<Browser>,
+    echo: UdpSocket,
+) -> Result<CallTraffic, RunError> {
     let shared = Arc::new(Shared {
         stop: AtomicBool::new(false),
         send_start_ns: AtomicU64::new(0),
@@ -385,7 +454,7 @@ pub async fn run(plan: &WebRtcPlan) -> Result<WebRtcReport, RunError> {
     });
     let threads = plan.threads.clamp(1, plan.calls.max(1) as usize);
     let mut groups: Vec<Vec<Browser>> = (0..threads).map(|_| Vec::new()).collect();
-    for (k, b) in browsers.into_iter().flatten().enumerate() {
+    for (k, b) in browsers.into_iter().enumerate() {
         groups[k % threads].push(b);
     }
     let mut workers = Vec::new();
@@ -411,7 +480,7 @@ pub async fn run(plan: &WebRtcPlan) -> Result<WebRtcReport, RunError> {
         && monotonic_ns() < connect_deadline
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        gone(&mut mp.child)?;
+        gone(child)?;
     }
     let connected = shared.connected.load(Ordering::Relaxed);
     let connect_ms = monotonic_ns().saturating_sub(t0) as f64 / 1e6;
@@ -438,11 +507,11 @@ pub async fn run(plan: &WebRtcPlan) -> Result<WebRtcReport, RunError> {
             tick += 1_000_000_000;
         }
         sleep_until_ns(edge).await;
-        gone(&mut mp.child)?;
+        gone(child)?;
         cpu.push((monotonic_ns(), sysinfo::cpu_ticks(pid)?));
     }
     let rss_end = {
-        gone(&mut mp.child)?;
+        gone(child)?;
         sysinfo::rss_kib(pid)?
     };
     let loadavg_after = sysinfo::loadavg();
@@ -454,74 +523,103 @@ pub async fn run(plan: &WebRtcPlan) -> Result<WebRtcReport, RunError> {
         counts.push(w.join().map_err(|_| RunError::Thread("browser"))??);
     }
     let echo_counts = echo_thread.join().map_err(|_| RunError::Thread("echo"))?;
-
-    let (totals, delete_failures) = delete_all(&mp.client, run_id, plan.calls).await;
-    mp.client.close();
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-    match tokio::time::timeout(Duration::from_secs(5), mp.child.wait()).await {
-        Ok(Ok(status)) => tracing::info!(%status, "media plane stopped"),
-        _ => {
-            tracing::warn!("media plane ignored SIGTERM for 5 s; killing it");
-            let _ = mp.child.kill().await;
-        }
-    }
-
-    let mut round_trip = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).map_err(io_err)?;
-    let (mut sent, mut received, mut received_in_window, mut errors, mut not_probes) =
-        (0, 0, 0, 0, 0);
-    for c in &counts {
-        round_trip
-            .add(&c.round_trip)
-            .map_err(|e| io_err(e.to_string()))?;
-        sent += c.sent;
-        received += c.received;
-        received_in_window += c.received_in_window;
-        errors += c.errors;
-        not_probes += c.not_probes;
-    }
-    let relayed_in_window = received_in_window + echo_counts.received_in_window;
-    let (c0, c1) = (cpu[0], cpu[1]);
-    Ok(WebRtcReport {
-        name: plan.name.clone(),
-        started_unix,
-        machine: Machine {
-            loadavg_before,
-            loadavg_after,
-            ..sysinfo::machine()
-        },
-        config: WebRtcConfig {
-            calls: plan.calls,
-            pps: plan.pps,
-            seconds: plan.seconds,
-            warmup_secs: plan.warmup_secs,
-            payload: plan.payload.max(wire::PROBE_LEN),
-            browser_threads: threads,
-            mediaplane_args: plan.mediaplane_args.clone(),
-        },
-        setup_ms,
+    Ok(CallTraffic {
+        threads,
         connect_ms,
-        calls_connected: connected,
-        resources: Resources::compute(
-            c1.0.saturating_sub(c0.0),
-            c1.1.saturating_sub(c0.1),
-            sysinfo::ticks_per_sec(),
-            relayed_in_window,
-            (rss_idle, rss_end),
-            plan.calls,
-        ),
-        round_trip: LatencyFigures::from_ns(&round_trip),
-        browser_to_sip: Leg::new(sent, echo_counts.received),
-        sip_to_browser: Leg::new(shared.echoed.load(Ordering::Relaxed), received),
-        loss_ratio: 0.0,
-        load_generator_errors: errors + echo_counts.errors,
-        not_probes: not_probes + echo_counts.not_probes,
-        delete_failures,
-        mediaplane_rtp_in: totals.offerer.rtp_packets_in,
-        mediaplane_rtp_out: totals.offerer.rtp_packets_out,
-        mediaplane_dropped: totals.offerer.dropped,
-        failures: Vec::new(),
+        connected,
+        cpu: (cpu[0], cpu[1]),
+        rss_end,
+        loadavg_after,
+        counts,
+        echo_counts,
+        echoed: shared.echoed.load(Ordering::Relaxed),
     })
+}
+
+impl CallTraffic {
+    /// The report of this run (thresholds not yet judged).
+    pub(crate) fn into_report(
+        self,
+        plan: &WebRtcPlan,
+        side: ServerSide,
+    ) -> Result<WebRtcReport, RunError> {
+        let CallTraffic {
+            threads,
+            connect_ms,
+            connected,
+            cpu: (c0, c1),
+            rss_end,
+            loadavg_after,
+            counts,
+            echo_counts,
+            echoed,
+        } = self;
+        let ServerSide {
+            started_unix,
+            loadavg_before,
+            setup_ms,
+            rss_idle,
+            delete_failures,
+            rtp_in,
+            rtp_out,
+            dropped,
+        } = side;
+        let mut round_trip =
+            Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).map_err(io_err)?;
+        let (mut sent, mut received, mut received_in_window, mut errors, mut not_probes) =
+            (0, 0, 0, 0, 0);
+        for c in &counts {
+            round_trip
+                .add(&c.round_trip)
+                .map_err(|e| io_err(e.to_string()))?;
+            sent += c.sent;
+            received += c.received;
+            received_in_window += c.received_in_window;
+            errors += c.errors;
+            not_probes += c.not_probes;
+        }
+        let relayed_in_window = received_in_window + echo_counts.received_in_window;
+        Ok(WebRtcReport {
+            name: plan.name.clone(),
+            started_unix,
+            machine: Machine {
+                loadavg_before,
+                loadavg_after,
+                ..sysinfo::machine()
+            },
+            config: WebRtcConfig {
+                calls: plan.calls,
+                pps: plan.pps,
+                seconds: plan.seconds,
+                warmup_secs: plan.warmup_secs,
+                payload: plan.payload.max(wire::PROBE_LEN),
+                browser_threads: threads,
+                mediaplane_args: plan.mediaplane_args.clone(),
+            },
+            setup_ms,
+            connect_ms,
+            calls_connected: connected,
+            resources: Resources::compute(
+                c1.0.saturating_sub(c0.0),
+                c1.1.saturating_sub(c0.1),
+                sysinfo::ticks_per_sec(),
+                relayed_in_window,
+                (rss_idle, rss_end),
+                plan.calls,
+            ),
+            round_trip: LatencyFigures::from_ns(&round_trip),
+            browser_to_sip: Leg::new(sent, echo_counts.received),
+            sip_to_browser: Leg::new(echoed, received),
+            loss_ratio: 0.0,
+            load_generator_errors: errors + echo_counts.errors,
+            not_probes: not_probes + echo_counts.not_probes,
+            delete_failures,
+            mediaplane_rtp_in: rtp_in,
+            mediaplane_rtp_out: rtp_out,
+            mediaplane_dropped: dropped,
+            failures: Vec::new(),
+        })
+    }
 }
 
 /// Longest the whole delete phase may take.
