@@ -54,10 +54,11 @@ target/debug/wavegate-loadtest call --target sipp --calls 20 --cps 10 --hold-sec
 target/debug/wavegate-loadtest call --target sipp --direction incoming --calls 10 --cps 10 \
   --hold-secs 5 --codec-mix pcmu=100 --rtp-ports 55000-55999 --out target/loadtest-smoke \
   --server-env WAVEGATE_MEDIA__HEARTBEAT_TIMEOUT_MS=5000 --name call-sipp-in-smoke --max-loss 0.001
-step "versus-rtpengine smoke (our media plane, then rtpengine 10.5 userspace: 20 plain streams, 10 WebRTC calls, ~25 s)"
+step "versus-rtpengine smoke (our media plane, then rtpengine 10.5 userspace: 20 plain streams, 10 WebRTC calls, ~30 s)"
+# The WebRTC drain is long because the debug media plane on a busy runner delays packets by ~1 s.
 target/debug/wavegate-loadtest versus-rtpengine --mode plain --streams 20 --seconds 3 --warmup-secs 1 --drain-ms 500 \
   --rtp-ports 57000-58499 --ng-port 22300 --max-loss 0.01 --out target/loadtest-smoke --name versus-rtpengine-plain-smoke
-target/debug/wavegate-loadtest versus-rtpengine --mode webrtc --streams 10 --seconds 3 --warmup-secs 1 --drain-ms 500 \
+target/debug/wavegate-loadtest versus-rtpengine --mode webrtc --streams 10 --seconds 3 --warmup-secs 1 --drain-ms 3000 \
   --rtp-ports 58500-59999 --ng-port 22301 --max-loss 0.01 --out target/loadtest-smoke --name versus-rtpengine-webrtc-smoke
 if [ "${WAVEGATE_FULL:-0}" = 1 ]; then
   step "full relay load (1000 streams, 20 s, release)"
