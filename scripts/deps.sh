@@ -13,9 +13,10 @@ build_pkgs=(build-essential cmake pkg-config libclang-dev)
 # util-linux: unshare, for the loopback-only network namespace browsers run in.
 # rtpengine-daemon: rtpengine 10.5 (binary `rtpengine`), the userspace relay the versus-rtpengine
 # benchmark and its smoke compare our media plane with (installs don't start it; the test starts it).
+# janus: Janus 1.1.2 with its SIP plugin, the gateway `loadtest versus-janus` compares against.
 # python3-venv: the venv schemathesis (PyPI, pinned below) is installed into for the REST test.
 test_pkgs=(iproute2 procps python3 python3-venv kamailio sip-tester baresip-core chromium firefox-esr util-linux
-  rtpengine-daemon)
+  rtpengine-daemon janus)
 # Node.js runs Playwright; use the machine's own when there is one, else Debian's.
 command -v node >/dev/null 2>&1 || test_pkgs+=(nodejs npm)
 pkgs=("${build_pkgs[@]}")

@@ -60,6 +60,11 @@ target/debug/wavegate-loadtest versus-rtpengine --mode plain --streams 20 --seco
   --rtp-ports 57000-58499 --ng-port 22300 --max-loss 0.01 --out target/loadtest-smoke --name versus-rtpengine-plain-smoke
 target/debug/wavegate-loadtest versus-rtpengine --mode webrtc --streams 10 --seconds 3 --warmup-secs 1 --drain-ms 3000 \
   --rtp-ports 58500-59999 --ng-port 22301 --max-loss 0.01 --out target/loadtest-smoke --name versus-rtpengine-webrtc-smoke
+step "versus-janus smoke (10 browsers -> Kamailio -> SIPp echo through Wavegate, then through Janus' SIP plugin; ~25 s)"
+# In its own network namespace (unshare); fails on any failed call, lost packet or call without
+# media in either leg. No CPU ratio in a debug build (--min-ratio 0): that is the release report.
+target/debug/wavegate-loadtest versus-janus --calls 10 --cps 10 --hold-secs 5 --min-ratio 0 \
+  --server-env WAVEGATE_MEDIA__HEARTBEAT_TIMEOUT_MS=5000 --out target/loadtest-smoke --name versus-janus-smoke
 if [ "${WAVEGATE_FULL:-0}" = 1 ]; then
   step "full relay load (1000 streams, 20 s, release)"
   cargo build --release --locked -p wavegate-mediaplane -p wavegate-loadtest
