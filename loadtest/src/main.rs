@@ -119,7 +119,10 @@ enum Scenario {
     /// RTP echo. Each browser offers PCMU only (no transcoding on either side), sends --pps
     /// probes for --hold-secs, measures the echo and hangs up. CPU of Wavegate = both its
     /// processes, of Janus = the janus process; the SIP target's is reported apart.
-    /// Writes <out>/<name>.json, .md and .svg; exit 1 when the ratio is under --min-ratio.
+    /// Runs itself in a private network namespace (unshare; Janus gathers ICE candidates on
+    /// no loopback interface, so it gets 127.0.0.2 on a veth there that leads nowhere).
+    /// Writes <out>/<name>.json, .md and .svg; exit 1 when a call fails, media is lost, or
+    /// Janus' CPU per call is under --min-ratio times Wavegate's.
     ///
     /// Full run (release build):
     ///     wavegate-loadtest versus-janus --calls 200 --cps 10 --hold-secs 20
