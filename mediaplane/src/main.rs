@@ -60,6 +60,22 @@ struct Args {
     /// "Transcoding required but disabled").
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     transcoding: bool,
+    /// Opus encoder complexity on transcoded calls, 0-10 (0: the cheapest, see
+    /// docs/transcoding.md for the cost of each).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=10))]
+    opus_complexity: u8,
+    /// Opus inband FEC on transcoded calls (coded only when the bitrate affords it).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    opus_fec: bool,
+    /// Opus DTX on transcoded calls (silence sent as rare tiny frames).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    opus_dtx: bool,
+    /// Smallest playout margin of the transcoding jitter buffer, ms.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(10..=200))]
+    jitter_min_ms: u32,
+    /// Largest playout margin of the transcoding jitter buffer, ms (>= --jitter-min-ms).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(10..=200))]
+    jitter_max_ms: u32,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -106,6 +122,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.jitter_min_ms > args.jitter_max_ms {
+        tracing::error!(min = args.jitter_min_ms, max = args.jitter_max_ms, "--jitter-min-ms exceeds --jitter-max-ms");
+        return ExitCode::from(2);
+    }
+    let transcode = wavegate_mediaplane::transcode::call::CallSettings {
+        opus: wavegate_mediaplane::transcode::codec::OpusSettings {
+            complexity: args.opus_complexity,
+            fec: args.opus_fec,
+            dtx: args.opus_dtx,
+            ..Default::default()
+        },
+        jitter: wavegate_mediaplane::transcode::jitter::JitterConfig { min_ms: args.jitter_min_ms, max_ms: args.jitter_max_ms },
+    };
     let shards = region.geometry().shards;
     if bells.len() != usize::from(shards) {
         tracing::error!(shards, doorbells = bells.len(), "doorbell count does not match the shard count");
@@ -148,6 +177,7 @@ fn main() -> ExitCode {
                 announce_ip: args.announce_ip.unwrap_or(args.bind_ip),
                 keyframe_interval_ms: args.video_keyframe_interval_ms,
                 transcoding: args.transcoding,
+                transcode,
             })
         };
         let setup = ShardSetup {

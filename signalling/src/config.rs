@@ -203,6 +203,15 @@ pub struct MediaConfig {
     /// Transcode audio when the browser and the SIP peer share no codec (the media plane's
     /// `--transcoding`); `false` makes such calls fail with "Transcoding required but disabled".
     pub transcoding: bool,
+    /// Opus encoder complexity on transcoded calls, 0-10 (the media plane's `--opus-complexity`).
+    pub opus_complexity: u8,
+    /// Opus inband FEC on transcoded calls (`--opus-fec`).
+    pub opus_fec: bool,
+    /// Opus DTX on transcoded calls (`--opus-dtx`).
+    pub opus_dtx: bool,
+    /// Transcoding jitter buffer's playout-margin range, ms (`--jitter-min-ms`, `--jitter-max-ms`).
+    pub jitter_min_ms: u32,
+    pub jitter_max_ms: u32,
     /// Deadline for one control request to the media plane.
     pub request_timeout_ms: u64,
     /// A shard whose heartbeat is older than this is considered hung; the media plane restarts.
@@ -228,6 +237,11 @@ impl Default for MediaConfig {
             media_timeout_secs: 60,
             video_keyframe_interval_ms: 5000,
             transcoding: true,
+            opus_complexity: 0,
+            opus_fec: true,
+            opus_dtx: false,
+            jitter_min_ms: 20,
+            jitter_max_ms: 60,
             request_timeout_ms: 2000,
             heartbeat_timeout_ms: 1000,
             startup_timeout_ms: 5000,
@@ -319,6 +333,16 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "media.rtp_ports {} gives fewer than 4 ports to each of {shards} shards",
                 self.media.rtp_ports
+            )));
+        }
+        let m = &self.media;
+        if m.opus_complexity > 10 {
+            return Err(ConfigError::Invalid(format!("media.opus_complexity {} is above 10", m.opus_complexity)));
+        }
+        if !(10..=200).contains(&m.jitter_min_ms) || !(m.jitter_min_ms..=200).contains(&m.jitter_max_ms) {
+            return Err(ConfigError::Invalid(format!(
+                "media.jitter_min_ms {} and media.jitter_max_ms {} must satisfy 10 <= min <= max <= 200",
+                m.jitter_min_ms, m.jitter_max_ms
             )));
         }
         let base = self.media.webrtc_port_base;
@@ -434,6 +458,25 @@ mod tests {
             }
         );
         assert_eq!(c.media.shards, 1);
+    }
+
+    #[test]
+    fn transcoding_settings_from_file_and_env_and_their_bounds() {
+        let dir = std::env::temp_dir().join(format!("wg-config-tc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tc.toml");
+        std::fs::write(&path, "[media]\nopus_complexity = 3\nopus_dtx = true\njitter_max_ms = 80\n").unwrap();
+        // SAFETY: the variable name is unique to this test.
+        unsafe { std::env::set_var("WGT5_MEDIA__OPUS_FEC", "false") };
+        let c = Config::load_with_env(Some(&path), Env::prefixed("WGT5_").split("__")).unwrap();
+        let m = &c.media;
+        assert_eq!((m.opus_complexity, m.opus_fec, m.opus_dtx), (3, false, true));
+        assert_eq!((m.jitter_min_ms, m.jitter_max_ms), (20, 80));
+        for bad in ["opus_complexity = 11", "jitter_min_ms = 70", "jitter_min_ms = 5", "jitter_max_ms = 500"] {
+            std::fs::write(&path, format!("[media]\n{bad}\n")).unwrap();
+            let err = Config::load_with_env(Some(&path), Env::prefixed("WGT6_")).unwrap_err().to_string();
+            assert!(err.contains("media."), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -112,6 +112,8 @@ pub struct WebRtcSetup {
     pub keyframe_interval_ms: u32,
     /// Calls whose sides share no codec are transcoded (`Bridge::set_transcoding`).
     pub transcoding: bool,
+    /// Opus settings and jitter range of transcoded calls (`Bridge::set_transcode_settings`).
+    pub transcode: crate::transcode::call::CallSettings,
 }
 
 const HEARTBEAT_NS: u64 = 250_000_000;
@@ -205,6 +207,7 @@ fn webrtc_bridge(id: ShardId, setup: WebRtcSetup, sockets: &mut SocketTable, ann
     let mut bridge = Bridge::new(Clock::new(base), addr, cert, announce_ip);
     bridge.set_keyframe_interval_ms(setup.keyframe_interval_ms);
     bridge.set_transcoding(setup.transcoding);
+    bridge.set_transcode_settings(setup.transcode);
     Some(bridge)
 }
 

@@ -16,6 +16,7 @@
 //! `yield_if_needed`). Invariant: nothing allocates after `new`.
 
 use super::codec::{Codec, MAX_PAYLOAD, OpusSettings};
+use super::jitter::JitterConfig;
 use super::pipeline::{PipelineError, Transcoder, TranscoderConfig};
 use crate::rtp::write_rtp;
 
@@ -139,10 +140,19 @@ pub fn sip_offer(browser: &[Format], transcoding: bool) -> Vec<Format> {
     v
 }
 
+/// The configurable part of every transcoded call (`media.opus_*`, `media.jitter_*_ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CallSettings {
+    pub opus: OpusSettings,
+    pub jitter: JitterConfig,
+}
+
 /// Settings of a transcoded call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallConfig {
     pub opus: OpusSettings,
+    /// The jitter buffers' playout-margin range (both directions).
+    pub jitter: JitterConfig,
     /// Packet time sent to the SIP side (its `a=ptime`, default 20).
     pub sip_ptime_ms: u32,
     /// Packet time sent to the browser (20).
@@ -173,11 +183,13 @@ impl Out {
         to: Format,
         ptime: u32,
         opus: OpusSettings,
+        jitter: JitterConfig,
         ssrc: u32,
     ) -> Result<Self, PipelineError> {
         let mut cfg = TranscoderConfig::new(from.codec, to.codec);
         cfg.out_ptime_ms = ptime;
         cfg.opus = opus;
+        cfg.jitter = jitter;
         // Start sequence and timestamp from the SSRC's bits: unpredictable enough, deterministic.
         Ok(Self {
             tc: Transcoder::new(cfg)?,
@@ -217,12 +229,13 @@ impl CallTranscoder {
         Ok(Self {
             sip_in: sip,
             browser_in: browser,
-            to_sip: Out::new(browser, sip, cfg.sip_ptime_ms, cfg.opus, cfg.sip_ssrc)?,
+            to_sip: Out::new(browser, sip, cfg.sip_ptime_ms, cfg.opus, cfg.jitter, cfg.sip_ssrc)?,
             to_browser: Out::new(
                 sip,
                 browser,
                 cfg.browser_ptime_ms,
                 cfg.opus,
+                cfg.jitter,
                 cfg.browser_ssrc,
             )?,
             payload: [0; MAX_PAYLOAD],

@@ -61,6 +61,7 @@ fn the_sip_offer_keeps_the_browser_codecs_first_and_adds_ours_only_when_allowed(
 fn config() -> CallConfig {
     CallConfig {
         opus: OpusSettings::default(),
+        jitter: Default::default(),
         sip_ptime_ms: 20,
         browser_ptime_ms: 20,
         sip_ssrc: 0x1111_2222,

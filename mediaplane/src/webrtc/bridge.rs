@@ -305,6 +305,8 @@ pub struct Bridge {
     pub(super) keyframe_interval_ns: u64,
     /// Calls whose sides share no codec may be transcoded (config `media.transcoding`).
     pub(super) transcoding: bool,
+    /// Opus settings and jitter range of transcoded calls (`media.opus_*`, `media.jitter_*`).
+    pub(super) tc_settings: crate::transcode::call::CallSettings,
 }
 
 /// Default of [`Bridge::set_keyframe_interval_ms`]: a SIP video phone that sends no PLI/FIR
@@ -346,6 +348,7 @@ impl Bridge {
             events: Vec::new(),
             keyframe_interval_ns: u64::from(DEFAULT_KEYFRAME_INTERVAL_MS) * 1_000_000,
             transcoding: true,
+            tc_settings: Default::default(),
         }
     }
 
@@ -353,6 +356,11 @@ impl Bridge {
     /// "Transcoding required but disabled".
     pub fn set_transcoding(&mut self, on: bool) {
         self.transcoding = on;
+    }
+
+    /// Opus encoder settings and jitter-buffer range for the calls transcoded from now on.
+    pub fn set_transcode_settings(&mut self, settings: crate::transcode::call::CallSettings) {
+        self.tc_settings = settings;
     }
 
     /// Calls currently transcoding (for `ShardStats`): both ways, or toward SIP once the

@@ -18,7 +18,7 @@ use super::sdes::{CryptoAttr, crypto_value};
 
 use crate::sdp::{Attribute, Direction, Media, Sdp};
 use crate::transcode::Codec as TcCodec;
-use crate::transcode::call::{CallConfig, CallTranscoder, Format, NegotiateError};
+use crate::transcode::call::{CallConfig, CallSettings, CallTranscoder, Format, NegotiateError};
 
 /// The `a=rtpmap` value of a codec a browser and a SIP peer can share.
 pub(super) fn rtpmap_value(c: &LegCodec) -> String {
@@ -166,9 +166,11 @@ pub(super) fn new_transcoder(
     browser: Format,
     sip_ssrc: u32,
     sip_ptime_ms: u32,
+    settings: CallSettings,
 ) -> Result<Box<CallTranscoder>, ControlError> {
     let cfg = CallConfig {
-        opus: Default::default(),
+        opus: settings.opus,
+        jitter: settings.jitter,
         sip_ptime_ms,
         browser_ptime_ms: 20,
         sip_ssrc,

@@ -58,7 +58,7 @@ fn sip_packets(sip: Format, ptime: u32) -> (Vec<usize>, Vec<u32>) {
     use crate::transcode::call::Side;
     use crate::transcode::codec::{self, OpusSettings};
     let browser = Format { pt: 111, codec: TcCodec::Opus };
-    let mut call = new_transcoder(sip, browser, 0x1234, ptime).unwrap();
+    let mut call = new_transcoder(sip, browser, 0x1234, ptime, CallSettings::default()).unwrap();
     let mut enc = codec::new_encoder(TcCodec::Opus, 48_000, OpusSettings::default()).unwrap();
     let tone: Vec<i16> = (0..960).map(|i| (5000.0 * (i as f64 * 0.131).sin()) as i16).collect();
     let (mut p, mut out) = ([0u8; 1500], [0u8; 1500]);

@@ -350,6 +350,7 @@ impl Bridge {
         io: &mut dyn BridgeIo,
     ) -> Result<String, ControlError> {
         let (announce_ip, bind, transcoding) = (self.announce_ip, self.addr.bind, self.transcoding);
+        let settings = self.tc_settings;
         let slot = self.slot_of(call)?;
         let Some(c) = self.calls.get_mut(slot).and_then(Option::as_deref_mut) else {
             return Err(err(ErrorCode::Internal, "empty slot"));
@@ -442,7 +443,7 @@ impl Bridge {
             c.sip_tele = tele_of(&c.sip_local);
             c.to_sip = PtMap::identity(&c.sip_local);
             c.to_browser = PtMap::identity(&c.sip_local);
-            c.tc = Some(new_transcoder(sip_fmt, browser, c.rewriter.out_ssrc, sip_ptime)?);
+            c.tc = Some(new_transcoder(sip_fmt, browser, c.rewriter.out_ssrc, sip_ptime, settings)?);
             c.tc_full = true;
             c.stage = Stage::Up;
         } else if sip_offer.is_some() {
@@ -462,7 +463,7 @@ impl Bridge {
     /// Completes the call with the SIP side's answer to our SIP offer; the reply SDP is empty
     /// (the browser has its SDP already).
     pub fn answer(&mut self, call: &CallId, to_tag: &LegTag, sip_sdp: &str) -> Result<String, ControlError> {
-        let transcoding = self.transcoding;
+        let (transcoding, settings) = (self.transcoding, self.tc_settings);
         let c = self.call_mut(call)?;
         if c.stage != Stage::AwaitSipAnswer {
             return Err(err(ErrorCode::BadSdp, "no offer to the SIP side is waiting for an answer"));
@@ -505,7 +506,7 @@ impl Bridge {
             Some((sip, browser, full)) => {
                 match c.tc.as_deref_mut() {
                     Some(t) if t.formats().0.codec == sip.codec && t.formats().1 == browser => t.set_sip_pt(sip.pt),
-                    _ => c.tc = Some(new_transcoder(sip, browser, c.rewriter.out_ssrc, ptime_of(m))?),
+                    _ => c.tc = Some(new_transcoder(sip, browser, c.rewriter.out_ssrc, ptime_of(m), settings)?),
                 }
                 c.tc_full = full;
             }
