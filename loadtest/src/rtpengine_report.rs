@@ -3,7 +3,9 @@
 //! relayed packet (rtpengine / ours), the verdict, Markdown and an SVG bar chart. No I/O.
 //!
 //! Invariants: a ratio is taken within one repeat (the two runs closest in time), then summarised
-//! over repeats; a run with nothing relayed yields no ratio rather than an infinite one.
+//! over repeats; a run with nothing relayed yields no ratio rather than an infinite one. A run
+//! that measured but lost packets keeps its CPU figure (per packet actually relayed) and fails
+//! the report.
 
 use plotters::prelude::*;
 use serde::Serialize;
@@ -242,7 +244,7 @@ impl VersusReport {
     ) -> Self {
         let cpu = |server: Server| -> Vec<f64> {
             runs.iter()
-                .filter(|r| r.server == server && r.failures.is_empty())
+                .filter(|r| r.server == server && r.cpu_us_per_packet > 0.0)
                 .map(|r| r.cpu_us_per_packet)
                 .collect()
         };
@@ -250,7 +252,7 @@ impl VersusReport {
             .filter_map(|k| {
                 let of = |s: Server| {
                     runs.iter()
-                        .find(|r| r.repeat == k && r.server == s && r.failures.is_empty())
+                        .find(|r| r.repeat == k && r.server == s)
                         .map(|r| r.cpu_us_per_packet)
                         .filter(|&us| us > 0.0)
                 };
