@@ -182,16 +182,7 @@ pub async fn run(plan: JanusPlan) -> Result<CallReport, RunError> {
         if next < total {
             wake = wake.min(t0 + gap_ns * next as u64);
         }
-        let nap = Duration::from_nanos(wake.saturating_sub(monotonic_ns()).max(100_000));
-        if tasks.is_empty() {
-            tokio::time::sleep(nap).await;
-        } else if let Ok(Some(done)) = tokio::time::timeout(nap, tasks.join_next()).await {
-            let o = done.map_err(|_| RunError::Thread("call"))?;
-            if o.failure.is_some() {
-                counters.failed.fetch_add(1, Ordering::Relaxed);
-            }
-            outcomes.push(o);
-        }
+        crate::ramp::collect_until(wake, &mut tasks, &counters, &mut outcomes).await?;
     }
     let run_secs = monotonic_ns().saturating_sub(t0) as f64 / 1e9;
     let unfinished = tasks.len() + (total - next);

@@ -16,6 +16,7 @@ mod janus_call;
 mod janus_server;
 mod janus_versus;
 mod janus_versus_report;
+mod ramp;
 mod relay;
 mod report;
 mod rtpengine;
