@@ -143,6 +143,40 @@ fn call_id(run: u32, stream: u32) -> Result<CallId, IdError> {
     CallId::new(&format!("lt{run}-{stream}"))
 }
 
+/// Programs `streams` relay sessions, at most `parallel` requests in flight, each by
+/// `program(stream)` which gives the server's (toward A, toward B) addresses; returns them in
+/// stream order and the milliseconds the whole setup took. The Wavegate and rtpengine relay
+/// runs share it.
+pub(crate) async fn program_streams<F, Fut>(
+    streams: u32,
+    parallel: usize,
+    mut program: F,
+) -> Result<(Vec<[SocketAddr; 2]>, f64), RunError>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<(SocketAddr, SocketAddr), RunError>> + Send + 'static,
+{
+    let setup_start = monotonic_ns();
+    let unset = SocketAddr::from(([0, 0, 0, 0], 0));
+    let mut targets = vec![[unset; 2]; streams as usize];
+    let mut tasks = JoinSet::new();
+    let mut next = 0u32;
+    while next < streams || !tasks.is_empty() {
+        while next < streams && tasks.len() < parallel {
+            let (s, setup) = (next, program(next));
+            tasks.spawn(async move { (s, setup.await) });
+            next += 1;
+        }
+        if let Some(done) = tasks.join_next().await {
+            let (s, result) = done.map_err(|_| RunError::Thread("session setup"))?;
+            let (to_a, to_b) = result?;
+            targets[s as usize] = [to_a, to_b];
+        }
+    }
+    Ok((targets, monotonic_ns().saturating_sub(setup_start) as f64 / 1e6))
+}
+
+
 /// Programs one session. Returns (where A sends, where B sends).
 async fn program(
     client: ControlClient,
@@ -329,23 +363,11 @@ pub async fn run(plan: &RelayPlan) -> Result<Report, RunError> {
     let (addr_a, addr_b) = (ends.addr_a, ends.addr_b);
     let run_id = std::process::id();
 
-    let setup_start = monotonic_ns();
-    let mut targets = vec![[SocketAddr::from(addr_a); 2]; plan.streams as usize];
-    let mut tasks = JoinSet::new();
-    let mut next = 0u32;
-    while next < plan.streams || !tasks.is_empty() {
-        while next < plan.streams && tasks.len() < 64 {
-            let (client, s) = (mp.client.clone(), next);
-            tasks.spawn(async move { (s, program(client, run_id, s, addr_a, addr_b).await) });
-            next += 1;
-        }
-        if let Some(done) = tasks.join_next().await {
-            let (s, result) = done.map_err(|_| RunError::Thread("session setup"))?;
-            let (to_a, to_b) = result?;
-            targets[s as usize] = [to_a, to_b];
-        }
-    }
-    let setup_ms = monotonic_ns().saturating_sub(setup_start) as f64 / 1e6;
+    let client = mp.client.clone();
+    let (targets, setup_ms) = program_streams(plan.streams, 64, |s| {
+        program(client.clone(), run_id, s, addr_a, addr_b)
+    })
+    .await?;
     tracing::info!(streams = plan.streams, setup_ms, "sessions programmed");
 
     let traffic = drive(plan, &mut mp.child, pid, ends, targets).await?;

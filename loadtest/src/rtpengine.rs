@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use tokio::net::UdpSocket;
 use tokio::task::JoinSet;
-use wavegate_shared::clock::monotonic_ns;
 
 use crate::relay::{self, Endpoints, RelayPlan, RunError, ServerSide};
 use crate::report::Report;
@@ -427,25 +426,11 @@ pub async fn run_relay(plan: &RelayPlan, cfg: &RtpengineConfig) -> Result<Report
     let (addr_a, addr_b) = (ends.addr_a, ends.addr_b);
     let run_id = std::process::id();
 
-    let setup_start = monotonic_ns();
-    let mut targets = vec![[SocketAddr::from(addr_a); 2]; plan.streams as usize];
-    let mut tasks = JoinSet::new();
-    let mut next = 0u32;
-    while next < plan.streams || !tasks.is_empty() {
-        while next < plan.streams && tasks.len() < 32 {
-            let (ng, s) = (re.ng.clone(), next);
-            tasks.spawn(async move { (s, program_relay(ng, run_id, s, addr_a, addr_b).await) });
-            next += 1;
-        }
-        if let Some(done) = tasks.join_next().await {
-            let (s, result) = done.map_err(|_| RunError::Thread("session setup"))?;
-            targets[s as usize] = {
-                let (to_a, to_b) = result?;
-                [to_a, to_b]
-            };
-        }
-    }
-    let setup_ms = monotonic_ns().saturating_sub(setup_start) as f64 / 1e6;
+    let ng = re.ng.clone();
+    let (targets, setup_ms) = relay::program_streams(plan.streams, 32, |s| {
+        program_relay(ng.clone(), run_id, s, addr_a, addr_b)
+    })
+    .await?;
     tracing::info!(streams = plan.streams, setup_ms, "rtpengine calls set up");
 
     let traffic = relay::drive(plan, &mut re.child, re.pid, ends, targets).await?;
