@@ -8,6 +8,7 @@
 //! the two gateways are compared on the same work. Every wait has a deadline; the session is
 //! kept alive with a `keepalive` every [`KEEPALIVE`] while a call holds.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -54,7 +55,14 @@ struct Conn {
     session: u64,
     handle: u64,
     tx: u32,
+    /// Events that arrived while [`Conn::request`] waited for its own reply: Janus' plugin
+    /// thread can push an event (e.g. `hangup` after the BYE's 200) before the core sends the
+    /// request's `ack`, so they are kept for the next [`Conn::event`] rather than dropped.
+    held: VecDeque<Reply>,
 }
+
+/// Bound on [`Conn::held`]; Janus sends a handful of events per request.
+const HELD_MAX: usize = 64;
 
 impl Conn {
     fn next_tx(&mut self) -> String {
@@ -104,6 +112,11 @@ impl Conn {
                     sip: SipEvent::Error { code, reason },
                     ..
                 } => return Err(format!("SIP plugin error {code}: {reason}")),
+                r @ (Reply::Event { .. } | Reply::PeerHangup { .. } | Reply::Timeout) => {
+                    if self.held.len() < HELD_MAX {
+                        self.held.push_back(r);
+                    }
+                }
                 _ => {}
             }
         }
@@ -124,7 +137,11 @@ impl Conn {
     ) -> Result<T, String> {
         let until = tokio::time::Instant::now() + limit;
         for _ in 0..200 {
-            match self.next(until).await? {
+            let reply = match self.held.pop_front() {
+                Some(r) => r,
+                None => self.next(until).await?,
+            };
+            match reply {
                 Reply::Event {
                     sip:
                         SipEvent::Result {
@@ -185,6 +202,7 @@ async fn open(plan: &JanusCallPlan) -> Result<Conn, String> {
         session: 0,
         handle: 0,
         tx: 0,
+        held: VecDeque::new(),
     };
     let tx = c.next_tx();
     c.session = c
@@ -347,12 +365,64 @@ async fn call_on(
         plan.step_timeout,
     )
     .await
-    .map_err(|e| format!("hangup: {e}"))?;
+    .map_err(|e| format!("hangup request: {e}"))?;
     c.event(plan.step_timeout, |event, _, _, _| {
         (event == "hangup").then_some(Ok(()))
     })
     .await
-    .map_err(|e| format!("hangup: {e}"))?;
+    .map_err(|e| format!("hangup event: {e}"))?;
     out.finished = true;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Janus' plugin thread may push the SIP `hangup` event before the core acks the `hangup`
+    /// request: the event must still end the wait that follows the request.
+    #[tokio::test]
+    async fn an_event_before_the_requests_ack_is_not_lost() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(MaybeTlsStream::Plain(tcp))
+                .await
+                .unwrap();
+            let _request = ws.next().await.unwrap().unwrap();
+            let event = r#"{"janus":"event","session_id":1,"sender":2,"plugindata":{"plugin":"janus.plugin.sip","data":{"sip":"event","result":{"event":"hangup","code":200,"reason":"Session Terminated"}}}}"#;
+            ws.send(Message::text(event)).await.unwrap();
+            ws.send(Message::text(
+                r#"{"janus":"ack","session_id":1,"transaction":"t1"}"#,
+            ))
+            .await
+            .unwrap();
+            // Keep the socket open until the client is done.
+            let _ = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+        });
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+            .await
+            .unwrap();
+        let mut c = Conn {
+            ws,
+            session: 1,
+            handle: 2,
+            tx: 0,
+            held: VecDeque::new(),
+        };
+        let t = c.next_tx();
+        let limit = Duration::from_secs(2);
+        c.request(janus_api::hangup(1, 2, &t), &t, limit)
+            .await
+            .unwrap();
+        let got = c
+            .event(limit, |event, code, _, _| {
+                (event == "hangup").then_some(Ok::<_, String>(code))
+            })
+            .await;
+        assert_eq!(got, Ok(Some(200)));
+        drop(c);
+        server.await.unwrap();
+    }
 }
