@@ -194,6 +194,7 @@ async fn program(
         sdp: wire::endpoint_sdp(u64::from(stream), *a.ip(), a.port()),
         flags: OfferFlags {
             media_timeout_secs: Some(0),
+            ..Default::default()
         },
     };
     // The offer's reply goes to the answerer: it says where B sends.

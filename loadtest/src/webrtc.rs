@@ -127,6 +127,7 @@ async fn program(
         sdp: offer,
         flags: OfferFlags {
             media_timeout_secs: Some(0),
+            ..Default::default()
         },
     };
     let reply = client.request(shard, &request).await?;

@@ -300,7 +300,7 @@ fn mux_offered_but_not_answered_falls_back_to_pairs() {
 fn media_timeout_once_per_silence() {
     let mut r = relay(); // default 5 s
     let (a, _) = setup(&mut r, OFFER, ANSWER);
-    r.offer(0, &id("quiet"), &tag("x"), OFFER, &OfferFlags { media_timeout_secs: Some(0) }, &mut NoSockets).unwrap();
+    r.offer(0, &id("quiet"), &tag("x"), OFFER, &OfferFlags { media_timeout_secs: Some(0), ..Default::default() }, &mut NoSockets).unwrap();
     let mut ev = Vec::new();
     r.poll_timeouts(4 * SEC, &mut ev);
     assert!(ev.is_empty());

@@ -135,6 +135,12 @@ pub struct OfferFlags {
     /// Seconds without any received media before `MediaTimeout`; `None` uses the media
     /// plane's configured default, `Some(0)` disables the timeout for this call.
     pub media_timeout_secs: Option<u32>,
+    /// WebRTC calls the browser offered (`WebRtcOffer`): when the SIP side's answer makes the
+    /// call transcode the browser's Opus to an 8 or 16 kHz codec, the media plane re-offers
+    /// to the browser with Opus capped at that rate ([`MediaEvent::BrowserReoffer`]), so it
+    /// sends cheaper narrowband (wideband) Opus. Only for callers that forward the re-offer to
+    /// the browser and its answer back ([`BrowserAnswer`]); protocol version 7.
+    pub browser_reoffer: bool,
 }
 
 /// The offerer's SDP: creates (or refreshes) the call and its two legs. The reply's SDP is
@@ -311,6 +317,20 @@ pub enum MediaEvent {
         digit: char,
         /// The event's duration.
         duration_ms: u32,
+    },
+    /// A new offer for the browser of a call (a server-initiated renegotiation: same media,
+    /// ICE and DTLS; only format parameters change, e.g. Opus capped at the SIP side's rate).
+    /// The browser's answer comes back as a [`BrowserAnswer`] (reply SDP empty). Until then
+    /// the call goes on as negotiated; an answer that never comes is given up after a timeout
+    /// (logged), and a browser offer in the meantime wins (ours is withdrawn). Protocol
+    /// version 7.
+    BrowserReoffer {
+        /// The call.
+        call: CallId,
+        /// The browser's leg.
+        tag: Option<LegTag>,
+        /// The offer.
+        sdp: String,
     },
 }
 
@@ -508,7 +528,7 @@ mod tests {
             call: CallId::new("c1@host").unwrap(),
             from_tag: LegTag::new("ft").unwrap(),
             sdp: "v=0\r\n".into(),
-            flags: OfferFlags { media_timeout_secs: Some(30) },
+            flags: OfferFlags { media_timeout_secs: Some(30), browser_reoffer: true },
         }
     }
 
@@ -621,6 +641,13 @@ mod tests {
         let ev = MediaEvent::MediaTimeout { call: CallId::new("c").unwrap(), idle_secs: 30 };
         encode_event(&ev, &mut buf).unwrap();
         assert_eq!(decode_incoming(&buf).unwrap(), Incoming::Event(ev));
+        let ev = MediaEvent::BrowserReoffer {
+            call: CallId::new("c").unwrap(),
+            tag: Some(LegTag::new("browser").unwrap()),
+            sdp: "v=0\r\na=fmtp:111 maxplaybackrate=8000\r\n".into(),
+        };
+        encode_event(&ev, &mut buf).unwrap();
+        assert_eq!(decode_incoming(&buf).unwrap(), Incoming::Event(ev));
     }
 
     #[test]
@@ -672,7 +699,7 @@ mod tests {
                 call: CallId::new(&call).unwrap(),
                 from_tag: LegTag::new(&tag).unwrap(),
                 sdp,
-                flags: OfferFlags { media_timeout_secs: t },
+                flags: OfferFlags { media_timeout_secs: t, browser_reoffer: t.is_some() },
             };
             let mut buf = Vec::new();
             encode_request(RequestId(id), &offer, &mut buf).unwrap();

@@ -27,7 +27,7 @@ use crate::ring::{self, Consumer, Producer, RING_HEADER_BYTES};
 /// "WAVEGATE" in ASCII, little-endian.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"WAVEGATE");
 /// Bumped on every incompatible change of the layout or of the message schema.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 const PAGE: usize = 4096;
 const SLOT_BYTES: usize = 64;
 /// Most shards one region can describe.

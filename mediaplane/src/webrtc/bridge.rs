@@ -50,6 +50,7 @@ use wavegate_shared::protocol::{
 use super::Clock;
 pub(super) use super::bridge_media::drain;
 use super::bridge_media::{pump_dtmf, pump_transcoder, tele_target};
+use super::bridge_reoffer::{self, CapReoffer};
 use super::bridge_video::{self, VideoPath};
 use super::demux::{Demux, LegId};
 use super::drops::{Delivered, count_unrouted, srtp_id};
@@ -237,6 +238,10 @@ pub(super) struct BridgeCall {
     /// only there for the browser's codec the SIP side did not take (a page answered Opus, a
     /// PCMU-only phone): that codec is transcoded toward SIP, everything else is passthrough.
     pub(super) tc_full: bool,
+    /// The call's signalling forwards our re-offers to the browser (`OfferFlags`).
+    pub(super) browser_reoffer: bool,
+    /// Our re-offer capping the browser's Opus (see [`super::bridge_reoffer`]).
+    pub(super) cap: CapReoffer,
 }
 
 impl BridgeCall {
@@ -297,7 +302,7 @@ pub struct Bridge {
     pub(super) earliest: u64,
     pub(super) buf: Box<[u8; RTP_BUF]>,
     /// Events found on the packet path (DTMF), waiting for [`Bridge::take_events`].
-    events: Vec<MediaEvent>,
+    pub(super) events: Vec<MediaEvent>,
     /// Datagrams dropped at the WebRTC socket, by reason (see [`super::drops`]).
     pub(super) drops: WebRtcDrops,
     /// Periodic keyframe requests toward the browser for SIP peers without RTCP feedback
@@ -574,7 +579,7 @@ impl Bridge {
         let Some(c) = self.calls.get_mut(leg.0 as usize).and_then(Option::as_deref_mut) else {
             return;
         };
-        if c.leg.awaiting_answer() && c.early.len() < EARLY_DATAGRAMS {
+        if c.leg.awaiting_first_answer() && c.early.len() < EARLY_DATAGRAMS {
             // Set-up only (never on the media path): the copy is replayed after the answer.
             c.early.push((src, datagram.to_vec()));
         }
@@ -748,6 +753,7 @@ impl Bridge {
     pub fn poll_timeouts(&mut self, now_ns: u64, out: &mut Vec<MediaEvent>) {
         self.take_events(out);
         for c in self.calls.iter_mut().flatten() {
+            bridge_reoffer::expire(c, now_ns);
             if let Some(at) = c.ice_lost_at
                 && now_ns.saturating_sub(at) >= ICE_GRACE_NS
             {
@@ -785,6 +791,9 @@ impl Bridge {
             }
             if c.tc.as_ref().and_then(|t| t.next_deadline()).is_some_and(|d| d <= now_ns) {
                 pump_transcoder(c, now_ns, &mut self.buf, io, &mut self.events);
+            }
+            if matches!(c.cap, CapReoffer::Wanted(_)) {
+                bridge_reoffer::make(c, now_ns, &mut self.buf, io, &mut self.events);
             }
             if c.video.as_ref().is_some_and(|v| v.next_keyframe_ns <= now_ns) {
                 bridge_video::periodic(c, now_ns, self.keyframe_interval_ns, &mut self.buf, io, &mut self.events);

@@ -29,6 +29,7 @@ use super::bridge_sdp::{
     answer_direction, audio, cap_opus_rate, disabled, leg_codec, new_transcoder, offered_direction, own_audio, ptime_of, tc_format, tc_formats,
     tc_only, tele_of,
 };
+use super::bridge_reoffer;
 use super::bridge_video::{VideoPath, map_formats, video_codecs, video_of};
 use super::demux::LegId;
 use super::dtmf::DtmfDetector;
@@ -356,7 +357,8 @@ impl Bridge {
             return Err(err(ErrorCode::Internal, "empty slot"));
         };
         let Stage::AwaitBrowserAnswer { sip_offer } = c.stage else {
-            return Err(err(ErrorCode::BadSdp, "no offer to the browser is waiting for an answer"));
+            // An answer to our re-offer on a negotiated call, or nothing is waiting for one.
+            return self.browser_reanswer(now_ns, slot, sdp, io);
         };
         let parsed = Sdp::parse(sdp).map_err(|e| err(ErrorCode::BadSdp, e.to_string()))?;
         let (_, m) = audio(&parsed).ok_or_else(|| err(ErrorCode::BadSdp, "the browser's answer has no audio"))?;
@@ -544,8 +546,10 @@ impl Bridge {
             }
         }
         let video_on = c.video.as_ref().is_some_and(|v| v.active);
-        if video_on {
-            self.earliest = 0; // schedule the periodic keyframe timer
+        // Our capping re-offer to the browser goes out at the next timer turn.
+        let reoffer = bridge_reoffer::want_cap(c);
+        if video_on || reoffer {
+            self.earliest = 0; // schedule the periodic keyframe timer, the re-offer
         }
         Ok(String::new())
     }
@@ -575,6 +579,8 @@ impl Bridge {
             return Err(err(ErrorCode::BadSdp, format!("call {call} is still being negotiated")));
         }
         let direction = offered_direction(browser_sdp)?;
+        // Glare with our capping re-offer: the browser's offer wins, ours is withdrawn.
+        bridge_reoffer::withdraw(c, "the browser offered in the meantime");
         let browser_answer =
             c.leg.handle_offer(now_ns, browser_sdp).map_err(|e| err(ErrorCode::BadSdp, e.to_string()))?;
         c.browser_dir = direction;
@@ -773,6 +779,8 @@ impl Bridge {
             transcode_incoming: new.transcode_incoming,
             tc: None,
             tc_full: false,
+            browser_reoffer: flags.browser_reoffer,
+            cap: Default::default(),
         };
         drain(&mut c, now_ns, &mut self.buf, &mut *sockets, &mut Vec::new());
         self.earliest = self.earliest.min(c.deadline);

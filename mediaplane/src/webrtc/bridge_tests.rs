@@ -74,7 +74,7 @@ fn call_life_cycle_media_timeout_latching_and_delete() {
     let mut wire = Wire::default();
     let call = CallId::new("w@t").unwrap();
     let (ft, tt) = (LegTag::new("b").unwrap(), LegTag::new("s").unwrap());
-    let flags = OfferFlags { media_timeout_secs: Some(2) };
+    let flags = OfferFlags { media_timeout_secs: Some(2), ..Default::default() };
     let free = relay.free_pairs();
     let reply = bridge.offer(0, &call, &ft, &offer, &flags, &mut relay, &mut wire).unwrap();
     assert!(reply.browser_answer.contains("a=ice-lite"));

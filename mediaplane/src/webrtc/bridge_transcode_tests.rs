@@ -80,6 +80,8 @@ struct Out {
     sip_tag: LegTag,
     sip_port: u16,
     sip_offer: String,
+    /// Our answer to the browser's offer.
+    browser_answer: String,
     now: u64,
 }
 
@@ -88,6 +90,11 @@ fn sip_sdp(version: u32, m: &str) -> String {
 }
 
 fn outgoing(formats: &[(u8, Codec, u32, Option<u8>)], answer: &str) -> Out {
+    outgoing_with(formats, answer, &OfferFlags::default())
+}
+
+/// [`outgoing`] with the call's `flags` (e.g. `browser_reoffer`).
+fn outgoing_with(formats: &[(u8, Codec, u32, Option<u8>)], answer: &str, flags: &OfferFlags) -> Out {
     let (mut bridge, mut relay, clock) = new_bridge();
     let mut net = Net::default();
     let call = CallId::new("tc@t").unwrap();
@@ -97,14 +104,14 @@ fn outgoing(formats: &[(u8, Codec, u32, Option<u8>)], answer: &str) -> Out {
     let mid = change.add_media(MediaKind::Audio, RtcDirection::SendRecv, None, None, None);
     let (offer, pending) = change.apply().unwrap();
     b.mid = Some(mid);
-    let reply =
-        bridge.offer(0, &call, &web, &offer.to_sdp_string(), &OfferFlags::default(), &mut relay, &mut net).unwrap();
+    let reply = bridge.offer(0, &call, &web, &offer.to_sdp_string(), flags, &mut relay, &mut net).unwrap();
     b.rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&reply.browser_answer).unwrap()).unwrap();
     let sip_port = Sdp::parse(&reply.sip_offer).unwrap().media[0].desc.port;
     assert_eq!(bridge.answer(&call, &sip_tag, &sip_sdp(1, answer)).unwrap(), "");
     let now = run(&mut bridge, &mut b, &mut net, 0, 5000, |b, _| b.connected);
     assert!(b.connected);
-    Out { bridge, _relay: relay, net, b, call, sip_tag, sip_port, sip_offer: reply.sip_offer, now }
+    let browser_answer = reply.browser_answer;
+    Out { bridge, _relay: relay, net, b, call, sip_tag, sip_port, sip_offer: reply.sip_offer, browser_answer, now }
 }
 
 /// Plays `frames` 20 ms frames of a 1 kHz tone each way: from the browser in `browser` (its
@@ -310,7 +317,7 @@ fn a_g729_only_sip_offer_gets_the_browser_opus_and_g711_and_is_transcoded() {
     let now = run(&mut bridge, &mut b, &mut net, 0, 5000, |b, _| b.connected);
     assert!(b.connected);
     let sip_port = m.desc.port;
-    let mut o = Out { bridge, _relay: relay, net, b, call, sip_tag, sip_port, sip_offer: String::new(), now };
+    let mut o = Out { bridge, _relay: relay, net, b, call, sip_tag, sip_port, sip_offer: String::new(), browser_answer: String::new(), now };
 
     let (to_sip, at_browser) = tones(&mut o, browser, sip, 60, 1);
     check_stream(&to_sip, 18, 160);
@@ -476,3 +483,6 @@ fn a_page_answered_opus_and_a_pcmu_only_phone_hear_each_other() {
     check_interleaved(&ev, 2, 800, &seqs);
     assert!(pkts.iter().all(|p| p.3 == to_sip[0].3), "one SSRC");
 }
+
+#[path = "bridge_reoffer_tests.rs"]
+mod reoffer;

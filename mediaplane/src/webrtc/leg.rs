@@ -450,9 +450,52 @@ impl WebRtcLeg {
         Ok(())
     }
 
+    /// Makes a new offer of ours on a negotiated leg (a server-initiated renegotiation: same
+    /// m-lines, codecs, ICE credentials and DTLS fingerprint, `a=setup:actpass`); the owner may
+    /// edit its format parameters (Opus bandwidth caps) before sending it. The browser's answer
+    /// goes to [`Self::handle_answer`]; [`Self::rollback_offer`] abandons it.
+    ///
+    /// str0m makes an offer only for a change, so the audio m-line's direction is toggled away
+    /// and back within this call: the session ends as it was and the offer describes it as it
+    /// is. The toggle goes through a direction that keeps sending (or, when the leg only
+    /// receives, one that keeps receiving), so str0m resets as little as it can: the receive
+    /// window restarts after the highest number seen, nothing queued toward the browser is lost.
+    pub fn make_reoffer(&mut self, now_ns: u64) -> Result<String, LegError> {
+        if !self.negotiated || self.pending.is_some() {
+            return Err(LegError::AlreadyNegotiated);
+        }
+        let Some(&(mid, _)) = self.media.iter().find(|(_, kind)| *kind == MediaKind::Audio) else {
+            return Err(LegError::NothingToOffer);
+        };
+        let current = self.rtc.media(mid).map(|m| m.direction()).ok_or(LegError::NothingToOffer)?;
+        let away = match current {
+            Direction::SendRecv => Direction::SendOnly,
+            Direction::SendOnly | Direction::RecvOnly | Direction::Inactive => Direction::SendRecv,
+        };
+        self.advance(now_ns);
+        self.rtc.handle_input(Input::Timeout(self.clock.instant(now_ns)))?;
+        let mut change = self.rtc.sdp_api();
+        change.set_direction(mid, away);
+        change.set_direction(mid, current);
+        let (offer, pending) = change.apply().ok_or(LegError::NothingToOffer)?;
+        self.pending = Some(pending);
+        Ok(offer.to_sdp_string())
+    }
+
+    /// Abandons our pending offer (the browser never answered it, or offered itself: glare).
+    /// str0m applies nothing before the answer, so the leg goes on as negotiated.
+    pub fn rollback_offer(&mut self) -> bool {
+        self.pending.take().is_some()
+    }
+
     /// An offer of ours is waiting for its answer.
     pub fn awaiting_answer(&self) -> bool {
         self.pending.is_some()
+    }
+
+    /// Our first offer is waiting for its answer (the leg is being set up).
+    pub fn awaiting_first_answer(&self) -> bool {
+        self.pending.is_some() && !self.negotiated
     }
 
     /// The m-lines the answer accepted, in SDP order (empty before [`Self::handle_offer`]).

@@ -7,7 +7,8 @@
 //! - [`bridge`]: a shard's WebRTC <-> RTP calls: leg + SIP-side RTP port(s), passthrough audio
 //!   and video (`bridge_video`).
 //!   `bridge_setup` is the offer/answer flow and codec choice (passthrough or transcoded),
-//!   `bridge_sdp` the SIP-side SDP and codec mapping behind it.
+//!   `bridge_sdp` the SIP-side SDP and codec mapping behind it, `bridge_reoffer` our re-offer
+//!   to the browser capping its Opus at a transcoded SIP codec's rate.
 //! - [`rtcp_fb`]: RTCP keyframe requests (PLI, FIR) for the video bridge.
 //! - [`dtmf`]: RFC 4733 telephone-events: payload, detector, generator.
 //! - [`quality`]: receive statistics and RTCP report blocks for the `Stats` request.
@@ -21,6 +22,7 @@
 
 pub mod bridge;
 mod bridge_media;
+mod bridge_reoffer;
 mod bridge_sdp;
 mod bridge_setup;
 mod bridge_video;

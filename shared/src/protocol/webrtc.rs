@@ -73,6 +73,10 @@ impl Request for OfferToBrowser {
 /// The browser's answer to the offer made by [`OfferToBrowser`]. The reply's SDP goes to the SIP
 /// side: the SDP *answer* when the SIP caller sent an offer, else (delayed offer) a plain
 /// RTP/AVP *offer*, whose answer (in the SIP ACK) then comes in an ordinary [`Answer`](super::Answer).
+///
+/// Also the browser's answer to a re-offer of ours
+/// ([`MediaEvent::BrowserReoffer`](super::MediaEvent::BrowserReoffer), on a call either side
+/// set up): the reply SDP is then empty (the SIP side is not renegotiated).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrowserAnswer {
     /// The call.
