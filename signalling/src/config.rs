@@ -203,6 +203,12 @@ pub struct MediaConfig {
     /// Transcode audio when the browser and the SIP peer share no codec (the media plane's
     /// `--transcoding`); `false` makes such calls fail with "Transcoding required but disabled".
     pub transcoding: bool,
+    /// On calls the browser offers, when the SIP answer makes the media plane transcode the
+    /// browser's Opus to an 8 or 16 kHz codec, re-offer to the browser with Opus capped at that
+    /// rate (`maxplaybackrate`), so it sends narrowband (wideband) Opus, ~3x cheaper to decode
+    /// (docs/transcoding.md). Pages get the offer as a WebSocket `reoffer` message (the SDK
+    /// answers it by itself); `false` leaves the browser sending fullband.
+    pub browser_narrowband_reoffer: bool,
     /// Opus encoder complexity on transcoded calls, 0-10 (the media plane's `--opus-complexity`).
     pub opus_complexity: u8,
     /// Opus inband FEC on transcoded calls (`--opus-fec`).
@@ -237,6 +243,7 @@ impl Default for MediaConfig {
             media_timeout_secs: 60,
             video_keyframe_interval_ms: 5000,
             transcoding: true,
+            browser_narrowband_reoffer: true,
             opus_complexity: 0,
             opus_fec: true,
             opus_dtx: false,
@@ -467,11 +474,15 @@ mod tests {
         let path = dir.join("tc.toml");
         std::fs::write(&path, "[media]\nopus_complexity = 3\nopus_dtx = true\njitter_max_ms = 80\n").unwrap();
         // SAFETY: the variable name is unique to this test.
+        unsafe { std::env::set_var("WGT5_MEDIA__BROWSER_NARROWBAND_REOFFER", "false") };
+        // SAFETY: the variable name is unique to this test.
         unsafe { std::env::set_var("WGT5_MEDIA__OPUS_FEC", "false") };
         let c = Config::load_with_env(Some(&path), Env::prefixed("WGT5_").split("__")).unwrap();
         let m = &c.media;
         assert_eq!((m.opus_complexity, m.opus_fec, m.opus_dtx), (3, false, true));
         assert_eq!((m.jitter_min_ms, m.jitter_max_ms), (20, 80));
+        assert!(!m.browser_narrowband_reoffer, "env override");
+        assert!(MediaConfig::default().browser_narrowband_reoffer, "on by default");
         for bad in ["opus_complexity = 11", "jitter_min_ms = 70", "jitter_min_ms = 5", "jitter_max_ms = 500"] {
             std::fs::write(&path, format!("[media]\n{bad}\n")).unwrap();
             let err = Config::load_with_env(Some(&path), Env::prefixed("WGT6_")).unwrap_err().to_string();

@@ -54,6 +54,17 @@ pub struct CallEnded {
     pub cause: EndCause,
 }
 
+/// A new offer of the media plane for a call's browser (`MediaEvent::BrowserReoffer`): the
+/// session that owns the call forwards it to its page as `reoffer`, and the page's answer comes
+/// back as a `BrowserAnswer`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrowserReoffer {
+    /// The call.
+    pub call: CallId,
+    /// The offer for the browser.
+    pub sdp: String,
+}
+
 #[derive(Debug, Clone)]
 struct Entry {
     generation: u64,
@@ -64,6 +75,7 @@ struct Entry {
 pub struct CallRegistry {
     calls: Arc<Mutex<HashMap<CallId, Entry>>>,
     ended: broadcast::Sender<CallEnded>,
+    reoffers: broadcast::Sender<BrowserReoffer>,
 }
 
 impl Default for CallRegistry {
@@ -78,12 +90,27 @@ impl CallRegistry {
         Self {
             calls: Arc::default(),
             ended: broadcast::channel(1024).0,
+            reoffers: broadcast::channel(256).0,
         }
     }
 
     /// Follows calls ended by the media side.
     pub fn subscribe(&self) -> broadcast::Receiver<CallEnded> {
         self.ended.subscribe()
+    }
+
+    /// Follows the media plane's re-offers for browsers.
+    pub fn subscribe_reoffers(&self) -> broadcast::Receiver<BrowserReoffer> {
+        self.reoffers.subscribe()
+    }
+
+    /// Hands a re-offer to the sessions; `false` when the call is not known (ended) or no
+    /// session listens (the media plane then withdraws it after its timeout).
+    pub fn reoffer(&self, call: CallId, sdp: String) -> bool {
+        if !self.lock().contains_key(&call) {
+            return false;
+        }
+        self.reoffers.send(BrowserReoffer { call, sdp }).is_ok()
     }
 
     /// Number of calls held.
@@ -193,6 +220,12 @@ impl MediaService {
         if let Some(m) = &self.metrics {
             m.media_request(start.elapsed());
         }
+    }
+
+    /// Whether browser-offered calls ask the media plane to re-offer the browser Opus capped
+    /// at a transcoded SIP codec's rate (config `media.browser_narrowband_reoffer`).
+    pub fn browser_reoffer(&self) -> bool {
+        self.supervisor.media_config().browser_narrowband_reoffer
     }
 
     /// The registry of calls.
@@ -341,6 +374,24 @@ mod tests {
             Some("Failed by RTP activity".to_string())
         );
         assert!(reg.is_empty());
+    }
+
+    #[test]
+    fn reoffers_reach_subscribers_only_for_known_calls() {
+        let reg = CallRegistry::new();
+        let call = CallId::new("r").unwrap();
+        assert!(!reg.reoffer(call.clone(), "v=0".into()), "unknown call");
+        reg.insert(call.clone(), 1);
+        assert!(!reg.reoffer(call.clone(), "v=0".into()), "nobody listens");
+        let mut rx = reg.subscribe_reoffers();
+        assert!(reg.reoffer(call.clone(), "v=0\r\n".into()));
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            BrowserReoffer {
+                call,
+                sdp: "v=0\r\n".into()
+            }
+        );
     }
 
     #[test]

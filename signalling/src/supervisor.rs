@@ -108,6 +108,11 @@ impl Supervisor {
         (sup, task)
     }
 
+    /// The media plane's settings.
+    pub fn media_config(&self) -> &MediaConfig {
+        &self.config
+    }
+
     /// The control channel of the running generation, if any.
     pub fn client(&self) -> Option<(ControlClient, u64)> {
         let current = read(&self.shared.current);
@@ -367,6 +372,10 @@ impl Supervisor {
             }
             MediaEvent::DtmfReceived { call, tag, digit, duration_ms } => {
                 tracing::info!(%shard, %call, ?tag, %digit, duration_ms, "DTMF received");
+            }
+            MediaEvent::BrowserReoffer { call, tag, sdp } => {
+                let forwarded = calls.reoffer(call.clone(), sdp);
+                tracing::debug!(%shard, %call, ?tag, forwarded, "re-offer for the browser");
             }
         }
     }

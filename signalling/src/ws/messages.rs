@@ -124,7 +124,7 @@ pub enum ClientMsg {
         /// The browser's offer.
         sdp: String,
     },
-    /// Answer an incoming call with the browser's SDP answer.
+    /// Answer an incoming call, or a `reoffer`, with the browser's SDP answer.
     #[serde(rename = "answer")]
     Answer {
         /// The call.
@@ -257,6 +257,17 @@ pub enum ServerMsg {
         /// The call.
         call_id: String,
         /// The SDP.
+        sdp: String,
+    },
+    /// A new offer for the browser's peer connection on a call in progress (the server
+    /// renegotiates: same media, ICE and DTLS; e.g. Opus capped at the SIP side's rate). The page
+    /// answers with `answer` (same `callId`); a page that does not answer within 10 s leaves the
+    /// call as it was.
+    #[serde(rename = "reoffer")]
+    Reoffer {
+        /// The call.
+        call_id: String,
+        /// The offer.
         sdp: String,
     },
     /// An incoming call with the offer for the browser.

@@ -154,6 +154,14 @@ fn server_messages_are_camel_case_json() {
         m.to_json(),
         r#"{"type":"transfer","callId":"c","status":"succeeded","code":200,"cause":"transfer succeeded: 200 OK"}"#
     );
+    let m = ServerMsg::Reoffer {
+        call_id: "c".into(),
+        sdp: "v=0\r\n".into(),
+    };
+    assert_eq!(
+        m.to_json(),
+        r#"{"type":"reoffer","callId":"c","sdp":"v=0\r\n"}"#
+    );
 }
 
 proptest! {

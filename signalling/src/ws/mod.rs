@@ -9,10 +9,14 @@
 //! Callee `echo` is the built-in extension (`crate::echo`); any other callee is a SIP call
 //! (`sip_call`) from the session's account. `registerRequired` registers through the SIP user
 //! agent; a registered session receives the login's incoming calls (`incoming` / `answer`).
+//! The media plane's re-offers for a session's browsers (`reoffer`, see `reoffer`) are
+//! answered with `answer` too: an `answer` goes to the call's pending re-offer if it has one,
+//! else to its unanswered incoming offer, else it is an error and the call is untouched.
 
 pub mod codecs;
 mod in_call;
 pub mod messages;
+mod reoffer;
 mod rest_hooks;
 pub mod sip_call;
 
@@ -110,6 +114,10 @@ struct Session {
     calls: HashMap<String, Call>,
     /// Media-plane call id -> page call id.
     by_media: HashMap<CallId, String>,
+    /// Page calls with a re-offer sent to the page and not answered yet.
+    reoffers: std::collections::HashSet<String>,
+    /// Incoming calls offered to the page and not answered yet.
+    unanswered: std::collections::HashSet<String>,
     internal_tx: mpsc::UnboundedSender<Internal>,
     /// Dropping it stops the registration task (which un-REGISTERs in the background).
     registration: Option<tokio::sync::oneshot::Sender<()>>,
@@ -151,6 +159,8 @@ impl Session {
             account: None,
             calls: HashMap::new(),
             by_media: HashMap::new(),
+            reoffers: Default::default(),
+            unanswered: Default::default(),
             internal_tx: mpsc::unbounded_channel().0,
             registration: None,
             ws: state.ws,
@@ -184,6 +194,7 @@ impl Session {
         let (tx, mut internal) = mpsc::unbounded_channel();
         self.internal_tx = tx;
         let mut ended = self.media.calls().subscribe();
+        let mut reoffers = self.media.calls().subscribe_reoffers();
         let mut rest = self.registry.open_session(&self.id.to_string());
         tracing::info!(
             session = self.id,
@@ -202,6 +213,15 @@ impl Session {
                 ev = ended.recv() => match ev {
                     Ok(ev) => self.on_ended(ev),
                     Err(broadcast::error::RecvError::Lagged(_)) => Vec::new(),
+                    Err(broadcast::error::RecvError::Closed) => Vec::new(),
+                },
+                ev = reoffers.recv() => match ev {
+                    Ok(ev) => self.on_reoffer(ev),
+                    // A missed re-offer is withdrawn by the media plane after its timeout.
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(session = self.id, missed = n, "re-offers missed (lagging)");
+                        Vec::new()
+                    }
                     Err(broadcast::error::RecvError::Closed) => Vec::new(),
                 },
                 Some(ctl) = rest.recv() => match self.on_rest(ctl).await {
@@ -446,7 +466,7 @@ impl Session {
         };
         let reply = match self
             .media
-            .webrtc_offer(media_id.clone(), browser, sdp, Default::default())
+            .webrtc_offer(media_id.clone(), browser, sdp, self.sip_call_flags())
             .await
         {
             Ok(r) => r,
@@ -552,6 +572,7 @@ impl Session {
         };
         let caller = incoming.from.clone();
         self.follow_sip_call(&call_id, media_id, incoming.call);
+        self.unanswered.insert(call_id.clone());
         vec![ServerMsg::Incoming {
             call_id,
             caller,
@@ -559,11 +580,21 @@ impl Session {
         }]
     }
 
-    /// The page's answer to an incoming call: `BrowserAnswer`, its reply SDP in our 200.
+    /// The page's answer to an incoming call: `BrowserAnswer`, its reply SDP in our 200. An
+    /// answer to a pending re-offer goes to `reanswer`.
     async fn answer(&mut self, call_id: &str, sdp: String) -> Vec<ServerMsg> {
+        if self.reoffers.contains(call_id) {
+            return self.reanswer(call_id, sdp).await;
+        }
         let Some(Call::Sip { media_id, commands }) = self.calls.get(call_id) else {
             return vec![error(format!("answer: no incoming call {call_id:?}"))];
         };
+        if !self.unanswered.remove(call_id) {
+            return vec![error(format!(
+                "answer: call {call_id:?} has no offer waiting for an answer (answered already, \
+                 or a re-offer that was not answered in time); the call goes on as it was"
+            ))];
+        }
         let (media_id, commands) = (media_id.clone(), commands.clone());
         let browser = match wavegate_shared::LegTag::new("browser") {
             Ok(t) => t,
@@ -605,6 +636,8 @@ impl Session {
             Internal::Sip(call_id, SipNote::State(status, cause, fin)) => {
                 if fin && let Some(call) = self.calls.remove(&call_id) {
                     self.by_media.remove(call.media_id());
+                    self.reoffers.remove(&call_id);
+                    self.unanswered.remove(&call_id);
                 }
                 vec![call_msg(&call_id, status, cause)]
             }
@@ -669,6 +702,8 @@ impl Session {
         let Some(call_id) = self.by_media.remove(&ev.call) else {
             return Vec::new();
         };
+        self.reoffers.remove(&call_id);
+        self.unanswered.remove(&call_id);
         // Our own Delete is reported too; the call was removed from `calls` before it.
         match self.calls.remove(&call_id) {
             None => Vec::new(),
