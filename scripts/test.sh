@@ -28,6 +28,7 @@ tests/browser/phone-video.sh  # the Phone Video page: a VP8 call to echo through
 tests/browser/sip.sh    # the Phone page through Kamailio to baresip, and in-call features against SIPp
 tests/browser/firefox.sh  # Firefox ESR (puppeteer-core, WebDriver BiDi): echo and baresip calls
 tests/browser/opus-nb.sh  # Chromium sends narrowband Opus when our offer's fmtp asks (bridge_sdp.rs parameters)
+tests/browser/opus-reoffer.sh  # an outgoing SDK call to a PCMU-only SIPp is re-offered narrowband Opus; Chromium then sends NB
 
 step "benches compile and run once in test mode"
 cargo test --locked -p wavegate-benches --benches -q

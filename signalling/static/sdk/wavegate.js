@@ -117,7 +117,7 @@ export class Session extends Emitter {
     try { m = JSON.parse(data); } catch { return; }
     if (m.type === 'session') {
       this._setStatus(m.status, m.cause);
-    } else if (['call', 'sdp', 'dtmf', 'message', 'transfer'].includes(m.type)) {
+    } else if (['call', 'sdp', 'reoffer', 'dtmf', 'message', 'transfer'].includes(m.type)) {
       const c = this._calls.get(m.callId);
       if (c) c._onMessage(m);
     } else if (m.type === 'incoming') {
@@ -209,12 +209,31 @@ export class Call extends Emitter {
       } catch (e) {
         this._failLocally(`cannot apply the server's answer: ${e.message}`);
       }
+    } else if (m.type === 'reoffer') {
+      await this._reanswer(m.sdp);
     } else if (m.type === 'dtmf') {
       this._emit('DTMF', { digit: m.digit, type: m.dtmfType });
     } else if (m.type === 'message') {
       this._emit('MESSAGE', { text: m.text, contentType: m.contentType });
     } else if (m.type === 'transfer') {
       this._emit('TRANSFER', { status: m.status, code: m.code, cause: m.cause });
+    }
+  }
+  // The server renegotiates a call in progress (same media, ICE and DTLS; e.g. it asks for
+  // narrowband Opus when the far end is a narrowband phone): apply its offer and answer it, with
+  // nothing asked of the application. A peer connection busy with another negotiation leaves
+  // the offer unanswered (the server withdraws it after 10 s and the call goes on as it was);
+  // a failure is reported as a session 'error' event and the call goes on too.
+  async _reanswer(sdp) {
+    const pc = this._pc;
+    if (!pc || pc.signalingState !== 'stable' || FINAL.has(this._status)) return;
+    try {
+      await pc.setRemoteDescription({ type: 'offer', sdp });
+      await pc.setLocalDescription(await pc.createAnswer());
+      this._session._send({ type: 'answer', callId: this._id, sdp: pc.localDescription.sdp });
+    } catch (e) {
+      try { if (pc.signalingState === 'have-remote-offer') await pc.setLocalDescription({ type: 'rollback' }); } catch { /* closed */ }
+      this._session._emit('error', { reason: `call ${this._id}: cannot answer the server's re-offer: ${e.message || e}` });
     }
   }
   _failLocally(cause) {
