@@ -90,6 +90,9 @@ pub struct Browser {
     pub next_send_ns: u64,
     /// Set for transcoded calls: returning audio is decoded and the marker timed.
     pub audio: Option<Box<AudioRx>>,
+    /// The gateway's re-offer capped our Opus at this rate (`maxplaybackrate`, 8 or 16 kHz):
+    /// the audio loop is then sent narrowband, as a browser would.
+    pub opus_cap: Option<u32>,
 }
 
 fn io_err(e: impl std::fmt::Display) -> RunError {
@@ -159,6 +162,7 @@ impl Browser {
             seq: 0,
             next_send_ns: 0,
             audio: None,
+            opus_cap: None,
         };
         Ok((browser, offer.to_sdp_string(), pending))
     }
@@ -204,6 +208,7 @@ impl Browser {
             seq: 0,
             next_send_ns: 0,
             audio: None,
+            opus_cap: None,
         };
         Ok((browser, answer.to_sdp_string()))
     }
@@ -225,6 +230,28 @@ impl Browser {
             .sdp_api()
             .accept_answer(pending, answer)
             .map_err(io_err)
+    }
+
+    /// Answers the gateway's re-offer on a call in progress (`reoffer` on the WebSocket API:
+    /// same media, Opus possibly capped with `maxplaybackrate`); returns our answer. A cap of
+    /// 16 kHz or less switches the audio loop to narrowband.
+    pub fn accept_reoffer(&mut self, sdp: &str) -> Result<String, RunError> {
+        let offer = str0m::change::SdpOffer::from_sdp_string(sdp).map_err(io_err)?;
+        let answer = self.rtc.sdp_api().accept_offer(offer).map_err(io_err)?;
+        if self.codec == AudioCodec::Opus {
+            let pt = self.pt;
+            let cap = sdp.lines().find_map(|l| {
+                let params = l.strip_prefix(&format!("a=fmtp:{pt} ") as &str)?;
+                params.split(';').find_map(|p| {
+                    p.trim()
+                        .strip_prefix("maxplaybackrate=")?
+                        .parse::<u32>()
+                        .ok()
+                })
+            });
+            self.opus_cap = cap.filter(|r| *r <= 16_000);
+        }
+        Ok(answer.to_sdp_string())
     }
 
     /// The socket's fd, for an epoll set.
@@ -290,7 +317,7 @@ impl Browser {
         scratch: &mut Vec<u8>,
         on: &mut impl FnMut(&Browser, BrowserEvent),
     ) -> bool {
-        let (payload, marker) = frames.frame(self.seq);
+        let (payload, marker) = frames.frame(self.seq, self.opus_cap.is_some());
         let body = payload.to_vec();
         let sent = self.send_rtp(self.seq, body, scratch, on);
         if sent

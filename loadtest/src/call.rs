@@ -102,6 +102,12 @@ pub(crate) enum Cmd {
     Start(u32),
     Stop(u32),
     Remove(u32),
+    /// The gateway's re-offer for a browser: its answer (or why not) goes back on the channel.
+    Reoffer(
+        u32,
+        String,
+        tokio::sync::oneshot::Sender<Result<String, String>>,
+    ),
 }
 
 /// How one call's signalling went.
@@ -193,6 +199,13 @@ pub(crate) fn browser_thread(
                     if let Some(l) = live.get_mut(&i) {
                         l.sending = false;
                     }
+                }
+                Cmd::Reoffer(i, sdp, reply) => {
+                    let answer = match live.get_mut(&i) {
+                        Some(l) => l.b.accept_reoffer(&sdp).map_err(|e| e.to_string()),
+                        None => Err("no such browser".to_string()),
+                    };
+                    let _ = reply.send(answer);
                 }
                 Cmd::Remove(i) => {
                     if let Some(mut l) = live.remove(&i) {
@@ -303,6 +316,32 @@ where
     Err("too many messages".into())
 }
 
+/// Answers the gateway's re-offer as a page's SDK would: the browser thread (which owns the
+/// browser) applies it and makes the answer, sent back as `answer`.
+async fn answer_reoffer<S>(
+    ws: &mut S,
+    tx: &mpsc::Sender<Cmd>,
+    index: u32,
+    call_id: &str,
+    sdp: String,
+) -> Result<(), String>
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    tx.send(Cmd::Reoffer(index, sdp, reply))
+        .map_err(|_| "browser thread gone".to_string())?;
+    let answer = tokio::time::timeout(Duration::from_secs(5), answer)
+        .await
+        .map_err(|_| "re-offer: no answer from the browser thread within 5 s".to_string())?
+        .map_err(|_| "browser thread gone".to_string())?
+        .map_err(|e| format!("re-offer refused by the browser: {e}"))?;
+    let msg = json!({"type": "answer", "callId": call_id, "sdp": answer});
+    ws.send(Message::text(msg.to_string()))
+        .await
+        .map_err(|_| "WebSocket send failed (answer)".to_string())
+}
+
 pub(crate) fn status_of(v: &Value, kind: &str) -> Option<(String, String)> {
     (v.get("type")?.as_str()? == kind).then(|| {
         (
@@ -386,8 +425,11 @@ async fn one_call(
     let mut established = false;
     let mut added = false;
     let mut setup_failure = None;
+    // The gateway's re-offer (Opus capped on a transcoded call) may come before ESTABLISHED.
+    let mut reoffer: Option<String> = None;
     let got = wait_for(&mut ws, plan.step_timeout, |v| {
         match v.get("type").and_then(Value::as_str) {
+            Some("reoffer") => reoffer = v.get("sdp").and_then(Value::as_str).map(str::to_owned),
             Some("sdp") => {
                 if let (Some((mut b, pending)), Some(sdp)) =
                     (browser.take(), v.get("sdp").and_then(Value::as_str))
@@ -444,13 +486,42 @@ async fn one_call(
     counters.established.fetch_add(1, Ordering::Relaxed);
     counters.active.fetch_add(1, Ordering::Relaxed);
     let _ = tx.send(Cmd::Start(index));
-    // Hold: the server may end the call early (media timeout, media plane lost).
-    let hold = Duration::from_secs(u64::from(plan.hold_secs));
-    let early = wait_for(&mut ws, hold, |v| {
-        let (status, cause) = status_of(v, "call")?;
-        matches!(status.as_str(), "FAILED" | "FINISH").then(|| Err(format!("{status}: {cause}")))
-    })
-    .await;
+    // Hold: the server may end the call early (media timeout, media plane lost), or re-offer.
+    let hold_end = tokio::time::Instant::now() + Duration::from_secs(u64::from(plan.hold_secs));
+    let mut early = Err("timeout".to_string());
+    // Bounded: a re-offer or two per call; the loop ends at the hold's end in any case.
+    for _ in 0..8 {
+        if let Some(sdp) = reoffer.take()
+            && let Err(e) = answer_reoffer(&mut ws, &tx, index, &call_id, sdp).await
+        {
+            early = Err(e);
+            break;
+        }
+        let left = hold_end.saturating_duration_since(tokio::time::Instant::now());
+        early = wait_for(&mut ws, left, |v| {
+            match v.get("type").and_then(Value::as_str) {
+                Some("reoffer") => {
+                    return Some(Ok(v.get("sdp").and_then(Value::as_str).map(str::to_owned)));
+                }
+                // The gateway refusing our answer to its re-offer.
+                Some("error") => {
+                    let reason = v.get("reason").and_then(Value::as_str).unwrap_or("");
+                    return reason
+                        .contains("re-offer")
+                        .then(|| Err(format!("error: {reason}")));
+                }
+                _ => {}
+            }
+            let (status, cause) = status_of(v, "call")?;
+            matches!(status.as_str(), "FAILED" | "FINISH")
+                .then(|| Err(format!("{status}: {cause}")))
+        })
+        .await
+        .map(|sdp| reoffer = sdp);
+        if reoffer.is_none() {
+            break;
+        }
+    }
     let _ = tx.send(Cmd::Stop(index));
     tokio::time::sleep(DRAIN).await;
     let _ = tx.send(Cmd::Remove(index));

@@ -45,18 +45,31 @@ pub enum AudioError {
     Opus(#[from] opus::Error),
 }
 
-/// The pre-encoded one-second Opus loop; frame 0 holds the marker.
+/// The pre-encoded one-second Opus loop; frame 0 holds the marker. Encoded twice: fullband
+/// (what a browser sends by default) and narrowband (what it sends once the gateway's re-offer
+/// capped its Opus at 8 kHz, `maxplaybackrate=8000`).
 #[derive(Debug)]
 pub struct MarkerLoop {
     frames: Vec<Vec<u8>>,
+    narrowband: Vec<Vec<u8>>,
 }
 
 impl MarkerLoop {
     /// Encodes the loop (48 kHz mono, VoIP, 32 kbit/s; twice round so frame 0 is coded with a
     /// warm encoder, the second pass is kept).
     pub fn new() -> Result<MarkerLoop, AudioError> {
+        let frames = Self::encode(opus::Bandwidth::Auto)?;
+        let narrowband = Self::encode(opus::Bandwidth::Narrowband)?;
+        Ok(MarkerLoop { frames, narrowband })
+    }
+
+    /// The loop's frames coded at most at `max` bandwidth.
+    fn encode(max: opus::Bandwidth) -> Result<Vec<Vec<u8>>, AudioError> {
         let mut enc = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)?;
         enc.set_bitrate(opus::Bitrate::Bits(32_000))?;
+        if max != opus::Bandwidth::Auto {
+            enc.set_max_bandwidth(max)?;
+        }
         let mut pcm = vec![0i16; FRAME_48K];
         let mut out = vec![0u8; 1500];
         let mut frames = Vec::with_capacity(LOOP_FRAMES);
@@ -80,13 +93,18 @@ impl MarkerLoop {
                 }
             }
         }
-        Ok(MarkerLoop { frames })
+        Ok(frames)
     }
 
-    /// The payload of the `seq`-th frame sent, and whether it is the marker.
-    pub fn frame(&self, seq: u32) -> (&[u8], bool) {
+    /// The payload of the `seq`-th frame sent (narrowband or not), and whether it is the marker.
+    pub fn frame(&self, seq: u32, narrowband: bool) -> (&[u8], bool) {
         let k = seq as usize % LOOP_FRAMES;
-        (&self.frames[k], k == 0)
+        let frames = if narrowband {
+            &self.narrowband
+        } else {
+            &self.frames
+        };
+        (&frames[k], k == 0)
     }
 }
 
@@ -230,12 +248,33 @@ mod tests {
     #[test]
     fn the_marker_is_found_once_per_loop_with_the_delay_fed_in() {
         let l = MarkerLoop::new().unwrap();
+        for narrowband in [false, true] {
+            marker_round_trip(&l, narrowband);
+        }
+    }
+
+    /// The narrowband loop is narrowband (TOC configs 0-3 SILK NB, 16-19 CELT NB, RFC 6716
+    /// §3.1) and the default one is not.
+    #[test]
+    fn the_narrowband_loop_is_narrowband() {
+        let l = MarkerLoop::new().unwrap();
+        let nb = |c: u8| c <= 3 || (16..=19).contains(&c);
+        let configs = |narrow| -> Vec<u8> {
+            (0..LOOP_FRAMES as u32)
+                .map(|k| l.frame(k, narrow).0[0] >> 3)
+                .collect()
+        };
+        assert!(configs(true).into_iter().all(nb), "{:?}", configs(true));
+        assert!(!configs(false).into_iter().all(nb), "{:?}", configs(false));
+    }
+
+    fn marker_round_trip(l: &MarkerLoop, narrowband: bool) {
         let mut rx = AudioRx::new(48_000).unwrap();
         let t0 = 1_000_000_000u64;
         let delay = 70_000_000u64;
         for seq in 0..(3 * LOOP_FRAMES as u32) {
             let sent = t0 + u64::from(seq) * 20_000_000;
-            let (payload, marker) = l.frame(seq);
+            let (payload, marker) = l.frame(seq, narrowband);
             if marker {
                 rx.marker_sent(sent);
             }
@@ -264,11 +303,11 @@ mod tests {
             rx.on_rtp(
                 u64::from(*seq),
                 seq * 960,
-                l.frame(*seq).0,
+                l.frame(*seq, false).0,
                 i as u64 * 20_000_000,
             );
         }
-        rx.on_rtp(6, 6 * 960, l.frame(6).0, MARKER_WINDOW_NS + 1);
+        rx.on_rtp(6, 6 * 960, l.frame(6, false).0, MARKER_WINDOW_NS + 1);
         // A marker sent just before the end is unresolved, not missed.
         rx.marker_sent(MARKER_WINDOW_NS + 2);
         let f = rx.finish(MARKER_WINDOW_NS + 3);
