@@ -161,8 +161,8 @@ export async function startBaresip(kport, rtpFirst, { opus = false } = {}) {
   let config = fill(readFileSync(join(root, 'tests', 'peers', 'baresip', 'config'), 'utf8'));
   let accounts = fill(readFileSync(join(root, 'tests', 'peers', 'baresip', 'accounts'), 'utf8'));
   if (opus) {
-    // Opus first: the media plane answers the browser before the SIP side answers, so a SIP
-    // peer choosing PCMU would get none of the browser's Opus (no re-offer yet, docs/webrtc.md).
+    // Opus first: the browser's Opus is passthrough to baresip (a PCMU-only peer would make the
+    // call transcoded and re-offered narrowband Opus, which opus-reoffer.sh covers with SIPp).
     // aufile feeds the encoder as is: Opus needs a 48 kHz stereo file.
     config = config.replace('module\t\t\tg711.so', 'module\t\t\topus.so\nmodule\t\t\tg711.so')
       .replace('sine440_8000.wav', 'sine440_48000.wav');
