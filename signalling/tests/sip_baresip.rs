@@ -18,13 +18,9 @@ use wavegate_shared::CallId;
 use wavegate_signalling::Server;
 use wavegate_signalling::call::CallState;
 use wavegate_signalling::sip::call::{CallEvent, CallHandle, CallOptions};
-use wavegate_signalling::sip::client::{RegisterOptions, SipUserAgent};
+use wavegate_signalling::sip::client::RegisterOptions;
 use wavegate_signalling::sip::register::RegEvent;
 use wavegate_signalling::sip::{RawSipAccount, SipAccount};
-
-fn s(state: CallState, cause: &str) -> (CallState, String) {
-    (state, cause.to_string())
-}
 
 /// Packets in from the browser-side leg and from baresip's leg.
 async fn counts(server: &Server, call: &CallHandle) -> (u64, u64) {
@@ -88,9 +84,7 @@ async fn call_baresip_through_kamailio_with_media_hold_and_bye_both_ways() {
     let baresip = Baresip::start(kamailio.port, 27000);
     kamailio.wait_registered("carol").await;
     let server = media_server(27200).await;
-    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let ua = start_ua().await;
     let account = SipAccount::parse(&RawSipAccount {
         login: "alice".into(),
         password: "alicepw".into(),
@@ -111,16 +105,15 @@ async fn call_baresip_through_kamailio_with_media_hold_and_bye_both_ways() {
 
     // Call carol; Kamailio challenges the INVITE (407), baresip answers automatically.
     let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let mut call = ua
-        .call(
-            &account,
-            "carol",
-            rtp_sdp(rtp.local_addr().unwrap().port()),
-            Some(server.media.clone()),
-            CallOptions::default(),
-        )
-        .await
-        .unwrap();
+    let mut call = place(
+        &ua,
+        &account,
+        "carol",
+        sdp_for(&rtp),
+        Some(&server),
+        CallOptions::default(),
+    )
+    .await;
     let sdp = established(&mut call).await;
     let relay: SocketAddr = ([127, 0, 0, 1], media_port(&sdp)).into();
     assert!((27200..27300).contains(&relay.port()), "{sdp}");
@@ -193,16 +186,15 @@ async fn call_baresip_through_kamailio_with_media_hold_and_bye_both_ways() {
     baresip.wait_event("CALL_CLOSED", 1).await;
 
     // A second call, ended by baresip.
-    let mut call = ua
-        .call(
-            &account,
-            "carol",
-            rtp_sdp(rtp.local_addr().unwrap().port()),
-            Some(server.media.clone()),
-            CallOptions::default(),
-        )
-        .await
-        .unwrap();
+    let mut call = place(
+        &ua,
+        &account,
+        "carol",
+        sdp_for(&rtp),
+        Some(&server),
+        CallOptions::default(),
+    )
+    .await;
     established(&mut call).await;
     baresip.wait_event("CALL_ESTABLISHED", 2).await;
     let r = baresip.command("hangup", "");

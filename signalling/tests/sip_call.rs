@@ -14,7 +14,6 @@ use sip_peers::*;
 use tokio::net::UdpSocket;
 use wavegate_signalling::call::CallState;
 use wavegate_signalling::sip::call::{CallEvent, CallOptions};
-use wavegate_signalling::sip::client::SipUserAgent;
 use wavegate_signalling::sip::{RawSipAccount, SipAccount};
 
 fn account() -> SipAccount {
@@ -27,51 +26,19 @@ fn account() -> SipAccount {
     .unwrap()
 }
 
-fn s(state: CallState, cause: &str) -> (CallState, String) {
-    (state, cause.to_string())
-}
-
-async fn wait_media_released(server: &wavegate_signalling::Server) {
-    for _ in 0..100 {
-        if server.media.calls().is_empty() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!(
-        "media of the call not released: {} calls left",
-        server.media.calls().len()
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn busy_here_ends_busy_with_cause() {
-    let server = media_server(26000).await;
-    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let sipp = Sipp::uas("uas_busy.xml", false);
-    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let mut call = ua
-        .call(
-            &account(),
-            &format!("sip:bob@{}", sipp.addr()),
-            rtp_sdp(rtp.local_addr().unwrap().port()),
-            Some(server.media.clone()),
-            CallOptions::default(),
-        )
-        .await
-        .unwrap();
+/// Calls the SIPp UAS `scenario` and checks the call's states until its final one, SIPp's
+/// verdict, and that the media, the call task and the dialog are all released.
+async fn states_of_a_call_to(first_port: u16, scenario: &str, want: &[(CallState, &str)]) {
+    let OutgoingCall {
+        server,
+        ua,
+        sipp,
+        rtp: _rtp,
+        mut call,
+    } = call_sipp(first_port, scenario, false, &account()).await;
     let states = states_until_final(&mut call).await;
-    assert_eq!(
-        states,
-        vec![
-            s(CallState::Pending, "Calling"),
-            s(CallState::Trying, "Trying"),
-            s(CallState::Ring, "Ringing"),
-            s(CallState::Busy, "Busy Here"),
-        ]
-    );
+    let want: Vec<_> = want.iter().map(|(state, cause)| s(*state, cause)).collect();
+    assert_eq!(states, want);
     sipp.expect_success().await;
     wait_media_released(&server).await;
     wait_finished(&call).await;
@@ -80,23 +47,29 @@ async fn busy_here_ends_busy_with_cause() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_here_ends_busy_with_cause() {
+    states_of_a_call_to(
+        26000,
+        "uas_busy.xml",
+        &[
+            (CallState::Pending, "Calling"),
+            (CallState::Trying, "Trying"),
+            (CallState::Ring, "Ringing"),
+            (CallState::Busy, "Busy Here"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn early_media_then_answer_rtp_both_ways_and_our_bye() {
-    let server = media_server(26100).await;
-    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let sipp = Sipp::uas("uas_early_media.xml", true);
-    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let mut call = ua
-        .call(
-            &account(),
-            &format!("sip:bob@{}", sipp.addr()),
-            rtp_sdp(rtp.local_addr().unwrap().port()),
-            Some(server.media.clone()),
-            CallOptions::default(),
-        )
-        .await
-        .unwrap();
+    let OutgoingCall {
+        server,
+        ua,
+        sipp,
+        rtp,
+        mut call,
+    } = call_sipp(26100, "uas_early_media.xml", true, &account()).await;
     let mut states = Vec::new();
     let mut early_sdp = None;
     let mut final_sdp = None;
@@ -173,16 +146,6 @@ async fn early_media_then_answer_rtp_both_ways_and_our_bye() {
     ua.shutdown();
 }
 
-async fn wait_finished(call: &wavegate_signalling::sip::call::CallHandle) {
-    for _ in 0..100 {
-        if call.is_finished() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("call task still running after its final state");
-}
-
 fn rtp_packet(seq: u16) -> Vec<u8> {
     rtp(seq)
 }
@@ -199,59 +162,36 @@ async fn query(server: &wavegate_signalling::Server, id: &str) -> (u64, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bye_from_the_far_end_finishes() {
-    let server = media_server(26200).await;
-    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let sipp = Sipp::uas("uas_remote_bye.xml", false);
-    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let mut call = ua
-        .call(
-            &account(),
-            &format!("sip:bob@{}", sipp.addr()),
-            rtp_sdp(rtp.local_addr().unwrap().port()),
-            Some(server.media.clone()),
-            CallOptions::default(),
-        )
-        .await
-        .unwrap();
-    let states = states_until_final(&mut call).await;
-    assert_eq!(
-        states,
-        vec![
-            s(CallState::Pending, "Calling"),
-            s(CallState::Ring, "Ringing"),
-            s(CallState::Established, "Answered"),
-            s(CallState::Finish, "Normal call clearing"),
-        ]
-    );
-    sipp.expect_success().await;
-    wait_media_released(&server).await;
-    wait_finished(&call).await;
-    assert_eq!(ua.dialog_count(), 0);
-    ua.shutdown();
+    states_of_a_call_to(
+        26200,
+        "uas_remote_bye.xml",
+        &[
+            (CallState::Pending, "Calling"),
+            (CallState::Ring, "Ringing"),
+            (CallState::Established, "Answered"),
+            (CallState::Finish, "Normal call clearing"),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_while_ringing_and_no_answer_timeout() {
     let server = media_server(26300).await;
-    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let ua = start_ua().await;
     let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
 
     // The session cancels while it rings.
     let sipp = Sipp::uas("uas_no_answer.xml", false);
-    let mut call = ua
-        .call(
-            &account(),
-            &format!("sip:bob@{}", sipp.addr()),
-            rtp_sdp(rtp.local_addr().unwrap().port()),
-            Some(server.media.clone()),
-            CallOptions::default(),
-        )
-        .await
-        .unwrap();
+    let mut call = place(
+        &ua,
+        &account(),
+        &bob_at(sipp.addr()),
+        sdp_for(&rtp),
+        Some(&server),
+        CallOptions::default(),
+    )
+    .await;
     assert_eq!(
         next_state(&mut call).await,
         s(CallState::Pending, "Calling")
@@ -271,16 +211,15 @@ async fn cancel_while_ringing_and_no_answer_timeout() {
         no_answer: Duration::from_millis(800),
         ..CallOptions::default()
     };
-    let mut call = ua
-        .call(
-            &account(),
-            &format!("sip:bob@{}", sipp.addr()),
-            rtp_sdp(rtp.local_addr().unwrap().port()),
-            Some(server.media.clone()),
-            options,
-        )
-        .await
-        .unwrap();
+    let mut call = place(
+        &ua,
+        &account(),
+        &bob_at(sipp.addr()),
+        sdp_for(&rtp),
+        Some(&server),
+        options,
+    )
+    .await;
     let states = states_until_final(&mut call).await;
     assert_eq!(
         states,
@@ -299,9 +238,7 @@ async fn cancel_while_ringing_and_no_answer_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn digest_challenge_with_qop_list_is_answered() {
-    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let ua = start_ua().await;
     let sipp = Sipp::uas("uas_auth.xml", false);
     let account = SipAccount::parse(&RawSipAccount {
         login: "alice".into(),
@@ -311,16 +248,15 @@ async fn digest_challenge_with_qop_list_is_answered() {
     })
     .unwrap();
     // Signalling only (no media plane): the browser SDP goes into the INVITE as is.
-    let mut call = ua
-        .call(
-            &account,
-            &format!("sip:bob@{}", sipp.addr()),
-            rtp_sdp(4000),
-            None,
-            CallOptions::default(),
-        )
-        .await
-        .unwrap();
+    let mut call = place(
+        &ua,
+        &account,
+        &bob_at(sipp.addr()),
+        rtp_sdp(4000),
+        None,
+        CallOptions::default(),
+    )
+    .await;
     let mut states = Vec::new();
     for _ in 0..4 {
         states.push(next_state(&mut call).await);
@@ -345,20 +281,17 @@ async fn digest_challenge_with_qop_list_is_answered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn info_dtmf_and_message_both_ways() {
-    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let ua = start_ua().await;
     let sipp = Sipp::uas("uas_info.xml", false);
-    let mut call = ua
-        .call(
-            &account(),
-            &format!("sip:bob@{}", sipp.addr()),
-            rtp_sdp(4000),
-            None,
-            CallOptions::default(),
-        )
-        .await
-        .unwrap();
+    let mut call = place(
+        &ua,
+        &account(),
+        &bob_at(sipp.addr()),
+        rtp_sdp(4000),
+        None,
+        CallOptions::default(),
+    )
+    .await;
     assert_eq!(
         next_state(&mut call).await,
         s(CallState::Pending, "Calling")
@@ -406,24 +339,21 @@ async fn info_dtmf_and_message_both_ways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incoming_refer_ends_the_call_and_the_target_is_called() {
     let server = media_server(26700).await;
-    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let ua = start_ua().await;
     let target_sipp = Sipp::uas("uas_remote_bye.xml", false);
     let target = format!("sip:carol@{}", target_sipp.addr());
     let sipp = Sipp::uas_with("uas_refer.xml", &["-key", "target", &target]);
     let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let browser_sdp = rtp_sdp(rtp.local_addr().unwrap().port());
-    let mut call = ua
-        .call(
-            &account(),
-            &format!("sip:bob@{}", sipp.addr()),
-            browser_sdp.clone(),
-            Some(server.media.clone()),
-            CallOptions::default(),
-        )
-        .await
-        .unwrap();
+    let mut call = place(
+        &ua,
+        &account(),
+        &bob_at(sipp.addr()),
+        browser_sdp.clone(),
+        Some(&server),
+        CallOptions::default(),
+    )
+    .await;
     assert_eq!(
         next_state(&mut call).await,
         s(CallState::Pending, "Calling")
@@ -451,16 +381,15 @@ async fn incoming_refer_ends_the_call_and_the_target_is_called() {
     );
     sipp.expect_success().await;
     // The session places the new call to the target; it is answered (and ended by the target).
-    let mut second = ua
-        .call(
-            &account(),
-            &target,
-            browser_sdp,
-            Some(server.media.clone()),
-            CallOptions::default(),
-        )
-        .await
-        .unwrap();
+    let mut second = place(
+        &ua,
+        &account(),
+        &target,
+        browser_sdp,
+        Some(&server),
+        CallOptions::default(),
+    )
+    .await;
     let states = states_until_final(&mut second).await;
     assert!(
         states.contains(&s(CallState::Established, "Answered")),
@@ -473,9 +402,7 @@ async fn incoming_refer_ends_the_call_and_the_target_is_called() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_over_tcp() {
-    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let ua = start_ua().await;
     let sipp = Sipp::uas_with("uas_answer.xml", &["-t", "t1"]);
     let account = SipAccount::parse(&RawSipAccount {
         login: "alice".into(),
@@ -484,16 +411,15 @@ async fn call_over_tcp() {
         ..RawSipAccount::default()
     })
     .unwrap();
-    let mut call = ua
-        .call(
-            &account,
-            &format!("sip:bob@{};transport=tcp", sipp.addr()),
-            rtp_sdp(4000),
-            None,
-            CallOptions::default(),
-        )
-        .await
-        .unwrap();
+    let mut call = place(
+        &ua,
+        &account,
+        &format!("sip:bob@{};transport=tcp", sipp.addr()),
+        rtp_sdp(4000),
+        None,
+        CallOptions::default(),
+    )
+    .await;
     assert_eq!(
         next_state(&mut call).await,
         s(CallState::Pending, "Calling")

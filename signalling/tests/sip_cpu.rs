@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use sip_peers::*;
 use wavegate_signalling::call::CallState;
 use wavegate_signalling::sip::call::CallOptions;
-use wavegate_signalling::sip::client::SipUserAgent;
 use wavegate_signalling::sip::{RawSipAccount, SipAccount};
 
 const CALLS: u32 = 200;
@@ -29,9 +28,7 @@ fn cpu_time() -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cpu_per_call_setup_and_teardown() {
-    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let ua = start_ua().await;
     let sipp = Sipp::uas_calls("uas_answer.xml", CALLS);
     let account = SipAccount::parse(&RawSipAccount {
         login: "alice".into(),

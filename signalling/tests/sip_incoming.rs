@@ -15,10 +15,6 @@ use wavegate_signalling::sip::call::{CallEvent, CallOptions};
 use wavegate_signalling::sip::client::SipUserAgent;
 use wavegate_signalling::sip::incoming::{Incoming, IncomingCall};
 
-fn s(state: CallState, cause: &str) -> (CallState, String) {
-    (state, cause.to_string())
-}
-
 async fn ringing(
     ua: &SipUserAgent,
     rx: &mut tokio::sync::mpsc::UnboundedReceiver<wavegate_signalling::sip::dispatch::InboundTx>,
@@ -37,22 +33,10 @@ async fn ringing(
     }
 }
 
-async fn released(server: &wavegate_signalling::Server) {
-    for _ in 0..100 {
-        if server.media.calls().is_empty() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("media not released");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answered_rejected_cancelled() {
     let server = media_server(26400).await;
-    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let ua = start_ua().await;
     let mut rx = ua.listen("alice");
     let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let browser_sdp = rtp_sdp(rtp.local_addr().unwrap().port());
@@ -81,7 +65,7 @@ async fn answered_rejected_cancelled() {
         s(CallState::Finish, "Normal call clearing")
     );
     sipp.expect_success().await;
-    released(&server).await;
+    wait_media_released(&server).await;
 
     // Rejected with 486.
     let sipp = Sipp::uac("uac_rejected.xml", ua.local_addr(), &["-s", "alice"]);
@@ -96,7 +80,7 @@ async fn answered_rejected_cancelled() {
         s(CallState::Finish, "Busy Here")
     );
     sipp.expect_success().await;
-    released(&server).await;
+    wait_media_released(&server).await;
 
     // Cancelled by the caller while ringing.
     let sipp = Sipp::uac("uac_cancel.xml", ua.local_addr(), &["-s", "alice"]);
@@ -110,7 +94,7 @@ async fn answered_rejected_cancelled() {
         s(CallState::Finish, "Request Terminated")
     );
     sipp.expect_success().await;
-    released(&server).await;
+    wait_media_released(&server).await;
     assert_eq!(ua.dialog_count(), 0);
     ua.shutdown();
 }
@@ -118,9 +102,7 @@ async fn answered_rejected_cancelled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delayed_offer_invite() {
     let server = media_server(26500).await;
-    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let ua = start_ua().await;
     let mut rx = ua.listen("alice");
     let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let sipp = Sipp::uac("uac_delayed_offer.xml", ua.local_addr(), &["-s", "alice"]);
@@ -158,7 +140,7 @@ async fn delayed_offer_invite() {
         s(CallState::Finish, "Normal call clearing")
     );
     sipp.expect_success().await;
-    released(&server).await;
+    wait_media_released(&server).await;
     ua.shutdown();
 }
 
@@ -169,9 +151,7 @@ async fn sipp_calls_a_registered_session_through_kamailio() {
     use wavegate_signalling::sip::{RawSipAccount, SipAccount};
     let kamailio = Kamailio::start("proxy.cfg");
     let server = media_server(26600).await;
-    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let ua = start_ua().await;
     let account = SipAccount::parse(&RawSipAccount {
         login: "alice".into(),
         password: "alicepw".into(),
@@ -226,7 +206,7 @@ async fn sipp_calls_a_registered_session_through_kamailio() {
         );
     }
     sipp.expect_success().await;
-    released(&server).await;
+    wait_media_released(&server).await;
     let _ = reg.unregister().await;
     ua.shutdown();
 }
@@ -234,9 +214,7 @@ async fn sipp_calls_a_registered_session_through_kamailio() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_dialog_message_both_ways() {
     use wavegate_signalling::sip::{RawSipAccount, SipAccount};
-    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let ua = start_ua().await;
     let mut rx = ua.listen("alice");
     // In: SIPp sends a MESSAGE to alice.
     let sipp = Sipp::uac("uac_message.xml", ua.local_addr(), &["-s", "alice"]);

@@ -10,13 +10,10 @@
 
 mod sip_peers;
 
-use std::time::Duration;
-
 use sip_peers::*;
 use tokio::net::UdpSocket;
 use wavegate_signalling::call::CallState;
 use wavegate_signalling::sip::call::{CallEvent, CallHandle, CallOptions, TransferProgress};
-use wavegate_signalling::sip::client::SipUserAgent;
 use wavegate_signalling::sip::incoming::Incoming;
 use wavegate_signalling::sip::{RawSipAccount, SipAccount};
 
@@ -27,20 +24,6 @@ fn account() -> SipAccount {
         ..RawSipAccount::default()
     })
     .unwrap()
-}
-
-fn s(state: CallState, cause: &str) -> (CallState, String) {
-    (state, cause.to_string())
-}
-
-async fn released(server: &wavegate_signalling::Server) {
-    for _ in 0..100 {
-        if server.media.calls().is_empty() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("media not released");
 }
 
 /// Transfer progress events until a state change; returns both.
@@ -61,24 +44,21 @@ async fn progress_until_state(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn we_transfer_an_outgoing_call_and_a_refused_refer_keeps_it() {
     let server = media_server(27000).await;
-    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let ua = start_ua().await;
     let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let browser_sdp = rtp_sdp(rtp.local_addr().unwrap().port());
     let target = "sip:carol@127.0.0.1:5999";
 
     let sipp = Sipp::uas("uas_transfer.xml", false);
-    let mut call = ua
-        .call(
-            &account(),
-            &format!("sip:bob@{}", sipp.addr()),
-            browser_sdp.clone(),
-            Some(server.media.clone()),
-            CallOptions::default(),
-        )
-        .await
-        .unwrap();
+    let mut call = place(
+        &ua,
+        &account(),
+        &bob_at(sipp.addr()),
+        browser_sdp.clone(),
+        Some(&server),
+        CallOptions::default(),
+    )
+    .await;
     assert_eq!(
         next_state(&mut call).await,
         s(CallState::Pending, "Calling")
@@ -116,20 +96,19 @@ async fn we_transfer_an_outgoing_call_and_a_refused_refer_keeps_it() {
         s(CallState::Finish, &format!("Transferred to {target}"))
     );
     sipp.expect_success().await;
-    released(&server).await;
+    wait_media_released(&server).await;
 
     // Refused: reported, the call goes on; then we hang up (SIPp expects our BYE).
     let sipp = Sipp::uas("uas_transfer_refused.xml", false);
-    let mut call = ua
-        .call(
-            &account(),
-            &format!("sip:bob@{}", sipp.addr()),
-            browser_sdp,
-            Some(server.media.clone()),
-            CallOptions::default(),
-        )
-        .await
-        .unwrap();
+    let mut call = place(
+        &ua,
+        &account(),
+        &bob_at(sipp.addr()),
+        browser_sdp,
+        Some(&server),
+        CallOptions::default(),
+    )
+    .await;
     assert_eq!(
         next_state(&mut call).await,
         s(CallState::Pending, "Calling")
@@ -158,7 +137,7 @@ async fn we_transfer_an_outgoing_call_and_a_refused_refer_keeps_it() {
         s(CallState::Finish, "Normal call clearing")
     );
     sipp.expect_success().await;
-    released(&server).await;
+    wait_media_released(&server).await;
     assert_eq!(ua.dialog_count(), 0);
     ua.shutdown();
 }
@@ -166,9 +145,7 @@ async fn we_transfer_an_outgoing_call_and_a_refused_refer_keeps_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callee_holds_and_resumes_then_the_caller_transfers_us() {
     let server = media_server(27100).await;
-    let ua = SipUserAgent::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let ua = start_ua().await;
     let mut rx = ua.listen("alice");
     let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let browser_sdp = rtp_sdp(rtp.local_addr().unwrap().port());
@@ -219,7 +196,7 @@ async fn callee_holds_and_resumes_then_the_caller_transfers_us() {
         Some(s(CallState::Finish, &format!("Transferred to {target}")))
     );
     sipp.expect_success().await;
-    released(&server).await;
+    wait_media_released(&server).await;
     assert_eq!(ua.dialog_count(), 0);
     ua.shutdown();
 }

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use wavegate_signalling::Server;
 use wavegate_signalling::call::{CallState, StateChange};
 use wavegate_signalling::config::{Config, PortRange};
-use wavegate_signalling::sip::call::{CallEvent, CallHandle};
+use wavegate_signalling::sip::SipAccount;
+use wavegate_signalling::sip::call::{CallEvent, CallHandle, CallOptions};
+use wavegate_signalling::sip::client::SipUserAgent;
 use wavegate_signalling::supervisor::PlaneState;
 
 pub const SIPP: &str = "/usr/bin/sipp";
@@ -251,6 +253,108 @@ pub fn rtp(seq: u16) -> Vec<u8> {
     p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
     p.extend_from_slice(&[0xff; 160]);
     p
+}
+
+/// A state and its cause, as the tests compare them.
+pub fn s(state: CallState, cause: &str) -> (CallState, String) {
+    (state, cause.to_string())
+}
+
+/// A SIP user agent on an ephemeral loopback port.
+pub async fn start_ua() -> SipUserAgent {
+    SipUserAgent::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+/// `sip:bob@<addr>`, the callee of the SIPp scenarios.
+pub fn bob_at(addr: SocketAddr) -> String {
+    format!("sip:bob@{addr}")
+}
+
+/// A plain RTP offer for the endpoint `rtp` (the "browser" side of a test call).
+pub fn sdp_for(rtp: &tokio::net::UdpSocket) -> String {
+    rtp_sdp(rtp.local_addr().unwrap().port())
+}
+
+/// `account` calls `uri` offering `sdp`; the call's media is programmed by `server`'s media
+/// plane when one is given (the SDP then goes through it), else the SDP is sent as is.
+pub async fn place(
+    ua: &SipUserAgent,
+    account: &SipAccount,
+    uri: &str,
+    sdp: String,
+    server: Option<&Server>,
+    options: CallOptions,
+) -> CallHandle {
+    ua.call(account, uri, sdp, server.map(|s| s.media.clone()), options)
+        .await
+        .unwrap()
+}
+
+/// An outgoing test call and what it runs on.
+pub struct OutgoingCall {
+    pub server: Server,
+    pub ua: SipUserAgent,
+    pub sipp: Sipp,
+    /// The plain RTP endpoint playing the browser side.
+    pub rtp: tokio::net::UdpSocket,
+    pub call: CallHandle,
+}
+
+/// `account` calls bob, a SIPp UAS running `scenario` (`echo`: SIPp echoes RTP), through a
+/// media server on `first_port..`, offering a fresh plain RTP endpoint; default options.
+pub async fn call_sipp(
+    first_port: u16,
+    scenario: &str,
+    echo: bool,
+    account: &SipAccount,
+) -> OutgoingCall {
+    let server = media_server(first_port).await;
+    let ua = start_ua().await;
+    let sipp = Sipp::uas(scenario, echo);
+    let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let call = place(
+        &ua,
+        account,
+        &bob_at(sipp.addr()),
+        sdp_for(&rtp),
+        Some(&server),
+        CallOptions::default(),
+    )
+    .await;
+    OutgoingCall {
+        server,
+        ua,
+        sipp,
+        rtp,
+        call,
+    }
+}
+
+/// Waits (bounded, 2 s) until the media plane holds no call.
+pub async fn wait_media_released(server: &Server) {
+    for _ in 0..100 {
+        if server.media.calls().is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "media of the call not released: {} calls left",
+        server.media.calls().len()
+    );
+}
+
+/// Waits (bounded, 2 s) until the call's task has ended after its final state.
+pub async fn wait_finished(call: &CallHandle) {
+    for _ in 0..100 {
+        if call.is_finished() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("call task still running after its final state");
 }
 
 /// Next event within [`EVENT_WAIT`].
