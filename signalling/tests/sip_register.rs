@@ -186,6 +186,31 @@ async fn next(reg: &mut wavegate_signalling::sip::client::Registration, k: &Kama
     }
 }
 
+/// The next event must be `Registered`; `what` names the case in the failure.
+async fn registered(
+    reg: &mut wavegate_signalling::sip::client::Registration,
+    k: &Kamailio,
+    what: &str,
+) {
+    let ev = next(reg, k).await;
+    assert!(
+        matches!(ev, RegEvent::Registered { .. }),
+        "{what}: {ev:?}\n{}",
+        k.log()
+    );
+}
+
+/// Un-REGISTERs within [`EVENT_WAIT`].
+async fn unregistered(reg: wavegate_signalling::sip::client::Registration) {
+    assert_eq!(
+        tokio::time::timeout(EVENT_WAIT, reg.unregister())
+            .await
+            .unwrap()
+            .unwrap(),
+        RegEvent::Unregistered
+    );
+}
+
 async fn user_agent() -> SipUserAgent {
     SipUserAgent::start("127.0.0.1:0".parse().unwrap())
         .await
@@ -268,12 +293,7 @@ async fn register_md5_refresh_unregister_wrong_password_qop_list_tcp_proxy() {
     let mut reg = ua
         .register_raw(&k.account("qoplist", "qoplistpw"), short(60))
         .unwrap();
-    let ev = next(&mut reg, &k).await;
-    assert!(
-        matches!(ev, RegEvent::Registered { .. }),
-        "qop list: {ev:?}\n{}",
-        k.log()
-    );
+    registered(&mut reg, &k, "qop list").await;
     let log = k.log();
     assert!(
         log.contains("qop=\"auth,auth-int\""),
@@ -283,36 +303,19 @@ async fn register_md5_refresh_unregister_wrong_password_qop_list_tcp_proxy() {
         log.contains("username=\"qoplist\"") && log.contains("qop=auth, nc=00000001"),
         "no qop=auth answer:\n{log}"
     );
-    assert_eq!(
-        tokio::time::timeout(EVENT_WAIT, reg.unregister())
-            .await
-            .unwrap()
-            .unwrap(),
-        RegEvent::Unregistered
-    );
+    unregistered(reg).await;
 
     // TCP.
     let mut raw = k.account("alice", "alicepw");
     raw.transport = "tcp".into();
     let mut reg = ua.register_raw(&raw, short(60)).unwrap();
-    let ev = next(&mut reg, &k).await;
-    assert!(
-        matches!(ev, RegEvent::Registered { .. }),
-        "tcp: {ev:?}\n{}",
-        k.log()
-    );
+    registered(&mut reg, &k, "tcp").await;
     let table = k.location_table();
     assert!(
         table.contains("transport=tcp") || table.to_ascii_lowercase().contains("tcp"),
         "no TCP binding:\n{table}"
     );
-    assert_eq!(
-        tokio::time::timeout(EVENT_WAIT, reg.unregister())
-            .await
-            .unwrap()
-            .unwrap(),
-        RegEvent::Unregistered
-    );
+    unregistered(reg).await;
 
     // Outbound proxy: the domain does not resolve; packets go to the proxy, headers keep the domain.
     let mut raw = k.account("bob", "bobpw");
@@ -320,12 +323,7 @@ async fn register_md5_refresh_unregister_wrong_password_qop_list_tcp_proxy() {
     raw.port = String::new();
     raw.outbound_proxy = format!("127.0.0.1:{}", k.port);
     let mut reg = ua.register_raw(&raw, short(60)).unwrap();
-    let ev = next(&mut reg, &k).await;
-    assert!(
-        matches!(ev, RegEvent::Registered { .. }),
-        "outbound proxy: {ev:?}\n{}",
-        k.log()
-    );
+    registered(&mut reg, &k, "outbound proxy").await;
     let table = k.location_table();
     assert!(
         table.contains("AoR: bob"),
@@ -336,13 +334,7 @@ async fn register_md5_refresh_unregister_wrong_password_qop_list_tcp_proxy() {
         log.contains("realm=\"wavegate.invalid\""),
         "REGISTER did not carry the domain:\n{log}"
     );
-    assert_eq!(
-        tokio::time::timeout(EVENT_WAIT, reg.unregister())
-            .await
-            .unwrap()
-            .unwrap(),
-        RegEvent::Unregistered
-    );
+    unregistered(reg).await;
     ua.shutdown();
 }
 
@@ -369,13 +361,7 @@ async fn register_sha256_and_interval_too_brief() {
         log.contains("expires [2]") && log.contains("expires [30]"),
         "no 423 round seen:\n{log}"
     );
-    assert_eq!(
-        tokio::time::timeout(EVENT_WAIT, reg.unregister())
-            .await
-            .unwrap()
-            .unwrap(),
-        RegEvent::Unregistered
-    );
+    unregistered(reg).await;
     ua.shutdown();
 }
 
@@ -454,12 +440,6 @@ async fn reregisters_after_registrar_restart() {
         }
         seen.push(ev);
     }
-    assert_eq!(
-        tokio::time::timeout(EVENT_WAIT, reg.unregister())
-            .await
-            .unwrap()
-            .unwrap(),
-        RegEvent::Unregistered
-    );
+    unregistered(reg).await;
     ua.shutdown();
 }
