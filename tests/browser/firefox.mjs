@@ -5,6 +5,10 @@
 //   - a call to `echo`: ESTABLISHED, audio both ways (SDK getStats: 50+ packets each way,
 //     inbound audio level > 0), hangup -> FINISH, the media session freed;
 //   - a VP8 video call to `echo` (which echoes video): 10+ frames decoded in the page;
+//   - a call to SIPp answering PCMU only: the server re-offers Opus capped at 8 kHz (`reoffer`),
+//     the SDK answers it by itself and the media plane takes Firefox's answer (no `error`), the
+//     page keeps sending (str0m <-> Firefox interop of the renegotiation; opus-reoffer.sh
+//     checks the narrowband Opus itself with Chromium);
 //   - alice registers at Kamailio and calls carol (baresip, Opus first) through it:
 //     ESTABLISHED, inbound packets and audio level > 0, hangup -> FINISH, baresip received RTP.
 // Screenshot in target/browser-artifacts/firefox-phone.png. Bounded waits, watchdog, cleanup.
@@ -12,12 +16,12 @@
 // usage: node firefox.mjs --wavegate BIN
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { root, sleep, check, bounded, until, cleanup, startServer, startKamailio, startBaresip, tempDir } from './lib.mjs';
+import { root, here, sleep, check, bounded, until, cleanup, startServer, startKamailio, startBaresip, startSipp, tempDir } from './lib.mjs';
 import { prefs } from './firefox-prefs.mjs';
 
 const label = 'firefox-phone';
 const FIREFOX = process.env.WAVEGATE_FIREFOX || '/usr/lib/firefox-esr/firefox-esr';
-const WATCHDOG_MS = 90000;
+const WATCHDOG_MS = 105000;
 const flags = {};
 for (let i = 2; i < process.argv.length; i++) if (process.argv[i].startsWith('--')) flags[process.argv[i].slice(2)] = process.argv[++i];
 
@@ -117,6 +121,35 @@ async function main() {
   check(video.decoded > 10 && video.codec === 'VP8', `VP8 video call to echo: frames decoded in the page: ${JSON.stringify(video)}`);
   await status('call', 'FINISH');
   console.log(`${label}: VP8 video call to echo: ${video.decoded} frames decoded, ${video.encoded} encoded (${video.videoLine})`);
+
+  // 1c. A call to SIPp answering PCMU only: transcoded, so the server re-offers Opus capped at
+  // 8 kHz; the SDK answers it, and the media plane must take Firefox's answer.
+  const sipp = await startSipp(join(here, '..', 'peers', 'sipp', 'uas_answer.xml'));
+  const re = await bounded(page.evaluate(async callee => {
+    const errors = [];
+    window.phone.session.on('error', e => errors.push(e.reason));
+    const call = window.phone.session.createCall({ callee, constraints: { audio: true, video: false } });
+    const up = new Promise((res, rej) => { call.on('ESTABLISHED', res); call.on('FAILED', c => rej(new Error(c.cause()))); });
+    call.call();
+    await up;
+    const pc = call.peerConnection();
+    const reoffered = () => pc.remoteDescription && pc.remoteDescription.type === 'offer' && pc.signalingState === 'stable';
+    for (let i = 0; i < 40 && !reoffered(); i++) await new Promise(r => setTimeout(r, 250));
+    const sent0 = ((await call.getStats(() => {})).outboundStream.audioStats || {}).packetsSent || 0;
+    await new Promise(r => setTimeout(r, 2000)); // the server would say `error` if it refused the answer
+    const sent1 = ((await call.getStats(() => {})).outboundStream.audioStats || {}).packetsSent || 0;
+    const fmtp = reoffered() ? ((/a=fmtp:\d+ [^\r\n]*maxplaybackrate[^\r\n]*/.exec(pc.remoteDescription.sdp) || [''])[0]) : '';
+    const status = call.status();
+    call.hangup();
+    return { reoffered: reoffered(), fmtp, errors, sentAfter: sent1 - sent0, status };
+  }, `bob@127.0.0.1:${sipp.port}`), 20000, 'PCMU call re-offered');
+  figures.reoffer = re;
+  check(re.reoffered && /maxplaybackrate=8000/.test(re.fmtp) && re.errors.length === 0 && re.status === 'ESTABLISHED'
+    && re.sentAfter > 50, `PCMU call: re-offer answered by the SDK and taken by the media plane, media on: ${JSON.stringify(re)}`);
+  await status('call', 'FINISH');
+  const code = await bounded(sipp.exit, 15000, 'SIPp exit');
+  check(code === 0, `SIPp exit ${code}:\n${sipp.logs()}`);
+  console.log(`${label}: PCMU call re-offered (${re.fmtp}), answered, ${re.sentAfter} packets sent in the 2 s after`);
   await page.click('#disconnect');
   await status('session', 'DISCONNECTED');
 

@@ -6,4 +6,4 @@
 #
 # usage: tests/browser/firefox.sh
 # env:   WAVEGATE_BIN_DIR (default ${CARGO_TARGET_DIR:-target}/debug); see page-test.sh
-exec "$(dirname "$0")/page-test.sh" "firefox" firefox.mjs 110 puppeteer-core /usr/lib/firefox-esr/firefox-esr /usr/sbin/kamailio /usr/bin/baresip
+exec "$(dirname "$0")/page-test.sh" "firefox" firefox.mjs 125 puppeteer-core /usr/lib/firefox-esr/firefox-esr /usr/sbin/kamailio /usr/bin/baresip /usr/bin/sipp
