@@ -710,6 +710,33 @@ mod tests {
         assert_eq!(ext.extend(2), 65_538);
     }
 
+    /// Our re-offer: only on a negotiated leg, one at a time, same ICE credentials, and a
+    /// rollback leaves the leg able to make another.
+    #[test]
+    fn reoffers_need_a_negotiated_leg_and_go_one_at_a_time() {
+        let clock = Clock::new(std::time::Instant::now());
+        let cert = generate_certificate().unwrap();
+        let addr = LegAddr::direct("127.0.0.1:40000".parse().unwrap());
+        let mut leg = WebRtcLeg::new(clock, 0, addr, &cert).unwrap();
+        assert!(matches!(leg.make_reoffer(0), Err(LegError::AlreadyNegotiated)), "not negotiated yet");
+        let mut browser = RtcConfig::new().build(clock.instant(0));
+        browser.add_local_candidate(Candidate::host("127.0.0.1:40001".parse().unwrap(), "udp").unwrap());
+        let mut change = browser.sdp_api();
+        change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+        let (offer, _) = change.apply().unwrap();
+        let answer = leg.handle_offer(0, &offer.to_sdp_string()).unwrap();
+        let reoffer = leg.make_reoffer(1_000_000).unwrap();
+        let ufrag = |s: &str| s.lines().find(|l| l.starts_with("a=ice-ufrag:")).map(str::to_owned);
+        assert_eq!(ufrag(&reoffer), ufrag(&answer), "no ICE restart");
+        assert!(reoffer.contains("a=setup:actpass") && reoffer.contains("a=sendrecv"), "{reoffer}");
+        assert!(leg.awaiting_answer() && !leg.awaiting_first_answer());
+        assert!(matches!(leg.make_reoffer(2_000_000), Err(LegError::AlreadyNegotiated)), "one at a time");
+        assert!(matches!(leg.handle_offer(2_000_000, &offer.to_sdp_string()), Err(LegError::AlreadyNegotiated)));
+        assert!(leg.rollback_offer());
+        assert!(!leg.rollback_offer(), "nothing left to roll back");
+        assert!(leg.make_reoffer(3_000_000).is_ok(), "a new one after the rollback");
+    }
+
     #[test]
     fn seq_extension_does_not_go_below_zero() {
         let mut ext = SeqExtender::default();
