@@ -10,6 +10,9 @@
 //! A browser may also answer an offer (incoming calls, [`Browser::answering`]) and, for calls
 //! the gateway transcodes, send real Opus from a shared [`MarkerLoop`] and measure what comes
 //! back with its own [`AudioRx`] instead of probes ([`Browser::measure_audio`]).
+//! A `vp8` browser ([`Browser::offering`] with a [`Vp8Config`]) also offers a bundled VP8
+//! video line, sends synthetic VP8 ([`Browser::send_video`]) and answers PLI/FIR with a
+//! keyframe; its figures are kept in its [`VideoLine`] (video.rs).
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -25,6 +28,8 @@ use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
 use crate::relay::RunError;
 use crate::sipp_audio::{AudioRx, MarkerLoop};
+use crate::video::{VideoLine, VideoTx};
+use crate::vp8::Vp8Config;
 use crate::wire::{self, Probe};
 
 /// Socket buffers of each browser: they ride out a stall of the load generator's threads.
@@ -93,6 +98,8 @@ pub struct Browser {
     /// The gateway's re-offer capped our Opus at this rate (`maxplaybackrate`, 8 or 16 kHz):
     /// the audio loop is then sent narrowband, as a browser would.
     pub opus_cap: Option<u32>,
+    /// Set for `vp8` browsers: the video line, its sender and figures.
+    pub video: Option<Box<VideoLine>>,
 }
 
 fn io_err(e: impl std::fmt::Display) -> RunError {
@@ -120,6 +127,19 @@ impl Browser {
         start: Instant,
         codec: AudioCodec,
     ) -> Result<(Browser, String, SdpPendingOffer), RunError> {
+        Browser::offering(ip, index, cert, start, codec, None)
+    }
+
+    /// A browser offering `codec` audio and, with `video`, a VP8 video line (BUNDLE, as
+    /// Chrome's camera calls do) on `ip`.
+    pub fn offering(
+        ip: Ipv4Addr,
+        index: u32,
+        cert: &DtlsCert,
+        start: Instant,
+        codec: AudioCodec,
+        video: Option<Vp8Config>,
+    ) -> Result<(Browser, String, SdpPendingOffer), RunError> {
         let sock = if ip == Ipv4Addr::LOCALHOST {
             crate::relay::udp_socket(BROWSER_SOCKET_BUF)?
         } else {
@@ -135,12 +155,16 @@ impl Browser {
             AudioCodec::Pcmu => config.enable_pcmu(true, false),
             AudioCodec::Opus => config.enable_opus(true, false),
         };
+        let config = config.enable_vp8(video.is_some());
         let mut rtc = config.build(start);
         let candidate = Candidate::host(addr, "udp").map_err(io_err)?;
         rtc.add_local_candidate(candidate)
             .ok_or_else(|| io_err("candidate refused"))?;
         let mut change = rtc.sdp_api();
         let mid = change.add_media(MediaKind::Audio, MediaDirection::SendRecv, None, None, None);
+        let video_mid = video.map(|_| {
+            change.add_media(MediaKind::Video, MediaDirection::SendRecv, None, None, None)
+        });
         let (offer, pending) = change.apply().unwrap_or_else(|| {
             unreachable!("a change that adds a media line always yields an offer")
         });
@@ -149,6 +173,18 @@ impl Browser {
             .find(|p| p.spec().codec == codec.str0m())
             .map(|p| *p.pt())
             .ok_or_else(|| io_err(format!("no {codec:?} in the browser's codecs")))?;
+        let video = match (video, video_mid) {
+            (Some(cfg), Some(mid)) => {
+                let pt = rtc
+                    .codec_config()
+                    .find(|p| p.spec().codec == Codec::Vp8)
+                    .map(|p| *p.pt())
+                    .ok_or_else(|| io_err("no VP8 in the browser's codecs"))?;
+                let tx = VideoTx::new(index, cfg).map_err(io_err)?;
+                Some(Box::new(VideoLine { mid, pt, tx }))
+            }
+            _ => None,
+        };
         let browser = Browser {
             index,
             rtc,
@@ -163,6 +199,7 @@ impl Browser {
             next_send_ns: 0,
             audio: None,
             opus_cap: None,
+            video,
         };
         Ok((browser, offer.to_sdp_string(), pending))
     }
@@ -209,6 +246,7 @@ impl Browser {
             next_send_ns: 0,
             audio: None,
             opus_cap: None,
+            video: None,
         };
         Ok((browser, answer.to_sdp_string()))
     }
@@ -350,6 +388,38 @@ impl Browser {
         sent
     }
 
+    /// Sends the packets of a video frame when one is due at `now_ns` and drains. Returns how
+    /// many packets str0m had a stream to send on (0: no video, nothing due, or no stream).
+    pub fn send_video(
+        &mut self,
+        now_ns: u64,
+        packet: &mut Vec<u8>,
+        scratch: &mut Vec<u8>,
+        on: &mut impl FnMut(&Browser, BrowserEvent),
+    ) -> u32 {
+        let Some(v) = self.video.as_mut() else {
+            return 0;
+        };
+        let Some(plan) = v.tx.due(now_ns) else {
+            return 0;
+        };
+        let now = Instant::now();
+        let mut sent = 0;
+        for k in 0..plan.packets {
+            let (seq, ts, marker) = v.tx.packet(&plan, k, now_ns, scratch, packet);
+            let mut api = self.rtc.direct_api();
+            let Some(tx) = api.stream_tx_by_mid(v.mid, None) else {
+                break;
+            };
+            let body: &[u8] = packet;
+            tx.write_rtp(RtpWrite::new(v.pt.into(), seq.into(), ts, now, body).marker(marker));
+            v.tx.sent();
+            sent += 1;
+        }
+        self.drain(scratch, on);
+        sent
+    }
+
     /// Feeds str0m its timeout when due. Returns whether it was due.
     pub fn tick(
         &mut self,
@@ -388,6 +458,12 @@ impl Browser {
                 }
                 Ok(Output::Event(Event::RtpPacket(p))) => {
                     let now_ns = wavegate_shared::clock::monotonic_ns();
+                    if let Some(v) = self.video.as_mut()
+                        && *p.header.payload_type == v.pt
+                    {
+                        v.tx.on_rtp(&p.payload, now_ns, scratch);
+                        continue;
+                    }
                     if let Some(a) = self.audio.as_mut() {
                         let seq: u64 = *p.seq_no;
                         a.on_rtp(seq, p.header.timestamp, &p.payload, now_ns);
@@ -403,6 +479,13 @@ impl Browser {
                             on(self, BrowserEvent::Probe { rx, now_ns })
                         }
                         _ => on(self, BrowserEvent::NotProbe),
+                    }
+                }
+                Ok(Output::Event(Event::KeyframeRequest(r))) => {
+                    if let Some(v) = self.video.as_mut()
+                        && r.mid == v.mid
+                    {
+                        v.tx.keyframe_requested();
                     }
                 }
                 Ok(Output::Event(_)) => {}

@@ -3,12 +3,14 @@
 //! each opens a WebSocket session speaking the JSON API (docs/websocket-api.md), `connect`s,
 //! `call`s the target with a str0m offer (one audio codec), applies the `sdp` answer, and
 //! once `ESTABLISHED` sends paced probe packets whose echo gives round trip, loss and jitter;
-//! after the hold it stops sending, lets stragglers arrive, and hangs up.
+//! after the hold it stops sending, lets stragglers arrive, and hangs up. `vp8` calls also
+//! offer a bundled VP8 video line and send synthetic VP8 beside the audio (video.rs).
 //!
 //! Threads: one tokio current-thread runtime runs the WebSocket sessions (one task per call),
 //! the ramp and the once-a-second sampler; `threads` plain threads drive the str0m browsers
 //! (an epoll set each, non-blocking, as in the `webrtc` scenario), fed by a command channel
-//! (add, start sending, stop sending, remove) and answering with each call's media figures.
+//! (add, start sending, stop sending, remove) and answering with each call's media figures
+//! (call_browsers.rs).
 //!
 //! Bounded: every wait on the server has a timeout, the whole run is cut at `max_seconds`
 //! (calls still running then count as failures "run deadline"), the browser threads stop on a
@@ -18,7 +20,6 @@
 //! real Opus and a timed marker (sipp_audio.rs); `incoming` sessions register and SIPp calls
 //! them (sipp_incoming.rs); the SIP peers' CPU and RSS are sampled with the server's.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,7 +27,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use str0m::config::DtlsCert;
 use tokio::sync::mpsc as tmpsc;
@@ -34,10 +34,12 @@ use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 use wavegate_shared::clock::monotonic_ns;
 
-use crate::browser::{AudioCodec, Browser, BrowserEvent, Epoll, raise_nofile};
+use crate::browser::{AudioCodec, Browser, raise_nofile};
+pub(crate) use crate::call_browsers::browser_thread;
+use crate::call_mix::MixCodec;
 use crate::call_report::{
-    CallConfig, CallMedia, CallReport, Jitter, ProcessFigures, Sample, Spread, by_cause,
-    codec_figures, transcoded_share,
+    CallConfig, CallReport, ProcessFigures, Sample, Spread, by_cause, codec_figures,
+    transcoded_share,
 };
 use crate::call_server::{mediaplane_pid, usage};
 use crate::relay::RunError;
@@ -45,7 +47,8 @@ use crate::report::Machine;
 use crate::sipp_audio::MarkerLoop;
 use crate::sipp_incoming::{Dialler, IncomingPlan, PeerUsage};
 use crate::sysinfo;
-use crate::wire::{Direction, Probe};
+use crate::video_report::video_figures;
+use crate::vp8::Vp8Config;
 
 /// Everything the `call` scenario needs to know.
 #[derive(Debug, Clone)]
@@ -59,7 +62,9 @@ pub struct CallPlan {
     /// Callee (`echo`).
     pub callee: String,
     /// Codec of each call, in placing order.
-    pub codecs: Vec<AudioCodec>,
+    pub codecs: Vec<MixCodec>,
+    /// What `vp8` calls send.
+    pub video: Vp8Config,
     /// The mix as given (for the report).
     pub mix_text: String,
     /// Calls per second while ramping.
@@ -91,8 +96,6 @@ pub struct CallPlan {
 
 /// Milliseconds a call keeps receiving after its last send before it hangs up.
 pub(crate) const DRAIN: Duration = Duration::from_millis(400);
-/// Sleep when a browser thread found nothing to do.
-const IDLE: Duration = Duration::from_micros(200);
 /// How long the server may take to report healthy.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -133,158 +136,6 @@ pub(crate) struct Counters {
 
 fn io_err(e: impl std::fmt::Display) -> RunError {
     RunError::Io(std::io::Error::other(e.to_string()))
-}
-
-/// Browser thread: drives its browsers until `stop`.
-pub(crate) fn browser_thread(
-    rx: mpsc::Receiver<Cmd>,
-    done: tmpsc::UnboundedSender<CallMedia>,
-    stop: Arc<AtomicBool>,
-    counters: Arc<Counters>,
-    pps: u32,
-    payload: usize,
-    frames: Arc<MarkerLoop>,
-) -> Result<(), RunError> {
-    struct Live {
-        b: Box<Browser>,
-        media: CallMedia,
-        call_sent_ns: u64,
-        sending: bool,
-    }
-    let ep = Epoll::new()?;
-    let mut live: HashMap<u32, Live> = HashMap::new();
-    let period = 1_000_000_000 / u64::from(pps.max(1));
-    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
-    let mut buf = vec![0u8; 2048];
-    let mut scratch = Vec::with_capacity(2048);
-    let mut packet = Vec::with_capacity(2048);
-    while !stop.load(Ordering::Relaxed) {
-        let mut busy = false;
-        // Bounded: at most 256 commands per turn.
-        for _ in 0..256 {
-            let Ok(cmd) = rx.try_recv() else { break };
-            busy = true;
-            match cmd {
-                Cmd::Add(b, codec, call_sent_ns) => {
-                    let index = b.index;
-                    ep.add(b.fd(), u64::from(index))?;
-                    let media = CallMedia {
-                        codec,
-                        transcoded: b.audio.is_some(),
-                        sent: 0,
-                        received: 0,
-                        rtt_us: Histogram::new_with_bounds(1, 60_000_000, 2).map_err(io_err)?,
-                        jitter: Jitter::default(),
-                        connect_us: None,
-                        audio: None,
-                    };
-                    live.insert(
-                        index,
-                        Live {
-                            b,
-                            media,
-                            call_sent_ns,
-                            sending: false,
-                        },
-                    );
-                }
-                Cmd::Start(i) => {
-                    if let Some(l) = live.get_mut(&i) {
-                        l.sending = true;
-                        // Spread first sends over one interval, by index.
-                        l.b.next_send_ns = monotonic_ns() + period * u64::from(i % 64) / 64;
-                    }
-                }
-                Cmd::Stop(i) => {
-                    if let Some(l) = live.get_mut(&i) {
-                        l.sending = false;
-                    }
-                }
-                Cmd::Reoffer(i, sdp, reply) => {
-                    let answer = match live.get_mut(&i) {
-                        Some(l) => l.b.accept_reoffer(&sdp).map_err(|e| e.to_string()),
-                        None => Err("no such browser".to_string()),
-                    };
-                    let _ = reply.send(answer);
-                }
-                Cmd::Remove(i) => {
-                    if let Some(mut l) = live.remove(&i) {
-                        ep.remove(l.b.fd());
-                        l.media.audio = l.b.audio.as_mut().map(|a| a.finish(monotonic_ns()));
-                        let _ = done.send(l.media);
-                    }
-                }
-            }
-        }
-        let n = ep.poll(&mut events);
-        for ev in events.iter().take(n) {
-            let Some(l) = live.get_mut(&(ev.u64 as u32)) else {
-                continue;
-            };
-            let (media, sent_at) = (&mut l.media, l.call_sent_ns);
-            let mut on = |_: &Browser, ev: BrowserEvent| on_event(media, sent_at, &counters, ev);
-            busy |= l.b.receive(&mut buf, &mut scratch, &mut on);
-        }
-        let now = Instant::now();
-        let now_ns = monotonic_ns();
-        for l in live.values_mut() {
-            let (media, sent_at) = (&mut l.media, l.call_sent_ns);
-            let mut on = |_: &Browser, ev: BrowserEvent| on_event(media, sent_at, &counters, ev);
-            if l.sending && l.b.connected && now_ns >= l.b.next_send_ns {
-                l.b.next_send_ns += period;
-                // Catch up at most one period after a stall rather than bursting.
-                l.b.next_send_ns = l.b.next_send_ns.max(now_ns.saturating_sub(period));
-                let probe = Probe {
-                    stream: l.b.index,
-                    direction: Direction::AToB,
-                    seq: l.b.seq,
-                    sent_ns: now_ns,
-                };
-                let sent = if l.b.audio.is_some() {
-                    l.b.send_audio(&frames, &mut scratch, &mut on)
-                } else {
-                    l.b.send_probe(&probe, payload, &mut packet, &mut scratch, &mut on)
-                };
-                l.b.seq += 1;
-                if sent {
-                    l.media.sent += 1;
-                    counters.sent.fetch_add(1, Ordering::Relaxed);
-                }
-                busy = true;
-            }
-            let (media, sent_at) = (&mut l.media, l.call_sent_ns);
-            let mut on = |_: &Browser, ev: BrowserEvent| on_event(media, sent_at, &counters, ev);
-            busy |= l.b.tick(now, &mut scratch, &mut on);
-        }
-        if !busy {
-            std::thread::sleep(IDLE);
-        }
-    }
-    for (_, mut l) in live.drain() {
-        l.media.audio = l.b.audio.as_mut().map(|a| a.finish(monotonic_ns()));
-        let _ = done.send(l.media);
-    }
-    Ok(())
-}
-
-fn on_event(media: &mut CallMedia, call_sent_ns: u64, counters: &Counters, ev: BrowserEvent) {
-    match ev {
-        BrowserEvent::Connected => {
-            media.connect_us = Some(monotonic_ns().saturating_sub(call_sent_ns) / 1000);
-        }
-        BrowserEvent::Probe { rx, now_ns } => {
-            media.received += 1;
-            counters.received.fetch_add(1, Ordering::Relaxed);
-            let transit = now_ns.saturating_sub(rx.probe.sent_ns);
-            let _ = media.rtt_us.record((transit / 1000).clamp(1, 60_000_000));
-            media.jitter.observe(transit);
-        }
-        // Transcoded calls' audio (counted for the progress line; measured by the browser).
-        BrowserEvent::NotProbe if media.transcoded => {
-            counters.received.fetch_add(1, Ordering::Relaxed);
-        }
-        BrowserEvent::NotProbe | BrowserEvent::Error => {}
-    }
 }
 
 /// Reads server messages until one for which `want` returns Some, or the deadline.
@@ -361,7 +212,7 @@ pub(crate) fn status_of(v: &Value, kind: &str) -> Option<(String, String)> {
 #[allow(clippy::too_many_arguments)]
 async fn one_call(
     index: u32,
-    codec: AudioCodec,
+    mix: MixCodec,
     plan: Arc<CallPlan>,
     cert: DtlsCert,
     start: Instant,
@@ -369,6 +220,7 @@ async fn one_call(
     counters: Arc<Counters>,
 ) -> CallOutcome {
     let mut out = CallOutcome::default();
+    let codec = mix.audio();
     let url = format!("ws://127.0.0.1:{}/ws", plan.http_port);
     let connect = tokio::time::timeout(plan.step_timeout, tokio_tungstenite::connect_async(url));
     let mut ws = match connect.await {
@@ -399,13 +251,16 @@ async fn one_call(
         out.failure = Some(format!("connect: {e}"));
         return out;
     }
-    let (mut browser, offer, pending) = match Browser::new(index, &cert, start, codec) {
-        Ok(b) => b,
-        Err(e) => {
-            out.failure = Some(format!("browser: {e}"));
-            return out;
-        }
-    };
+    let video = mix.video().then_some(plan.video);
+    let localhost = std::net::Ipv4Addr::LOCALHOST;
+    let (mut browser, offer, pending) =
+        match Browser::offering(localhost, index, &cert, start, codec, video) {
+            Ok(b) => b,
+            Err(e) => {
+                out.failure = Some(format!("browser: {e}"));
+                return out;
+            }
+        };
     if plan.far_codec.is_some_and(|c| c != codec)
         && let Err(e) = browser.measure_audio()
     {
@@ -605,7 +460,7 @@ pub async fn run(plan: CallPlan) -> Result<CallReport, RunError> {
     let mut dialler = plan
         .incoming
         .clone()
-        .map(|p| Dialler::new(p, plan.codecs.clone()));
+        .map(|p| Dialler::new(p, plan.codecs.iter().map(|c| c.audio()).collect()));
     let stop = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(Counters::default());
     let (done_tx, mut done_rx) = tmpsc::unbounded_channel();
@@ -654,7 +509,15 @@ pub async fn run(plan: CallPlan) -> Result<CallReport, RunError> {
             let (i, codec) = (next as u32, plan.codecs[next]);
             if plan.incoming.is_some() {
                 let session = crate::sipp_incoming::one_session;
-                tasks.spawn(session(i, codec, plan2, cert2, start, tx, counters2));
+                tasks.spawn(session(
+                    i,
+                    codec.audio(),
+                    plan2,
+                    cert2,
+                    start,
+                    tx,
+                    counters2,
+                ));
             } else {
                 tasks.spawn(one_call(i, codec, plan2, cert2, start, tx, counters2));
             }
@@ -765,6 +628,11 @@ pub async fn run(plan: CallPlan) -> Result<CallReport, RunError> {
     let established = setup_us.len() as u64;
 
     let (codecs, all_sent, all_received) = codec_figures(&media).map_err(io_err)?;
+    let video_calls: Vec<(u64, &crate::video::VideoCall)> = media
+        .iter()
+        .filter_map(|m| Some((m.sent, m.video.as_ref()?)))
+        .collect();
+    let video = video_figures(&plan.video, &video_calls).map_err(io_err)?;
     let sip_setup = dialler.map(Dialler::finish);
     let tps = sysinfo::ticks_per_sec().max(1) as f64;
     let cpu_secs = (
@@ -852,6 +720,7 @@ pub async fn run(plan: CallPlan) -> Result<CallReport, RunError> {
         transcoded_share: transcoded_share(&media),
         peers: peers.figures(),
         sip_setup,
+        video,
         failures: Vec::new(),
     })
 }

@@ -18,6 +18,8 @@ use serde::Serialize;
 use crate::browser::AudioCodec;
 use crate::report::Machine;
 use crate::sipp_audio::AudioFigures;
+use crate::video::VideoCall;
+use crate::video_report::VideoFigures;
 
 /// One call's media, measured by its browser thread.
 #[derive(Debug)]
@@ -38,79 +40,8 @@ pub struct CallMedia {
     pub connect_us: Option<u64>,
     /// Transcoded calls: the decoded audio's figures.
     pub audio: Option<AudioFigures>,
-}
-
-/// Why a `--codec-mix` was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum MixError {
-    /// Not `name=share`.
-    #[error("codec mix entry {0:?} is not name=share")]
-    Entry(String),
-    /// Not `pcmu` or `opus`.
-    #[error("unknown codec {0:?} in the codec mix (pcmu, opus)")]
-    Codec(String),
-    /// Not a number.
-    #[error("share {0:?} in the codec mix is not a whole number")]
-    Share(String),
-    /// All shares zero.
-    #[error("the codec mix has no non-zero share")]
-    Empty,
-    /// The same codec twice.
-    #[error("codec {0:?} appears twice in the codec mix")]
-    Twice(String),
-}
-
-/// Parses `pcmu=80,opus=20` (shares need not sum to 100; zero shares are dropped).
-pub fn parse_mix(text: &str) -> Result<Vec<(AudioCodec, u32)>, MixError> {
-    let mut mix: Vec<(AudioCodec, u32)> = Vec::new();
-    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let (name, share) = entry
-            .split_once('=')
-            .ok_or_else(|| MixError::Entry(entry.to_owned()))?;
-        let codec = match name.trim().to_ascii_lowercase().as_str() {
-            "pcmu" => AudioCodec::Pcmu,
-            "opus" => AudioCodec::Opus,
-            _ => return Err(MixError::Codec(name.trim().to_owned())),
-        };
-        let share: u32 = share
-            .trim()
-            .parse()
-            .map_err(|_| MixError::Share(share.trim().to_owned()))?;
-        if mix.iter().any(|(c, _)| *c == codec) {
-            return Err(MixError::Twice(name.trim().to_owned()));
-        }
-        if share > 0 {
-            mix.push((codec, share));
-        }
-    }
-    if mix.is_empty() {
-        return Err(MixError::Empty);
-    }
-    Ok(mix)
-}
-
-/// The codec of each of `calls` calls: every codec's count is its share rounded down, the
-/// remainder going to the earliest codecs, interleaved so any prefix of the calls (the ramp)
-/// follows the mix too.
-pub fn assign_mix(mix: &[(AudioCodec, u32)], calls: u32) -> Vec<AudioCodec> {
-    let total: u64 = mix.iter().map(|(_, s)| u64::from(*s)).sum();
-    if total == 0 {
-        return Vec::new();
-    }
-    let mut assigned = vec![0u64; mix.len()];
-    (0..u64::from(calls))
-        .map(|i| {
-            // The codec furthest behind its share after this call gets it.
-            let k = (0..mix.len())
-                .max_by_key(|&k| {
-                    let due = (i + 1) * u64::from(mix[k].1) * 1000 / total;
-                    (due as i64 - assigned[k] as i64 * 1000, std::cmp::Reverse(k))
-                })
-                .unwrap_or(0);
-            assigned[k] += 1;
-            mix[k].0
-        })
-        .collect()
+    /// `vp8` calls: the video's figures.
+    pub video: Option<VideoCall>,
 }
 
 /// Nearest-rank percentile of sorted values (`q` in 0..=1); 0 for no values.
@@ -469,6 +400,8 @@ pub struct CallReport {
     pub peers: Vec<ProcessFigures>,
     /// Incoming calls: SIPp's own INVITE -> 200 OK times (whole milliseconds).
     pub sip_setup: Option<Spread>,
+    /// `vp8` calls' video (video_report.rs); None without video calls.
+    pub video: Option<VideoFigures>,
     /// Thresholds missed; empty = passed.
     pub failures: Vec<String>,
 }
@@ -494,6 +427,9 @@ impl CallReport {
         if self.loss_ratio > max_loss {
             self.failures
                 .push(format!("loss {:.6} above {max_loss}", self.loss_ratio));
+        }
+        if let Some(v) = &self.video {
+            self.failures.extend(v.judge(max_loss));
         }
         if let Some(max) = max_setup_p99_ms
             && self.setup.p99_ms > max
@@ -646,8 +582,12 @@ impl CallReport {
               real Opus, a loop with a loud 20 ms burst once a second in quiet noise, decodes \
               what returns and times the burst's onset, so it includes both Opus codings and the \
               transcoder's jitter buffer; loss there is from gaps in the returning RTP sequence \
-              numbers, and a burst not back within 800 ms is a missed marker.\n\n\
-              ## Processes\n\n| process | CPU s | RSS idle KiB | RSS peak KiB |\n|---|---|---|---|\n";
+              numbers, and a burst not back within 800 ms is a missed marker.\n\n";
+        if let Some(v) = &self.video {
+            s += &v.markdown();
+            s += "\n";
+        }
+        s += "## Processes\n\n| process | CPU s | RSS idle KiB | RSS peak KiB |\n|---|---|---|---|\n";
         for p in self.processes.iter().chain(&self.peers) {
             s += &format!(
                 "| {} | {:.2} | {} | {} |\n",
@@ -666,53 +606,6 @@ impl CallReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mix_parses_and_refuses() {
-        assert_eq!(
-            parse_mix("pcmu=80,opus=20"),
-            Ok(vec![(AudioCodec::Pcmu, 80), (AudioCodec::Opus, 20)])
-        );
-        assert_eq!(parse_mix(" PCMU = 1 "), Ok(vec![(AudioCodec::Pcmu, 1)]));
-        assert_eq!(
-            parse_mix("pcmu=100,opus=0"),
-            Ok(vec![(AudioCodec::Pcmu, 100)])
-        );
-        assert_eq!(parse_mix("pcmu"), Err(MixError::Entry("pcmu".into())));
-        assert_eq!(parse_mix("g729=5"), Err(MixError::Codec("g729".into())));
-        assert_eq!(parse_mix("pcmu=x"), Err(MixError::Share("x".into())));
-        assert_eq!(parse_mix("pcmu=0"), Err(MixError::Empty));
-        assert_eq!(parse_mix(""), Err(MixError::Empty));
-        assert_eq!(
-            parse_mix("pcmu=1,pcmu=2"),
-            Err(MixError::Twice("pcmu".into()))
-        );
-    }
-
-    #[test]
-    fn mix_assignment_follows_shares_in_every_prefix() {
-        let mix = [(AudioCodec::Pcmu, 80), (AudioCodec::Opus, 20)];
-        let calls = assign_mix(&mix, 100);
-        assert_eq!(calls.len(), 100);
-        let opus = |n: usize| {
-            calls[..n]
-                .iter()
-                .filter(|c| **c == AudioCodec::Opus)
-                .count()
-        };
-        assert_eq!(opus(100), 20);
-        assert_eq!(opus(10), 2);
-        assert_eq!(opus(50), 10);
-        assert_eq!(
-            assign_mix(&[(AudioCodec::Opus, 3)], 4),
-            vec![AudioCodec::Opus; 4]
-        );
-        assert!(assign_mix(&mix, 0).is_empty());
-        // 7 calls, 1:1: counts differ by at most one.
-        let odd = assign_mix(&[(AudioCodec::Pcmu, 1), (AudioCodec::Opus, 1)], 7);
-        let p = odd.iter().filter(|c| **c == AudioCodec::Pcmu).count();
-        assert!((3..=4).contains(&p), "{odd:?}");
-    }
 
     #[test]
     fn failures_count_by_cause_most_first() {

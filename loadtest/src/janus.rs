@@ -281,6 +281,7 @@ pub async fn run(plan: JanusPlan) -> Result<CallReport, RunError> {
         transcoded_share: 0.0,
         peers: peers.figures(),
         sip_setup: None,
+        video: None,
         failures: Vec::new(),
     })
 }

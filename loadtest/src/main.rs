@@ -7,6 +7,8 @@
 
 mod browser;
 mod call;
+mod call_browsers;
+mod call_mix;
 mod call_report;
 mod call_server;
 mod chart;
@@ -27,6 +29,9 @@ mod sip_target;
 mod sipp_audio;
 mod sipp_incoming;
 mod sysinfo;
+mod video;
+mod video_report;
+mod vp8;
 mod webrtc;
 mod webrtc_report;
 mod wire;
@@ -189,9 +194,23 @@ struct CallArgs {
     /// Bound of the whole run in seconds [default: calls / cps + hold + 30].
     #[arg(long)]
     seconds: Option<u32>,
-    /// Share of calls per codec, e.g. `pcmu=80,opus=20` (each browser offers one codec).
+    /// Share of calls per codec, e.g. `pcmu=70,opus=20,vp8=10`: each browser offers one audio
+    /// codec; `vp8` browsers offer PCMU plus a bundled VP8 video line and send synthetic VP8
+    /// (--video-kbps, --video-fps, --video-keyframe-ms), measured apart (outgoing calls only).
     #[arg(long, default_value = "pcmu=100")]
     codec_mix: String,
+    /// Bitrate of each `vp8` browser's video (VP8 bytes), kbit/s.
+    #[arg(long, default_value_t = 400)]
+    video_kbps: u32,
+    /// Frames per second of each `vp8` browser's video.
+    #[arg(long, default_value_t = 30)]
+    video_fps: u32,
+    /// A keyframe at least this often, ms, besides those the server asks for (0: only asked).
+    #[arg(long, default_value_t = 3000)]
+    video_keyframe_ms: u32,
+    /// Largest video RTP payload, bytes (MTU-sized packets).
+    #[arg(long, default_value_t = 1100)]
+    video_max_payload: usize,
     /// What to call.
     #[arg(long, value_enum, default_value_t = Target::Echo)]
     target: Target,
@@ -419,8 +438,21 @@ fn call(args: CallArgs) -> Result<bool, Box<dyn std::error::Error>> {
     if args.direction == CallDirection::Incoming && args.target != Target::Sipp {
         return Err("--direction incoming needs --target sipp (SIPp calls the browsers)".into());
     }
-    let mix = call_report::parse_mix(&args.codec_mix)?;
-    let codecs = call_report::assign_mix(&mix, args.calls);
+    let mix = call_mix::parse_mix(&args.codec_mix)?;
+    let codecs = call_mix::assign_mix(&mix, args.calls);
+    if args.direction == CallDirection::Incoming && codecs.iter().any(|c| c.video()) {
+        return Err(
+            "vp8 in --codec-mix needs --direction outgoing (SIPp's offers are audio only)".into(),
+        );
+    }
+    let video = vp8::Vp8Config {
+        bitrate_bps: args.video_kbps.saturating_mul(1000),
+        fps: args.video_fps,
+        keyframe_interval_ms: args.video_keyframe_ms,
+        max_payload: args.video_max_payload,
+    };
+    // Checked now rather than in every browser.
+    vp8::Vp8Source::new(video, 0)?;
     let webrtc_port = match args.webrtc_port {
         Some(p) => p,
         None => free_port_outside(&args.rtp_ports)?,
@@ -488,6 +520,7 @@ fn call(args: CallArgs) -> Result<bool, Box<dyn std::error::Error>> {
         peers: sip.as_ref().map(|s| s.peers.clone()).unwrap_or_default(),
         incoming: sip.as_ref().and_then(|s| s.incoming.clone()),
         codecs,
+        video,
         mix_text: args.codec_mix.clone(),
         cps: args.cps,
         hold_secs: args.hold_secs,
@@ -546,6 +579,20 @@ fn call(args: CallArgs) -> Result<bool, Box<dyn std::error::Error>> {
             f.jitter_mean_ms,
             f.mos_mean,
             f.mos_min
+        );
+    }
+    if let Some(v) = &report.video {
+        eprintln!(
+            "  vp8 video: {} calls ({} got video back), {} of {} packets echoed, loss {:.6}, RTT p50 {:.2} ms p99 {:.2} ms, keyframe requests {} answered {}",
+            v.calls,
+            v.calls_with_video_back,
+            v.received,
+            v.sent,
+            v.loss_ratio,
+            v.rtt.p50_ms,
+            v.rtt.p99_ms,
+            v.keyframe_requests,
+            v.requests_answered
         );
     }
     for (cause, n) in &report.failures_by_cause {
