@@ -70,6 +70,12 @@ struct Args {
     /// Opus DTX on transcoded calls (silence sent as rare tiny frames).
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     opus_dtx: bool,
+    /// Opus encoder bitrate on transcoded calls, bit/s.
+    #[arg(long, default_value_t = 24_000, value_parser = clap::value_parser!(u32).range(6_000..=128_000))]
+    opus_bitrate: u32,
+    /// Packet loss the Opus encoder expects (percent): how much inband FEC it spends.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=100))]
+    opus_expected_loss_pct: u8,
     /// Smallest playout margin of the transcoding jitter buffer, ms.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(10..=200))]
     jitter_min_ms: u32,
@@ -131,7 +137,8 @@ fn main() -> ExitCode {
             complexity: args.opus_complexity,
             fec: args.opus_fec,
             dtx: args.opus_dtx,
-            ..Default::default()
+            bitrate: args.opus_bitrate,
+            expected_loss_pct: args.opus_expected_loss_pct,
         },
         jitter: wavegate_mediaplane::transcode::jitter::JitterConfig { min_ms: args.jitter_min_ms, max_ms: args.jitter_max_ms },
     };

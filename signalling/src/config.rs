@@ -215,6 +215,11 @@ pub struct MediaConfig {
     pub opus_fec: bool,
     /// Opus DTX on transcoded calls (`--opus-dtx`).
     pub opus_dtx: bool,
+    /// Opus encoder bitrate on transcoded calls, bit/s, 6000-128000 (`--opus-bitrate`).
+    pub opus_bitrate: u32,
+    /// Packet loss the Opus encoder expects, percent 0-100 (`--opus-expected-loss-pct`): how
+    /// much inband FEC it spends (FEC is coded only when the bitrate affords it).
+    pub opus_expected_loss_pct: u8,
     /// Transcoding jitter buffer's playout-margin range, ms (`--jitter-min-ms`, `--jitter-max-ms`).
     pub jitter_min_ms: u32,
     pub jitter_max_ms: u32,
@@ -247,6 +252,8 @@ impl Default for MediaConfig {
             opus_complexity: 0,
             opus_fec: true,
             opus_dtx: false,
+            opus_bitrate: 24_000,
+            opus_expected_loss_pct: 10,
             jitter_min_ms: 20,
             jitter_max_ms: 60,
             request_timeout_ms: 2000,
@@ -345,6 +352,18 @@ impl Config {
         let m = &self.media;
         if m.opus_complexity > 10 {
             return Err(ConfigError::Invalid(format!("media.opus_complexity {} is above 10", m.opus_complexity)));
+        }
+        if !(6_000..=128_000).contains(&m.opus_bitrate) {
+            return Err(ConfigError::Invalid(format!(
+                "media.opus_bitrate {} must be 6000..=128000 bit/s",
+                m.opus_bitrate
+            )));
+        }
+        if m.opus_expected_loss_pct > 100 {
+            return Err(ConfigError::Invalid(format!(
+                "media.opus_expected_loss_pct {} is above 100",
+                m.opus_expected_loss_pct
+            )));
         }
         if !(10..=200).contains(&m.jitter_min_ms) || !(m.jitter_min_ms..=200).contains(&m.jitter_max_ms) {
             return Err(ConfigError::Invalid(format!(
@@ -472,18 +491,21 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wg-config-tc-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("tc.toml");
-        std::fs::write(&path, "[media]\nopus_complexity = 3\nopus_dtx = true\njitter_max_ms = 80\n").unwrap();
+        std::fs::write(&path, "[media]\nopus_complexity = 3\nopus_dtx = true\njitter_max_ms = 80\nopus_bitrate = 16000\n").unwrap();
         // SAFETY: the variable name is unique to this test.
         unsafe { std::env::set_var("WGT5_MEDIA__BROWSER_NARROWBAND_REOFFER", "false") };
         // SAFETY: the variable name is unique to this test.
         unsafe { std::env::set_var("WGT5_MEDIA__OPUS_FEC", "false") };
+        // SAFETY: the variable name is unique to this test.
+        unsafe { std::env::set_var("WGT5_MEDIA__OPUS_EXPECTED_LOSS_PCT", "3") };
         let c = Config::load_with_env(Some(&path), Env::prefixed("WGT5_").split("__")).unwrap();
         let m = &c.media;
         assert_eq!((m.opus_complexity, m.opus_fec, m.opus_dtx), (3, false, true));
         assert_eq!((m.jitter_min_ms, m.jitter_max_ms), (20, 80));
+        assert_eq!((m.opus_bitrate, m.opus_expected_loss_pct), (16_000, 3));
         assert!(!m.browser_narrowband_reoffer, "env override");
         assert!(MediaConfig::default().browser_narrowband_reoffer, "on by default");
-        for bad in ["opus_complexity = 11", "jitter_min_ms = 70", "jitter_min_ms = 5", "jitter_max_ms = 500"] {
+        for bad in ["opus_complexity = 11", "jitter_min_ms = 70", "jitter_min_ms = 5", "jitter_max_ms = 500", "opus_bitrate = 5000", "opus_bitrate = 200000", "opus_expected_loss_pct = 101"] {
             std::fs::write(&path, format!("[media]\n{bad}\n")).unwrap();
             let err = Config::load_with_env(Some(&path), Env::prefixed("WGT6_")).unwrap_err().to_string();
             assert!(err.contains("media."), "{bad}: {err}");

@@ -73,3 +73,96 @@ impl AudioEncoder for Encoder {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Mean packet size of 2 s of a noisy 440 Hz tone at 8 kHz through an encoder set to `s`.
+    fn mean_packet_bytes(s: OpusSettings) -> f64 {
+        let mut enc = Encoder::new(8_000, s).unwrap();
+        let mut pcm = [0i16; 160];
+        let mut out = [0u8; 1500];
+        let mut seed = 1u32;
+        let mut total = 0usize;
+        for frame in 0..100 {
+            for (k, v) in pcm.iter_mut().enumerate() {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                let t = (frame * 160 + k) as f64 / 8_000.0;
+                let noise = f64::from((seed >> 16) % 600) - 300.0;
+                *v = (4_000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin() + noise) as i16;
+            }
+            total += enc.encode(&pcm, &mut out).unwrap();
+        }
+        total as f64 / 100.0
+    }
+
+    #[test]
+    fn the_configured_bitrate_sets_the_packet_size() {
+        let at = |bitrate| {
+            mean_packet_bytes(OpusSettings {
+                bitrate,
+                ..OpusSettings::default()
+            })
+        };
+        let (low, default, high) = (at(8_000), at(24_000), at(40_000));
+        // 20 ms packets: bytes = bit/s / 400, within the encoder's own rate control.
+        assert!((12.0..=28.0).contains(&low), "8 kbit/s: {low} bytes");
+        assert!(
+            (45.0..=75.0).contains(&default),
+            "24 kbit/s: {default} bytes"
+        );
+        assert!(
+            high > default * 1.2,
+            "40 kbit/s: {high} vs 24 kbit/s: {default}"
+        );
+    }
+
+    #[test]
+    fn fec_is_coded_only_when_loss_is_expected_and_the_bitrate_affords_it() {
+        // A SILK-only 20 ms mono packet (TOC configs 0-11) starts its range-coded payload with
+        // two raw flag bits, VAD then LBRR (RFC 6716 §4.2.3): LBRR set means the packet carries
+        // an FEC copy of the previous frame.
+        let packets_with_fec = |bitrate, loss| {
+            let settings = OpusSettings {
+                bitrate,
+                expected_loss_pct: loss,
+                ..OpusSettings::default()
+            };
+            let mut enc = Encoder::new(8_000, settings).unwrap();
+            let mut pcm = [0i16; 160];
+            let mut out = [0u8; 1500];
+            let mut with_fec = 0;
+            for frame in 0..50 {
+                for (k, v) in pcm.iter_mut().enumerate() {
+                    let t = (frame * 160 + k) as f64 / 8_000.0;
+                    *v = (6_000.0 * (2.0 * std::f64::consts::PI * 300.0 * t).sin()) as i16;
+                }
+                let n = enc.encode(&pcm, &mut out).unwrap();
+                assert!(
+                    n >= 2 && out[0] >> 3 < 12,
+                    "not a SILK-only packet: {:?}",
+                    &out[..n]
+                );
+                with_fec += usize::from(out[1] & 0x40 != 0);
+            }
+            with_fec
+        };
+        // Documented in OpusSettings: complexity 0 and 10% loss need more than ~24.2 kbit/s.
+        assert!(
+            packets_with_fec(28_000, 10) > 10,
+            "28 kbit/s, 10%: {}",
+            packets_with_fec(28_000, 10)
+        );
+        assert_eq!(
+            packets_with_fec(28_000, 0),
+            0,
+            "28 kbit/s, no loss expected"
+        );
+        assert_eq!(
+            packets_with_fec(24_000, 10),
+            0,
+            "24 kbit/s: below libopus' LBRR threshold"
+        );
+    }
+}
