@@ -82,6 +82,11 @@ struct Args {
     /// Largest playout margin of the transcoding jitter buffer, ms (>= --jitter-min-ms).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(10..=200))]
     jitter_max_ms: u32,
+    /// Send to each port's peer (the latched one, or the one its SDP gave until then) from a
+    /// second socket on the same port `connect()`ed to it, sparing the kernel a route lookup
+    /// per datagram (`false`: every send from the port's unconnected socket, with an address).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    connect_latched: bool,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -201,6 +206,7 @@ fn main() -> ExitCode {
             region: region.clone(),
             channel,
             doorbell,
+            connect_latched: args.connect_latched,
         };
         match spawn_shard(setup) {
             Ok(h) => handles.push((shard, h)),

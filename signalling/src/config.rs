@@ -209,6 +209,9 @@ pub struct MediaConfig {
     /// (docs/transcoding.md). Pages get the offer as a WebSocket `reoffer` message (the SDK
     /// answers it by itself); `false` leaves the browser sending fullband.
     pub browser_narrowband_reoffer: bool,
+    /// Send to each RTP/RTCP port's peer from a second socket `connect()`ed to it (the media
+    /// plane's `--connect-latched`; docs/webrtc.md): no route lookup per datagram.
+    pub connect_latched: bool,
     /// Opus encoder complexity on transcoded calls, 0-10 (the media plane's `--opus-complexity`).
     pub opus_complexity: u8,
     /// Opus inband FEC on transcoded calls (`--opus-fec`).
@@ -249,6 +252,7 @@ impl Default for MediaConfig {
             video_keyframe_interval_ms: 5000,
             transcoding: true,
             browser_narrowband_reoffer: true,
+            connect_latched: true,
             opus_complexity: 0,
             opus_fec: true,
             opus_dtx: false,
@@ -500,6 +504,7 @@ mod tests {
         unsafe { std::env::set_var("WGT5_MEDIA__OPUS_EXPECTED_LOSS_PCT", "3") };
         let c = Config::load_with_env(Some(&path), Env::prefixed("WGT5_").split("__")).unwrap();
         let m = &c.media;
+        assert!(m.connect_latched, "on by default");
         assert_eq!((m.opus_complexity, m.opus_fec, m.opus_dtx), (3, false, true));
         assert_eq!((m.jitter_min_ms, m.jitter_max_ms), (20, 80));
         assert_eq!((m.opus_bitrate, m.opus_expected_loss_pct), (16_000, 3));

@@ -180,6 +180,8 @@ impl Supervisor {
             c.video_keyframe_interval_ms.to_string(),
             "--transcoding".into(),
             c.transcoding.to_string(),
+            "--connect-latched".into(),
+            c.connect_latched.to_string(),
             "--opus-complexity".into(),
             c.opus_complexity.to_string(),
             "--opus-fec".into(),

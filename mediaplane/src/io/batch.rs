@@ -286,6 +286,17 @@ impl SendPool {
     /// Copies `data` into a free slot and queues its send from `fd` to `dst`. `received_ns` is
     /// the receive time of the packet it forwards (0 if none), for the latency histogram.
     pub fn queue(&mut self, fd: i32, data: &[u8], dst: SocketAddr, received_ns: u64) -> Result<(), QueueRefused> {
+        self.queue_to(fd, data, Some(dst), received_ns)
+    }
+
+    /// As [`SendPool::queue`] from a `connect()`ed socket, to its peer: the request carries no
+    /// address, so the kernel uses the socket's cached route (with an address it would look the
+    /// route up again, connected or not).
+    pub fn queue_connected(&mut self, fd: i32, data: &[u8], received_ns: u64) -> Result<(), QueueRefused> {
+        self.queue_to(fd, data, None, received_ns)
+    }
+
+    fn queue_to(&mut self, fd: i32, data: &[u8], dst: Option<SocketAddr>, received_ns: u64) -> Result<(), QueueRefused> {
         if data.len() > SEND_BUF_LEN {
             return Err(QueueRefused::TooLarge);
         }
@@ -293,10 +304,12 @@ impl SendPool {
         self.busy[usize::from(slot)] = true;
         let s = &mut self.slots[usize::from(slot)];
         s.buf[..data.len()].copy_from_slice(data);
-        let addr_len = write_sockaddr(dst, &mut s.addr);
-        let entry = opcode::Send::new(types::Fd(fd), s.buf.as_ptr(), data.len() as u32)
-            .dest_addr((&s.addr as *const libc::sockaddr_in6).cast())
-            .dest_addr_len(addr_len)
+        let mut send = opcode::Send::new(types::Fd(fd), s.buf.as_ptr(), data.len() as u32);
+        if let Some(dst) = dst {
+            let addr_len = write_sockaddr(dst, &mut s.addr);
+            send = send.dest_addr((&s.addr as *const libc::sockaddr_in6).cast()).dest_addr_len(addr_len);
+        }
+        let entry = send
             // Never parked in the kernel: a full socket buffer fails the send (like `sendto`
             // with MSG_DONTWAIT did) instead of holding the slot.
             .flags(libc::MSG_DONTWAIT)

@@ -98,6 +98,9 @@ pub struct ShardSetup {
     pub doorbell: OwnedFd,
     /// The shard's WebRTC socket, or `None` for no WebRTC.
     pub webrtc: Option<WebRtcSetup>,
+    /// Send to each port's destination from a second socket `connect()`ed to it
+    /// (`media.connect_latched`, see [`sockets`]).
+    pub connect_latched: bool,
 }
 
 /// Where a shard's WebRTC socket binds and what it announces.
@@ -212,7 +215,8 @@ fn webrtc_bridge(id: ShardId, setup: WebRtcSetup, sockets: &mut SocketTable, ann
 }
 
 fn run_shard(setup: ShardSetup) -> Result<(), IoError> {
-    let ShardSetup { relay: config, bind_ip, cpu: _, parent_pid, region, channel, doorbell, webrtc } = setup;
+    let ShardSetup { relay: config, bind_ip, cpu: _, parent_pid, region, channel, doorbell, webrtc, connect_latched } =
+        setup;
     let id = config.shard;
     let uring_err = |source| IoError::Uring { shard: id, source };
     let slot = region.shard(id).ok_or(IoError::NoSlot(id))?;
@@ -244,6 +248,7 @@ fn run_shard(setup: ShardSetup) -> Result<(), IoError> {
         .build(RING_ENTRIES)
         .map_err(uring_err)?;
     shard.sockets.register(&ring.submitter()).map_err(uring_err)?;
+    shard.sockets.set_connect_latched(connect_latched);
     let coalesce = ring.params().is_feature_min_timeout();
     if !coalesce {
         tracing::warn!(shard = %id, "kernel without io_uring minimum wait (Linux < 6.12): one wake-up per event");

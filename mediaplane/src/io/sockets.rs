@@ -20,6 +20,28 @@
 //! sends take the same send slots. The bridge path allocates inside str0m (see
 //! docs/webrtc.md).
 //!
+//! Connected twins (`media.connect_latched`, on by default): the first time a port sends to a
+//! destination (the peer symmetric RTP latched, or until then the one its SDP gave), the table
+//! opens a second socket on the same local address with `SO_REUSEPORT` and `connect()`s it to
+//! that destination; from then on the port's sends to it leave from the twin as io_uring
+//! `send`s without an address, so the kernel uses the twin's cached route instead of looking
+//! the route up per datagram (`fib_table_lookup`, `xfrm_lookup`: ~4 % of the relay's profile).
+//! The kernel delivers a datagram to the socket matching it best, and a connected socket
+//! matches the peer's exact 4-tuple better than the unconnected one (reuseport's hash
+//! selection also skips connected sockets), so the peer's datagrams arrive on the twin and
+//! everyone else's (strangers) still on the port's own socket. Both feed the same relay/bridge
+//! path with the same local port, so what the relay decides (latching, stranger drops and
+//! their counters) does not depend on which of the two received a datagram: the twin only
+//! changes which socket the kernel uses. A send to another destination (a re-latch, a re-offer
+//! with a new address) goes out from the port's own socket with its address and requests a
+//! twin for the new destination, which replaces the old one (closed like a port's socket); a
+//! port opens at most [`MAX_TWIN_OPENS`] twins in its life, so a destination that keeps
+//! changing costs no more than that. Closing the port closes its twin. The main socket gets
+//! `SO_REUSEPORT` only when its first twin opens, so a port without a twin still refuses a
+//! second bind, as it did before. Twins are opened between batches (in
+//! [`SocketTable::take_pending`]), never on the packet path; requesting one is a flag and a
+//! push into a vector sized at construction.
+//!
 //! The table also keeps the shard's [`ShardTraffic`]: every datagram read and every datagram
 //! the kernel accepts is counted with plain additions (the shard thread owns the table and
 //! answers `ShardStats` from it), and each relay forward records the time from the wake-up that
@@ -42,9 +64,35 @@ pub const TOKEN_REMOVE: u64 = u64::MAX - 1;
 /// Token of the WebRTC socket's receive.
 pub const TOKEN_WEBRTC: u64 = u64::MAX - 2;
 
+/// Twins a port may open in its life (see the module doc).
+pub const MAX_TWIN_OPENS: u8 = 8;
+/// Bit 30 of a receive token: the completion is the twin's, not the port's own socket's.
+const TWIN_TOKEN: u64 = 1 << 30;
+
 struct Slot {
     socket: UdpSocket,
     generation: u32,
+    /// The socket `connect()`ed to the port's current destination.
+    twin: Option<Twin>,
+    /// A twin requested for this destination (the index is in `SocketTable::wanted`).
+    want: Option<SocketAddr>,
+    /// Twins opened (or tried) so far.
+    twin_opens: u8,
+    /// `SO_REUSEPORT` is set on `socket` (at its first twin).
+    reuseport: bool,
+}
+
+impl Slot {
+    fn new(socket: UdpSocket, generation: u32) -> Self {
+        Self { socket, generation, twin: None, want: None, twin_opens: 0, reuseport: false }
+    }
+}
+
+/// A port's second socket, bound to the same address and `connect()`ed to `peer`.
+struct Twin {
+    socket: UdpSocket,
+    generation: u32,
+    peer: SocketAddr,
 }
 
 /// The sockets of a shard.
@@ -62,28 +110,58 @@ pub struct SocketTable {
     /// Sockets closed since the last submission: requests queued before the close may still
     /// name their descriptors, so they stay open until the kernel has taken its references.
     closed: Vec<UdpSocket>,
+    /// Open connected twins for the ports' destinations (`media.connect_latched`).
+    connect: bool,
+    /// Slot indices whose `want` asks for a twin; capacity for every slot, so it never grows.
+    wanted: Vec<u16>,
 }
 
 /// Sends for the bridge and the relay from the table's sockets (borrowed apart from the
 /// receive ring).
 struct Sender<'a> {
     first: u16,
-    slots: &'a [Option<Slot>],
+    slots: &'a mut [Option<Slot>],
     webrtc: Option<i32>,
     sends: &'a mut SendPool,
     traffic: &'a mut ShardTraffic,
+    /// `Some` when twins are on: where to ask for one.
+    wanted: Option<&'a mut Vec<u16>>,
 }
 
 impl Sender<'_> {
-    fn rtp_fd(&self, port: u16) -> Option<i32> {
-        let j = usize::from(port.checked_sub(self.first)?);
-        self.slots.get(j)?.as_ref().map(|s| s.socket.as_raw_fd())
+    /// Sends `buf` from local port `port` to `dst`: from the port's twin without an address
+    /// when it is connected to `dst`, else from the port's socket (asking for a twin).
+    fn send_from_port(&mut self, port: u16, buf: &[u8], dst: SocketAddr, received_ns: u64) {
+        let Some(j) = port.checked_sub(self.first).map(usize::from) else { return };
+        let Some(Some(slot)) = self.slots.get_mut(j) else { return };
+        if let Some(twin) = &slot.twin
+            && twin.peer == dst
+        {
+            let fd = twin.socket.as_raw_fd();
+            self.send(fd, buf, None, received_ns);
+            return;
+        }
+        let fd = slot.socket.as_raw_fd();
+        if let Some(wanted) = self.wanted.as_deref_mut()
+            && slot.want.is_none()
+            && slot.twin_opens < MAX_TWIN_OPENS
+            && wanted.len() < wanted.capacity()
+        {
+            slot.want = Some(dst);
+            wanted.push(j as u16);
+        }
+        self.send(fd, buf, Some(dst), received_ns);
     }
 
-    /// Queues `buf` for the next submission, or sends it now when no slot is free. Returns
-    /// false when the kernel refused an immediate send.
-    fn send(&mut self, fd: i32, buf: &[u8], dst: SocketAddr, received_ns: u64) -> bool {
-        match self.sends.queue(fd, buf, dst, received_ns) {
+    /// Queues `buf` for the next submission (to `dst`, or to the connected peer of `fd` when
+    /// `None`), or sends it now when no slot is free. Returns false when the kernel refused an
+    /// immediate send.
+    fn send(&mut self, fd: i32, buf: &[u8], dst: Option<SocketAddr>, received_ns: u64) -> bool {
+        let queued = match dst {
+            Some(dst) => self.sends.queue(fd, buf, dst, received_ns),
+            None => self.sends.queue_connected(fd, buf, received_ns),
+        };
+        match queued {
             Ok(()) => true,
             Err(QueueRefused::Full | QueueRefused::TooLarge) => {
                 let sent = send_to(fd, buf, dst);
@@ -99,14 +177,12 @@ impl Sender<'_> {
 impl BridgeIo for Sender<'_> {
     fn send_webrtc(&mut self, dst: SocketAddr, buf: &[u8]) {
         if let Some(fd) = self.webrtc {
-            self.send(fd, buf, dst, 0);
+            self.send(fd, buf, Some(dst), 0);
         }
     }
 
     fn send_rtp(&mut self, from_port: u16, dst: SocketAddr, buf: &[u8]) {
-        if let Some(fd) = self.rtp_fd(from_port) {
-            self.send(fd, buf, dst, 0);
-        }
+        self.send_from_port(from_port, buf, dst, 0);
     }
 }
 
@@ -142,7 +218,25 @@ impl SocketTable {
             webrtc: None,
             traffic: ShardTraffic::default(),
             closed: Vec::new(),
+            connect: false,
+            wanted: Vec::with_capacity(count),
         })
+    }
+
+    /// Turns connected twins on or off (`media.connect_latched`; off for a new table). Turning
+    /// them off keeps the twins already open until their ports close.
+    pub fn set_connect_latched(&mut self, on: bool) {
+        self.connect = on;
+    }
+
+    /// Twins open now (diagnostics and tests).
+    pub fn twin_count(&self) -> usize {
+        self.slots.iter().flatten().filter(|s| s.twin.is_some()).count()
+    }
+
+    /// The destination local port `port`'s twin is connected to, if it has one.
+    pub fn twin_peer(&self, port: u16) -> Option<SocketAddr> {
+        self.slots.get(self.index(port)?)?.as_ref()?.twin.as_ref().map(|t| t.peer)
     }
 
     /// Registers the receive ring with the shard's io_uring (before any socket is armed).
@@ -152,7 +246,8 @@ impl SocketTable {
 
     fn sender(&mut self) -> Sender<'_> {
         let webrtc = self.webrtc.as_ref().map(AsRawFd::as_raw_fd);
-        Sender { first: self.first, slots: &self.slots, webrtc, sends: &mut self.sends, traffic: &mut self.traffic }
+        let wanted = self.connect.then_some(&mut self.wanted);
+        Sender { first: self.first, slots: &mut self.slots, webrtc, sends: &mut self.sends, traffic: &mut self.traffic, wanted }
     }
 
     /// Binds the shard's WebRTC socket on `addr` (port 0 picks one) and queues its receive;
@@ -171,12 +266,13 @@ impl SocketTable {
         let bid = cqueue::buffer_select(flags);
         let mut bridge = bridge;
         if let (Some(bid), Ok(len), Some(bridge)) = (bid, usize::try_from(res), bridge.as_deref_mut()) {
-            let Self { first, slots, recv, sends, traffic, webrtc, .. } = self;
+            let Self { first, slots, recv, sends, traffic, webrtc, connect, wanted, .. } = self;
             let buf = recv.buf_mut(bid, len);
             if let Some((src, range)) = batch::parse_recvmsg(buf) {
                 traffic.received(1, range.len());
                 let webrtc = webrtc.as_ref().map(AsRawFd::as_raw_fd);
-                let mut sender = Sender { first: *first, slots, webrtc, sends, traffic };
+                let wanted = connect.then_some(wanted);
+                let mut sender = Sender { first: *first, slots, webrtc, sends, traffic, wanted };
                 bridge.on_webrtc_datagram(received_ns, src, &buf[range], &mut sender);
             }
         }
@@ -195,8 +291,9 @@ impl SocketTable {
 
     /// Drains the WebRTC socket with `recvmmsg` after its receive ran out of ring buffers.
     fn catch_up_webrtc(&mut self, fd: i32, mut bridge: Option<&mut Bridge>, now_ns: u64) {
-        let Self { first, slots, catch_up, sends, traffic, .. } = self;
-        let mut sender = Sender { first: *first, slots, webrtc: Some(fd), sends, traffic };
+        let Self { first, slots, catch_up, sends, traffic, connect, wanted, .. } = self;
+        let wanted = connect.then_some(wanted);
+        let mut sender = Sender { first: *first, slots, webrtc: Some(fd), sends, traffic, wanted };
         for _ in 0..CATCH_UP_ROUNDS {
             let n = catch_up.recv(fd);
             for i in 0..n {
@@ -212,10 +309,43 @@ impl SocketTable {
         }
     }
 
-    /// Requests to submit (taken by the shard loop): arms and cancellations first, then the
-    /// sends queued since the last call, recording relay latency up to `now_ns`.
+    /// Requests to submit (taken by the shard loop): arms and cancellations first (after
+    /// opening the twins requested since the last call), then the sends queued since the last
+    /// call, recording relay latency up to `now_ns`.
     pub fn take_pending(&mut self, now_ns: u64) -> impl Iterator<Item = squeue::Entry> + '_ {
+        self.open_twins();
         self.pending.drain(..).chain(self.sends.take_queued(now_ns, &mut self.traffic))
+    }
+
+    /// Opens the requested twins, closing the ones they replace.
+    fn open_twins(&mut self) {
+        let Self { first, bind_ip, slots, next_generation, pending, recv, closed, wanted, .. } = self;
+        while let Some(j) = wanted.pop() {
+            let index = usize::from(j);
+            let Some(Some(slot)) = slots.get_mut(index) else { continue };
+            // None: the port closed (and maybe reopened) since the request.
+            let Some(peer) = slot.want.take() else { continue };
+            if slot.twin.as_ref().is_some_and(|t| t.peer == peer) {
+                continue;
+            }
+            if let Some(old) = slot.twin.take() {
+                close_socket(pending, closed, old.socket, twin_token(old.generation, index));
+            }
+            slot.twin_opens = slot.twin_opens.saturating_add(1);
+            let local = SocketAddr::new(*bind_ip, first.wrapping_add(j));
+            let opened = set_reuseport(slot).and_then(|()| connect_twin(local, peer));
+            match opened {
+                Ok(socket) => {
+                    let generation = *next_generation;
+                    *next_generation = next_generation.wrapping_add(1).max(1);
+                    pending.push(recv.recv_entry(socket.as_raw_fd(), twin_token(generation, index)));
+                    slot.twin = Some(Twin { socket, generation, peer });
+                }
+                Err(e) => {
+                    tracing::debug!(%local, %peer, error = %e, "cannot open a connected twin; sending unconnected");
+                }
+            }
+        }
     }
 
     /// Called after each submission: descriptors closed before it may now be released.
@@ -223,9 +353,9 @@ impl SocketTable {
         self.closed.clear();
     }
 
-    /// Whether requests wait to be submitted.
+    /// Whether requests wait to be submitted (or twins to be opened).
     pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty() || self.sends.has_queued()
+        !self.pending.is_empty() || self.sends.has_queued() || !self.wanted.is_empty()
     }
 
     /// Sends submitted or queued whose completions have not been handled: the shard waits for
@@ -248,13 +378,22 @@ impl SocketTable {
         port.checked_sub(self.first).map(usize::from).filter(|i| *i < self.slots.len())
     }
 
-    /// Decodes a receive token into the slot index if it still names an open socket.
+    /// Decodes a receive token into the slot index if it still names an open socket (the
+    /// port's own or its twin).
     pub fn live_index(&self, token: u64) -> Option<usize> {
-        let index = (token & 0xffff_ffff) as usize;
+        self.live_socket(token).map(|(index, _)| index)
+    }
+
+    /// The slot index and descriptor of the socket a receive token names, if still open.
+    fn live_socket(&self, token: u64) -> Option<(usize, i32)> {
+        let index = (token & 0xffff) as usize;
         let generation = (token >> 32) as u32;
-        match self.slots.get(index)? {
-            Some(slot) if slot.generation == generation => Some(index),
-            _ => None,
+        let slot = self.slots.get(index)?.as_ref()?;
+        if token & TWIN_TOKEN != 0 {
+            let twin = slot.twin.as_ref().filter(|t| t.generation == generation)?;
+            Some((index, twin.socket.as_raw_fd()))
+        } else {
+            (slot.generation == generation).then(|| (index, slot.socket.as_raw_fd()))
         }
     }
 
@@ -271,19 +410,20 @@ impl SocketTable {
         received_ns: u64,
     ) {
         let bid = cqueue::buffer_select(flags);
-        let index = self.live_index(token);
+        let live = self.live_socket(token);
         let mut bridge = bridge;
-        if let (Some(bid), Some(index), Ok(len)) = (bid, index, usize::try_from(res)) {
+        if let (Some(bid), Some((index, _)), Ok(len)) = (bid, live, usize::try_from(res)) {
             self.forward(index, bid, len, relay, bridge.as_deref_mut(), received_ns);
         }
         if let Some(bid) = bid {
             self.recv.recycle(bid);
         }
+        // Twins open and close only between batches, so `live` still names an open socket. A
+        // twin's receive also ends on an ICMP error (connected sockets report them, e.g. a
+        // peer's closed port) and is re-armed like any other.
         if !cqueue::more(flags)
-            && let Some(index) = index
-            && let Some(Some(slot)) = self.slots.get(index)
+            && let Some((index, fd)) = live
         {
-            let fd = slot.socket.as_raw_fd();
             if res == -libc::ENOBUFS {
                 self.catch_up(index, fd, relay, bridge, received_ns);
             }
@@ -297,8 +437,9 @@ impl SocketTable {
     fn catch_up(&mut self, index: usize, fd: i32, relay: &mut Relay, mut bridge: Option<&mut Bridge>, now_ns: u64) {
         let local_port = self.first + index as u16;
         let webrtc = self.webrtc.as_ref().map(AsRawFd::as_raw_fd);
-        let Self { first, slots, catch_up, sends, traffic, .. } = self;
-        let mut sender = Sender { first: *first, slots, webrtc, sends, traffic };
+        let Self { first, slots, catch_up, sends, traffic, connect, wanted, .. } = self;
+        let wanted = connect.then_some(wanted);
+        let mut sender = Sender { first: *first, slots, webrtc, sends, traffic, wanted };
         for _ in 0..CATCH_UP_ROUNDS {
             let n = catch_up.recv(fd);
             for i in 0..n {
@@ -323,13 +464,14 @@ impl SocketTable {
     ) {
         let local_port = self.first + index as u16;
         let webrtc = self.webrtc.as_ref().map(AsRawFd::as_raw_fd);
-        let Self { first, slots, recv, sends, traffic, .. } = self;
+        let Self { first, slots, recv, sends, traffic, connect, wanted, .. } = self;
         let buf = recv.buf_mut(bid, len);
         let Some((src, range)) = batch::parse_recvmsg(buf) else {
             return;
         };
         traffic.received(1, range.len());
-        let mut sender = Sender { first: *first, slots, webrtc, sends, traffic };
+        let wanted = connect.then_some(wanted);
+        let mut sender = Sender { first: *first, slots, webrtc, sends, traffic, wanted };
         relay_datagram(&mut sender, relay, bridge, local_port, src, &mut buf[range], now_ns);
     }
 }
@@ -350,10 +492,8 @@ fn relay_datagram(
 ) {
     match relay.on_packet(now_ns, local_port, src, buf) {
         Verdict::Forward(f) => {
-            if let Some(out) = sender.rtp_fd(f.out_port)
-                && let Some(data) = buf.get(..f.len)
-            {
-                sender.send(out, data, f.dst, now_ns);
+            if let Some(data) = buf.get(..f.len) {
+                sender.send_from_port(f.out_port, data, f.dst, now_ns);
             }
         }
         Verdict::Drop(DropReason::UnknownPort) => {
@@ -377,7 +517,7 @@ impl PortSockets for SocketTable {
             let generation = self.next_generation;
             self.next_generation = self.next_generation.wrapping_add(1).max(1);
             self.pending.push(self.recv.recv_entry(socket.as_raw_fd(), token(generation, index)));
-            self.slots[index] = Some(Slot { socket, generation });
+            self.slots[index] = Some(Slot::new(socket, generation));
         }
         Ok(())
     }
@@ -391,10 +531,10 @@ impl PortSockets for SocketTable {
             if let Some(i) = self.index(port)
                 && let Some(slot) = self.slots[i].take()
             {
-                // The receive holds its own file reference: cancel it, then the socket may close.
-                let cancel = opcode::AsyncCancel::new(token(slot.generation, i)).build().user_data(TOKEN_REMOVE);
-                self.pending.push(cancel);
-                self.closed.push(slot.socket);
+                if let Some(twin) = slot.twin {
+                    close_socket(&mut self.pending, &mut self.closed, twin.socket, twin_token(twin.generation, i));
+                }
+                close_socket(&mut self.pending, &mut self.closed, slot.socket, token(slot.generation, i));
             }
         }
     }
@@ -402,6 +542,52 @@ impl PortSockets for SocketTable {
 
 fn token(generation: u32, index: usize) -> u64 {
     u64::from(generation) << 32 | index as u64
+}
+
+fn twin_token(generation: u32, index: usize) -> u64 {
+    token(generation, index) | TWIN_TOKEN
+}
+
+/// Queues the cancellation of `socket`'s receive (`token`) and keeps it open until that is
+/// submitted: the receive holds its own file reference.
+fn close_socket(pending: &mut Vec<squeue::Entry>, closed: &mut Vec<UdpSocket>, socket: UdpSocket, token: u64) {
+    pending.push(opcode::AsyncCancel::new(token).build().user_data(TOKEN_REMOVE));
+    closed.push(socket);
+}
+
+/// Sets `SO_REUSEPORT` on a port's own socket (once), so a twin may bind beside it. Set after
+/// bind, the kernel forms the port's reuseport group when the twin binds.
+fn set_reuseport(slot: &mut Slot) -> std::io::Result<()> {
+    if !slot.reuseport {
+        rustix::net::sockopt::set_socket_reuseport(&slot.socket, true)?;
+        slot.reuseport = true;
+    }
+    Ok(())
+}
+
+/// A socket bound to `local` beside the port's own (`SO_REUSEPORT`) and connected to `peer`.
+/// An IPv4 peer of an IPv6 (dual-stack) socket is connected as its v4-mapped address.
+fn connect_twin(local: SocketAddr, peer: SocketAddr) -> std::io::Result<UdpSocket> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let (family, peer) = match (local, peer) {
+        (SocketAddr::V4(_), SocketAddr::V4(_)) => (AddressFamily::INET, peer),
+        (SocketAddr::V6(_), SocketAddr::V6(_)) => (AddressFamily::INET6, peer),
+        (SocketAddr::V6(_), SocketAddr::V4(v4)) => {
+            (AddressFamily::INET6, SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port()))
+        }
+        (SocketAddr::V4(_), SocketAddr::V6(_)) => {
+            return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+        }
+    };
+    let fd = rustix::net::socket_with(family, SocketType::DGRAM, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC, None)?;
+    rustix::net::sockopt::set_socket_reuseport(&fd, true)?;
+    rustix::net::bind(&fd, &local)?;
+    rustix::net::connect(&fd, &peer)?;
+    let socket = UdpSocket::from(fd);
+    // Best effort, as for the port's own socket.
+    let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&socket, SOCKET_BUFFER);
+    let _ = rustix::net::sockopt::set_socket_send_buffer_size(&socket, SOCKET_BUFFER);
+    Ok(socket)
 }
 
 fn bind(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
@@ -413,9 +599,13 @@ fn bind(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
     Ok(socket)
 }
 
-/// `sendto` without allocation (the fallback when no send slot is free); `true` when the kernel
-/// took the datagram.
-fn send_to(fd: i32, buf: &[u8], dst: SocketAddr) -> bool {
+/// `sendto` without allocation (the fallback when no send slot is free), or `send` on a
+/// connected socket when `dst` is `None`; `true` when the kernel took the datagram.
+fn send_to(fd: i32, buf: &[u8], dst: Option<SocketAddr>) -> bool {
+    let Some(dst) = dst else {
+        // SAFETY: `buf` is valid for its length.
+        return unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) } >= 0;
+    };
     let mut storage = MaybeUninit::<libc::sockaddr_in6>::zeroed();
     // SAFETY: all-zero is a valid sockaddr_in6.
     let len = batch::write_sockaddr(dst, unsafe { storage.assume_init_mut() });

@@ -20,7 +20,7 @@ fn sendto_fallback_reaches_v4_and_v6_peers() {
             continue;
         };
         let from = UdpSocket::bind(addr).unwrap();
-        assert!(send_to(from.as_raw_fd(), b"hello", sock.local_addr().unwrap()));
+        assert!(send_to(from.as_raw_fd(), b"hello", Some(sock.local_addr().unwrap())));
         sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         let mut buf = [0u8; 16];
         assert_eq!(sock.recv_from(&mut buf).unwrap(), (5, from.local_addr().unwrap()));
