@@ -199,12 +199,17 @@ pub fn free_port(want: u16) -> Result<u16, SipTargetError> {
     })
 }
 
-/// A UDP port pair (`p`, `p + 1`) free right now, `p` even, or `want` checked.
+/// UDP ports `p` to `p + 3` free right now, `p` even, or `want` checked: SIPp's audio RTP
+/// and RTCP, and its video echo on `p + 2` (and `p + 3`), which a `vp8` call's answer uses.
 fn free_pair(want: u16) -> Result<u16, SipTargetError> {
+    let all_free = |p: u16| {
+        (0..4u16).all(|k| {
+            p.checked_add(k)
+                .is_some_and(|q| UdpSocket::bind(("127.0.0.1", q)).is_ok())
+        })
+    };
     if want != 0 {
-        let ok = UdpSocket::bind(("127.0.0.1", want)).is_ok()
-            && UdpSocket::bind(("127.0.0.1", want.wrapping_add(1))).is_ok();
-        return if ok {
+        return if all_free(want) {
             Ok(want)
         } else {
             Err(SipTargetError::PortInUse(want))
@@ -214,16 +219,13 @@ fn free_pair(want: u16) -> Result<u16, SipTargetError> {
         let s = UdpSocket::bind("127.0.0.1:0")?;
         let p = s.local_addr()?.port() & !1;
         drop(s);
-        if p > 1024
-            && UdpSocket::bind(("127.0.0.1", p)).is_ok()
-            && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok()
-        {
+        if p > 1024 && all_free(p) {
             return Ok(p);
         }
     }
     Err(SipTargetError::Start {
         what: "port search",
-        detail: "no free UDP port pair".into(),
+        detail: "no four free UDP ports in a row".into(),
     })
 }
 
