@@ -132,6 +132,9 @@ pub(crate) struct Counters {
     pub(crate) received: AtomicU64,
     /// Incoming: sessions REGISTERED.
     pub(crate) registered: AtomicU64,
+    /// Video RTP packets sent and echoed back (`vp8` calls).
+    pub(crate) video_sent: AtomicU64,
+    pub(crate) video_received: AtomicU64,
 }
 
 fn io_err(e: impl std::fmt::Display) -> RunError {
@@ -581,6 +584,13 @@ pub async fn run(plan: CallPlan) -> Result<CallReport, RunError> {
                 sample.peers_cpu * 100.0,
                 sample.rss_kib / 1024
             );
+            if plan.codecs.iter().any(|c| c.video()) {
+                eprintln!(
+                    "         video sent {:>8} echoed {:>8}",
+                    counters.video_sent.load(Ordering::Relaxed),
+                    counters.video_received.load(Ordering::Relaxed)
+                );
+            }
             timeline.push(sample);
         }
         // Wait for a task to end, the next placement or the next sample, whichever is first.

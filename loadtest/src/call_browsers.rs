@@ -126,7 +126,12 @@ pub(crate) fn browser_thread(
             };
             let (media, sent_at) = (&mut l.media, l.call_sent_ns);
             let mut on = |_: &Browser, ev: BrowserEvent| on_event(media, sent_at, &counters, ev);
+            let video_before = l.b.video.as_ref().map_or(0, |v| v.tx.call.received);
             busy |= l.b.receive(&mut buf, &mut scratch, &mut on);
+            if let Some(v) = l.b.video.as_ref() {
+                let got = v.tx.call.received.saturating_sub(video_before);
+                counters.video_received.fetch_add(got, Ordering::Relaxed);
+            }
         }
         let now = Instant::now();
         let now_ns = monotonic_ns();
@@ -159,7 +164,11 @@ pub(crate) fn browser_thread(
                 let (media, sent_at) = (&mut l.media, l.call_sent_ns);
                 let mut on =
                     |_: &Browser, ev: BrowserEvent| on_event(media, sent_at, &counters, ev);
-                busy |= l.b.send_video(now_ns, &mut packet, &mut scratch, &mut on) > 0;
+                let n = l.b.send_video(now_ns, &mut packet, &mut scratch, &mut on);
+                counters
+                    .video_sent
+                    .fetch_add(u64::from(n), Ordering::Relaxed);
+                busy |= n > 0;
             }
             let (media, sent_at) = (&mut l.media, l.call_sent_ns);
             let mut on = |_: &Browser, ev: BrowserEvent| on_event(media, sent_at, &counters, ev);
