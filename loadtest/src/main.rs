@@ -95,6 +95,9 @@ enum Scenario {
     /// the target with a one-codec offer, sends --pps probe packets/s for --hold-secs once
     /// ESTABLISHED, measures the echo (round trip, loss, jitter, MOS) and hangs up. Reports
     /// setup time, failures by cause, and CPU/RSS of both server processes per call.
+    /// `vp8` calls in --codec-mix add a bundled VP8 video line: synthetic VP8 at --video-kbps
+    /// and --video-fps with probes in every packet, PLI/FIR answered with a keyframe; the
+    /// report's video section gives their loss, RTT and keyframe requests (echo and sipp).
     /// Writes <out>/<name>.json, .md, -setup.svg and -load.svg.
     ///
     /// Report run (release build):
