@@ -146,6 +146,61 @@ pub(super) fn cap_opus_rate(sdp: &str, rate: u32) -> String {
     out
 }
 
+/// Narrows the video m-line of `sdp` to the format `keep` (and an RTX format whose `apt` is
+/// it): its format list, and the `a=rtpmap` / `a=fmtp` / `a=rtcp-fb` lines of the other formats
+/// dropped. Used on SDP text we wrote (str0m's re-offer toward the browser) so that the
+/// browser, which sends the first format of what it answers, sends the one the SIP side took.
+/// Other m-lines are untouched; without a video m-line listing `keep` the SDP is returned as is.
+pub(super) fn narrow_video(sdp: &str, keep: u8) -> String {
+    let lines: Vec<&str> = sdp.split_inclusive('\n').collect();
+    let body = |l: &str| l.trim_end_matches(['\r', '\n']).to_owned();
+    let Some(start) = lines.iter().position(|l| l.starts_with("m=video ")) else {
+        return sdp.to_owned();
+    };
+    let end = lines[start + 1..].iter().position(|l| l.starts_with("m=")).map_or(lines.len(), |i| start + 1 + i);
+    let m_line = body(lines[start]);
+    let fields: Vec<&str> = m_line.split(' ').collect();
+    let keep_s = keep.to_string();
+    if fields.len() < 4 || !fields[3..].contains(&keep_s.as_str()) {
+        return sdp.to_owned();
+    }
+    // The payload type an `a=<attr>:<pt> ...` line is about.
+    let pt_of = |l: &str, attr: &str| -> Option<String> {
+        let rest = l.strip_prefix("a=")?.strip_prefix(attr)?.strip_prefix(':')?;
+        Some(rest.split_once(' ').map_or(rest, |(pt, _)| pt).trim().to_owned())
+    };
+    let apt = format!("apt={keep}");
+    let mut kept = vec![keep_s.clone()];
+    for l in &lines[start + 1..end] {
+        let l = body(l);
+        if let Some(pt) = pt_of(&l, "fmtp")
+            && l.split_once(' ').is_some_and(|(_, params)| params.split(';').any(|kv| kv.trim() == apt))
+        {
+            kept.push(pt);
+        }
+    }
+    let dropped = |pt: &str| fields[3..].contains(&pt) && !kept.iter().any(|k| k == pt);
+    let mut out = String::with_capacity(sdp.len());
+    for l in &lines[..start] {
+        out.push_str(l);
+    }
+    let eol = &lines[start][m_line.len()..];
+    let formats: Vec<&str> = fields[3..].iter().copied().filter(|f| kept.iter().any(|k| k == f)).collect();
+    out.push_str(&format!("{} {}{eol}", fields[..3].join(" "), formats.join(" ")));
+    for l in &lines[start + 1..end] {
+        let b = body(l);
+        let about = ["rtpmap", "fmtp", "rtcp-fb"].iter().find_map(|a| pt_of(&b, a));
+        if about.as_deref().is_some_and(dropped) {
+            continue;
+        }
+        out.push_str(l);
+    }
+    for l in &lines[end..] {
+        out.push_str(l);
+    }
+    out
+}
+
 /// The packet time an m-line asks for (`a=ptime`, RFC 4566 §6), when it is one our transcoder
 /// sends (10, 20, 30 or 40 ms); else 20 ms, the RTP/AVP default for the codecs we transcode.
 pub(super) fn ptime_of(m: &Media) -> u32 {

@@ -100,3 +100,42 @@ m=audio 4000 RTP/AVP 96 97\r\na=rtpmap:96 opus/48000\r\na=rtpmap:97 opus/48000/1
     // What we write for it back to the SIP side is the RFC's form.
     assert_eq!(rtpmap_value(&leg_codec(&m, 96).unwrap()), "opus/48000/2");
 }
+
+/// A str0m-like offer with audio and a video m-line of VP8, its RTX, and two H.264 formats.
+const AV_OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=rtpmap:111 opus/48000/2\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 104\r\na=mid:1\r\n\
+a=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack pli\r\na=rtcp-fb:96 ccm fir\r\n\
+a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n\
+a=rtpmap:102 H264/90000\r\na=fmtp:102 profile-level-id=42e01f;packetization-mode=1\r\na=rtcp-fb:102 nack pli\r\n\
+a=rtpmap:104 H264/90000\r\na=fmtp:104 profile-level-id=4d001f;packetization-mode=1\r\n\
+a=rtcp-fb:* transport-cc\r\na=sendrecv\r\n";
+
+#[test]
+fn narrowing_the_video_keeps_one_format_and_the_rest_of_the_offer() {
+    let s = narrow_video(AV_OFFER, 102);
+    let sdp = Sdp::parse(&s).unwrap();
+    assert_eq!(sdp.media[1].payload_types().collect::<Vec<_>>(), vec![102], "{s}");
+    assert_eq!(sdp.media[0].payload_types().collect::<Vec<_>>(), vec![111], "audio untouched");
+    for gone in ["a=rtpmap:96 ", "a=rtcp-fb:96 ", "a=rtpmap:97 ", "a=fmtp:97 ", "a=rtpmap:104 ", "a=fmtp:104 "] {
+        assert!(!s.contains(gone), "{gone} dropped: {s}");
+    }
+    for kept in ["a=fmtp:102 profile-level-id=42e01f;packetization-mode=1\r\n", "a=rtcp-fb:102 nack pli\r\n",
+        "a=rtcp-fb:* transport-cc\r\n", "a=mid:1\r\n", "a=sendrecv\r\n", "a=rtpmap:111 opus/48000/2\r\n"] {
+        assert!(s.contains(kept), "{kept} kept: {s}");
+    }
+    // VP8 keeps its RTX format (apt=96) and drops both H.264.
+    let s = narrow_video(AV_OFFER, 96);
+    assert_eq!(Sdp::parse(&s).unwrap().media[1].payload_types().collect::<Vec<_>>(), vec![96, 97], "{s}");
+    assert!(s.contains("a=fmtp:97 apt=96\r\n") && !s.contains("H264"), "{s}");
+}
+
+#[test]
+fn narrowing_to_a_format_not_offered_or_without_video_changes_nothing() {
+    assert_eq!(narrow_video(AV_OFFER, 100), AV_OFFER);
+    assert_eq!(narrow_video(OFFER, 0), OFFER, "no video m-line");
+    // Combined with the Opus cap, in either order, both apply.
+    let both = narrow_video(&cap_opus_rate(AV_OFFER, 8000), 104);
+    assert!(both.contains("a=fmtp:111 maxplaybackrate=8000;sprop-maxcapturerate=8000\r\n"), "{both}");
+    assert_eq!(Sdp::parse(&both).unwrap().media[1].payload_types().collect::<Vec<_>>(), vec![104]);
+}

@@ -30,7 +30,7 @@ use super::bridge_sdp::{
     tc_only, tele_of,
 };
 use super::bridge_reoffer;
-use super::bridge_video::{VideoPath, map_formats, video_codecs, video_of};
+use super::bridge_video::{VideoPath, first_shared, map_formats, video_codecs, video_of};
 use super::demux::LegId;
 use super::dtmf::DtmfDetector;
 use super::leg::{DEFAULT_CODECS, LegCodec, WebRtcLeg};
@@ -539,15 +539,18 @@ impl Bridge {
         if let Some(v) = c.video.as_deref_mut() {
             match video_of(&sdp) {
                 Some((vi, vm)) if vm.desc.port != 0 => {
-                    let map = map_formats(&v.codecs, &video_codecs(vm));
+                    let theirs = video_codecs(vm);
+                    let map = map_formats(&v.codecs, &theirs);
+                    v.sip_first = first_shared(&theirs, &v.codecs);
                     v.activate(map, &sdp, vi);
                 }
                 _ => v.active = false,
             }
         }
         let video_on = c.video.as_ref().is_some_and(|v| v.active);
-        // Our capping re-offer to the browser goes out at the next timer turn.
-        let reoffer = bridge_reoffer::want_cap(c);
+        // Our narrowing re-offer to the browser (Opus cap, video format) goes out at the next
+        // timer turn.
+        let reoffer = bridge_reoffer::want_reoffer(c);
         if video_on || reoffer {
             self.earliest = 0; // schedule the periodic keyframe timer, the re-offer
         }
@@ -579,8 +582,9 @@ impl Bridge {
             return Err(err(ErrorCode::BadSdp, format!("call {call} is still being negotiated")));
         }
         let direction = offered_direction(browser_sdp)?;
-        // Glare with our capping re-offer: the browser's offer wins, ours is withdrawn.
-        bridge_reoffer::withdraw(c, "the browser offered in the meantime");
+        // Glare with our narrowing re-offer: the browser's offer wins, ours is withdrawn; what
+        // the browser accepted of ours before is undone by our answer to this one.
+        bridge_reoffer::browser_offered(c);
         let browser_answer =
             c.leg.handle_offer(now_ns, browser_sdp).map_err(|e| err(ErrorCode::BadSdp, e.to_string()))?;
         c.browser_dir = direction;

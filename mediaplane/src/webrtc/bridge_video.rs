@@ -58,6 +58,9 @@ pub(super) struct VideoPath {
     pub(super) sip_index: Option<usize>,
     /// The SIP side accepted video with a format both share: packets flow.
     pub(super) active: bool,
+    /// The browser's payload type of the first format of the SIP answer the browser has (what
+    /// a narrowing re-offer asks the browser to send, `bridge_reoffer`).
+    pub(super) sip_first: Option<u8>,
     pub(super) sip_remote: Option<SocketAddr>,
     pub(super) sip_latched: bool,
     pub(super) sip_sdp_addr: Option<SocketAddr>,
@@ -96,6 +99,7 @@ impl VideoPath {
             codecs,
             sip_index: None,
             active: false,
+            sip_first: None,
             sip_remote: None,
             sip_latched: false,
             sip_sdp_addr: None,
@@ -253,6 +257,12 @@ pub(super) fn same_format(a: &LegCodec, b: &LegCodec) -> bool {
 /// `ours` (browser numbers) -> the numbers of the same formats among `theirs`.
 pub(super) fn map_formats(ours: &[LegCodec], theirs: &[LegCodec]) -> VideoMap {
     ours.iter().filter_map(|o| theirs.iter().find(|t| same_format(o, t)).map(|t| (o.pt, t.pt))).collect()
+}
+
+/// The browser's payload type (among `ours`) of the first of `theirs` (the SIP side's formats,
+/// its order) the browser has.
+pub(super) fn first_shared(theirs: &[LegCodec], ours: &[LegCodec]) -> Option<u8> {
+    theirs.iter().find_map(|t| ours.iter().find(|o| same_format(o, t)).map(|o| o.pt))
 }
 
 /// The first video m-line of `sdp` (and its index) that is not rejected.

@@ -40,9 +40,18 @@ fn h264_params(plid: u32) -> FormatParams {
 impl VBrowser {
     /// `vp8`: VP8 as 96; `h264`: H.264 mode 1 as 102 with that profile-level-id.
     fn new(clock: Clock, vp8: bool, h264: Option<u32>) -> Self {
+        Self::with_audio(clock, false, vp8, h264)
+    }
+
+    /// As [`Self::new`], with Opus as 111 for audio instead of PCMU when `opus`.
+    fn with_audio(clock: Clock, opus: bool, vp8: bool, h264: Option<u32>) -> Self {
         let mut config = RtcConfig::new().set_rtp_mode(true).clear_codecs();
         let f = |hz| Frequency::new(hz).unwrap();
-        config.codec_config().add_config(0.into(), None, Codec::PCMU, f(8000), None, FormatParams::default());
+        if opus {
+            config.codec_config().add_config(111.into(), None, Codec::Opus, f(48_000), Some(2), FormatParams::default());
+        } else {
+            config.codec_config().add_config(0.into(), None, Codec::PCMU, f(8000), None, FormatParams::default());
+        }
         if vp8 {
             config.codec_config().add_config(96.into(), None, Codec::Vp8, f(90_000), None, FormatParams::default());
         }
@@ -117,7 +126,7 @@ fn drain_vb(bridge: &mut Bridge, b: &mut VBrowser, net: &mut Net, now: u64) {
             Output::Event(Event::Connected) => b.connected = true,
             Output::Event(Event::KeyframeRequest(k)) => b.keyframe_requests.push(k.kind == KeyframeRequestKind::Fir),
             Output::Event(Event::RtpPacket(p)) => {
-                if *p.header.payload_type == 0 {
+                if matches!(*p.header.payload_type, 0 | 111) {
                     b.audio_got += 1;
                 } else {
                     b.video_got.push((
@@ -494,3 +503,6 @@ fn h264_incoming_profile_mismatch_rejects_video_keeps_audio() {
     let stats = o.bridge.stats(&o.call).unwrap();
     assert!(stats.browser.packets_in >= 8 && stats.sip.packets_in == 10, "{stats:?}");
 }
+
+#[path = "bridge_video_reoffer_tests.rs"]
+mod reoffer;
