@@ -40,8 +40,8 @@ step "relay load smoke (50 streams, 5 s)"
 target/debug/wavegate-loadtest relay --streams 50 --seconds 5 --warmup-secs 1 \
   --rtp-ports 44000-44999 --out target/loadtest-smoke --name relay-smoke
 target/debug/wavegate-loadtest webrtc --calls 20 --seconds 5 --warmup-secs 1 --rtp-ports 45000-45999 --out target/loadtest-smoke --name webrtc-smoke --max-loss 0.001
-step "call load smoke (50 browsers on the WebSocket API calling echo, 5 of them with VP8 video, 5/s, held 5 s, ~16 s)"
-target/debug/wavegate-loadtest call --calls 50 --cps 5 --hold-secs 5 --codec-mix pcmu=90,vp8=10 --rtp-ports 47000-47999 \
+step "call load smoke (50 browsers on the WebSocket API calling echo, 5 of them with VP8 video at 300 kbit/s, 5/s, held 5 s, ~16 s)"
+target/debug/wavegate-loadtest call --calls 50 --cps 5 --hold-secs 5 --codec-mix pcmu=90,vp8=10 --video-kbps 300 --rtp-ports 47000-47999 \
   --out target/loadtest-smoke --name call-smoke --max-loss 0.001
 step "SIP call load smoke (20 browsers -> Kamailio -> SIPp echo, half transcoded Opus<->PCMU; SIPp calling 10 registered browsers; ~25 s)"
 # Fails on any failed call or lost packet, or when more than 1 in 20 of the transcoded calls'

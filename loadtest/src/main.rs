@@ -212,7 +212,7 @@ struct CallArgs {
     #[arg(long, default_value_t = 3000)]
     video_keyframe_ms: u32,
     /// Largest video RTP payload, bytes (MTU-sized packets).
-    #[arg(long, default_value_t = 1100)]
+    #[arg(long, default_value_t = 1200)]
     video_max_payload: usize,
     /// What to call.
     #[arg(long, value_enum, default_value_t = Target::Echo)]

@@ -61,7 +61,7 @@ impl Default for Vp8Config {
             bitrate_bps: 400_000,
             fps: 30,
             keyframe_interval_ms: 3000,
-            max_payload: 1100,
+            max_payload: 1200,
         }
     }
 }

@@ -160,7 +160,7 @@ fn packets_carry_the_frame_and_the_probe() {
         let packets = frame_packets(&plan, &probe);
         let mut data = 0;
         for (k, (p, marker)) in packets.iter().enumerate() {
-            assert!(p.len() <= 1100);
+            assert!(p.len() <= Vp8Config::default().max_payload);
             assert_eq!(*marker, k + 1 == plan.packets);
             let parsed = parse_payload(p).unwrap();
             assert_eq!(parsed.descriptor.start, k == 0);
