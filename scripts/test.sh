@@ -29,6 +29,7 @@ tests/browser/sip.sh    # the Phone page through Kamailio to baresip, and in-cal
 tests/browser/firefox.sh  # Firefox ESR (puppeteer-core, WebDriver BiDi): echo and baresip calls
 tests/browser/opus-nb.sh  # Chromium sends narrowband Opus when our offer's fmtp asks (bridge_sdp.rs parameters)
 tests/browser/opus-reoffer.sh  # an outgoing SDK call to a PCMU-only SIPp is re-offered narrowband Opus; Chromium then sends NB
+tests/browser/video-reoffer.sh  # an outgoing SDK video call to an H.264-only SIPp is re-offered H.264 (+ Opus cap); its H.264 reaches SIP
 
 step "benches compile and run once in test mode"
 cargo test --locked -p wavegate-benches --benches -q
