@@ -161,37 +161,52 @@ fn drain_from(sock: &UdpSocket) -> Vec<SocketAddr> {
 /// connected to peer P on the same address (`SO_REUSEPORT`), every datagram from P reaches the
 /// twin and every datagram from anyone else (several source ports, so several reuseport
 /// hashes) reaches the port's own socket; and the port's own socket refuses a second bind until
-/// it is given `SO_REUSEPORT`.
+/// it is given `SO_REUSEPORT`. For a loopback bind, a wildcard bind (production binds the
+/// host's address or 0.0.0.0) and a dual-stack `::` bind with IPv4 peers (seen as v4-mapped).
 #[test]
 fn connected_twin_gets_exactly_its_peers_datagrams() {
-    let main = bind(LOCAL, 0).unwrap();
+    for bind_ip in ["127.0.0.1", "0.0.0.0", "::"] {
+        let Ok(main) = bind(bind_ip.parse().unwrap(), 0) else {
+            assert_eq!(bind_ip, "::", "only IPv6 may be missing");
+            continue;
+        };
+        twin_takes_its_peer(main, bind_ip);
+    }
+}
+
+fn twin_takes_its_peer(main: UdpSocket, what: &str) {
     let local = main.local_addr().unwrap();
+    let to = SocketAddr::new(LOCAL, local.port());
     let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // How the port's socket sees the peer (and the relay names it as a destination).
+    let peer_seen = match local {
+        SocketAddr::V4(_) => peer.local_addr().unwrap(),
+        SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv4Addr::LOCALHOST.to_ipv6_mapped()), peer.local_addr().unwrap().port()),
+    };
     let strangers: Vec<UdpSocket> = (0..4).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
-    let refused = connect_twin(local, peer.local_addr().unwrap()).unwrap_err();
-    assert_eq!(refused.kind(), std::io::ErrorKind::AddrInUse, "no second bind without SO_REUSEPORT on the port");
+    let refused = connect_twin(local, peer_seen).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::AddrInUse, "{what}: no second bind without SO_REUSEPORT on the port");
 
     let mut slot = Slot::new(main, 1);
     set_reuseport(&mut slot).unwrap();
-    let twin = connect_twin(local, peer.local_addr().unwrap()).unwrap();
-    assert_eq!(twin.local_addr().unwrap(), local);
-    assert_eq!(twin.peer_addr().unwrap(), peer.local_addr().unwrap());
+    let twin = connect_twin(local, peer_seen).unwrap();
+    assert_eq!(twin.local_addr().unwrap().port(), local.port());
     for round in 0..25u8 {
-        peer.send_to(&[round], local).unwrap();
+        peer.send_to(&[round], to).unwrap();
         for s in &strangers {
-            s.send_to(&[round], local).unwrap();
+            s.send_to(&[round], to).unwrap();
         }
     }
     let on_twin = drain_from(&twin);
     let on_main = drain_from(&slot.socket);
-    assert_eq!(on_twin.len(), 25, "every datagram of the peer on the twin");
-    assert!(on_twin.iter().all(|a| *a == peer.local_addr().unwrap()));
-    assert_eq!(on_main.len(), 100, "every stranger's datagram on the port's own socket");
-    assert!(!on_main.contains(&peer.local_addr().unwrap()));
+    assert_eq!(on_twin.len(), 25, "{what}: every datagram of the peer on the twin");
+    assert!(on_twin.iter().all(|a| *a == peer_seen), "{what}");
+    assert_eq!(on_main.len(), 100, "{what}: every stranger's datagram on the port's own socket");
+    assert!(!on_main.contains(&peer_seen), "{what}");
 
-    // The twin sends without an address, from the port's address.
+    // The twin sends without an address, from the port.
     assert!(send_to(twin.as_raw_fd(), b"back", None));
-    assert_eq!(drain_from(&peer), vec![local]);
+    assert_eq!(drain_from(&peer), vec![to], "{what}");
 }
 
 /// UDP sockets of this process bound to a port in `ports` (its descriptors whose socket inode
