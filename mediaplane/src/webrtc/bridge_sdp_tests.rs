@@ -139,3 +139,33 @@ fn narrowing_to_a_format_not_offered_or_without_video_changes_nothing() {
     assert!(both.contains("a=fmtp:111 maxplaybackrate=8000;sprop-maxcapturerate=8000\r\n"), "{both}");
     assert_eq!(Sdp::parse(&both).unwrap().media[1].payload_types().collect::<Vec<_>>(), vec![104]);
 }
+
+mod narrow_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever format of the video m-line is kept, the result parses, lists it (and only
+        /// its RTX besides), keeps the audio m-line and drops no line of another m-line.
+        #[test]
+        fn narrowing_keeps_one_format_and_parses(keep in prop::sample::select(vec![96u8, 97, 102, 104]), other in 0u8..128) {
+            let s = narrow_video(AV_OFFER, keep);
+            let sdp = Sdp::parse(&s).unwrap();
+            let pts: Vec<u8> = sdp.media[1].payload_types().collect();
+            let expect = if keep == 96 { vec![96, 97] } else { vec![keep] };
+            prop_assert_eq!(pts, expect);
+            prop_assert_eq!(sdp.media[0].payload_types().collect::<Vec<_>>(), vec![111]);
+            prop_assert!(s.contains("a=rtcp-fb:* transport-cc\r\n"));
+            // A payload type the m-line does not list changes nothing.
+            if ![96u8, 97, 102, 104].contains(&other) {
+                prop_assert_eq!(narrow_video(AV_OFFER, other), AV_OFFER);
+            }
+        }
+
+        /// Arbitrary text never panics (it is only ever our own SDP, but cheaply sure).
+        #[test]
+        fn narrowing_arbitrary_text_never_panics(text in "(m=video 9 X( [0-9]{1,3}){0,4}|a=(rtpmap|fmtp|rtcp-fb):[0-9*]{0,3}( [a-z=0-9;/]{0,12})?|m=audio 9 X 0|[ -~]{0,20})(\r?\n(m=video 9 X( [0-9]{1,3}){0,4}|a=(rtpmap|fmtp|rtcp-fb):[0-9*]{0,3}( [a-z=0-9;/]{0,12})?|[ -~]{0,20})){0,12}", keep in 0u8..128) {
+            let _ = narrow_video(&text, keep);
+        }
+    }
+}
