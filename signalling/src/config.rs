@@ -203,12 +203,14 @@ pub struct MediaConfig {
     /// Transcode audio when the browser and the SIP peer share no codec (the media plane's
     /// `--transcoding`); `false` makes such calls fail with "Transcoding required but disabled".
     pub transcoding: bool,
-    /// On calls the browser offers, when the SIP answer makes the media plane transcode the
-    /// browser's Opus to an 8 or 16 kHz codec, re-offer to the browser with Opus capped at that
-    /// rate (`maxplaybackrate`), so it sends narrowband (wideband) Opus, ~3x cheaper to decode
-    /// (docs/transcoding.md). Pages get the offer as a WebSocket `reoffer` message (the SDK
-    /// answers it by itself); `false` leaves the browser sending fullband.
-    pub browser_narrowband_reoffer: bool,
+    /// On calls the browser offers, re-offer to the browser once the SIP answer is in: when it
+    /// makes the media plane transcode the browser's Opus to an 8 or 16 kHz codec, Opus capped
+    /// at that rate (`maxplaybackrate`: narrowband/wideband Opus, ~3x cheaper to decode,
+    /// docs/transcoding.md); when it took another video format than the browser sends, the
+    /// video narrowed to the SIP side's (docs/webrtc.md). Pages get the offer as a WebSocket
+    /// `reoffer` message (the SDK answers it by itself); `false`: no re-offer (the browser keeps
+    /// sending fullband Opus, and its video to a SIP side that took another format is dropped).
+    pub browser_reoffer: bool,
     /// Send to each RTP/RTCP port's peer from a second socket `connect()`ed to it (the media
     /// plane's `--connect-latched`; docs/webrtc.md): no route lookup per datagram.
     pub connect_latched: bool,
@@ -251,7 +253,7 @@ impl Default for MediaConfig {
             media_timeout_secs: 60,
             video_keyframe_interval_ms: 5000,
             transcoding: true,
-            browser_narrowband_reoffer: true,
+            browser_reoffer: true,
             connect_latched: true,
             opus_complexity: 0,
             opus_fec: true,
@@ -497,7 +499,7 @@ mod tests {
         let path = dir.join("tc.toml");
         std::fs::write(&path, "[media]\nopus_complexity = 3\nopus_dtx = true\njitter_max_ms = 80\nopus_bitrate = 16000\n").unwrap();
         // SAFETY: the variable name is unique to this test.
-        unsafe { std::env::set_var("WGT5_MEDIA__BROWSER_NARROWBAND_REOFFER", "false") };
+        unsafe { std::env::set_var("WGT5_MEDIA__BROWSER_REOFFER", "false") };
         // SAFETY: the variable name is unique to this test.
         unsafe { std::env::set_var("WGT5_MEDIA__OPUS_FEC", "false") };
         // SAFETY: the variable name is unique to this test.
@@ -508,8 +510,8 @@ mod tests {
         assert_eq!((m.opus_complexity, m.opus_fec, m.opus_dtx), (3, false, true));
         assert_eq!((m.jitter_min_ms, m.jitter_max_ms), (20, 80));
         assert_eq!((m.opus_bitrate, m.opus_expected_loss_pct), (16_000, 3));
-        assert!(!m.browser_narrowband_reoffer, "env override");
-        assert!(MediaConfig::default().browser_narrowband_reoffer, "on by default");
+        assert!(!m.browser_reoffer, "env override");
+        assert!(MediaConfig::default().browser_reoffer, "on by default");
         for bad in ["opus_complexity = 11", "jitter_min_ms = 70", "jitter_min_ms = 5", "jitter_max_ms = 500", "opus_bitrate = 5000", "opus_bitrate = 200000", "opus_expected_loss_pct = 101"] {
             std::fs::write(&path, format!("[media]\n{bad}\n")).unwrap();
             let err = Config::load_with_env(Some(&path), Env::prefixed("WGT6_")).unwrap_err().to_string();

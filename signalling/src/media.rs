@@ -223,9 +223,9 @@ impl MediaService {
     }
 
     /// Whether browser-offered calls ask the media plane to re-offer the browser Opus capped
-    /// at a transcoded SIP codec's rate (config `media.browser_narrowband_reoffer`).
+    /// at a transcoded SIP codec's rate (config `media.browser_reoffer`).
     pub fn browser_reoffer(&self) -> bool {
-        self.supervisor.media_config().browser_narrowband_reoffer
+        self.supervisor.media_config().browser_reoffer
     }
 
     /// The registry of calls.

@@ -4,7 +4,7 @@
 //! transcoded and the page receives `reoffer` with Opus capped at 8 kHz. A garbage answer is
 //! refused with an `error` and the call goes on; the page's real answer is accepted (no
 //! error); the same answer again is refused as having nothing to answer; an `answer` for an
-//! unknown call is refused. With `media.browser_narrowband_reoffer = false` no re-offer comes.
+//! unknown call is refused. With `media.browser_reoffer = false` no re-offer comes.
 //! Media ports 43100-43299.
 
 mod rest_common;
@@ -238,14 +238,14 @@ async fn transcoded_page_call_is_reoffered_narrowband_and_answers_are_checked() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_reoffer_when_configured_off() {
     let s =
-        rest_common::start_with(43200, None, |c| c.media.browser_narrowband_reoffer = false).await;
+        rest_common::start_with(43200, None, |c| c.media.browser_reoffer = false).await;
     let sipp = Sipp::uas("uas_answer.xml", false);
     let mut ws = page(s.http).await;
     established_call(&mut ws, &sipp).await;
     assert_eq!(
         next_of(&mut ws, &["reoffer", "error"], 3).await,
         None,
-        "no re-offer with media.browser_narrowband_reoffer = false"
+        "no re-offer with media.browser_reoffer = false"
     );
     hang_up(&mut ws, sipp).await;
 }
