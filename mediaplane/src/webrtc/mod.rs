@@ -25,6 +25,7 @@ mod bridge_media;
 mod bridge_reoffer;
 mod bridge_sdp;
 mod bridge_setup;
+mod bridge_stats;
 mod bridge_video;
 pub mod demux;
 pub mod drops;
