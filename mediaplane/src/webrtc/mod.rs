@@ -22,6 +22,7 @@
 
 pub mod bridge;
 mod bridge_media;
+mod bridge_midcall;
 mod bridge_reoffer;
 mod bridge_sdp;
 mod bridge_setup;
