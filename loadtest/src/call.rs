@@ -35,7 +35,7 @@ use tokio_tungstenite::tungstenite::Message;
 use wavegate_shared::clock::monotonic_ns;
 
 use crate::browser::{AudioCodec, Browser, raise_nofile};
-pub(crate) use crate::call_browsers::browser_thread;
+pub(crate) use crate::call_browsers::BrowserThreads;
 use crate::call_mix::MixCodec;
 use crate::call_report::{
     CallConfig, CallReport, ProcessFigures, Sample, Spread, by_cause, codec_figures,
@@ -467,20 +467,8 @@ pub async fn run(plan: CallPlan) -> Result<CallReport, RunError> {
     let stop = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(Counters::default());
     let (done_tx, mut done_rx) = tmpsc::unbounded_channel();
-    let threads = plan.threads.clamp(1, 16);
-    let mut senders = Vec::new();
-    let mut workers = Vec::new();
-    for k in 0..threads {
-        let (tx, rx) = mpsc::channel();
-        senders.push(tx);
-        let (done, stop, counters) = (done_tx.clone(), stop.clone(), counters.clone());
-        let (pps, payload, frames) = (plan.pps, plan.payload, frames.clone());
-        workers.push(
-            std::thread::Builder::new()
-                .name(format!("browsers-{k}"))
-                .spawn(move || browser_thread(rx, done, stop, counters, pps, payload, frames))?,
-        );
-    }
+    let BrowserThreads { senders, workers } =
+        BrowserThreads::spawn(plan.threads, &done_tx, &stop, &counters, (plan.pps, plan.payload), &frames)?;
     drop(done_tx);
 
     let start = Instant::now();
@@ -508,7 +496,7 @@ pub async fn run(plan: CallPlan) -> Result<CallReport, RunError> {
         }
         while next < total && now >= t0 + gap_ns * next as u64 {
             let (plan2, cert2, counters2) = (plan.clone(), cert.clone(), counters.clone());
-            let tx = senders[next % threads].clone();
+            let tx = senders[next % senders.len()].clone();
             let (i, codec) = (next as u32, plan.codecs[next]);
             if plan.incoming.is_some() {
                 let session = crate::sipp_incoming::one_session;

@@ -30,6 +30,38 @@ fn io_err(e: impl std::fmt::Display) -> RunError {
     RunError::Io(std::io::Error::other(e.to_string()))
 }
 
+/// The browser threads of a run: `threads` (1-16) threads each running [`browser_thread`],
+/// fed by the returned senders (one per thread); each reports finished calls on `done`.
+pub(crate) struct BrowserThreads {
+    pub senders: Vec<mpsc::Sender<Cmd>>,
+    pub workers: Vec<std::thread::JoinHandle<Result<(), RunError>>>,
+}
+
+impl BrowserThreads {
+    pub(crate) fn spawn(
+        threads: usize,
+        done: &tmpsc::UnboundedSender<CallMedia>,
+        stop: &Arc<AtomicBool>,
+        counters: &Arc<Counters>,
+        (pps, payload): (u32, usize),
+        frames: &Arc<MarkerLoop>,
+    ) -> std::io::Result<Self> {
+        let mut senders = Vec::new();
+        let mut workers = Vec::new();
+        for k in 0..threads.clamp(1, 16) {
+            let (tx, rx) = mpsc::channel();
+            senders.push(tx);
+            let (done, stop, counters, frames) = (done.clone(), stop.clone(), counters.clone(), frames.clone());
+            workers.push(
+                std::thread::Builder::new()
+                    .name(format!("browsers-{k}"))
+                    .spawn(move || browser_thread(rx, done, stop, counters, pps, payload, frames))?,
+            );
+        }
+        Ok(Self { senders, workers })
+    }
+}
+
 /// Browser thread: drives its browsers until `stop`.
 pub(crate) fn browser_thread(
     rx: mpsc::Receiver<Cmd>,

@@ -11,7 +11,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc as tmpsc;
@@ -19,7 +18,7 @@ use tokio::task::JoinSet;
 use wavegate_shared::clock::monotonic_ns;
 
 use crate::browser::{AudioCodec, raise_nofile};
-use crate::call::{Counters, browser_thread};
+use crate::call::{BrowserThreads, Counters};
 use crate::call_report::{
     CallConfig, CallReport, ProcessFigures, Sample, Spread, by_cause, codec_figures,
 };
@@ -102,20 +101,8 @@ pub async fn run(plan: JanusPlan) -> Result<CallReport, RunError> {
     // Every browser here offers PCMU and sends probes; the browser threads want the shared
     // Opus loop all the same (used only by calls the gateway transcodes).
     let frames = Arc::new(MarkerLoop::new().map_err(io_err)?);
-    let threads = plan.threads.clamp(1, 16);
-    let mut senders = Vec::new();
-    let mut workers = Vec::new();
-    for k in 0..threads {
-        let (tx, rx) = mpsc::channel();
-        senders.push(tx);
-        let (done, stop, counters) = (done_tx.clone(), stop.clone(), counters.clone());
-        let (pps, payload, frames) = (plan.pps, plan.payload, frames.clone());
-        workers.push(
-            std::thread::Builder::new()
-                .name(format!("browsers-{k}"))
-                .spawn(move || browser_thread(rx, done, stop, counters, pps, payload, frames))?,
-        );
-    }
+    let BrowserThreads { senders, workers } =
+        BrowserThreads::spawn(plan.threads, &done_tx, &stop, &counters, (plan.pps, plan.payload), &frames)?;
     drop(done_tx);
 
     let start = Instant::now();
@@ -138,7 +125,7 @@ pub async fn run(plan: JanusPlan) -> Result<CallReport, RunError> {
         }
         while next < total && now >= t0 + gap_ns * next as u64 {
             let (p, cert2, counters2) = (call_plan.clone(), cert.clone(), counters.clone());
-            let tx = senders[next % threads].clone();
+            let tx = senders[next % senders.len()].clone();
             let (i, codec) = (next as u32, plan.codecs[next]);
             tasks.spawn(async move { one_call(i, codec, p, cert2, start, tx, counters2).await });
             next += 1;
