@@ -415,16 +415,7 @@ pub async fn run(plan: &RelayPlan) -> Result<Report, RunError> {
         tracing::warn!("gave up deleting sessions after {DELETE_DEADLINE:?}");
         delete_failures = delete_failures.max(1);
     }
-    mp.client.close();
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-    match tokio::time::timeout(Duration::from_secs(5), mp.child.wait()).await {
-        Ok(Ok(status)) => tracing::info!(%status, "media plane stopped"),
-        _ => {
-            tracing::warn!("media plane ignored SIGTERM for 5 s; killing it");
-            let _ = mp.child.kill().await;
-        }
-    }
+    stop_media_plane(&mut mp).await;
 
     traffic.into_report(
         plan,
@@ -439,6 +430,21 @@ pub async fn run(plan: &RelayPlan) -> Result<Report, RunError> {
             dropped: totals.offerer.dropped,
         },
     )
+}
+
+/// Closes the control client and stops the media plane: SIGTERM, then SIGKILL after 5 s.
+pub(crate) async fn stop_media_plane(mp: &mut wavegate_shared::spawn::MediaPlane) {
+    let pid = mp.pid;
+    mp.client.close();
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    match tokio::time::timeout(Duration::from_secs(5), mp.child.wait()).await {
+        Ok(Ok(status)) => tracing::info!(%status, "media plane stopped"),
+        _ => {
+            tracing::warn!("media plane ignored SIGTERM for 5 s; killing it");
+            let _ = mp.child.kill().await;
+        }
+    }
 }
 
 /// The load generator's two endpoints: A (every offerer) and B (every answerer), one socket

@@ -29,7 +29,7 @@ use wavegate_shared::spawn::{MediaPlaneCommand, spawn_media_plane};
 use wavegate_shared::{CallId, LegTag, ShardId};
 
 use crate::browser::{AudioCodec, Browser, BrowserEvent, Epoll, raise_nofile};
-use crate::relay::{RunError, ServerSide, gone, sleep_until_ns};
+use crate::relay::{RunError, ServerSide, gone, sleep_until_ns, stop_media_plane};
 use crate::report::{LatencyFigures, Machine, Resources};
 use crate::sysinfo;
 use crate::webrtc_report::{Leg, WebRtcConfig, WebRtcReport};
@@ -335,16 +335,7 @@ pub async fn run(plan: &WebRtcPlan) -> Result<WebRtcReport, RunError> {
     let traffic = drive(plan, &mut mp.child, pid, browsers, echo).await?;
 
     let (totals, delete_failures) = delete_all(&mp.client, run_id, plan.calls).await;
-    mp.client.close();
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-    match tokio::time::timeout(Duration::from_secs(5), mp.child.wait()).await {
-        Ok(Ok(status)) => tracing::info!(%status, "media plane stopped"),
-        _ => {
-            tracing::warn!("media plane ignored SIGTERM for 5 s; killing it");
-            let _ = mp.child.kill().await;
-        }
-    }
+    stop_media_plane(&mut mp).await;
 
     traffic.into_report(
         plan,
