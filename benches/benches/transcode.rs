@@ -12,7 +12,9 @@
 //!   8 kHz input per complexity; decode of browser packets to 8 kHz and to 48 kHz, and to 8 kHz
 //!   of packets from a browser capped to narrowband / wideband (where a call's time goes).
 //!   Browser packets: 48 kHz capture, 32 kbit/s, complexity 9 (see `BROWSER`);
-//!   `opus_pcmu_call/complexity_0_browser_nb` has the browser capped to narrowband.
+//!   `opus_pcmu_call/complexity_0_browser_nb` has the browser capped to narrowband at 16 kbit/s
+//!   (what our re-offer asks: `maxplaybackrate=8000;maxaveragebitrate=16000`), `_browser_nb_32k`
+//!   capped to narrowband only (Chrome's default 32 kbit/s).
 //!
 //! Once per run it prints the memory of one Opus<->PCMU call: libopus' encoder and decoder state
 //! (`opus_encoder_get_size`, `opus_decoder_get_size`) plus both directions' own buffers.
@@ -75,9 +77,11 @@ fn signal(rate: u32, n: usize) -> Vec<i16> {
 
 /// What a browser sends: Opus from 48 kHz capture at 32 kbit/s and complexity 9 (Chrome's
 /// defaults for mono voice), so packets are hybrid super-/fullband. `BROWSER_NB`: the same
-/// browser told `maxplaybackrate=8000`, so it encodes narrowband (SILK only).
+/// browser told `maxplaybackrate=8000;maxaveragebitrate=16000`, so it encodes narrowband (SILK
+/// only) at 16 kbit/s; `BROWSER_NB_32K`: told only `maxplaybackrate=8000`.
 const BROWSER: (u32, u32) = (48_000, 32_000);
-const BROWSER_NB: (u32, u32) = (8_000, 32_000);
+const BROWSER_NB: (u32, u32) = (8_000, 16_000);
+const BROWSER_NB_32K: (u32, u32) = (8_000, 32_000);
 
 /// One second of `c` packets (20 ms each); Opus as a browser sends it.
 fn packets(c: Codec) -> Vec<Vec<u8>> {
@@ -209,12 +213,13 @@ fn opus_call(c: &mut Criterion) {
         (0, true, 28_000, "_fec28k"),
         (5, false, default_rate, "_nofec"),
         (0, true, default_rate, "_browser_nb"),
+        (0, true, default_rate, "_browser_nb_32k"),
     ];
     for (complexity, fec, bitrate, tag) in cases {
-        let browser = if tag == "_browser_nb" {
-            BROWSER_NB
-        } else {
-            BROWSER
+        let browser = match tag {
+            "_browser_nb" => BROWSER_NB,
+            "_browser_nb_32k" => BROWSER_NB_32K,
+            _ => BROWSER,
         };
         let mut a = Dir::with_input(
             Codec::Opus,
@@ -277,6 +282,7 @@ fn opus_codec(c: &mut Criterion) {
         (8000u32, BROWSER, ""),
         (48_000, BROWSER, ""),
         (8000, BROWSER_NB, "_from_nb"),
+        (8000, BROWSER_NB_32K, "_from_nb_32k"),
         (8000, (16_000, 32_000), "_from_wb"),
     ] {
         let input = opus_packets(from);

@@ -108,9 +108,12 @@ pub(super) fn extra_rtpmap(f: &Format) -> (String, Option<&'static str>) {
 /// which costs ~13 µs per 20 ms to decode instead of ~38 µs for its default hybrid fullband, and
 /// nothing audible is lost since the SIP side carries 8 kHz anyway. `sprop-maxcapturerate` says
 /// what we send is narrowband too (our encoder runs at the SIP side's rate).
-pub(super) const NARROWBAND_OPUS_8K: &str = "maxplaybackrate=8000;sprop-maxcapturerate=8000";
+/// `maxaveragebitrate=16000` asks the browser for the bitrate our own encoder uses toward it
+/// (`OpusSettings::auto_bitrate`): SILK NB at 16 kbit/s decodes in ~8 µs instead of ~12 µs at
+/// Chrome's default 32 kbit/s, and nothing audible is lost on an 8 kHz path.
+pub(super) const NARROWBAND_OPUS_8K: &str = "maxplaybackrate=8000;sprop-maxcapturerate=8000;maxaveragebitrate=16000";
 /// The same for a wideband (16 kHz) SIP side: SILK WB, ~22 µs per 20 ms to decode.
-pub(super) const WIDEBAND_OPUS_16K: &str = "maxplaybackrate=16000;sprop-maxcapturerate=16000";
+pub(super) const WIDEBAND_OPUS_16K: &str = "maxplaybackrate=16000;sprop-maxcapturerate=16000;maxaveragebitrate=24000";
 
 /// Adds the parameters capping the Opus audio bandwidth at `rate` (8 or 16 kHz; other rates
 /// leave the SDP as it is) to every Opus format of `sdp`: appended to its `a=fmtp` line, or in

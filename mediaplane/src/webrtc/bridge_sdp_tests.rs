@@ -9,7 +9,7 @@ a=rtpmap:0 PCMU/8000\r\na=rtpmap:126 telephone-event/8000\r\na=fmtp:126 0-16\r\n
 fn narrowband_caps_extend_the_opus_fmtp_only() {
     let s = cap_opus_rate(OFFER, 8000);
     assert!(
-        s.contains("a=fmtp:111 minptime=10;useinbandfec=1;maxplaybackrate=8000;sprop-maxcapturerate=8000\r\n"),
+        s.contains("a=fmtp:111 minptime=10;useinbandfec=1;maxplaybackrate=8000;sprop-maxcapturerate=8000;maxaveragebitrate=16000\r\n"),
         "{s}"
     );
     assert!(s.contains("a=fmtp:126 0-16\r\n"), "telephone-event untouched: {s}");
@@ -23,7 +23,7 @@ fn wideband_caps_and_a_missing_fmtp_line_is_added() {
     let offer = OFFER.replace("a=fmtp:111 minptime=10;useinbandfec=1\r\n", "");
     let s = cap_opus_rate(&offer, 16_000);
     assert!(
-        s.contains("a=rtpmap:111 opus/48000/2\r\na=fmtp:111 maxplaybackrate=16000;sprop-maxcapturerate=16000\r\n"),
+        s.contains("a=rtpmap:111 opus/48000/2\r\na=fmtp:111 maxplaybackrate=16000;sprop-maxcapturerate=16000;maxaveragebitrate=24000\r\n"),
         "{s}"
     );
     // An Opus line without the channel count is Opus too.
@@ -136,7 +136,7 @@ fn narrowing_to_a_format_not_offered_or_without_video_changes_nothing() {
     assert_eq!(narrow_video(OFFER, 0), OFFER, "no video m-line");
     // Combined with the Opus cap, in either order, both apply.
     let both = narrow_video(&cap_opus_rate(AV_OFFER, 8000), 104);
-    assert!(both.contains("a=fmtp:111 maxplaybackrate=8000;sprop-maxcapturerate=8000\r\n"), "{both}");
+    assert!(both.contains("a=fmtp:111 maxplaybackrate=8000;sprop-maxcapturerate=8000;maxaveragebitrate=16000\r\n"), "{both}");
     assert_eq!(Sdp::parse(&both).unwrap().media[1].payload_types().collect::<Vec<_>>(), vec![104]);
 }
 

@@ -304,7 +304,7 @@ fn a_g729_only_sip_offer_gets_the_browser_opus_and_g711_and_is_transcoded() {
     let bo = &reply.browser_offer;
     assert!(bo.contains("opus/48000/2") && bo.contains("PCMU/8000") && !bo.contains("G729"), "{bo}");
     // The SIP side is narrowband: the browser is asked for narrowband Opus (RFC 7587).
-    assert!(bo.contains(";maxplaybackrate=8000;sprop-maxcapturerate=8000\r\n"), "{bo}");
+    assert!(bo.contains(";maxplaybackrate=8000;sprop-maxcapturerate=8000;maxaveragebitrate=16000\r\n"), "{bo}");
     // A browser that takes only PCMU.
     let mut b = Browser::new(clock, &[(0, Codec::PCMU, 8000, None), (126, Codec::Tele, 8000, None)]);
     let answer = b.answer(bo);
