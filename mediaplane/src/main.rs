@@ -70,8 +70,9 @@ struct Args {
     /// Opus DTX on transcoded calls (silence sent as rare tiny frames).
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     opus_dtx: bool,
-    /// Opus encoder bitrate on transcoded calls, bit/s.
-    #[arg(long, default_value_t = 24_000, value_parser = clap::value_parser!(u32).range(6_000..=128_000))]
+    /// Opus encoder bitrate on transcoded calls, bit/s (6000-128000); 0: 20000 toward an 8 kHz
+    /// SIP codec, 24000 toward a 16 kHz one.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=128_000))]
     opus_bitrate: u32,
     /// Packet loss the Opus encoder expects (percent): how much inband FEC it spends.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=100))]
@@ -133,6 +134,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if (1..6_000).contains(&args.opus_bitrate) {
+        tracing::error!(bitrate = args.opus_bitrate, "--opus-bitrate must be 0 (automatic) or 6000-128000");
+        return ExitCode::from(2);
+    }
     if args.jitter_min_ms > args.jitter_max_ms {
         tracing::error!(min = args.jitter_min_ms, max = args.jitter_max_ms, "--jitter-min-ms exceeds --jitter-max-ms");
         return ExitCode::from(2);

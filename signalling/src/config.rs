@@ -220,7 +220,8 @@ pub struct MediaConfig {
     pub opus_fec: bool,
     /// Opus DTX on transcoded calls (`--opus-dtx`).
     pub opus_dtx: bool,
-    /// Opus encoder bitrate on transcoded calls, bit/s, 6000-128000 (`--opus-bitrate`).
+    /// Opus encoder bitrate on transcoded calls, bit/s, 6000-128000 (`--opus-bitrate`); 0 (the
+    /// default): 20000 toward a narrowband (8 kHz) SIP codec, 24000 toward a wideband one.
     pub opus_bitrate: u32,
     /// Packet loss the Opus encoder expects, percent 0-100 (`--opus-expected-loss-pct`): how
     /// much inband FEC it spends (FEC is coded only when the bitrate affords it).
@@ -258,7 +259,7 @@ impl Default for MediaConfig {
             opus_complexity: 0,
             opus_fec: true,
             opus_dtx: false,
-            opus_bitrate: 24_000,
+            opus_bitrate: 0,
             opus_expected_loss_pct: 10,
             jitter_min_ms: 20,
             jitter_max_ms: 60,
@@ -359,9 +360,9 @@ impl Config {
         if m.opus_complexity > 10 {
             return Err(ConfigError::Invalid(format!("media.opus_complexity {} is above 10", m.opus_complexity)));
         }
-        if !(6_000..=128_000).contains(&m.opus_bitrate) {
+        if m.opus_bitrate != 0 && !(6_000..=128_000).contains(&m.opus_bitrate) {
             return Err(ConfigError::Invalid(format!(
-                "media.opus_bitrate {} must be 6000..=128000 bit/s",
+                "media.opus_bitrate {} must be 0 (automatic) or 6000..=128000 bit/s",
                 m.opus_bitrate
             )));
         }
@@ -512,6 +513,7 @@ mod tests {
         assert_eq!((m.opus_bitrate, m.opus_expected_loss_pct), (16_000, 3));
         assert!(!m.browser_reoffer, "env override");
         assert!(MediaConfig::default().browser_reoffer, "on by default");
+        assert_eq!(MediaConfig::default().opus_bitrate, 0, "automatic by default");
         for bad in ["opus_complexity = 11", "jitter_min_ms = 70", "jitter_min_ms = 5", "jitter_max_ms = 500", "opus_bitrate = 5000", "opus_bitrate = 200000", "opus_expected_loss_pct = 101"] {
             std::fs::write(&path, format!("[media]\n{bad}\n")).unwrap();
             let err = Config::load_with_env(Some(&path), Env::prefixed("WGT6_")).unwrap_err().to_string();

@@ -55,7 +55,7 @@ impl Encoder {
             libopus::Encoder::new(rate, libopus::Channels::Mono, libopus::Application::Voip)?;
         inner.set_signal(libopus::Signal::Voice)?;
         inner.set_complexity(s.complexity.min(10) as i32)?;
-        inner.set_bitrate(libopus::Bitrate::Bits(s.bitrate as i32))?;
+        inner.set_bitrate(libopus::Bitrate::Bits(s.bitrate_for(rate) as i32))?;
         inner.set_inband_fec(s.fec)?;
         if s.fec {
             inner.set_packet_loss_perc(s.expected_loss_pct.min(100) as i32)?;
