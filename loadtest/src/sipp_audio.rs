@@ -46,8 +46,8 @@ pub enum AudioError {
 }
 
 /// The pre-encoded one-second Opus loop; frame 0 holds the marker. Encoded twice: fullband
-/// (what a browser sends by default) and narrowband (what it sends once the gateway's re-offer
-/// capped its Opus at 8 kHz, `maxplaybackrate=8000`).
+/// (what a browser sends by default, 32 kbit/s) and narrowband at 16 kbit/s (what it sends once
+/// the gateway's re-offer capped its Opus at 8 kHz, `maxplaybackrate=8000;maxaveragebitrate=16000`).
 #[derive(Debug)]
 pub struct MarkerLoop {
     frames: Vec<Vec<u8>>,
@@ -55,18 +55,18 @@ pub struct MarkerLoop {
 }
 
 impl MarkerLoop {
-    /// Encodes the loop (48 kHz mono, VoIP, 32 kbit/s; twice round so frame 0 is coded with a
+    /// Encodes the loop (48 kHz mono, VoIP; twice round so frame 0 is coded with a
     /// warm encoder, the second pass is kept).
     pub fn new() -> Result<MarkerLoop, AudioError> {
-        let frames = Self::encode(opus::Bandwidth::Auto)?;
-        let narrowband = Self::encode(opus::Bandwidth::Narrowband)?;
+        let frames = Self::encode(opus::Bandwidth::Auto, 32_000)?;
+        let narrowband = Self::encode(opus::Bandwidth::Narrowband, 16_000)?;
         Ok(MarkerLoop { frames, narrowband })
     }
 
-    /// The loop's frames coded at most at `max` bandwidth.
-    fn encode(max: opus::Bandwidth) -> Result<Vec<Vec<u8>>, AudioError> {
+    /// The loop's frames coded at most at `max` bandwidth and at `bitrate` bit/s.
+    fn encode(max: opus::Bandwidth, bitrate: i32) -> Result<Vec<Vec<u8>>, AudioError> {
         let mut enc = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)?;
-        enc.set_bitrate(opus::Bitrate::Bits(32_000))?;
+        enc.set_bitrate(opus::Bitrate::Bits(bitrate))?;
         if max != opus::Bandwidth::Auto {
             enc.set_max_bandwidth(max)?;
         }
