@@ -200,7 +200,14 @@ export class Call extends Emitter {
     if (this._pc) this._pc.close();
     if (this._audioEl) { this._audioEl.srcObject = null; this._audioEl.remove(); }
   }
-  async _onMessage(m) {
+  // The server's messages for this call are handled one after the other, in order: a re-offer
+  // that arrives while the answer to our offer is still being applied (the SIP side can answer
+  // within a millisecond) waits for it instead of finding the peer connection mid-negotiation.
+  _onMessage(m) {
+    this._inbox = (this._inbox || Promise.resolve()).then(() => this._handleMessage(m)).catch(() => { /* reported inside */ });
+    return this._inbox;
+  }
+  async _handleMessage(m) {
     if (m.type === 'call') {
       this._setStatus(m.status, m.cause);
     } else if (m.type === 'sdp') {
@@ -221,8 +228,8 @@ export class Call extends Emitter {
   }
   // The server renegotiates a call in progress (same media, ICE and DTLS; e.g. it asks for
   // narrowband Opus when the far end is a narrowband phone): apply its offer and answer it, with
-  // nothing asked of the application. A peer connection busy with another negotiation leaves
-  // the offer unanswered (the server withdraws it after 10 s and the call goes on as it was);
+  // nothing asked of the application. A peer connection busy with a negotiation of the page's
+  // own (hold, resume) leaves the offer unanswered (the server withdraws it after 10 s and the call goes on as it was);
   // a failure is reported as a session 'error' event and the call goes on too.
   async _reanswer(sdp) {
     const pc = this._pc;
