@@ -373,48 +373,8 @@ pub async fn run(plan: &RelayPlan) -> Result<Report, RunError> {
 
     let traffic = drive(plan, &mut mp.child, pid, ends, targets).await?;
 
-    // Tear down: delete every session (collecting the media plane's own counters), 64 at a
-    // time and within DELETE_DEADLINE overall, so a wedged media plane cannot hold us forever.
-    let mut totals = CallStats::default();
-    let mut delete_failures = 0u64;
-    let deletes = async {
-        let mut tasks = JoinSet::new();
-        let mut next = 0u32;
-        while next < plan.streams || !tasks.is_empty() {
-            while next < plan.streams && tasks.len() < 64 {
-                let (client, call) = (mp.client.clone(), call_id(run_id, next)?);
-                tasks.spawn(async move {
-                    client
-                        .request(client.shard_for(&call), &Delete { call })
-                        .await
-                });
-                next += 1;
-            }
-            match tasks.join_next().await {
-                Some(Ok(Ok(st))) => {
-                    for leg in [&st.offerer, &st.answerer] {
-                        totals.offerer.rtp_packets_in += leg.rtp_packets_in;
-                        totals.offerer.rtp_packets_out += leg.rtp_packets_out;
-                        totals.offerer.dropped += leg.dropped;
-                    }
-                }
-                Some(Ok(Err(e))) => {
-                    delete_failures += 1;
-                    tracing::warn!(error = %e, "delete failed");
-                }
-                Some(Err(_)) => delete_failures += 1,
-                None => {}
-            }
-        }
-        Ok::<(), RunError>(())
-    };
-    if tokio::time::timeout(DELETE_DEADLINE, deletes)
-        .await
-        .is_err()
-    {
-        tracing::warn!("gave up deleting sessions after {DELETE_DEADLINE:?}");
-        delete_failures = delete_failures.max(1);
-    }
+    // Tear down: delete every session, collecting the media plane's own counters.
+    let (totals, delete_failures) = delete_all(&mp.client, plan.streams, |i| call_id(run_id, i).ok()).await;
     stop_media_plane(&mut mp).await;
 
     traffic.into_report(
@@ -430,6 +390,54 @@ pub async fn run(plan: &RelayPlan) -> Result<Report, RunError> {
             dropped: totals.offerer.dropped,
         },
     )
+}
+
+/// Deletes calls `0..calls` (ids from `id`; one it cannot make counts as failed), 64 at a time
+/// and within [`DELETE_DEADLINE`] overall, so a wedged media plane cannot hold us forever.
+/// Returns the media plane's own counters of both legs summed (in `offerer`) and the failures.
+pub(crate) async fn delete_all(
+    client: &ControlClient,
+    calls: u32,
+    id: impl Fn(u32) -> Option<CallId>,
+) -> (CallStats, u64) {
+    let mut totals = CallStats::default();
+    let mut failures = 0u64;
+    let deletes = async {
+        let mut tasks = JoinSet::new();
+        let mut next = 0u32;
+        while next < calls || !tasks.is_empty() {
+            while next < calls && tasks.len() < 64 {
+                let Some(call) = id(next) else {
+                    failures += 1;
+                    next += 1;
+                    continue;
+                };
+                let client = client.clone();
+                tasks.spawn(async move { client.request(client.shard_for(&call), &Delete { call }).await });
+                next += 1;
+            }
+            match tasks.join_next().await {
+                Some(Ok(Ok(st))) => {
+                    for leg in [&st.offerer, &st.answerer] {
+                        totals.offerer.rtp_packets_in += leg.rtp_packets_in;
+                        totals.offerer.rtp_packets_out += leg.rtp_packets_out;
+                        totals.offerer.dropped += leg.dropped;
+                    }
+                }
+                Some(Ok(Err(e))) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, "delete failed");
+                }
+                Some(Err(_)) => failures += 1,
+                None => {}
+            }
+        }
+    };
+    if tokio::time::timeout(DELETE_DEADLINE, deletes).await.is_err() {
+        tracing::warn!("gave up deleting calls after {DELETE_DEADLINE:?}");
+        failures = failures.max(1);
+    }
+    (totals, failures)
 }
 
 /// Closes the control client and stops the media plane: SIGTERM, then SIGKILL after 5 s.

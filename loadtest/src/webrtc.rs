@@ -23,13 +23,13 @@ use hdrhistogram::Histogram;
 use tokio::task::JoinSet;
 use wavegate_shared::client::ControlClient;
 use wavegate_shared::clock::monotonic_ns;
-use wavegate_shared::protocol::{Answer, CallStats, Delete, OfferFlags, Ping, WebRtcOffer};
+use wavegate_shared::protocol::{Answer, OfferFlags, Ping, WebRtcOffer};
 use wavegate_shared::region::Geometry;
 use wavegate_shared::spawn::{MediaPlaneCommand, spawn_media_plane};
 use wavegate_shared::{CallId, LegTag, ShardId};
 
 use crate::browser::{AudioCodec, Browser, BrowserEvent, Epoll, raise_nofile};
-use crate::relay::{RunError, ServerSide, gone, sleep_until_ns, stop_media_plane};
+use crate::relay::{RunError, ServerSide, delete_all, gone, sleep_until_ns, stop_media_plane};
 use crate::report::{LatencyFigures, Machine, Resources};
 use crate::sysinfo;
 use crate::webrtc_report::{Leg, WebRtcConfig, WebRtcReport};
@@ -334,7 +334,7 @@ pub async fn run(plan: &WebRtcPlan) -> Result<WebRtcReport, RunError> {
     .await?;
     let traffic = drive(plan, &mut mp.child, pid, browsers, echo).await?;
 
-    let (totals, delete_failures) = delete_all(&mp.client, run_id, plan.calls).await;
+    let (totals, delete_failures) = delete_all(&mp.client, plan.calls, |i| call_id(run_id, i).ok()).await;
     stop_media_plane(&mut mp).await;
 
     traffic.into_report(
@@ -614,55 +614,3 @@ impl CallTraffic {
     }
 }
 
-/// Longest the whole delete phase may take.
-const DELETE_DEADLINE: Duration = Duration::from_secs(20);
-
-/// Deletes every call (64 at a time, within `DELETE_DEADLINE`) and sums the media plane's
-/// counters; returns them with the number of failed deletes.
-async fn delete_all(client: &ControlClient, run_id: u32, calls: u32) -> (CallStats, u64) {
-    let mut totals = CallStats::default();
-    let mut failures = 0u64;
-    let deletes = async {
-        let mut tasks = JoinSet::new();
-        let mut next = 0u32;
-        while next < calls || !tasks.is_empty() {
-            while next < calls && tasks.len() < 64 {
-                let Ok(call) = call_id(run_id, next) else {
-                    failures += 1;
-                    next += 1;
-                    continue;
-                };
-                let client = client.clone();
-                tasks.spawn(async move {
-                    client
-                        .request(client.shard_for(&call), &Delete { call })
-                        .await
-                });
-                next += 1;
-            }
-            match tasks.join_next().await {
-                Some(Ok(Ok(st))) => {
-                    for leg in [&st.offerer, &st.answerer] {
-                        totals.offerer.rtp_packets_in += leg.rtp_packets_in;
-                        totals.offerer.rtp_packets_out += leg.rtp_packets_out;
-                        totals.offerer.dropped += leg.dropped;
-                    }
-                }
-                Some(Ok(Err(e))) => {
-                    failures += 1;
-                    tracing::warn!(error = %e, "delete failed");
-                }
-                Some(Err(_)) => failures += 1,
-                None => {}
-            }
-        }
-    };
-    if tokio::time::timeout(DELETE_DEADLINE, deletes)
-        .await
-        .is_err()
-    {
-        tracing::warn!("gave up deleting calls after {DELETE_DEADLINE:?}");
-        failures = failures.max(1);
-    }
-    (totals, failures)
-}
