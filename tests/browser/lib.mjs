@@ -20,6 +20,19 @@ export const KAMCMD = '/usr/sbin/kamcmd';
 export const BARESIP = '/usr/bin/baresip';
 
 export const sleep = ms => new Promise(res => setTimeout(res, ms));
+// Installed in a page before any script (`context.addInitScript`): `window.__ws` collects the
+// `type` of every WebSocket message the page receives. Self-contained: it runs in the page.
+export function recordWsMessageTypes() {
+  window.__ws = [];
+  const OrigWs = window.WebSocket;
+  window.WebSocket = function (url, p) {
+    const ws = new OrigWs(url, p);
+    ws.addEventListener('message', e => { try { window.__ws.push(JSON.parse(e.data).type); } catch { /* not JSON */ } });
+    return ws;
+  };
+  window.WebSocket.prototype = OrigWs.prototype;
+  Object.assign(window.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
+}
 export function check(ok, what) { if (!ok) throw new Error(what); }
 export function bounded(promise, ms, what) {
   let t;

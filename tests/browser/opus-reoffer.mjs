@@ -16,7 +16,7 @@
 // usage: opus-reoffer.sh runs it inside a loopback-only network namespace
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { here, sleep, check, bounded, until, cleanup, startServer, startSipp, launchChromium } from './lib.mjs';
+import { here, sleep, check, bounded, until, cleanup, startServer, startSipp, launchChromium, recordWsMessageTypes } from './lib.mjs';
 
 const label = 'opus-reoffer';
 const WATCHDOG_MS = 100000;
@@ -41,12 +41,12 @@ const bandOf = config =>
 
 // Installed in the page before any script: wraps RTCPeerConnection so the audio sender's encoded
 // frames pass through a transform that records their TOC configs, and records every remote
-// offer applied (the server's re-offers) and the WebSocket messages the page receives.
+// offer applied (the server's re-offers); `recordWsMessageTypes` (lib.mjs) keeps the WebSocket
+// message types the page receives.
 function instrument() {
   const Orig = window.RTCPeerConnection;
   window.__tocs = [];
   window.__offers = [];
-  window.__ws = [];
   window.RTCPeerConnection = function (cfg) {
     const pc = new Orig({ ...(cfg || {}), encodedInsertableStreams: true });
     const add = pc.addTransceiver.bind(pc);
@@ -77,14 +77,6 @@ function instrument() {
     return pc;
   };
   window.RTCPeerConnection.prototype = Orig.prototype;
-  const OrigWs = window.WebSocket;
-  window.WebSocket = function (url, p) {
-    const ws = new OrigWs(url, p);
-    ws.addEventListener('message', e => { try { window.__ws.push(JSON.parse(e.data).type); } catch { /* not JSON */ } });
-    return ws;
-  };
-  window.WebSocket.prototype = OrigWs.prototype;
-  Object.assign(window.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
 }
 
 // In the page: one call through the SDK to `callee`; resolves once it is ESTABLISHED.
@@ -116,6 +108,7 @@ async function main() {
   setTimeout(() => fail(`watchdog: not done within ${WATCHDOG_MS} ms`), WATCHDOG_MS).unref();
   server = await startServer(flags.wavegate, '43000-43099');
   context = await launchChromium();
+  await context.addInitScript(recordWsMessageTypes);
   await context.addInitScript(instrument);
   const page = context.pages()[0] || await context.newPage();
   page.on('console', m => { if (m.type() === 'error') console.log(`[page] ${m.text()}`); });

@@ -15,7 +15,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
-import { here, sleep, check, bounded, until, cleanup, startServer, startSipp, launchChromium, tempDir } from './lib.mjs';
+import { here, sleep, check, bounded, until, cleanup, startServer, startSipp, launchChromium, tempDir, recordWsMessageTypes } from './lib.mjs';
 
 const label = 'video-reoffer';
 const WATCHDOG_MS = 80000;
@@ -38,11 +38,10 @@ async function fail(msg) {
 }
 
 // Installed in the page before any script: records every remote offer applied (the server's
-// re-offers) and the WebSocket message types the page receives.
+// re-offers); `recordWsMessageTypes` (lib.mjs) keeps the WebSocket message types the page receives.
 function instrument() {
   const Orig = window.RTCPeerConnection;
   window.__offers = [];
-  window.__ws = [];
   window.RTCPeerConnection = function (cfg) {
     const pc = new Orig(cfg);
     const srd = pc.setRemoteDescription.bind(pc);
@@ -54,14 +53,6 @@ function instrument() {
     return pc;
   };
   window.RTCPeerConnection.prototype = Orig.prototype;
-  const OrigWs = window.WebSocket;
-  window.WebSocket = function (url, p) {
-    const ws = new OrigWs(url, p);
-    ws.addEventListener('message', e => { try { window.__ws.push(JSON.parse(e.data).type); } catch { /* not JSON */ } });
-    return ws;
-  };
-  window.WebSocket.prototype = OrigWs.prototype;
-  Object.assign(window.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
 }
 
 // In the page: one audio + video call through the SDK to `callee` (no videoCodec: Chromium's
@@ -110,6 +101,7 @@ async function main() {
 
   server = await startServer(flags.wavegate, '43400-43479');
   context = await launchChromium();
+  await context.addInitScript(recordWsMessageTypes);
   await context.addInitScript(instrument);
   const page = context.pages()[0] || await context.newPage();
   page.on('console', m => { if (m.type() === 'error') console.log(`[page] ${m.text()}`); });
